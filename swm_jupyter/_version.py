@@ -1,0 +1,3 @@
+"""The version of swm-jupyter."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""The workload-manager core: jobs, states, the store and the scheduler (no Jupyter imports)."""

@@ -1,0 +1,105 @@
+"""Job states (Sky Port's one-letter codes), the one table of allowed transitions, and history."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from .errors import InvalidTransition
+
+
+class JobState(str, enum.Enum):
+    """A job's state; the value is the readable name, ``code`` the Sky Port letter."""
+
+    QUEUED = "queued"
+    HELD = "held"
+    WAITING = "waiting"
+    TRANSFERRING = "transferring"
+    RUNNING = "running"
+    FINISHED = "finished"
+    ERROR = "error"
+    CANCELED = "canceled"
+
+    @property
+    def code(self) -> str:
+        """The Sky Port one-letter code (Q H W T R F E C)."""
+        return _CODES[self]
+
+    @property
+    def final(self) -> bool:
+        """True for states a job never leaves by itself (F, E, C)."""
+        return self in FINAL_STATES
+
+    @classmethod
+    def parse(cls, text: str) -> JobState:
+        """Return the state named by ``text``: a readable name or a one-letter code."""
+        low = text.strip().lower()
+        for state in cls:
+            if low == state.value or low == state.code.lower():
+                return state
+        raise ValueError(f"unknown state {text!r}; use one of {', '.join(s.value for s in cls)}")
+
+
+_CODES = {
+    JobState.QUEUED: "Q",
+    JobState.HELD: "H",
+    JobState.WAITING: "W",
+    JobState.TRANSFERRING: "T",
+    JobState.RUNNING: "R",
+    JobState.FINISHED: "F",
+    JobState.ERROR: "E",
+    JobState.CANCELED: "C",
+}
+
+FINAL_STATES = frozenset({JobState.FINISHED, JobState.ERROR, JobState.CANCELED})
+ACTIVE_STATES = frozenset({JobState.WAITING, JobState.TRANSFERRING, JobState.RUNNING})
+
+Q, H, W, T, R, F, E, C = (
+    JobState.QUEUED,
+    JobState.HELD,
+    JobState.WAITING,
+    JobState.TRANSFERRING,
+    JobState.RUNNING,
+    JobState.FINISHED,
+    JobState.ERROR,
+    JobState.CANCELED,
+)
+
+#: Every allowed move. Requeue (a final state back to Q) is the only way out of F, E and C.
+TRANSITIONS: dict[JobState, frozenset[JobState]] = {
+    Q: frozenset({H, W, T, R, F, E, C}),
+    H: frozenset({Q, E, C}),
+    W: frozenset({Q, H, T, R, F, E, C}),
+    T: frozenset({W, R, F, E, C}),
+    R: frozenset({Q, T, F, E, C}),
+    F: frozenset({Q}),
+    E: frozenset({Q}),
+    C: frozenset({Q}),
+}
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One state change: when, into which state, and why."""
+
+    time: float
+    state: JobState
+    details: str = ""
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON form used by the API and the store."""
+        return {"time": self.time, "state": self.state.value, "code": self.state.code, "details": self.details}
+
+
+def check_transition(current: JobState, new: JobState) -> None:
+    """Raise :class:`InvalidTransition` unless ``current -> new`` is in :data:`TRANSITIONS`.
+
+    Staying in the same state is always allowed (it only updates the details).
+    """
+    if new is current or new in TRANSITIONS[current]:
+        return
+    raise InvalidTransition(
+        f"a job that is {current.value} cannot become {new.value}",
+        [{"field": "state", "message": f"allowed from {current.value}: "
+          + ", ".join(sorted(s.value for s in TRANSITIONS[current]))}],
+    )

@@ -1,0 +1,74 @@
+"""Parsing of the units people write: memory sizes and walltimes."""
+
+from __future__ import annotations
+
+import re
+
+_MEM = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
+_MEM_FACTORS = {"k": 1 / 1024, "": 1, "m": 1, "g": 1024, "t": 1024 * 1024}
+
+
+def parse_memory_mb(value: object) -> int:
+    """Return megabytes from ``4096``, ``"4096"``, ``"512M"``, ``"4G"``, ``"1.5GB"`` or ``"2T"``.
+
+    A bare number means megabytes, as in Slurm's ``--mem``. Raises ``ValueError`` with a hint.
+    """
+    if isinstance(value, bool):
+        raise ValueError("memory must be a number of MB or a size such as 4G")
+    if isinstance(value, int | float):
+        if value <= 0:
+            raise ValueError("memory must be positive")
+        return int(value)
+    match = _MEM.match(str(value))
+    if not match:
+        raise ValueError(f"cannot read memory {value!r}: write MB as a number, or a size such as 512M or 4G")
+    number = float(match.group(1)) * _MEM_FACTORS[match.group(2).lower()]
+    if number <= 0:
+        raise ValueError("memory must be positive")
+    return max(1, int(number))
+
+
+def parse_walltime_seconds(value: object) -> int:
+    """Return seconds from ``90``, ``"90"`` (minutes, as in Slurm), ``"MM:SS"``, ``"HH:MM:SS"``,
+    ``"D-HH:MM:SS"``, or ``"30s"``, ``"10m"``, ``"2h"``, ``"1d"``. An int is taken as seconds.
+    """
+    if isinstance(value, bool):
+        raise ValueError("walltime must be seconds or a time such as 01:30:00")
+    if isinstance(value, int | float):
+        if value <= 0:
+            raise ValueError("walltime must be positive")
+        return int(value)
+    text = str(value).strip()
+    try:
+        suffix = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhd])", text, re.IGNORECASE)
+        if suffix:
+            seconds = float(suffix.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[suffix.group(2).lower()]
+        elif re.fullmatch(r"\d+", text):
+            seconds = int(text) * 60
+        else:
+            days = 0
+            if "-" in text:
+                day_text, text = text.split("-", 1)
+                days = int(day_text)
+            parts = [int(p) for p in text.split(":")]
+            if len(parts) == 2:
+                parts = [0, *parts]
+            if len(parts) != 3 or any(p < 0 for p in parts) or parts[1] > 59 or parts[2] > 59:
+                raise ValueError
+            seconds = days * 86400 + parts[0] * 3600 + parts[1] * 60 + parts[2]
+    except ValueError:
+        raise ValueError(
+            f"cannot read walltime {value!r}: write HH:MM:SS, D-HH:MM:SS, minutes, or 30s/10m/2h/1d"
+        ) from None
+    if seconds <= 0:
+        raise ValueError("walltime must be positive")
+    return int(seconds)
+
+
+def format_walltime(seconds: int) -> str:
+    """Format seconds as Slurm's ``D-HH:MM:SS`` (days only when needed)."""
+    days, rest = divmod(int(seconds), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    clock = f"{hours:02d}:{minutes:02d}:{secs:02d}"
+    return f"{days}-{clock}" if days else clock

@@ -1,0 +1,150 @@
+"""The ``Gate`` contract every kind of site implements (all methods async, no Jupyter imports)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from traitlets import Dict, Int, Unicode
+from traitlets.config import LoggingConfigurable
+
+from ..core.errors import PathNotAllowed
+from ..core.model import Job
+from ..core.states import JobState
+
+
+@dataclass
+class GateStatus:
+    """What a site says about one job. ``state`` is one of W, T, R, F, E, C.
+
+    ``exit_code`` is set for F (and for E/C when known); times are epoch seconds.
+    ``gate_data`` (if not None) replaces the job's stored gate data.
+    """
+
+    state: JobState
+    details: str = ""
+    exit_code: int | None = None
+    signal: int | None = None
+    start_time: float | None = None
+    end_time: float | None = None
+    native_id: str | None = None
+    gate_data: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Gate(LoggingConfigurable):
+    """Drives one site. Subclasses override the async methods below.
+
+    Lifecycle: made by the manager with ``parent=manager`` and the site's options as traits;
+    ``setup()`` when the manager starts, ``cleanup()`` when it stops. Every method may be called
+    again after a restart with jobs that a previous process submitted: all per-job knowledge must
+    be in ``job.gate_data`` (returned through :class:`GateStatus`) or in files of the job folder.
+    """
+
+    kind = "base"
+
+    site_name = Unicode("", help="The name of the site this gate drives (set by the manager).")
+    max_running = Int(0, help="The most jobs of this site running at once; 0 means no limit.").tag(config=True)
+    description = Unicode("", help="A sentence shown to users about this site.").tag(config=True)
+    defaults = Dict(help="Spec defaults for jobs of this site, e.g. {\"resources\": {\"cpus\": 2}}.").tag(
+        config=True
+    )
+
+    #: Called by the gate (no arguments) when it knows that some job changed, to poll sooner.
+    notify: Callable[[], None] = staticmethod(lambda: None)
+
+    async def setup(self) -> None:
+        """Open connections and sessions. Called once when the manager starts."""
+
+    async def cleanup(self) -> None:
+        """Close what :meth:`setup` opened. Jobs keep running on the site."""
+
+    def validate(self, job: Job) -> list[dict[str, str]]:
+        """Check a job against this site at submission; return ``{"field", "message"}`` errors.
+
+        Must not do I/O that can block; the default accepts everything.
+        """
+        return []
+
+    async def submit(self, job: Job) -> GateStatus:
+        """Start ``job`` on the site and return its first status (with ``native_id``).
+
+        Raise :class:`~swm_jupyter.core.errors.GateError` when the site refuses it.
+        """
+        raise NotImplementedError
+
+    async def poll(self, jobs: list[Job]) -> dict[str, GateStatus]:
+        """Return the status of many jobs in one batched call, keyed by job id.
+
+        A job missing from the answer is taken as unchanged.
+        """
+        raise NotImplementedError
+
+    async def cancel(self, job: Job) -> None:
+        """Stop ``job`` on the site (the whole process tree). Idempotent."""
+        raise NotImplementedError
+
+    async def hold(self, job: Job) -> bool:
+        """Hold a job waiting in the site's own queue; return False if the site cannot."""
+        return False
+
+    async def release(self, job: Job) -> bool:
+        """Release a job held with :meth:`hold`; return False if the site cannot."""
+        return False
+
+    async def stage_in(self, job: Job) -> None:
+        """Move the job's inputs to the site (the default: nothing, the folder is shared)."""
+
+    async def stage_out(self, job: Job) -> None:
+        """Bring outputs, stdout and stderr back to the job folder (default: nothing)."""
+
+    async def read_output(self, job: Job, stream: str, offset: int = 0, limit: int = 1 << 20) -> bytes:
+        """Return up to ``limit`` bytes of ``stream`` (stdout or stderr) from ``offset``.
+
+        The default reads the file in the local job folder.
+        """
+        path = Path(job.folder) / stream
+        return await asyncio.to_thread(read_file_range, path, offset, limit)
+
+    async def release_resources(self, job: Job) -> None:
+        """Give back what the job held on the site (VMs, ...) whatever happened. Idempotent."""
+
+    async def describe(self) -> dict[str, Any]:
+        """What the site offers: ``{"kind", "healthy", "limits", "flavors", "images", ...}``."""
+        return {"kind": self.kind, "healthy": True, "limits": {}, "flavors": [], "images": []}
+
+    def estimate_cost(self, job: Job) -> float | None:
+        """The price of ``job`` before it runs (price x nodes x walltime), or None if free/unknown."""
+        return None
+
+
+def read_file_range(path: Path, offset: int, limit: int) -> bytes:
+    """Read ``limit`` bytes of ``path`` from ``offset``; empty if the file does not exist yet."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(max(0, offset))
+            return handle.read(limit)
+    except FileNotFoundError:
+        return b""
+
+
+def safe_path(root: str | os.PathLike[str], user_path: str, *, must_exist: bool = False) -> Path:
+    """Resolve ``user_path`` inside ``root`` and return it; raise :class:`PathNotAllowed` otherwise.
+
+    Refuses absolute paths, ``..`` segments that leave ``root``, and symlinks that point outside.
+    """
+    if not user_path or "\x00" in user_path:
+        raise PathNotAllowed(f"the path {user_path!r} is empty or has a NUL byte")
+    if os.path.isabs(user_path):
+        raise PathNotAllowed(f"the path {user_path!r} must be relative to the job folder")
+    base = Path(root).resolve()
+    target = (base / user_path).resolve()
+    if target != base and base not in target.parents:
+        raise PathNotAllowed(f"the path {user_path!r} leaves the job folder")
+    if must_exist and not target.exists():
+        raise PathNotAllowed(f"the path {user_path!r} does not exist")
+    return target
