@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,12 @@ class Gate(LoggingConfigurable):
         config=True
     )
 
+    #: True if the site runs a whole array from one submission (:meth:`submit_array`).
+    native_arrays = False
+    #: True if the site orders jobs itself: the manager then hands over a dependent job as soon as
+    #: every job it depends on has a native id on this same site, passing ``dependencies``.
+    native_dependencies = False
+
     #: Called by the gate (no arguments) when it knows that some job changed, to poll sooner.
     notify: Callable[[], None] = staticmethod(lambda: None)
 
@@ -70,10 +76,21 @@ class Gate(LoggingConfigurable):
         """
         return []
 
-    async def submit(self, job: Job) -> GateStatus:
+    async def submit(self, job: Job, dependencies: Sequence[tuple[str, str]] = ()) -> GateStatus:
         """Start ``job`` on the site and return its first status (with ``native_id``).
 
-        Raise :class:`~swm_jupyter.core.errors.GateError` when the site refuses it.
+        ``dependencies`` holds ``(kind, native_id)`` pairs (kind ``afterok``/``afterany``), given
+        only to gates with :attr:`native_dependencies`. Raise
+        :class:`~swm_jupyter.core.errors.GateError` when the site refuses the job.
+        """
+        raise NotImplementedError
+
+    async def submit_array(
+        self, parent: Job, tasks: list[Job], dependencies: Sequence[tuple[str, str]] = ()
+    ) -> dict[str, GateStatus]:
+        """Start every task of an array in one submission (gates with :attr:`native_arrays`).
+
+        Returns the first status of each task, keyed by task job id (each with its native id).
         """
         raise NotImplementedError
 
