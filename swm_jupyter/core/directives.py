@@ -1,0 +1,178 @@
+"""The ``#SWM`` job-script directives: Sky Port's vocabulary plus resources and scheduling."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from .errors import ValidationError
+from .model import ArraySpec
+from .units import parse_memory_mb, parse_walltime_seconds
+
+PREFIX = "#SWM"
+
+
+def _positive_int(value: str) -> int:
+    if not re.fullmatch(r"\d+", value) or int(value) < 1:
+        raise ValueError(f"{value!r} is not a whole number of at least 1")
+    return int(value)
+
+
+def _count(value: str) -> int:
+    if not re.fullmatch(r"\d+", value):
+        raise ValueError(f"{value!r} is not a whole number")
+    return int(value)
+
+
+def _integer(value: str) -> int:
+    if not re.fullmatch(r"[+-]?\d+", value):
+        raise ValueError(f"{value!r} is not a whole number")
+    return int(value)
+
+
+def _boolean(value: str) -> bool:
+    low = value.lower()
+    if low in ("", "true", "yes", "1", "on"):
+        return True
+    if low in ("false", "no", "0", "off"):
+        return False
+    raise ValueError(f"{value!r} is not true or false")
+
+
+def _text(value: str) -> str:
+    if not value:
+        raise ValueError("needs a value")
+    return value
+
+
+def _file_list(value: str) -> list[str]:
+    files = [v for v in re.split(r"[,\s]+", value) if v]
+    if not files:
+        raise ValueError("needs at least one file name")
+    return files
+
+
+def _ports(value: str) -> list[int]:
+    ports = [_positive_int(v) for v in re.split(r"[,\s]+", value) if v]
+    if not ports or any(p > 65535 for p in ports):
+        raise ValueError(f"{value!r} must be port numbers between 1 and 65535")
+    return ports
+
+
+def _array(value: str) -> str:
+    ArraySpec.parse(value)
+    return value
+
+
+def _depends(value: str) -> str:
+    for part in value.split(","):
+        kind, _, ids = part.partition(":")
+        if kind not in ("afterok", "afterany") or not ids:
+            raise ValueError(f"{part!r}: write afterok:JOBID[:JOBID] or afterany:JOBID")
+    return value
+
+
+def _memory(value: str) -> int:
+    return parse_memory_mb(value)
+
+
+def _walltime(value: str) -> int:
+    return parse_walltime_seconds(value)
+
+
+#: directive -> (where it goes in the spec, how its value is read)
+DIRECTIVES: dict[str, tuple[tuple[str, ...], Callable[[str], Any]]] = {
+    "name": (("name",), _text),
+    "site": (("site",), _text),
+    "account": (("account",), _text),
+    "flavor": (("flavor",), _text),
+    "cloud-image": (("cloud_image",), _text),
+    "container-image": (("container_image",), _text),
+    "workdir": (("workdir",), _text),
+    "input-files": (("input_files",), _file_list),
+    "output-files": (("output_files",), _file_list),
+    "relocatable": (("relocatable",), _boolean),
+    "ports": (("ports",), _ports),
+    "gpus": (("resources", "gpus"), _count),
+    "cpus": (("resources", "cpus"), _positive_int),
+    "mem": (("resources", "memory"), _memory),
+    "nodes": (("resources", "nodes"), _positive_int),
+    "walltime": (("resources", "walltime"), _walltime),
+    "depends": (("depends_on",), _depends),
+    "array": (("array",), _array),
+    "priority": (("priority",), _integer),
+}
+_LINE = re.compile(r"^#SWM(?:\s+|$)(?P<key>[A-Za-z][A-Za-z0-9_-]*)?(?:\s*=\s*|\s+)?(?P<value>.*)$")
+
+
+def parse_directives(script: str) -> dict[str, Any]:
+    """Read the ``#SWM`` lines of ``script`` into spec fields (a dict for ``JobSpec.from_dict``).
+
+    Directives are ``#SWM key value`` or ``#SWM key=value``, before the first command line (after
+    the ``#!`` line, comments and blank lines). Raises :class:`ValidationError` naming the line of
+    every unknown, malformed, repeated or misplaced directive.
+    """
+    fields: dict[str, Any] = {}
+    errors: list[dict[str, str]] = []
+    seen: dict[str, int] = {}
+    in_header = True
+    for number, raw in enumerate(script.splitlines(), start=1):
+        line = raw.strip()
+        if not line.upper().startswith(PREFIX):
+            if line and not line.startswith("#"):
+                in_header = False
+            continue
+        if not line.startswith(PREFIX) or (len(line) > 4 and not line[4].isspace()):
+            errors.append({"field": f"line {number}", "message": f"malformed directive {line!r}: write '#SWM key value'"})
+            continue
+        where = f"line {number}"
+        if not in_header:
+            errors.append({"field": where, "message": "#SWM lines must come before the first command of the script"})
+            continue
+        match = _LINE.match(line)
+        key = (match.group("key") or "") if match else ""
+        value = (match.group("value") or "").strip() if match else ""
+        normal = key.lower().replace("_", "-")
+        if not normal:
+            errors.append({"field": where, "message": "empty #SWM directive: write '#SWM key value'"})
+            continue
+        if normal not in DIRECTIVES:
+            errors.append({"field": where, "message": f"unknown directive {key!r}; known: {', '.join(DIRECTIVES)}"})
+            continue
+        if normal in seen:
+            errors.append({"field": where, "message": f"{normal!r} is already set on line {seen[normal]}"})
+            continue
+        seen[normal] = number
+        path, read = DIRECTIVES[normal]
+        if not value and read is not _boolean:
+            errors.append({"field": where, "message": f"{normal!r} needs a value"})
+            continue
+        try:
+            parsed = read(value)
+        except ValueError as exc:
+            errors.append({"field": where, "message": f"{normal}: {exc}"})
+            continue
+        target = fields
+        for part in path[:-1]:
+            target = target.setdefault(part, {})
+        target[path[-1]] = parsed
+    if errors:
+        raise ValidationError(
+            "the script's #SWM lines have errors: " + "; ".join(f"{e['field']}: {e['message']}" for e in errors),
+            errors,
+        )
+    return fields
+
+
+def merge_request(directives: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
+    """Merge fields from ``#SWM`` lines under the request's own fields: the request wins."""
+    merged = dict(directives)
+    for key, value in request.items():
+        if value is None:
+            continue
+        if key == "resources" and isinstance(value, dict) and isinstance(merged.get("resources"), dict):
+            merged["resources"] = {**merged["resources"], **{k: v for k, v in value.items() if v is not None}}
+        else:
+            merged[key] = value
+    return merged

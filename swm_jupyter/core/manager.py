@@ -1,0 +1,1018 @@
+"""The ``WorkloadManager``: accepts jobs, schedules them onto sites, reconciles with the gates.
+
+It is headless (no Jupyter imports): the server extension, scripts, tests and benchmarks all use
+it the same way::
+
+    wm = WorkloadManager(data_dir="/tmp/swm", sites={"local": {"gate": "local"}})
+    await wm.start()
+    job = await wm.submit({"command": ["echo", "hi"]})
+    job = await wm.wait(job.id)
+    await wm.stop()
+
+One asyncio task (the engine) owns the scheduling decisions and the store writes; each site has a
+poll task that asks its gate about all of that site's live jobs in one call. Every change is
+stored before it is published as an event; a submission is committed before ``submit`` returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from jupyter_core.paths import jupyter_data_dir
+from traitlets import Dict, Enum, Float, Int, Unicode, default
+from traitlets.config import LoggingConfigurable
+
+from ..gates.base import Gate, GateStatus, safe_path
+from ..gates.registry import load_gate_class
+from .directives import merge_request, parse_directives
+from .errors import (
+    InvalidTransition,
+    JobNotFound,
+    PathNotAllowed,
+    SiteNotFound,
+    SiteUnavailable,
+    SwmError,
+    ValidationError,
+)
+from .launch import SCRIPT_FILE
+from .model import Job, JobSpec, new_job_id
+from .scheduler import DependencyInfo, SiteCapacity, aggregate_array_state, plan
+from .states import ACTIVE_STATES, HistoryEntry, JobState, check_transition
+from .store import JobPage, JobQuery, JobStore
+
+
+class WorkloadManager(LoggingConfigurable):
+    """Keeps jobs in a :class:`JobStore`, schedules them and drives one gate per site."""
+
+    data_dir = Unicode(help="Folder for the job store and job folders. Default: <jupyter data dir>/swm.").tag(
+        config=True
+    )
+    store_path = Unicode(help="Path of the SQLite job store. Default: <data_dir>/jobs.sqlite.").tag(config=True)
+    sites = Dict(
+        help='Sites by name, each {"gate": name or dotted path, ...gate options}. Default: one local site.'
+    ).tag(config=True)
+    default_site = Unicode(help="Site of jobs that name none. Default: the first configured site.").tag(config=True)
+    input_root = Unicode(help="Folder that input_files paths are relative to. Default: the current folder.").tag(
+        config=True
+    )
+    poll_interval = Float(2.0, help="Seconds between status polls of a site whose gate sets no pace.").tag(
+        config=True
+    )
+    synchronous = Enum(
+        ["FULL", "NORMAL"],
+        "FULL",
+        help="SQLite synchronous mode. FULL survives power loss; NORMAL (faster) survives a killed process.",
+    ).tag(config=True)
+    event_retention = Int(100_000, help="How many past events are kept for clients that reconnect.").tag(
+        config=True
+    )
+
+    @default("data_dir")
+    def _default_data_dir(self) -> str:
+        return os.path.join(jupyter_data_dir(), "swm")
+
+    @default("store_path")
+    def _default_store_path(self) -> str:
+        return os.path.join(self.data_dir, "jobs.sqlite")
+
+    @default("sites")
+    def _default_sites(self) -> dict[str, Any]:
+        return {"local": {"gate": "local"}}
+
+    @default("default_site")
+    def _default_default_site(self) -> str:
+        return next(iter(self.sites), "local")
+
+    @default("input_root")
+    def _default_input_root(self) -> str:
+        return os.getcwd()
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.store: JobStore | None = None
+        self.jobs: dict[str, Job] = {}
+        self.gates: dict[str, Gate] = {}
+        self.gate_errors: dict[str, str] = {}
+        self.site_health: dict[str, str] = {}
+        self._ready_sites: set[str] = set()
+        self._dirty: dict[str, Job] = {}
+        self._wake = asyncio.Event()
+        self._site_wake: dict[str, asyncio.Event] = {}
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._ops: set[asyncio.Task[Any]] = set()
+        self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
+        self._waiters: dict[str, list[asyncio.Future[Job]]] = {}
+        self._launching: set[str] = set()
+        self._dirty_parents: set[str] = set()
+        self._array_counts: dict[str, dict[JobState, int]] = {}
+        self._array_worst: dict[str, int] = {}
+        self._running = False
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the store (taking its lock), load the gates, reconcile live jobs, start the loops.
+
+        Raises :class:`~swm_jupyter.core.errors.StoreLocked` if another manager holds the store.
+        """
+        Path(self.data_dir).mkdir(parents=True, exist_ok=True)
+        self.store = JobStore(self.store_path, synchronous=self.synchronous)
+        for job in self.store.live_jobs():
+            self.jobs[job.id] = job
+        for job in list(self.jobs.values()):
+            if job.is_array_parent:
+                self._load_array_counts(job.id)
+        for name, options in self.sites.items():
+            self._load_gate(name, dict(options))
+        self._running = True
+        for name in self.gates:
+            self._site_wake[name] = asyncio.Event()
+            self._tasks.append(asyncio.create_task(self._site_loop(name), name=f"swm-site-{name}"))
+        self._tasks.append(asyncio.create_task(self._engine(), name="swm-engine"))
+        self.log.info("swm: job store %s, %d live jobs, sites: %s", self.store_path, len(self.jobs), ", ".join(self.sites))
+
+    async def stop(self) -> None:
+        """Stop the loops, flush pending writes, close the gates and the store. Jobs keep running."""
+        self._running = False
+        for task in [*self._tasks, *self._ops]:
+            task.cancel()
+        await asyncio.gather(*self._tasks, *self._ops, return_exceptions=True)
+        self._tasks.clear()
+        self._ops.clear()
+        if self.store is not None:
+            self._flush()
+        for name, gate in self.gates.items():
+            try:
+                await gate.cleanup()
+            except Exception:  # noqa: BLE001 - one gate's failure must not stop the others
+                self.log.exception("swm: cleanup of site %s failed", name)
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+        for futures in self._waiters.values():
+            for future in futures:
+                if not future.done():
+                    future.cancel()
+        self._waiters.clear()
+
+    def _load_gate(self, name: str, options: dict[str, Any]) -> None:
+        gate_name = options.pop("gate", name)
+        try:
+            cls = load_gate_class(str(gate_name))
+            gate = cls(parent=self, site_name=name, **options)
+        except SiteUnavailable as exc:
+            self.gate_errors[name] = exc.message
+            self.log.warning("swm: site %s is unavailable: %s", name, exc.message)
+            return
+        except Exception as exc:  # noqa: BLE001 - a bad option must not stop the server
+            self.gate_errors[name] = f"the site {name!r} is misconfigured: {exc}"
+            self.log.warning("swm: site %s is misconfigured: %s", name, exc)
+            return
+        gate.notify = self._notifier(name)
+        self.gates[name] = gate
+
+    def _notifier(self, name: str) -> Any:
+        def notify() -> None:
+            event = self._site_wake.get(name)
+            if event is not None:
+                event.set()
+
+        return notify
+
+    def _require_store(self) -> JobStore:
+        if self.store is None:
+            raise SiteUnavailable("the workload manager is not running")
+        return self.store
+
+    # -- submission --------------------------------------------------------------------------------
+
+    def prepare(self, request: dict[str, Any] | JobSpec, *, owner: str = "") -> list[Job]:
+        """Validate a request and build its jobs (an array's parent first, then its tasks).
+
+        Raises :class:`ValidationError` (400) or :class:`SiteUnavailable` (503). Stores nothing.
+        """
+        if isinstance(request, JobSpec):
+            spec = request
+        else:
+            if not isinstance(request, dict):
+                raise ValidationError("a job must be a JSON object", [{"field": "", "message": "expected an object"}])
+            data = dict(request)
+            if isinstance(data.get("script"), str):
+                data = merge_request(parse_directives(data["script"]), data)
+            spec = JobSpec.from_dict(data)
+        site = spec.site or self.default_site
+        if site not in self.sites:
+            raise ValidationError(
+                f"unknown site {site!r}; configured sites: {', '.join(self.sites)}",
+                [{"field": "site", "message": f"use one of {', '.join(self.sites)}"}],
+            )
+        if site in self.gate_errors:
+            raise SiteUnavailable(self.gate_errors[site])
+        gate = self.gates[site]
+        errors: list[dict[str, str]] = []
+        for dep in spec.depends_on:
+            if dep.job_id not in self.jobs and not self._require_store().exists(dep.job_id):
+                errors.append({"field": "depends_on", "message": f"no job {dep.job_id!r} to depend on"})
+        if spec.notebook is not None or spec.input_files:
+            for path in [*spec.input_files, *([spec.notebook] if spec.notebook else [])]:
+                try:
+                    source = safe_path(self.input_root, path)
+                except PathNotAllowed as exc:
+                    errors.append({"field": "input_files", "message": exc.message.replace("job folder", "input folder")})
+                    continue
+                if not source.exists():
+                    errors.append({"field": "input_files", "message": f"{path!r} does not exist in {self.input_root}"})
+        job = Job(id=new_job_id(), spec=spec, site=site, owner=owner)
+        errors.extend(gate.validate(job))
+        if errors:
+            raise ValidationError(
+                "the job cannot run: " + "; ".join(f"{e['field']}: {e['message']}" for e in errors), errors
+            )
+        job.folder = str(Path(self.data_dir) / "jobs" / job.id)
+        estimate = gate.estimate_cost(job)
+        job.cost = {"estimate": estimate, "actual": None}
+        initial = JobState.HELD if spec.hold else JobState.QUEUED
+        self._set_state(job, initial, "held at submission" if spec.hold else "", record=True)
+        jobs = [job]
+        if spec.array is not None:
+            for index in spec.array.indices:
+                task = Job(
+                    id=new_job_id(), spec=spec, site=site, owner=owner, array_parent=job.id,
+                    array_index=index, submit_time=job.submit_time,
+                    folder=str(Path(self.data_dir) / "jobs" / job.id / f"task-{index}"),
+                )
+                task.cost = {"estimate": estimate, "actual": None}
+                task.state = initial
+                task.history = [HistoryEntry(job.submit_time, initial, job.state_details)]
+                task.state_details = job.state_details
+                jobs.append(task)
+        return jobs
+
+    async def submit(self, request: dict[str, Any] | JobSpec, *, owner: str = "") -> Job:
+        """Validate, store durably, and queue one job (or array). Returns the job once committed."""
+        return (await self.submit_many([request], owner=owner))[0]
+
+    async def submit_many(self, requests: Iterable[dict[str, Any] | JobSpec], *, owner: str = "") -> list[Job]:
+        """Submit several jobs in one transaction: all are stored, or none (the first error is raised)."""
+        store = self._require_store()
+        prepared: list[list[Job]] = []
+        errors: list[dict[str, str]] = []
+        for i, request in enumerate(requests):
+            try:
+                prepared.append(self.prepare(request, owner=owner))
+            except ValidationError as exc:
+                errors.extend({"field": f"{i}.{e['field']}".rstrip("."), "message": e["message"]} for e in exc.errors)
+        if errors:
+            if len(prepared) + 0 == 0 and len(errors) and all(e["field"].startswith("0") for e in errors):
+                raise ValidationError(
+                    "the job request has errors: " + "; ".join(f"{e['field'][2:]}: {e['message']}" for e in errors),
+                    [{"field": e["field"][2:], "message": e["message"]} for e in errors],
+                )
+            raise ValidationError("some job requests have errors; nothing was submitted", errors)
+        everything = [job for group in prepared for job in group]
+        for group in prepared:
+            if len(group) > 1:
+                self._array_counts[group[0].id] = {group[1].state: len(group) - 1}
+        self._flush()
+        events = store.insert_jobs(everything)
+        for job in everything:
+            self.jobs[job.id] = job
+        self._publish(events)
+        self._wake.set()
+        return [group[0] for group in prepared]
+
+    async def submit_script(self, script: str, overrides: dict[str, Any] | None = None, *, owner: str = "") -> Job:
+        """Submit a script whose ``#SWM`` lines give the spec; ``overrides`` win over those lines."""
+        request = dict(overrides or {})
+        request["script"] = script
+        return await self.submit(request, owner=owner)
+
+    def dry_run(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Validate a request and return what would be submitted and its cost estimate; store nothing."""
+        jobs = self.prepare(request)
+        data = jobs[0].to_dict()
+        data.pop("id", None)
+        return {"job": data, "cost_estimate": jobs[0].cost.get("estimate"), "tasks": len(jobs) - 1}
+
+    # -- reads -------------------------------------------------------------------------------------
+
+    def get(self, job_id: str) -> Job:
+        """The job with that id (or a unique prefix). Raises :class:`JobNotFound`."""
+        job = self.jobs.get(job_id)
+        if job is not None:
+            return job
+        return self._require_store().get(job_id)
+
+    def list_jobs(self, query: JobQuery) -> JobPage:
+        """A page of jobs from the store (pending writes are flushed first)."""
+        self._flush()
+        return self._require_store().query(query)
+
+    def events_after(self, last_id: int) -> list[dict[str, Any]]:
+        """Stored events after ``last_id`` (for clients that reconnect)."""
+        self._flush()
+        return self._require_store().events_after(last_id)
+
+    def last_event_id(self) -> int:
+        """The id of the newest stored event."""
+        self._flush()
+        return self._require_store().last_event_id()
+
+    def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
+        """A queue receiving every event from now on; give it back with :meth:`unsubscribe`."""
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=100_000)
+        self._subscribers.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        """Stop sending events to ``queue``."""
+        self._subscribers.discard(queue)
+
+    async def wait(self, job_id: str, timeout: float | None = None) -> Job:
+        """Wait until the job is final and return it. Raises ``TimeoutError`` after ``timeout`` s."""
+        job = self.get(job_id)
+        if job.state.final:
+            return job
+        future: asyncio.Future[Job] = asyncio.get_running_loop().create_future()
+        self._waiters.setdefault(job.id, []).append(future)
+        try:
+            return await asyncio.wait_for(future, timeout)
+        finally:
+            waiters = self._waiters.get(job.id, [])
+            if future in waiters:
+                waiters.remove(future)
+
+    async def read_output(self, job_id: str, stream: str, offset: int = 0, limit: int = 1 << 20) -> bytes:
+        """Bytes of the job's stdout or stderr from ``offset`` (live while the job runs)."""
+        if stream not in ("stdout", "stderr"):
+            raise ValidationError("stream must be stdout or stderr", [{"field": "stream", "message": "stdout or stderr"}])
+        if offset < 0 or limit < 1:
+            raise ValidationError("offset must be >= 0 and limit >= 1", [{"field": "offset", "message": ">= 0"}])
+        job = self.get(job_id)
+        gate = self.gates.get(job.site)
+        if gate is not None and job.state in ACTIVE_STATES:
+            return await gate.read_output(job, stream, offset, limit)
+        path = Path(job.folder) / stream
+        from ..gates.base import read_file_range
+
+        return await asyncio.to_thread(read_file_range, path, offset, limit)
+
+    def list_files(self, job_id: str) -> list[dict[str, Any]]:
+        """Files in the job folder (paths relative to it), without the manager's own bookkeeping."""
+        job = self.get(job_id)
+        root = Path(job.folder)
+        out: list[dict[str, Any]] = []
+        if not root.is_dir():
+            return out
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = sorted(d for d in dirnames if d != ".swm" and not d.startswith("task-"))
+            for name in sorted(filenames):
+                full = Path(dirpath) / name
+                if full.is_symlink():
+                    continue
+                info = full.stat()
+                out.append({"path": str(full.relative_to(root)), "size": info.st_size, "mtime": info.st_mtime})
+        return out
+
+    def file_path(self, job_id: str, path: str) -> Path:
+        """The real path of a file in the job folder; refuses anything outside it."""
+        job = self.get(job_id)
+        target = safe_path(job.folder, path)
+        if ".swm" in Path(path).parts or not target.is_file():
+            raise JobNotFound(f"the job has no file {path!r}; list them with GET /jobs/{job.id}/files")
+        return target
+
+    async def describe_sites(self) -> list[dict[str, Any]]:
+        """What each site is and offers, with its health and job counts."""
+        counts: dict[str, dict[str, int]] = {}
+        for job in self.jobs.values():
+            if job.is_array_parent:
+                continue
+            site_counts = counts.setdefault(job.site, {})
+            site_counts[job.state.value] = site_counts.get(job.state.value, 0) + 1
+        out = []
+        for name, options in self.sites.items():
+            out.append(await self._describe_site(name, options, counts.get(name, {})))
+        return out
+
+    async def describe_site(self, name: str) -> dict[str, Any]:
+        """One site's description. Raises :class:`SiteNotFound`."""
+        if name not in self.sites:
+            raise SiteNotFound(f"no site {name!r}; configured sites: {', '.join(self.sites)}")
+        counts: dict[str, int] = {}
+        for job in self.jobs.values():
+            if job.site == name and not job.is_array_parent:
+                counts[job.state.value] = counts.get(job.state.value, 0) + 1
+        return await self._describe_site(name, self.sites[name], counts)
+
+    async def _describe_site(self, name: str, options: dict[str, Any], counts: dict[str, int]) -> dict[str, Any]:
+        info: dict[str, Any] = {
+            "name": name, "kind": str(options.get("gate", name)), "description": "", "healthy": False,
+            "health_message": "", "max_running": 0, "limits": {}, "flavors": [], "images": [], "counts": counts,
+            "default": name == self.default_site,
+        }
+        if name in self.gate_errors:
+            info["health_message"] = self.gate_errors[name]
+            return info
+        gate = self.gates[name]
+        info["kind"] = gate.kind
+        info["description"] = gate.description
+        info["max_running"] = gate.max_running
+        try:
+            described = await gate.describe()
+        except Exception as exc:  # noqa: BLE001 - a site that cannot describe itself is unhealthy
+            info["health_message"] = f"{type(exc).__name__}: {exc}"
+            return info
+        info.update({k: v for k, v in described.items() if k not in ("name", "counts")})
+        if name not in self._ready_sites:
+            info["healthy"] = False
+            info["health_message"] = self.site_health.get(name) or "starting"
+        return info
+
+    # -- user actions ------------------------------------------------------------------------------
+
+    async def cancel(self, job_id: str) -> Job:
+        """Cancel a job (an array: all its live tasks). Final jobs raise :class:`InvalidTransition`."""
+        job = self.get(job_id)
+        if job.state.final:
+            raise InvalidTransition(f"job {job.id} already ended ({job.state.value}); nothing to cancel")
+        targets = self._with_tasks(job)
+        for target in targets:
+            if target.state.final or target.is_array_parent:
+                continue
+            if target.state in (JobState.QUEUED, JobState.HELD) and target.id not in self._launching:
+                self._set_state(target, JobState.CANCELED, "canceled by the user")
+                target.end_time = time.time()
+            else:
+                target.wanted = "cancel"
+                self._mark(target)
+                self._spawn(self._carry_out_cancel(target))
+        self._refresh_parent(job)
+        self._flush()
+        self._wake.set()
+        return job
+
+    async def hold(self, job_id: str) -> Job:
+        """Keep a queued job from starting (or hold it in the site's queue if the site can)."""
+        job = self.get(job_id)
+        changed = False
+        for target in self._with_tasks(job):
+            if target.is_array_parent:
+                continue
+            if target.state is JobState.QUEUED and target.id not in self._launching:
+                self._set_state(target, JobState.HELD, "held by the user")
+                changed = True
+            elif target.state is JobState.WAITING and await self.gates[target.site].hold(target):
+                target.gate_data["held_on_site"] = True
+                self._set_state(target, JobState.HELD, "held by the user (in the site's queue)")
+                changed = True
+        if not changed:
+            raise InvalidTransition(f"job {job.id} is {job.state.value}; only queued or waiting jobs can be held")
+        self._refresh_parent(job)
+        self._flush()
+        return job
+
+    async def release(self, job_id: str) -> Job:
+        """Let a held job be scheduled again."""
+        job = self.get(job_id)
+        changed = False
+        for target in self._with_tasks(job):
+            if target.is_array_parent or target.state is not JobState.HELD:
+                continue
+            if target.gate_data.pop("held_on_site", False) and await self.gates[target.site].release(target):
+                self._set_state(target, JobState.WAITING, "released by the user")
+            else:
+                self._set_state(target, JobState.QUEUED, "released by the user")
+            changed = True
+        if not changed:
+            raise InvalidTransition(f"job {job.id} is {job.state.value}; only held jobs can be released")
+        self._refresh_parent(job)
+        self._flush()
+        self._wake.set()
+        return job
+
+    async def requeue(self, job_id: str) -> Job:
+        """Run a job again: a finished, failed or canceled job goes back to the queue; a running one is
+        stopped on its site first. Its folder keeps the files of the previous run.
+        """
+        job = self.get(job_id)
+        if job.state in (JobState.QUEUED, JobState.HELD):
+            raise InvalidTransition(f"job {job.id} is {job.state.value} already; nothing to requeue")
+        for target in self._with_tasks(job):
+            if target.is_array_parent:
+                continue
+            if target.state in ACTIVE_STATES:
+                gate = self.gates.get(target.site)
+                if gate is not None:
+                    await gate.cancel(target)
+            if target.state is not JobState.QUEUED:
+                self._reset_for_run(target)
+                self._set_state(target, JobState.QUEUED, "requeued by the user")
+            self.jobs[target.id] = target
+        self._refresh_parent(job)
+        if job.is_array_parent and job.state is not JobState.QUEUED:
+            self._reset_for_run(job)
+            self._set_state(job, JobState.QUEUED, "requeued by the user")
+        self.jobs[job.id] = job
+        self._flush()
+        self._wake.set()
+        return job
+
+    def _with_tasks(self, job: Job) -> list[Job]:
+        if not job.is_array_parent:
+            return [job]
+        self._load_array_counts(job.id)
+        tasks = [self.jobs.get(t.id, t) for t in self._require_store().array_tasks(job.id)]
+        return [job, *tasks]
+
+    @staticmethod
+    def _reset_for_run(job: Job) -> None:
+        job.exit_code = None
+        job.signal = None
+        job.native_id = None
+        job.start_time = None
+        job.end_time = None
+        job.wanted = None
+        job.gate_data = {}
+        job.cost = {"estimate": job.cost.get("estimate"), "actual": None}
+
+    # -- state changes -----------------------------------------------------------------------------
+
+    def _set_state(self, job: Job, state: JobState, details: str = "", *, record: bool = False) -> None:
+        """Move ``job`` to ``state`` (checked against the table), add history, mark it for writing."""
+        if record or not job.history:
+            job.state = state
+        else:
+            check_transition(job.state, state)
+        changed = state is not job.state or not job.history
+        old = job.state if job.history else None
+        job.state = state
+        job.state_details = details
+        if changed or (job.history and job.history[-1].details != details):
+            job.history.append(HistoryEntry(time.time(), state, details))
+        if not record:
+            self._mark(job)
+            if job.array_parent and changed:
+                self._count_task(job, old)
+        if state.final:
+            self._finished(job)
+
+    def _mark(self, job: Job) -> None:
+        self._dirty[job.id] = job
+
+    def _finished(self, job: Job) -> None:
+        for future in self._waiters.pop(job.id, []):
+            if not future.done():
+                future.set_result(job)
+
+    def _flush(self) -> None:
+        """Write every changed job in one transaction, then publish their events."""
+        if self.store is None:
+            return
+        if self._dirty_parents:
+            self._update_parents()
+        if not self._dirty:
+            return
+        jobs = list(self._dirty.values())
+        self._dirty.clear()
+        events = self.store.update_jobs(jobs, events=True)
+        for job in jobs:
+            if job.state.final and job.id in self.jobs and not self._busy(job):
+                del self.jobs[job.id]
+        self._publish([e for e in events if not e["job"]["array_parent"] or len(events) < 50])
+
+    def _busy(self, job: Job) -> bool:
+        return job.wanted is not None
+
+    def _publish(self, events: list[dict[str, Any]]) -> None:
+        for event in events:
+            for queue in list(self._subscribers):
+                try:
+                    queue.put_nowait(event)
+                except asyncio.QueueFull:
+                    self._subscribers.discard(queue)
+
+    def _refresh_parent(self, job: Job) -> None:
+        """Note that an array's parent must show its tasks' new states (done in :meth:`_flush`)."""
+        parent_id = job.id if job.is_array_parent else job.array_parent
+        if parent_id:
+            self._dirty_parents.add(parent_id)
+
+    def _count_task(self, job: Job, old: JobState | None) -> None:
+        counts = self._array_counts.get(job.array_parent or "")
+        if counts is None:
+            return
+        if old is not None:
+            counts[old] = counts.get(old, 0) - 1
+        counts[job.state] = counts.get(job.state, 0) + 1
+        if job.exit_code is not None:
+            worst = self._array_worst.get(job.array_parent or "")
+            if worst is None or abs(job.exit_code) > abs(worst):
+                self._array_worst[job.array_parent or ""] = job.exit_code
+        self._dirty_parents.add(job.array_parent or "")
+
+    def _load_array_counts(self, parent_id: str) -> dict[JobState, int]:
+        counts = self._array_counts.get(parent_id)
+        if counts is None:
+            store = self._require_store()
+            rows = store.db.execute(
+                "SELECT state, COUNT(*) FROM jobs WHERE array_parent=? GROUP BY state", (parent_id,)
+            ).fetchall()
+            counts = {JobState(state): n for state, n in rows}
+            row = store.db.execute(
+                "SELECT exit_code FROM jobs WHERE array_parent=? AND exit_code IS NOT NULL "
+                "ORDER BY ABS(exit_code) DESC LIMIT 1", (parent_id,)
+            ).fetchone()
+            if row is not None:
+                self._array_worst[parent_id] = row[0]
+            self._array_counts[parent_id] = counts
+        return counts
+
+    def _update_parents(self) -> None:
+        """Give each array parent whose tasks changed the state aggregated from its tasks."""
+        while self._dirty_parents:
+            parent_id = self._dirty_parents.pop()
+            parent = self.jobs.get(parent_id)
+            if parent is None:
+                try:
+                    parent = self._require_store().get(parent_id)
+                except JobNotFound:
+                    continue
+            counts = self._load_array_counts(parent_id)
+            state, details = aggregate_array_state(counts)
+            if state is parent.state and details == parent.state_details:
+                continue
+            if state is not parent.state:
+                try:
+                    check_transition(parent.state, state)
+                except InvalidTransition:
+                    parent.history.append(HistoryEntry(time.time(), JobState.QUEUED, "array restarted"))
+                    parent.state = JobState.QUEUED
+            if state.final:
+                parent.exit_code = self._array_worst.get(parent_id)
+                parent.end_time = time.time()
+            elif state is JobState.RUNNING and parent.start_time is None:
+                parent.start_time = time.time()
+            self._set_state(parent, state, details)
+            if not state.final:
+                self.jobs[parent.id] = parent
+
+    # -- the engine --------------------------------------------------------------------------------
+
+    async def _engine(self) -> None:
+        """Schedule whenever something changed (or every second), and write changes in batches."""
+        while self._running:
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            try:
+                self._schedule_once()
+                self._flush()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the loop must survive one bad pass
+                self.log.exception("swm: scheduling pass failed")
+                await asyncio.sleep(0.5)
+
+    def _schedule_once(self) -> None:
+        capacity = {}
+        for name, gate in self.gates.items():
+            capacity[name] = SiteCapacity(
+                max_running=gate.max_running,
+                cpus=getattr(gate, "slot_cpus", None),
+                native_dependencies=gate.native_dependencies,
+                native_arrays=gate.native_arrays,
+            )
+        queued: list[Job] = []
+        active: list[Job] = []
+        for job in self.jobs.values():
+            if job.state is JobState.QUEUED:
+                if job.id in self._launching or job.site not in self._ready_sites:
+                    continue
+                native_arrays = capacity.get(job.site, SiteCapacity()).native_arrays
+                if job.array_parent and native_arrays:
+                    continue
+                queued.append(job)
+            elif job.state in ACTIVE_STATES:
+                active.append(job)
+        if not queued:
+            return
+        parents: dict[str, int | None] = {}
+
+        def throttle(parent_id: str) -> int | None:
+            if parent_id not in parents:
+                parent = self.jobs.get(parent_id)
+                spec = parent.spec if parent else None
+                parents[parent_id] = spec.array.throttle if spec and spec.array else None
+            return parents[parent_id]
+
+        decision = plan(queued, active, capacity, self._dependency_info, throttle)
+        for job, reason in decision.fail:
+            self._set_state(job, JobState.ERROR, reason)
+            job.end_time = time.time()
+            self._refresh_parent(job)
+        for job_id, details in decision.waiting.items():
+            job = self.jobs[job_id]
+            if job.state_details != details:
+                job.state_details = details
+                self._mark(job)
+        by_site: dict[str, list[tuple[Job, list[tuple[str, str]]]]] = {}
+        for job, native in decision.start:
+            self._launching.add(job.id)
+            self._set_state(job, JobState.WAITING, f"starting on {job.site}")
+            job.gate_data["launching"] = True
+            by_site.setdefault(job.site, []).append((job, native))
+        # The intent to launch is durable before any job reaches its site: a crash in between
+        # makes the restarted manager check the site instead of starting the job a second time.
+        self._flush()
+        for site, batch in by_site.items():
+            for job, native in batch:
+                self._spawn(self._launch(job, native))
+
+    def _dependency_info(self, job_id: str) -> DependencyInfo | None:
+        job = self.jobs.get(job_id)
+        if job is None:
+            try:
+                job = self._require_store().get(job_id)
+            except JobNotFound:
+                return None
+        return DependencyInfo(state=job.state, exit_code=job.exit_code, site=job.site, native_id=job.native_id)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._ops.add(task)
+        task.add_done_callback(self._ops.discard)
+
+    async def _launch(self, job: Job, native: list[tuple[str, str]]) -> None:
+        """Prepare the job folder and hand the job (or a whole native array) to its gate."""
+        gate = self.gates[job.site]
+        try:
+            tasks: list[Job] = []
+            if job.is_array_parent:
+                tasks = [self.jobs[t.id] for t in self._require_store().array_tasks(job.id) if t.id in self.jobs]
+                tasks = [t for t in tasks if t.state is JobState.QUEUED]
+                for task in tasks:
+                    await asyncio.to_thread(self._prepare_folder, task)
+                    self._set_state(task, JobState.WAITING, f"starting on {job.site}")
+            await asyncio.to_thread(self._prepare_folder, job)
+            if job.wanted == "cancel":
+                raise asyncio.CancelledError
+            if job.is_array_parent:
+                statuses = await gate.submit_array(job, tasks, native)
+                for task in tasks:
+                    if task.id in statuses:
+                        self._apply_status(task, statuses[task.id])
+                job.gate_data.pop("launching", None)
+                self._refresh_parent(job)
+            else:
+                status = await gate.submit(job, native)
+                job.gate_data.pop("launching", None)
+                self._apply_status(job, status)
+        except asyncio.CancelledError:
+            if not self._running:
+                raise
+            self._set_state(job, JobState.CANCELED, "canceled by the user before it started")
+            job.end_time = time.time()
+        except SwmError as exc:
+            self._fail_launch(job, exc.message)
+        except Exception as exc:  # noqa: BLE001 - any launch failure ends the job with its reason
+            self.log.exception("swm: launching job %s on %s failed", job.id, job.site)
+            self._fail_launch(job, f"{type(exc).__name__}: {exc}")
+        finally:
+            self._launching.discard(job.id)
+            self._wake.set()
+
+    def _fail_launch(self, job: Job, message: str) -> None:
+        job.gate_data.pop("launching", None)
+        if job.state.final:
+            return
+        self._set_state(job, JobState.ERROR, message)
+        job.end_time = time.time()
+        self._refresh_parent(job)
+
+    def _prepare_folder(self, job: Job) -> None:
+        """Create the job folder, write the script, copy the inputs in (paths checked)."""
+        folder = Path(job.folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        if job.spec.script is not None:
+            script = folder / SCRIPT_FILE
+            script.write_text(job.spec.script)
+            script.chmod(0o700)
+        if job.spec.notebook is not None:
+            (folder / "job.json").write_text(
+                json.dumps({"notebook": Path(job.spec.notebook).name, "parameters": job.spec.parameters})
+            )
+        inputs = list(job.spec.input_files)
+        if job.spec.notebook is not None:
+            inputs.append(job.spec.notebook)
+        for path in inputs:
+            source = safe_path(self.input_root, path)
+            if not source.exists():
+                raise ValidationError(f"input file {path!r} no longer exists in {self.input_root}")
+            target = safe_path(folder, Path(path).name if job.spec.notebook == path else path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if source.is_dir():
+                shutil.copytree(source, target, dirs_exist_ok=True, symlinks=True)
+            else:
+                shutil.copy2(source, target)
+
+    def _apply_status(self, job: Job, status: GateStatus) -> None:
+        """Fold what the gate said into the job; final states go through :meth:`_finalize`."""
+        if status.native_id:
+            job.native_id = status.native_id
+        if status.gate_data is not None:
+            job.gate_data = {**status.gate_data, **({"held_on_site": True} if job.gate_data.get("held_on_site") else {})}
+        if status.start_time and not job.start_time:
+            job.start_time = status.start_time
+        if job.state.final:
+            return
+        new = status.state
+        if new.final:
+            self._spawn(self._finalize(job, status))
+            return
+        if new is job.state and status.details == job.state_details:
+            self._mark(job)
+            return
+        if new is JobState.RUNNING and not job.start_time:
+            job.start_time = time.time()
+        if job.state is JobState.HELD and new is JobState.WAITING:
+            return
+        try:
+            self._set_state(job, new, status.details)
+        except InvalidTransition:
+            self.log.debug("swm: ignoring %s -> %s for job %s", job.state.value, new.value, job.id)
+        if job.array_parent:
+            self._refresh_parent(job)
+
+    async def _finalize(self, job: Job, status: GateStatus) -> None:
+        """Bring outputs back, release the site's resources, store the final state."""
+        if job.gate_data.get("finalizing"):
+            return
+        job.gate_data["finalizing"] = True
+        gate = self.gates[job.site]
+        details = status.details
+        try:
+            if getattr(gate, "stages_files", True):
+                if job.state is not JobState.TRANSFERRING:
+                    self._set_state(job, JobState.TRANSFERRING, "collecting outputs")
+                    self._flush()
+            await gate.stage_out(job)
+            missing = [p for p in job.spec.output_files if not _exists_inside(job.folder, p)]
+            if missing:
+                details = (details + "; " if details else "") + "missing outputs: " + ", ".join(missing)
+        except asyncio.CancelledError:
+            job.gate_data.pop("finalizing", None)
+            raise
+        except Exception as exc:  # noqa: BLE001 - the job still ends; the failure is its detail
+            details = (details + "; " if details else "") + f"collecting outputs failed: {exc}"
+        try:
+            await gate.release_resources(job)
+        except asyncio.CancelledError:
+            job.gate_data.pop("finalizing", None)
+            raise
+        except Exception as exc:  # noqa: BLE001
+            details = (details + "; " if details else "") + f"releasing site resources failed: {exc}"
+        job.gate_data.pop("finalizing", None)
+        if job.state.final:
+            return
+        job.exit_code = status.exit_code
+        job.signal = status.signal
+        job.start_time = job.start_time or status.start_time
+        job.end_time = status.end_time or time.time()
+        price = job.cost.get("price_per_hour")
+        if price is not None and job.start_time:
+            job.cost["actual"] = round(price * job.spec.resources.nodes * (job.end_time - job.start_time) / 3600, 6)
+        state = status.state
+        if job.wanted == "cancel":
+            state, details = JobState.CANCELED, "canceled by the user"
+            job.wanted = None
+        self._set_state(job, state, details)
+        if job.array_parent:
+            self._refresh_parent(job)
+        self._wake.set()
+
+    async def _carry_out_cancel(self, job: Job) -> None:
+        gate = self.gates.get(job.site)
+        while job.id in self._launching:
+            await asyncio.sleep(0.05)
+        if job.state.final:
+            job.wanted = None
+            self._mark(job)
+            return
+        try:
+            if gate is not None:
+                await gate.cancel(job)
+                await gate.release_resources(job)
+        except Exception as exc:  # noqa: BLE001 - retried by the next poll while wanted is set
+            self.log.warning("swm: cancel of job %s on %s failed: %s", job.id, job.site, exc)
+            return
+        if not job.state.final:
+            job.wanted = None
+            self._set_state(job, JobState.CANCELED, "canceled by the user")
+            job.end_time = time.time()
+            self._refresh_parent(job)
+        self._wake.set()
+
+    # -- per-site reconcile loop -------------------------------------------------------------------
+
+    async def _site_loop(self, name: str) -> None:
+        """Set the gate up (retrying), adopt jobs from before a restart, then poll in batches."""
+        gate = self.gates[name]
+        wake = self._site_wake[name]
+        backoff = 1.0
+        while self._running:
+            try:
+                await gate.setup()
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the site stays unhealthy and is retried
+                self.site_health[name] = f"setup failed: {exc}"
+                self.log.warning("swm: site %s is not ready: %s (retrying in %.0fs)", name, exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 60)
+        self._ready_sites.add(name)
+        self.site_health.pop(name, None)
+        await self._adopt(name)
+        self._wake.set()
+        while self._running:
+            delay_of = getattr(gate, "next_poll_delay", None)
+            delay = delay_of() if callable(delay_of) else self.poll_interval
+            try:
+                await asyncio.wait_for(wake.wait(), timeout=delay)
+            except TimeoutError:
+                pass
+            wake.clear()
+            jobs = [j for j in self.jobs.values() if j.site == name and self._pollable(j)]
+            if not jobs:
+                continue
+            try:
+                statuses = await gate.poll(jobs)
+                self.site_health.pop(name, None)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a failed poll changes nothing; try again later
+                self.site_health[name] = f"status poll failed: {exc}"
+                self.log.warning("swm: polling site %s failed: %s", name, exc)
+                continue
+            for job in jobs:
+                status = statuses.get(job.id)
+                if status is not None:
+                    self._apply_status(job, status)
+                if job.wanted == "cancel" and not job.state.final and job.id not in self._launching:
+                    self._spawn(self._carry_out_cancel(job))
+            self._wake.set()
+
+    def _pollable(self, job: Job) -> bool:
+        if job.is_array_parent or job.id in self._launching or job.gate_data.get("finalizing"):
+            return False
+        return job.state in ACTIVE_STATES or (job.state is JobState.HELD and bool(job.gate_data.get("held_on_site")))
+
+    async def _adopt(self, name: str) -> None:
+        """After a restart: find out what became of jobs that were being launched when we stopped."""
+        gate = self.gates[name]
+        pending = [j for j in self.jobs.values() if j.site == name and j.gate_data.get("launching")]
+        if not pending:
+            return
+        try:
+            statuses = await gate.poll(pending)
+        except Exception:  # noqa: BLE001
+            statuses = {}
+        for job in pending:
+            status = statuses.get(job.id)
+            job.gate_data.pop("launching", None)
+            if status is not None and (status.native_id or job.native_id):
+                self.log.info("swm: job %s had reached %s before the restart; tracking it", job.id, name)
+                self._apply_status(job, status)
+            elif job.is_array_parent:
+                self._set_state(job, JobState.QUEUED, "the server restarted before the array reached the site")
+            else:
+                self._set_state(job, JobState.QUEUED, "the server restarted before the job reached the site; queued again")
+        self._flush()
+
+
+def _exists_inside(folder: str, path: str) -> bool:
+    try:
+        return safe_path(folder, path).exists()
+    except PathNotAllowed:
+        return False
+
+
+async def run_headless(sites: dict[str, Any] | None = None, **traits: Any) -> WorkloadManager:
+    """Make and start a manager from keyword traits (for scripts); stop it with ``await wm.stop()``."""
+    manager = WorkloadManager(sites=sites, **traits) if sites is not None else WorkloadManager(**traits)
+    await manager.start()
+    return manager
+
+
+__all__ = ["WorkloadManager", "run_headless", "contextlib"]

@@ -1,0 +1,150 @@
+"""The scheduling decision, as a pure function: which queued jobs start now, which fail.
+
+No I/O and no clock: the manager gathers the inputs, calls :func:`plan`, and carries out the plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from .model import Job
+from .states import ACTIVE_STATES, JobState
+
+
+@dataclass(frozen=True)
+class SiteCapacity:
+    """What one site allows: ``max_running`` jobs (0: no limit), ``cpus`` in total (None: no count)."""
+
+    max_running: int = 0
+    cpus: int | None = None
+    native_dependencies: bool = False
+    native_arrays: bool = False
+
+
+@dataclass
+class DependencyInfo:
+    """What the scheduler needs to know of a job that another depends on."""
+
+    state: JobState
+    exit_code: int | None
+    site: str
+    native_id: str | None
+
+
+@dataclass
+class Plan:
+    """The outcome of one scheduling pass."""
+
+    start: list[tuple[Job, list[tuple[str, str]]]] = field(default_factory=list)
+    fail: list[tuple[Job, str]] = field(default_factory=list)
+    waiting: dict[str, str] = field(default_factory=dict)
+
+
+def priority_order(jobs: Iterable[Job]) -> list[Job]:
+    """Queued jobs in the order they are considered: higher priority first, then submission order."""
+    return sorted(jobs, key=lambda j: (-j.spec.priority, j.seq, j.array_index or 0))
+
+
+def plan(
+    queued: Iterable[Job],
+    active: Iterable[Job],
+    capacity: dict[str, SiteCapacity],
+    lookup: Callable[[str], DependencyInfo | None],
+    array_throttle: Callable[[str], int | None],
+) -> Plan:
+    """Decide which of ``queued`` (state Q) start now.
+
+    - a job whose ``afterok`` dependency ended other than finished with exit 0, or whose dependency
+      does not exist, fails with that reason; one waiting for a dependency stays queued;
+    - for a site with :attr:`SiteCapacity.native_dependencies`, a job whose unfinished dependencies
+      all run on that site is handed over with their native ids;
+    - per-site ``max_running`` and ``cpus``, and each array's throttle, are never exceeded; a job
+      that does not fit does not block smaller or later jobs of other sites.
+    """
+    running_per_site: dict[str, int] = {}
+    cpus_per_site: dict[str, int] = {}
+    running_per_array: dict[str, int] = {}
+    for job in active:
+        if job.state in ACTIVE_STATES:
+            running_per_site[job.site] = running_per_site.get(job.site, 0) + 1
+            cpus_per_site[job.site] = cpus_per_site.get(job.site, 0) + job.spec.resources.cpus
+            if job.array_parent:
+                running_per_array[job.array_parent] = running_per_array.get(job.array_parent, 0) + 1
+    result = Plan()
+    for job in priority_order(queued):
+        site = capacity.get(job.site, SiteCapacity())
+        if job.state is not JobState.QUEUED or (job.is_array_parent and not site.native_arrays):
+            continue
+        ready, native, reason = _dependencies(job, site, lookup)
+        if reason:
+            result.fail.append((job, reason))
+            continue
+        if not ready:
+            result.waiting[job.id] = "waiting for dependencies"
+            continue
+        if site.max_running and running_per_site.get(job.site, 0) >= site.max_running:
+            result.waiting[job.id] = f"waiting: {job.site} runs its limit of {site.max_running} jobs"
+            continue
+        need = job.spec.resources.cpus
+        if site.cpus is not None and cpus_per_site.get(job.site, 0) + need > site.cpus:
+            result.waiting[job.id] = "waiting for free cpus"
+            continue
+        if job.array_parent and not site.native_arrays:
+            throttle = array_throttle(job.array_parent)
+            if throttle is not None and running_per_array.get(job.array_parent, 0) >= throttle:
+                result.waiting[job.id] = f"waiting: the array runs at most {throttle} tasks at once"
+                continue
+            running_per_array[job.array_parent] = running_per_array.get(job.array_parent, 0) + 1
+        running_per_site[job.site] = running_per_site.get(job.site, 0) + 1
+        cpus_per_site[job.site] = cpus_per_site.get(job.site, 0) + need
+        result.start.append((job, native))
+    return result
+
+
+def _dependencies(
+    job: Job, site: SiteCapacity, lookup: Callable[[str], DependencyInfo | None]
+) -> tuple[bool, list[tuple[str, str]], str]:
+    """Return (ready, native pairs for the gate, failure reason)."""
+    ready = True
+    native: list[tuple[str, str]] = []
+    for dep in job.spec.depends_on:
+        info = lookup(dep.job_id)
+        if info is None:
+            return False, [], f"dependency {dep.job_id} does not exist"
+        if info.state.final:
+            if dep.kind == "afterok" and not (info.state is JobState.FINISHED and info.exit_code == 0):
+                how = f"ended {info.state.value}"
+                if info.exit_code is not None:
+                    how += f" with exit code {info.exit_code}"
+                return False, [], f"dependency never satisfied: {dep.job_id} {how}"
+            continue
+        if (
+            site.native_dependencies
+            and info.site == job.site
+            and info.native_id
+            and info.state in ACTIVE_STATES
+        ):
+            native.append((dep.kind, info.native_id))
+            continue
+        ready = False
+    return ready, native, ""
+
+
+def aggregate_array_state(counts: dict[JobState, int]) -> tuple[JobState, str]:
+    """The state an array's parent shows, from how many of its tasks are in each state."""
+    present = {s: n for s, n in counts.items() if n > 0}
+    if not present:
+        return JobState.QUEUED, ""
+    summary = ", ".join(f"{n} {s.value}" for s, n in sorted(present.items(), key=lambda kv: kv[0].value))
+    if all(s.final for s in present):
+        if JobState.ERROR in present:
+            return JobState.ERROR, summary
+        if JobState.CANCELED in present:
+            return JobState.CANCELED, summary
+        return JobState.FINISHED, summary
+    if any(s in ACTIVE_STATES or s.final for s in present):
+        return JobState.RUNNING, summary
+    if all(s is JobState.HELD for s in present):
+        return JobState.HELD, summary
+    return JobState.QUEUED, summary

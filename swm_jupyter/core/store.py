@@ -1,0 +1,414 @@
+"""The embedded job store: SQLite in WAL mode, one writer, a lock file, versioned schema."""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import JobNotFound, StoreLocked
+from .model import Job, JobSpec, spec_from_json
+from .states import HistoryEntry, JobState
+
+SCHEMA_VERSION = 1
+
+#: Migrations: MIGRATIONS[n] takes a store from version n to n + 1.
+MIGRATIONS: dict[int, list[str]] = {
+    0: [
+        """CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
+        """CREATE TABLE jobs (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            name TEXT NOT NULL,
+            site TEXT NOT NULL,
+            state TEXT NOT NULL,
+            priority INTEGER NOT NULL DEFAULT 0,
+            owner TEXT NOT NULL DEFAULT '',
+            array_parent TEXT,
+            array_index INTEGER,
+            submit_time REAL NOT NULL,
+            start_time REAL,
+            end_time REAL,
+            exit_code INTEGER,
+            signal INTEGER,
+            native_id TEXT,
+            state_details TEXT NOT NULL DEFAULT '',
+            wanted TEXT,
+            folder TEXT NOT NULL DEFAULT '',
+            spec TEXT,
+            gate_data TEXT NOT NULL DEFAULT '{}',
+            cost TEXT NOT NULL DEFAULT '{}',
+            history TEXT NOT NULL DEFAULT '[]'
+        )""",
+        "CREATE INDEX jobs_state ON jobs (state, site)",
+        "CREATE INDEX jobs_site ON jobs (site, state)",
+        "CREATE INDEX jobs_parent ON jobs (array_parent, array_index)",
+        "CREATE INDEX jobs_submit ON jobs (submit_time)",
+        """CREATE TABLE events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            time REAL NOT NULL,
+            job_id TEXT NOT NULL,
+            payload TEXT NOT NULL
+        )""",
+    ],
+}
+
+SORTS = {
+    "submit_time": "seq ASC",
+    "-submit_time": "seq DESC",
+    "priority": "priority DESC, seq ASC",
+    "-priority": "priority ASC, seq ASC",
+    "name": "name ASC, seq ASC",
+    "-name": "name DESC, seq DESC",
+    "state": "state ASC, seq DESC",
+}
+
+_COLUMNS = (
+    "seq, id, name, site, state, priority, owner, array_parent, array_index, submit_time, start_time, "
+    "end_time, exit_code, signal, native_id, state_details, wanted, folder, spec, gate_data, cost, history"
+)
+
+
+@dataclass
+class JobQuery:
+    """Filters, order and page of a job listing."""
+
+    states: tuple[JobState, ...] = ()
+    site: str | None = None
+    name: str | None = None
+    since: float | None = None
+    array_parent: str | None = None
+    owner: str | None = None
+    top_level: bool = False
+    sort: str = "-submit_time"
+    limit: int = 100
+    offset: int = 0
+    cursor: str | None = None
+
+
+@dataclass
+class JobPage:
+    """One page of a listing: the jobs, the count of all matches, per-state counts, the next cursor."""
+
+    jobs: list[Job]
+    total: int
+    counts: dict[str, int]
+    next_cursor: str | None
+
+
+class JobStore:
+    """Jobs and their events in one SQLite file. Not thread-safe: use it from one thread (the loop).
+
+    Opening takes an exclusive lock on ``<path>.lock``; a second store on the same file raises
+    :class:`StoreLocked`. Every write method commits before it returns.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "FULL") -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock_handle = self._take_lock()
+        try:
+            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute(f"PRAGMA synchronous={synchronous}")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except BaseException:
+            self._release_lock()
+            raise
+        self._spec_cache: dict[str, JobSpec] = {}
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def _take_lock(self) -> Any:
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        handle = open(lock_path, "a+")  # noqa: SIM115 - held for the store's lifetime
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "unknown"
+            handle.close()
+            raise StoreLocked(
+                f"another swm-jupyter manager ({owner}) is using the job store {self.path}; stop it first, "
+                "or give this server its own store with --SwmApp.store_path=PATH"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {os.uname().nodename}")
+        handle.flush()
+        return handle
+
+    def _release_lock(self) -> None:
+        if self._lock_handle is not None:
+            fcntl.flock(self._lock_handle, fcntl.LOCK_UN)
+            self._lock_handle.close()
+            self._lock_handle = None
+
+    def close(self) -> None:
+        """Close the database and release the lock."""
+        try:
+            self.db.close()
+        finally:
+            self._release_lock()
+
+    def _migrate(self) -> None:
+        has_meta = self.db.execute("SELECT name FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()
+        version = 0
+        if has_meta:
+            row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            version = int(row[0]) if row else 0
+        if version > SCHEMA_VERSION:
+            raise StoreLocked(
+                f"the job store {self.path} has schema version {version}, newer than this swm-jupyter "
+                f"understands ({SCHEMA_VERSION}); upgrade swm-jupyter"
+            )
+        while version < SCHEMA_VERSION:
+            with self.transaction():
+                for statement in MIGRATIONS[version]:
+                    self.db.execute(statement)
+                version += 1
+                self.db.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", (str(version),)
+                )
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version of the open store."""
+        return int(self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0])
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Run the block in one transaction, committed (durably) at the end, rolled back on error."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # -- writes ------------------------------------------------------------------------------------
+
+    def insert_jobs(self, jobs: Iterable[Job]) -> list[dict[str, Any]]:
+        """Store new jobs in one transaction; return their events (already stored)."""
+        events: list[dict[str, Any]] = []
+        with self.transaction():
+            for job in jobs:
+                spec_json = None if job.array_parent else json.dumps(job.spec.to_dict())
+                self.db.execute(
+                    f"INSERT INTO jobs ({_COLUMNS.replace('seq, ', '')}) VALUES "
+                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    self._row(job, spec_json),
+                )
+                job.seq = self.db.execute("SELECT last_insert_rowid()").fetchone()[0]
+                if job.array_parent is None:
+                    events.append(self._event(job))
+        return events
+
+    def update_jobs(self, jobs: Iterable[Job], *, events: bool = True) -> list[dict[str, Any]]:
+        """Write the current fields of existing jobs in one transaction; return their events."""
+        out: list[dict[str, Any]] = []
+        with self.transaction():
+            for job in jobs:
+                cursor = self.db.execute(
+                    "UPDATE jobs SET name=?, site=?, state=?, priority=?, start_time=?, end_time=?, exit_code=?, "
+                    "signal=?, native_id=?, state_details=?, wanted=?, folder=?, gate_data=?, cost=?, history=? "
+                    "WHERE id=?",
+                    (
+                        job.spec.name, job.site, job.state.value, job.spec.priority, job.start_time, job.end_time,
+                        job.exit_code, job.signal, job.native_id, job.state_details, job.wanted, job.folder,
+                        json.dumps(job.gate_data), json.dumps(job.cost), _history_json(job), job.id,
+                    ),
+                )
+                if cursor.rowcount != 1:
+                    raise JobNotFound(f"job {job.id} is not in the store")
+                if events:
+                    out.append(self._event(job))
+        return out
+
+    def _event(self, job: Job) -> dict[str, Any]:
+        now = time.time()
+        payload = {"type": "job", "time": now, "job": job.summary()}
+        text = json.dumps(payload)
+        cursor = self.db.execute("INSERT INTO events (time, job_id, payload) VALUES (?, ?, ?)", (now, job.id, text))
+        payload["id"] = cursor.lastrowid
+        return payload
+
+    def _row(self, job: Job, spec_json: str | None) -> tuple[Any, ...]:
+        return (
+            job.id, job.spec.name, job.site, job.state.value, job.spec.priority, job.owner, job.array_parent,
+            job.array_index, job.submit_time, job.start_time, job.end_time, job.exit_code, job.signal,
+            job.native_id, job.state_details, job.wanted, job.folder, spec_json, json.dumps(job.gate_data),
+            json.dumps(job.cost), _history_json(job),
+        )
+
+    def prune_events(self, keep: int) -> None:
+        """Delete all but the newest ``keep`` events."""
+        with self.transaction():
+            self.db.execute("DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?", (keep,))
+
+    # -- reads -------------------------------------------------------------------------------------
+
+    def get(self, job_id: str) -> Job:
+        """Return the job with that id (a unique prefix of at least 4 characters is enough).
+
+        Raises :class:`JobNotFound`.
+        """
+        row = self.db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id=?", (job_id,)).fetchone()
+        if row is None and len(job_id) >= 4 and all(c in "0123456789abcdef-" for c in job_id):
+            rows = self.db.execute(
+                f"SELECT {_COLUMNS} FROM jobs WHERE id >= ? AND id < ? LIMIT 2", (job_id, job_id + "\uffff")
+            ).fetchall()
+            if len(rows) == 1:
+                row = rows[0]
+        if row is None:
+            raise JobNotFound(f"no job {job_id!r}; list jobs with `swm jobs` or GET /swm/api/v1/jobs")
+        return self._job(row)
+
+    def exists(self, job_id: str) -> bool:
+        """True if a job with exactly this id is stored."""
+        return self.db.execute("SELECT 1 FROM jobs WHERE id=?", (job_id,)).fetchone() is not None
+
+    def live_jobs(self) -> list[Job]:
+        """Every job not in a final state (what the manager keeps in memory)."""
+        finals = tuple(s.value for s in JobState if s.final)
+        rows = self.db.execute(
+            f"SELECT {_COLUMNS} FROM jobs WHERE state NOT IN (?, ?, ?) ORDER BY seq", finals
+        ).fetchall()
+        return [self._job(r) for r in rows]
+
+    def array_tasks(self, parent_id: str) -> list[Job]:
+        """The tasks of an array, by index."""
+        rows = self.db.execute(
+            f"SELECT {_COLUMNS} FROM jobs WHERE array_parent=? ORDER BY array_index", (parent_id,)
+        ).fetchall()
+        return [self._job(r) for r in rows]
+
+    def query(self, q: JobQuery) -> JobPage:
+        """List jobs matching ``q`` with the total, per-state counts and a cursor to the next page."""
+        where: list[str] = []
+        args: list[Any] = []
+        if q.site:
+            where.append("site = ?")
+            args.append(q.site)
+        if q.name:
+            where.append("name LIKE ? ESCAPE '\\'")
+            args.append("%" + q.name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
+        if q.since is not None:
+            where.append("submit_time >= ?")
+            args.append(q.since)
+        if q.array_parent:
+            where.append("array_parent = ?")
+            args.append(q.array_parent)
+        elif q.top_level:
+            where.append("array_parent IS NULL")
+        if q.owner is not None:
+            where.append("owner = ?")
+            args.append(q.owner)
+        base_where = " AND ".join(where) or "1"
+        counts = {s.value: 0 for s in JobState}
+        for state, count in self.db.execute(
+            f"SELECT state, COUNT(*) FROM jobs WHERE {base_where} GROUP BY state", args
+        ):
+            counts[state] = count
+        if q.states:
+            where.append(f"state IN ({', '.join('?' for _ in q.states)})")
+            args.extend(s.value for s in q.states)
+            total = sum(counts[s.value] for s in q.states)
+        else:
+            total = sum(counts.values())
+        order = SORTS.get(q.sort, SORTS["-submit_time"])
+        offset = q.offset
+        seq_sort = q.sort in ("submit_time", "-submit_time")
+        if q.cursor:
+            kind, value = _decode_cursor(q.cursor)
+            if kind == "s" and seq_sort:
+                where.append("seq < ?" if q.sort == "-submit_time" else "seq > ?")
+                args.append(value)
+                offset = 0
+            else:
+                offset = value
+        sql = f"SELECT {_COLUMNS} FROM jobs WHERE {' AND '.join(where) or '1'} ORDER BY {order} LIMIT ? OFFSET ?"
+        rows = self.db.execute(sql, [*args, q.limit + 1, offset]).fetchall()
+        more = len(rows) > q.limit
+        jobs = [self._job(r, with_spec=True) for r in rows[: q.limit]]
+        next_cursor = None
+        if more and jobs:
+            next_cursor = _encode_cursor("s", jobs[-1].seq) if seq_sort else _encode_cursor("o", offset + q.limit)
+        return JobPage(jobs=jobs, total=total, counts=counts, next_cursor=next_cursor)
+
+    def events_after(self, last_id: int, limit: int = 10_000) -> list[dict[str, Any]]:
+        """Stored events with an id above ``last_id``, oldest first."""
+        rows = self.db.execute(
+            "SELECT id, payload FROM events WHERE id > ? ORDER BY id LIMIT ?", (last_id, limit)
+        ).fetchall()
+        out = []
+        for event_id, payload in rows:
+            event = json.loads(payload)
+            event["id"] = event_id
+            out.append(event)
+        return out
+
+    def last_event_id(self) -> int:
+        """The id of the newest event, 0 if none."""
+        row = self.db.execute("SELECT MAX(id) FROM events").fetchone()
+        return int(row[0] or 0)
+
+    def _job(self, row: tuple[Any, ...], with_spec: bool = True) -> Job:
+        (seq, job_id, _name, site, state, _priority, owner, array_parent, array_index, submit_time, start_time,
+         end_time, exit_code, signal, native_id, state_details, wanted, folder, spec, gate_data, cost,
+         history) = row
+        if spec is None and array_parent:
+            job_spec = self._parent_spec(array_parent)
+        else:
+            job_spec = spec_from_json(json.loads(spec))
+        return Job(
+            id=job_id, spec=job_spec, site=site, state=JobState(state), state_details=state_details,
+            exit_code=exit_code, signal=signal, native_id=native_id, array_parent=array_parent,
+            array_index=array_index, submit_time=submit_time, start_time=start_time, end_time=end_time,
+            history=[HistoryEntry(h["time"], JobState(h["state"]), h.get("details", "")) for h in json.loads(history)],
+            gate_data=json.loads(gate_data), wanted=wanted, folder=folder, cost=json.loads(cost), owner=owner,
+            seq=seq,
+        )
+
+    def _parent_spec(self, parent_id: str) -> JobSpec:
+        spec = self._spec_cache.get(parent_id)
+        if spec is None:
+            row = self.db.execute("SELECT spec FROM jobs WHERE id=?", (parent_id,)).fetchone()
+            spec = spec_from_json(json.loads(row[0]))
+            if len(self._spec_cache) > 1000:
+                self._spec_cache.clear()
+            self._spec_cache[parent_id] = spec
+        return spec
+
+
+def _history_json(job: Job) -> str:
+    return json.dumps([{"time": h.time, "state": h.state.value, "details": h.details} for h in job.history])
+
+
+def _encode_cursor(kind: str, value: int) -> str:
+    return base64.urlsafe_b64encode(f"{kind}:{value}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[str, int]:
+    from .errors import ValidationError
+
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        kind, value = text.split(":", 1)
+        if kind not in ("s", "o") or int(value) < 0:
+            raise ValueError
+        return kind, int(value)
+    except ValueError:
+        raise ValidationError(
+            "the cursor is not one this server gave out", [{"field": "cursor", "message": "use next_cursor as given"}]
+        ) from None
