@@ -1,0 +1,354 @@
+"""One reusable SSH connection per host (asyncssh): commands as argv, files over SFTP, reconnects."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shlex
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import asyncssh
+
+from ..core.errors import SiteUnavailable
+from .commands import CommandError, CommandResult
+
+_log = logging.getLogger(__name__)
+
+#: Errors after which the connection is dropped and made again.
+_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    asyncssh.DisconnectError,
+    asyncssh.ChannelOpenError,
+    ConnectionError,
+    BrokenPipeError,
+    EOFError,
+    OSError,
+)
+
+
+def remote_command_line(argv: Sequence[str], env: Mapping[str, str] | None = None) -> str:
+    """Quote ``argv`` (and ``env`` as ``env NAME=value`` in front) into one POSIX shell line.
+
+    The remote side always parses a string; every piece is quoted here, so no part of a job or
+    path can become shell syntax.
+    """
+    words = [str(a) for a in argv]
+    if env:
+        words = ["env", *(f"{k}={v}" for k, v in env.items()), *words]
+    return shlex.join(words)
+
+
+class SshTransport:
+    """An SSH connection to one host, opened on first use and reused by every job of a site.
+
+    When the connection drops, the next call connects again with capped exponential backoff.
+    Host keys are checked against ``known_hosts`` (None: ``~/.ssh/known_hosts``) unless
+    ``check_host_keys`` is False. Keys come from ``key_files`` and/or the SSH agent.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        *,
+        port: int = 22,
+        username: str | None = None,
+        key_files: Sequence[str] = (),
+        known_hosts: str | None = None,
+        check_host_keys: bool = True,
+        use_agent: bool = True,
+        env: Mapping[str, str] | None = None,
+        connect_timeout: float = 15.0,
+        keepalive_interval: float = 10.0,
+        connect_attempts: int = 6,
+        max_backoff: float = 10.0,
+        log: logging.Logger | logging.LoggerAdapter[Any] | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.username = username or None
+        self.key_files = [os.path.expanduser(k) for k in key_files if k]
+        self.known_hosts = os.path.expanduser(known_hosts) if known_hosts else None
+        self.check_host_keys = check_host_keys
+        self.use_agent = use_agent
+        self.env = dict(env or {})
+        self.connect_timeout = connect_timeout
+        self.keepalive_interval = keepalive_interval
+        self.connect_attempts = max(1, connect_attempts)
+        self.max_backoff = max_backoff
+        self.log = log or _log
+        self._conn: asyncssh.SSHClientConnection | None = None
+        self._sftp: asyncssh.SFTPClient | None = None
+        self._lock = asyncio.Lock()
+        #: How many times a connection was made (1 + reconnects); tests and describe() read it.
+        self.connections_made = 0
+
+    @property
+    def target(self) -> str:
+        """``user@host:port`` for messages (no secrets in it)."""
+        user = f"{self.username}@" if self.username else ""
+        return f"{user}{self.host}:{self.port}"
+
+    def _options(self) -> dict[str, Any]:
+        opts: dict[str, Any] = {
+            "host": self.host,
+            "port": self.port,
+            "connect_timeout": self.connect_timeout,
+            "keepalive_interval": self.keepalive_interval,
+            "keepalive_count_max": 3,
+        }
+        if self.username:
+            opts["username"] = self.username
+        if not self.check_host_keys:
+            opts["known_hosts"] = None
+        elif self.known_hosts:
+            opts["known_hosts"] = self.known_hosts
+        if self.key_files:
+            opts["client_keys"] = self.key_files
+        if not self.use_agent:
+            opts["agent_path"] = None
+        return opts
+
+    def _alive(self) -> bool:
+        conn = self._conn
+        return conn is not None and not conn.is_closed()
+
+    async def connect(self) -> asyncssh.SSHClientConnection:
+        """Return the open connection, making it (with backoff) if there is none.
+
+        Raises :class:`SiteUnavailable` when the host cannot be reached after the retries, or
+        at once when the host key or the login is refused (retrying would not help).
+        """
+        if self._alive():
+            assert self._conn is not None
+            return self._conn
+        async with self._lock:
+            if self._alive():
+                assert self._conn is not None
+                return self._conn
+            self._drop()
+            delay = 0.5
+            last: BaseException | None = None
+            for attempt in range(self.connect_attempts):
+                try:
+                    conn = await asyncssh.connect(**self._options())
+                except asyncssh.HostKeyNotVerifiable as exc:
+                    raise SiteUnavailable(f"the host key of {self.target} is not trusted: {exc.reason}") from None
+                except asyncssh.PermissionDenied as exc:
+                    raise SiteUnavailable(f"SSH login to {self.target} was refused: {exc.reason}") from None
+                except (OSError, asyncssh.Error, asyncio.TimeoutError) as exc:
+                    last = exc
+                    if attempt + 1 < self.connect_attempts:
+                        self.log.info(
+                            "SSH to %s failed (%s); trying again in %.1f s", self.target, _describe(exc), delay
+                        )
+                        await asyncio.sleep(delay)
+                        delay = min(self.max_backoff, delay * 2)
+                    continue
+                self._conn = conn
+                self.connections_made += 1
+                if self.connections_made > 1:
+                    self.log.info("SSH connection to %s made again", self.target)
+                return conn
+            raise SiteUnavailable(f"cannot connect to {self.target}: {_describe(last)}")
+
+    def _drop(self) -> None:
+        if self._sftp is not None:
+            with contextlib.suppress(Exception):
+                self._sftp.exit()
+        self._sftp = None
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.abort()
+        self._conn = None
+
+    async def close(self) -> None:
+        """Close the connection (jobs on the host are not affected)."""
+        conn = self._conn
+        self._drop()
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(conn.wait_closed(), 5)
+
+    async def run(
+        self,
+        argv: Sequence[str],
+        *,
+        input: str | None = None,
+        env: Mapping[str, str] | None = None,
+        check: bool = True,
+        timeout: float | None = 120.0,
+        idempotent: bool = True,
+    ) -> CommandResult:
+        """Run ``argv`` on the host (quoted, with the transport's and ``env``'s variables set).
+
+        When the connection drops the command is tried once more on a new connection — unless
+        ``idempotent`` is False and the command may already have started (a submission), in
+        which case :class:`CommandError` with ``transient=True`` is raised. With ``check``, a
+        non-zero exit raises :class:`CommandError` (command, exit code, stderr).
+        """
+        args = [str(a) for a in argv]
+        merged = {**self.env, **(env or {})}
+        line = remote_command_line(args, merged)
+        for attempt in range(2):
+            conn = await self.connect()
+            try:
+                proc = await asyncio.wait_for(
+                    conn.run(line, input=input, check=False, encoding="utf-8", errors="replace"), timeout
+                )
+            except asyncio.TimeoutError:
+                raise CommandError(
+                    args, None, "", reason=f"timed out after {timeout:g} s over SSH", transient=True
+                ) from None
+            except asyncssh.ChannelOpenError as exc:
+                # The command never started: always safe to try again.
+                self.log.info("SSH channel to %s refused (%s); reconnecting", self.target, exc.reason)
+                self._drop()
+                if attempt:
+                    raise CommandError(
+                        args, None, str(exc.reason), reason="could not start over SSH", transient=True
+                    ) from None
+                continue
+            except _CONNECTION_ERRORS as exc:
+                self.log.info("SSH connection to %s lost (%s)", self.target, _describe(exc))
+                self._drop()
+                if attempt or not idempotent:
+                    raise CommandError(
+                        args, None, _describe(exc), reason="lost its SSH connection", transient=True
+                    ) from None
+                continue
+            exit_code = proc.exit_status
+            if exit_code is None or exit_code < 0:
+                if proc.exit_signal:
+                    exit_code = 128
+                else:
+                    # No exit status: the connection went away under the command.
+                    self._drop()
+                    if attempt or not idempotent:
+                        raise CommandError(args, None, "", reason="lost its SSH connection", transient=True)
+                    continue
+            result = CommandResult(tuple(args), exit_code, str(proc.stdout or ""), str(proc.stderr or ""))
+            if check and result.exit_code != 0:
+                raise CommandError(args, result.exit_code, result.stderr, result.stdout)
+            return result
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _sftp_client(self) -> asyncssh.SFTPClient:
+        conn = await self.connect()
+        if self._sftp is None:
+            self._sftp = await conn.start_sftp_client()
+        return self._sftp
+
+    async def _with_sftp(self, what: str, action: Any) -> Any:
+        """Run ``action(sftp)`` and retry once on a new connection if the connection dropped."""
+        for attempt in range(2):
+            sftp = await self._sftp_client()
+            try:
+                return await action(sftp)
+            except asyncssh.SFTPError:
+                raise
+            except _CONNECTION_ERRORS as exc:
+                self.log.info("SFTP to %s failed during %s (%s)", self.target, what, _describe(exc))
+                self._drop()
+                if attempt:
+                    raise CommandError(
+                        ["sftp", what], None, _describe(exc), reason="lost its SSH connection", transient=True
+                    ) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def makedirs(self, path: str) -> None:
+        """Create ``path`` and its parents on the host (no error if it exists)."""
+
+        async def action(sftp: asyncssh.SFTPClient) -> None:
+            await sftp.makedirs(path, exist_ok=True)
+
+        await self._with_sftp(f"mkdir {path}", action)
+
+    async def put(self, local: str | os.PathLike[str], remote: str, *, recurse: bool = False) -> None:
+        """Copy the local file (or folder with ``recurse``) ``local`` to ``remote`` over SFTP."""
+
+        async def action(sftp: asyncssh.SFTPClient) -> None:
+            await sftp.put(os.fspath(local), remote, recurse=recurse, preserve=True)
+
+        await self._with_sftp(f"put {remote}", action)
+
+    async def get(self, remote: str, local: str | os.PathLike[str], *, recurse: bool = False) -> None:
+        """Copy ``remote`` (a file, or a folder with ``recurse``) to ``local`` over SFTP."""
+
+        async def action(sftp: asyncssh.SFTPClient) -> None:
+            await sftp.get(remote, os.fspath(local), recurse=recurse, preserve=True)
+
+        await self._with_sftp(f"get {remote}", action)
+
+    async def write_bytes(self, path: str, data: bytes, *, mode: int | None = None) -> None:
+        """Write ``data`` to the file ``path`` on the host (replacing it), optionally chmod it."""
+
+        async def action(sftp: asyncssh.SFTPClient) -> None:
+            async with sftp.open(path, "wb") as handle:
+                await handle.write(data)
+            if mode is not None:
+                await sftp.chmod(path, mode)
+
+        await self._with_sftp(f"write {path}", action)
+
+    async def read_range(self, path: str, offset: int = 0, limit: int = 1 << 20) -> bytes:
+        """Return up to ``limit`` bytes of the remote file ``path`` from ``offset`` (live logs).
+
+        A file that does not exist yet reads as empty.
+        """
+
+        async def action(sftp: asyncssh.SFTPClient) -> bytes:
+            try:
+                async with sftp.open(path, "rb") as handle:
+                    await handle.seek(max(0, offset))
+                    data = await handle.read(limit)
+                    return bytes(data)
+            except asyncssh.SFTPNoSuchFile:
+                return b""
+
+        result: bytes = await self._with_sftp(f"read {path}", action)
+        return result
+
+    async def listdir(self, path: str) -> list[str]:
+        """Names in the remote folder ``path`` (empty if it does not exist)."""
+
+        async def action(sftp: asyncssh.SFTPClient) -> list[str]:
+            try:
+                return [n for n in await sftp.listdir(path) if n not in (".", "..")]
+            except asyncssh.SFTPNoSuchFile:
+                return []
+
+        result: list[str] = await self._with_sftp(f"list {path}", action)
+        return result
+
+
+#: A constant script: for each named file, a record separator, + or - (exists or not), the name,
+#: then the file's text. No user text is ever part of the script itself.
+_READ_FILES_SCRIPT = (
+    'for f do if [ -f "$f" ]; then printf "\\036+%s\\n" "$f"; cat -- "$f" 2>/dev/null; '
+    'else printf "\\036-%s\\n" "$f"; fi; done'
+)
+
+
+async def read_remote_files(transport: SshTransport, paths: Sequence[str]) -> dict[str, str | None]:
+    """Read many small remote text files with one SSH command; a missing file maps to None."""
+    out: dict[str, str | None] = {p: None for p in paths}
+    if not paths:
+        return out
+    result = await transport.run(["sh", "-c", _READ_FILES_SCRIPT, "sh", *paths], check=False, timeout=60)
+    for record in result.stdout.split("\x1e")[1:]:
+        head, _, body = record.partition("\n")
+        if head[1:] in out and head.startswith("+"):
+            out[head[1:]] = body
+    return out
+
+
+def _describe(exc: BaseException | None) -> str:
+    if exc is None:
+        return "unknown error"
+    reason = getattr(exc, "reason", "") or str(exc)
+    return f"{type(exc).__name__}: {reason}" if reason else type(exc).__name__
+
+
+__all__ = ["SshTransport", "read_remote_files", "remote_command_line"]
