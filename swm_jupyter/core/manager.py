@@ -263,20 +263,24 @@ class WorkloadManager(LoggingConfigurable):
     async def submit_many(self, requests: Iterable[dict[str, Any] | JobSpec], *, owner: str = "") -> list[Job]:
         """Submit several jobs in one transaction: all are stored, or none (the first error is raised)."""
         store = self._require_store()
-        prepared: list[list[Job]] = []
-        errors: list[dict[str, str]] = []
-        for i, request in enumerate(requests):
-            try:
-                prepared.append(self.prepare(request, owner=owner))
-            except ValidationError as exc:
-                errors.extend({"field": f"{i}.{e['field']}".rstrip("."), "message": e["message"]} for e in exc.errors)
-        if errors:
-            if len(prepared) + 0 == 0 and len(errors) and all(e["field"].startswith("0") for e in errors):
+        requests = list(requests)
+        if len(requests) == 1:
+            prepared = [self.prepare(requests[0], owner=owner)]
+        else:
+            prepared = []
+            errors: list[dict[str, str]] = []
+            for i, request in enumerate(requests):
+                try:
+                    prepared.append(self.prepare(request, owner=owner))
+                except ValidationError as exc:
+                    errors.extend({"field": f"{i}.{e['field']}".rstrip("."), "message": e["message"]}
+                                  for e in exc.errors)
+            if errors:
                 raise ValidationError(
-                    "the job request has errors: " + "; ".join(f"{e['field'][2:]}: {e['message']}" for e in errors),
-                    [{"field": e["field"][2:], "message": e["message"]} for e in errors],
+                    "some job requests have errors; nothing was submitted: "
+                    + "; ".join(f"{e['field']}: {e['message']}" for e in errors[:20]),
+                    errors,
                 )
-            raise ValidationError("some job requests have errors; nothing was submitted", errors)
         everything = [job for group in prepared for job in group]
         for group in prepared:
             if len(group) > 1:

@@ -136,6 +136,7 @@ class LocalGate(Gate):
         argv = job_argv(job)
         if job.spec.command is None:
             argv = [a if a not in ("job.sh", "job.json") else str(folder / a) for a in argv]
+        started = time.time()
         stdout = open(folder / STDOUT_FILE, "ab")  # noqa: SIM115 - handed to the child
         stderr = open(folder / STDERR_FILE, "ab")  # noqa: SIM115
         try:
@@ -149,7 +150,6 @@ class LocalGate(Gate):
         finally:
             stdout.close()
             stderr.close()
-        started = time.time()
         ticks = _process_start_ticks(proc.pid)
         self._children[job.id] = proc
         self._watch(job, proc)
@@ -246,14 +246,17 @@ class LocalGate(Gate):
 
     def _ended(self, job: Job, rc: int, end: float, pid_path: Path) -> GateStatus:
         self._forget(job.id)
+        end = max(end, job.start_time or 0.0)  # file times are coarser than the clock
         sig = rc - 128 if rc > 128 else None
         if job.id in self._over_walltime:
             self._over_walltime.discard(job.id)
             return GateStatus(JobState.ERROR, details=self._walltime_text(job), exit_code=rc, signal=sig,
-                              end_time=end, start_time=_mtime(pid_path))
+                              end_time=end)
         details = f"exit code {rc}" if rc else ""
-        return GateStatus(JobState.FINISHED, exit_code=rc, signal=sig, end_time=end, start_time=_mtime(pid_path),
-                          details=details)
+        reported = _read(pid_path.parent / "details")  # a runner's own one-line account, if any
+        if reported:
+            details = f"{details}: {reported}" if details else reported
+        return GateStatus(JobState.FINISHED, exit_code=rc, signal=sig, end_time=end, details=details)
 
     def _forget(self, job_id: str) -> None:
         self._children.pop(job_id, None)

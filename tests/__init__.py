@@ -1,0 +1,1 @@
+"""The swm-jupyter test suite."""

@@ -1,0 +1,34 @@
+"""Helpers for tests of the headless core: make a manager on a temporary store and run coroutines."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from swm_jupyter.core.manager import WorkloadManager
+
+T = TypeVar("T")
+
+
+def run(coro: Awaitable[T], timeout: float = 120) -> T:
+    """Run ``coro`` to completion on a fresh event loop, failing after ``timeout`` seconds."""
+    return asyncio.run(asyncio.wait_for(coro, timeout))  # type: ignore[arg-type]
+
+
+def make_manager(data_dir: Path, **traits: Any) -> WorkloadManager:
+    """A manager with one local site, its store and job folders in ``data_dir``."""
+    traits.setdefault("sites", {"local": {"gate": "local"}})
+    traits.setdefault("input_root", str(data_dir))
+    return WorkloadManager(data_dir=str(data_dir), **traits)
+
+
+async def with_manager(data_dir: Path, body: Callable[[WorkloadManager], Awaitable[T]], **traits: Any) -> T:
+    """Start a manager, run ``body(manager)``, and always stop it."""
+    manager = make_manager(data_dir, **traits)
+    await manager.start()
+    try:
+        return await body(manager)
+    finally:
+        await manager.stop()

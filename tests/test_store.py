@@ -1,0 +1,107 @@
+"""The SQLite store: durability across reopen, the single-manager lock, schema version, queries."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from swm_jupyter.core.errors import JobNotFound, StoreLocked, ValidationError
+from swm_jupyter.core.model import Job, JobSpec
+from swm_jupyter.core.states import HistoryEntry, JobState
+from swm_jupyter.core.store import SCHEMA_VERSION, JobQuery, JobStore
+
+
+def make_jobs(n: int, site: str = "local") -> list[Job]:
+    jobs = []
+    for i in range(n):
+        spec = JobSpec.from_dict({"command": ["true"], "name": f"job-{i}", "priority": i % 3})
+        job = Job(id=f"{i:08d}-0000-4000-8000-000000000000", spec=spec, site=site, submit_time=1000.0 + i)
+        job.history = [HistoryEntry(job.submit_time, JobState.QUEUED)]
+        jobs.append(job)
+    return jobs
+
+
+def test_jobs_survive_reopen(tmp_path: Path) -> None:
+    store = JobStore(tmp_path / "s.sqlite")
+    jobs = make_jobs(3)
+    events = store.insert_jobs(jobs)
+    assert [e["id"] for e in events] == [1, 2, 3]
+    jobs[1].state = JobState.RUNNING
+    jobs[1].gate_data = {"pid": 5}
+    store.update_jobs([jobs[1]])
+    store.close()
+    again = JobStore(tmp_path / "s.sqlite")
+    assert again.schema_version == SCHEMA_VERSION
+    got = again.get(jobs[1].id)
+    assert got.state is JobState.RUNNING and got.gate_data == {"pid": 5} and got.spec == jobs[1].spec
+    assert [e["job"]["state"] for e in again.events_after(0)] == ["queued", "queued", "queued", "running"]
+    assert again.get(jobs[2].id[:8]).id == jobs[2].id, "a unique id prefix finds the job"
+    with pytest.raises(JobNotFound):
+        again.get("nope")
+    again.close()
+
+
+def test_second_store_on_the_same_file_is_refused(tmp_path: Path) -> None:
+    store = JobStore(tmp_path / "s.sqlite")
+    with pytest.raises(StoreLocked, match="another swm-jupyter manager"):
+        JobStore(tmp_path / "s.sqlite")
+    code = (
+        "import sys\nfrom swm_jupyter.core.store import JobStore\nfrom swm_jupyter.core.errors import StoreLocked\n"
+        f"try:\n    JobStore({str(tmp_path / 's.sqlite')!r})\nexcept StoreLocked as e:\n    print(e); sys.exit(3)\n"
+    )
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert other.returncode == 3, other.stderr
+    assert "pid" in other.stdout
+    store.close()
+    JobStore(tmp_path / "s.sqlite").close()
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    store = JobStore(tmp_path / "s.sqlite")
+    store.db.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
+    store.close()
+    with pytest.raises(StoreLocked, match="newer than this swm-jupyter"):
+        JobStore(tmp_path / "s.sqlite")
+
+
+def test_query_filters_sort_and_pages(tmp_path: Path) -> None:
+    store = JobStore(tmp_path / "s.sqlite")
+    jobs = make_jobs(25) + make_jobs(5, site="other")
+    for i, job in enumerate(jobs[25:]):
+        job.id = f"{i:08d}-1111-4000-8000-000000000000"
+    jobs[0].state = JobState.FINISHED
+    store.insert_jobs(jobs)
+    page = store.query(JobQuery(site="local", limit=10))
+    assert page.total == 25 and page.counts["queued"] == 24 and page.counts["finished"] == 1
+    assert [j.spec.name for j in page.jobs][:2] == ["job-24", "job-23"]
+    seen = [j.id for j in page.jobs]
+    while page.next_cursor:
+        page = store.query(JobQuery(site="local", limit=10, cursor=page.next_cursor))
+        seen += [j.id for j in page.jobs]
+    assert len(seen) == len(set(seen)) == 25
+    assert store.query(JobQuery(states=(JobState.FINISHED,))).total == 1
+    assert {j.spec.name for j in store.query(JobQuery(name="job-1", site="local")).jobs} == {
+        "job-1", *(f"job-1{i}" for i in range(10))}
+    assert store.query(JobQuery(name="%")).total == 0, "LIKE wildcards in a name filter are literal"
+    assert store.query(JobQuery(since=1020.0, site="local")).total == 5
+    by_priority = store.query(JobQuery(sort="priority", site="local", limit=25)).jobs
+    assert [j.spec.priority for j in by_priority] == sorted((j.spec.priority for j in by_priority), reverse=True)
+    offset_page = store.query(JobQuery(sort="name", limit=5, offset=5))
+    assert offset_page.next_cursor is not None
+    with pytest.raises(ValidationError):
+        store.query(JobQuery(cursor="garbage!"))
+    store.close()
+
+
+def test_hundred_thousand_jobs_first_page_is_quick(tmp_path: Path) -> None:
+    """Not a timing assertion (see benchmarks/): checks the query plan uses the indexes."""
+    store = JobStore(tmp_path / "s.sqlite", synchronous="NORMAL")
+    plan = store.db.execute("EXPLAIN QUERY PLAN SELECT state, COUNT(*) FROM jobs WHERE site=? GROUP BY state",
+                            ("x",)).fetchall()
+    assert any("INDEX" in str(row) for row in plan)
+    store.close()
+    _ = time
