@@ -1,0 +1,67 @@
+/** Small display helpers shared by the widgets (no JupyterLab imports). */
+import { SwmApiError } from './api';
+import type { IJobSummary } from './types';
+
+export function formatTime(epoch: number | null | undefined): string {
+  if (!epoch) {
+    return '';
+  }
+  const d = new Date(epoch * 1000);
+  const today = new Date();
+  const time = d.toLocaleTimeString([], { hour12: false });
+  return d.toDateString() === today.toDateString()
+    ? time
+    : `${d.toISOString().slice(0, 10)} ${time}`;
+}
+
+export function formatDuration(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) {
+    return `${s}s`;
+  }
+  if (s < 3600) {
+    return `${Math.floor(s / 60)}m ${s % 60}s`;
+  }
+  if (s < 86400) {
+    return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
+  }
+  return `${Math.floor(s / 86400)}d ${Math.floor((s % 86400) / 3600)}h`;
+}
+
+/** Run time of a job: end (or now) minus start; empty before it starts. */
+export function runTime(job: IJobSummary, now = Date.now() / 1000): string {
+  if (!job.start_time) {
+    return '';
+  }
+  return formatDuration((job.end_time ?? now) - job.start_time);
+}
+
+export function formatBytes(n: number): string {
+  if (n < 1024) {
+    return `${n} B`;
+  }
+  const units = ['KB', 'MB', 'GB', 'TB'];
+  let v = n / 1024;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
+}
+
+/** The text to show for any error: the server's message when it is an API error. */
+export function errorText(err: unknown): string {
+  if (err instanceof SwmApiError) {
+    return err.describe();
+  }
+  if (err instanceof Error) {
+    return err.message;
+  }
+  return String(err);
+}
+
+/** A short label for a job: its name and the first characters of its id. */
+export function jobLabel(job: { id: string; name: string }): string {
+  return `${job.name} (${job.id.slice(0, 8)})`;
+}

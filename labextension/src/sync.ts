@@ -1,0 +1,136 @@
+/**
+ * JobSync keeps a JobStore in step with the server: one full load over REST (page by page),
+ * then live updates from the events websocket. No per-job polling: after the load, only
+ * websocket events change the store (plus the answers of the user's own submits and actions).
+ */
+import { ISignal, Signal } from '@lumino/signaling';
+
+import { SwmApi, SwmApiError } from './api';
+import { ConnectionStatus, EventsConnection, SocketFactory } from './events';
+import { JobStore } from './store';
+import type { IJobEvent, ILogEvent, ServerEvent } from './types';
+
+export interface IJobSyncOptions {
+  api: SwmApi;
+  store: JobStore;
+  wsUrl: string;
+  token?: string;
+  socketFactory: SocketFactory;
+}
+
+export class JobSync {
+  readonly api: SwmApi;
+  readonly store: JobStore;
+  private _events: EventsConnection;
+  private _loaded = false;
+  private _loading: Promise<void> | null = null;
+  private _buffer: IJobEvent[] = [];
+  private _logListeners = new Map<string, Set<(e: ILogEvent) => void>>();
+  private _statusChanged = new Signal<this, ConnectionStatus>(this);
+  private _loadError: SwmApiError | null = null;
+  private _loadedSignal = new Signal<this, void>(this);
+
+  constructor(opts: IJobSyncOptions) {
+    this.api = opts.api;
+    this.store = opts.store;
+    this._events = new EventsConnection({
+      url: opts.wsUrl,
+      token: opts.token,
+      factory: opts.socketFactory,
+      onEvent: e => this._onEvent(e),
+      onStatus: s => this._statusChanged.emit(s),
+      lastEventId: () => this.store.lastEventId
+    });
+  }
+
+  get status(): ConnectionStatus {
+    return this._events.status;
+  }
+
+  get statusChanged(): ISignal<this, ConnectionStatus> {
+    return this._statusChanged;
+  }
+
+  /** Emitted when the first full load is done (or failed: see `loadError`). */
+  get loadedChanged(): ISignal<this, void> {
+    return this._loadedSignal;
+  }
+
+  get loaded(): boolean {
+    return this._loaded;
+  }
+
+  get loadError(): SwmApiError | null {
+    return this._loadError;
+  }
+
+  /** Open the websocket and load the list once. Calling again returns the same promise. */
+  start(): Promise<void> {
+    if (!this._loading) {
+      this._events.connect();
+      this._loading = this._load();
+    }
+    return this._loading;
+  }
+
+  /** Load the list again (after an error). */
+  reload(): Promise<void> {
+    this._loaded = false;
+    this._loading = this._load();
+    return this._loading;
+  }
+
+  subscribeLogs(id: string, fn: (e: ILogEvent) => void): () => void {
+    let set = this._logListeners.get(id);
+    if (!set) {
+      set = new Set();
+      this._logListeners.set(id, set);
+    }
+    set.add(fn);
+    this._events.subscribeLogs(id);
+    return () => {
+      set?.delete(fn);
+      this._events.unsubscribeLogs(id);
+    };
+  }
+
+  dispose(): void {
+    this._events.dispose();
+  }
+
+  private async _load(): Promise<void> {
+    this._loadError = null;
+    try {
+      await this.api.listAllJobs(page => this.store.upsert(page.jobs), { sort: '-submit_time' });
+    } catch (e) {
+      this._loadError = e instanceof SwmApiError ? e : new SwmApiError(String(e), 0);
+    }
+    this._loaded = true;
+    const buffered = this._buffer;
+    this._buffer = [];
+    this.store.applyEvents(buffered, false);
+    this._loadedSignal.emit();
+  }
+
+  private _onEvent(event: ServerEvent): void {
+    switch (event.type) {
+      case 'hello':
+        if (typeof event.last_event_id === 'number' && this.store.lastEventId === 0) {
+          this.store.setLastEventId(event.last_event_id);
+        }
+        break;
+      case 'job':
+        if (this._loaded) {
+          this.store.applyEvent(event);
+        } else {
+          this._buffer.push(event);
+        }
+        break;
+      case 'log':
+        for (const fn of this._logListeners.get(event.job_id) ?? []) {
+          fn(event);
+        }
+        break;
+    }
+  }
+}

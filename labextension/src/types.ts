@@ -1,0 +1,199 @@
+/**
+ * Wire types of the swm-jupyter REST and websocket API (docs/api.md).
+ * Nothing here imports JupyterLab, so the models are testable in plain Node.
+ */
+
+/** Readable state names, in the order the sidebar groups them. */
+export const STATES = [
+  'running',
+  'transferring',
+  'waiting',
+  'queued',
+  'held',
+  'finished',
+  'error',
+  'canceled'
+] as const;
+
+export type JobStateName = (typeof STATES)[number];
+
+/** Sky Port's one-letter code of each state. */
+export const STATE_CODES: Record<JobStateName, string> = {
+  queued: 'Q',
+  held: 'H',
+  waiting: 'W',
+  transferring: 'T',
+  running: 'R',
+  finished: 'F',
+  error: 'E',
+  canceled: 'C'
+};
+
+/** States a job never leaves by itself. */
+export const FINAL_STATES: ReadonlySet<JobStateName> = new Set(['finished', 'error', 'canceled']);
+
+export function isFinal(state: JobStateName): boolean {
+  return FINAL_STATES.has(state);
+}
+
+/** Parse a state name or letter; undefined when unknown. */
+export function parseState(text: string): JobStateName | undefined {
+  const low = text.trim().toLowerCase();
+  for (const s of STATES) {
+    if (low === s || low === STATE_CODES[s].toLowerCase()) {
+      return s;
+    }
+  }
+  return undefined;
+}
+
+export interface IResources {
+  nodes?: number | null;
+  cpus?: number | null;
+  memory?: number | string | null;
+  gpus?: number | null;
+  walltime?: number | string | null;
+}
+
+export interface IJobSpec {
+  name?: string | null;
+  site?: string | null;
+  script?: string | null;
+  command?: string[] | null;
+  notebook?: string | null;
+  parameters?: Record<string, unknown>;
+  workdir?: string | null;
+  env?: Record<string, string>;
+  resources?: IResources;
+  input_files?: string[];
+  output_files?: string[];
+  array?: string | null;
+  priority?: number;
+  hold?: boolean;
+  flavor?: string | null;
+  cloud_image?: string | null;
+  container_image?: string | null;
+  [extra: string]: unknown;
+}
+
+export interface IJobSummary {
+  id: string;
+  name: string;
+  site: string;
+  state: JobStateName;
+  state_code: string;
+  state_details: string;
+  exit_code: number | null;
+  signal?: number | null;
+  native_id?: string | null;
+  array_parent?: string | null;
+  array_index?: number | null;
+  priority: number;
+  owner: string;
+  submit_time: number;
+  start_time: number | null;
+  end_time: number | null;
+  cost?: { estimate: number | null; actual: number | null };
+}
+
+export interface IHistoryEntry {
+  time: number;
+  state: JobStateName;
+  code: string;
+  details: string;
+}
+
+export interface IJob extends IJobSummary {
+  spec: IJobSpec;
+  history: IHistoryEntry[];
+  folder: string;
+}
+
+export interface IJobList {
+  jobs: IJobSummary[];
+  total: number;
+  counts: Partial<Record<JobStateName, number>>;
+  next_cursor: string | null;
+}
+
+export interface IFlavor {
+  id: string;
+  name: string;
+  cpus: number;
+  gpus: number;
+  mem: number;
+  storage?: number;
+  price: number;
+}
+
+export interface IImage {
+  id: string;
+  name: string;
+  kind: string;
+}
+
+export interface ISiteLimits {
+  cpus?: number | null;
+  memory?: number | null;
+  gpus?: number | null;
+  nodes?: number | null;
+  walltime?: number | null;
+}
+
+export interface ISite {
+  name: string;
+  kind: string;
+  description: string;
+  healthy: boolean;
+  health_message: string;
+  max_running: number | null;
+  limits: ISiteLimits;
+  flavors: IFlavor[];
+  images: IImage[];
+  counts: Partial<Record<JobStateName, number>>;
+}
+
+export interface ISiteList {
+  sites: ISite[];
+  default: string;
+}
+
+export interface IJobFile {
+  path: string;
+  size: number;
+  mtime: number;
+}
+
+export interface IActionResult {
+  done: string[];
+  failed: { id: string; message: string }[];
+}
+
+export interface IDryRun {
+  job: Omit<IJob, 'id'> & { id?: string | null };
+  cost_estimate: number | null;
+}
+
+export interface IJobEvent {
+  id: number;
+  type: 'job';
+  time: number;
+  job: IJobSummary;
+}
+
+export interface ILogEvent {
+  type: 'log';
+  job_id: string;
+  stream: 'stdout' | 'stderr';
+  offset: number;
+  data: string;
+}
+
+export interface IHelloEvent {
+  type: 'hello';
+  last_event_id: number;
+}
+
+export type ServerEvent = IJobEvent | ILogEvent | IHelloEvent;
+
+export type JobAction = 'cancel' | 'hold' | 'release' | 'requeue';

@@ -1,0 +1,432 @@
+/**
+ * The job view (main area): header with actions, spec, state history as a timeline, the live
+ * log viewer (stdout/stderr, follow mode), output files and the executed notebook.
+ * It refreshes the full job only when a websocket event says this job changed.
+ */
+import { Notification } from '@jupyterlab/apputils';
+import { PageConfig, PathExt } from '@jupyterlab/coreutils';
+import { Widget } from '@lumino/widgets';
+
+import { utf8Length } from '../api';
+import { errorText, formatBytes, formatDuration, formatTime } from '../format';
+import { LogBuffer } from '../logbuffer';
+import { IStoreChange } from '../store';
+import { JobSync } from '../sync';
+import { IJob, IJobFile, ILogEvent, JobAction, STATE_CODES, isFinal } from '../types';
+
+export interface IJobViewOptions {
+  sync: JobSync;
+  id: string;
+  /** Open a path (relative to the Jupyter root) in JupyterLab. */
+  openPath: (path: string) => void;
+  /** Download a job file that is outside the Jupyter root. */
+  download: (id: string, path: string) => void;
+}
+
+type Stream = 'stdout' | 'stderr';
+
+function el<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  cls: string,
+  text?: string
+): HTMLElementTagNameMap[K] {
+  const node = document.createElement(tag);
+  if (cls) {
+    node.className = cls;
+  }
+  if (text !== undefined) {
+    node.textContent = text;
+  }
+  return node;
+}
+
+/** Path of `abs` relative to the Jupyter server root, or null when outside it. */
+export function relativeToRoot(
+  abs: string,
+  root = PageConfig.getOption('serverRoot')
+): string | null {
+  if (!root) {
+    return null;
+  }
+  const r = root.replace(/\/+$/, '').replace(/^~/, '');
+  if (abs === r) {
+    return '';
+  }
+  if (r && abs.startsWith(`${r}/`)) {
+    return abs.slice(r.length + 1);
+  }
+  return null;
+}
+
+export class JobView extends Widget {
+  readonly jobId: string;
+  private _sync: JobSync;
+  private _opts: IJobViewOptions;
+  private _job: IJob | null = null;
+  private _stream: Stream = 'stdout';
+  private _logs: Record<Stream, LogBuffer> = { stdout: new LogBuffer(), stderr: new LogBuffer() };
+  private _reading: Record<Stream, Promise<void> | null> = { stdout: null, stderr: null };
+  private _follow = true;
+  private _unsubscribe: (() => void) | null = null;
+  private _files: IJobFile[] = [];
+  private _logFrame = 0;
+  private _title: HTMLElement;
+  private _badge: HTMLElement;
+  private _meta: HTMLElement;
+  private _actions: HTMLElement;
+  private _timeline: HTMLElement;
+  private _spec: HTMLElement;
+  private _logPre: HTMLPreElement;
+  private _logInfo: HTMLElement;
+  private _filesList: HTMLElement;
+  private _notebookButton: HTMLButtonElement;
+  private _error: HTMLElement;
+  private _tabs = new Map<Stream, HTMLButtonElement>();
+
+  constructor(opts: IJobViewOptions) {
+    super();
+    this._opts = opts;
+    this._sync = opts.sync;
+    this.jobId = opts.id;
+    this.id = `swm-job-${opts.id}`;
+    this.addClass('swm-JobView');
+    this.title.label = opts.id.slice(0, 8);
+    this.title.closable = true;
+
+    const head = el('div', 'swm-JobView-head');
+    this._badge = el('span', 'swm-StateBadge');
+    this._title = el('h2', 'swm-JobView-title', 'Loading…');
+    this._actions = el('div', 'swm-JobView-actions');
+    for (const action of ['cancel', 'hold', 'release', 'requeue'] as JobAction[]) {
+      const b = el(
+        'button',
+        'jp-mod-styled swm-ActionButton',
+        action[0].toUpperCase() + action.slice(1)
+      );
+      b.dataset.action = action;
+      b.addEventListener('click', () => void this.runAction(action));
+      this._actions.appendChild(b);
+    }
+    head.append(this._badge, this._title, this._actions);
+    this._meta = el('div', 'swm-JobView-meta');
+    this._error = el('div', 'swm-JobView-error');
+
+    const logSection = el('section', 'swm-JobView-log');
+    const logBar = el('div', 'swm-LogBar');
+    for (const s of ['stdout', 'stderr'] as Stream[]) {
+      const t = el('button', 'swm-LogTab', s);
+      t.dataset.stream = s;
+      t.addEventListener('click', () => this.showStream(s));
+      this._tabs.set(s, t);
+      logBar.appendChild(t);
+    }
+    const followLabel = el('label', 'swm-Follow');
+    const follow = el('input', '');
+    follow.type = 'checkbox';
+    follow.checked = true;
+    follow.className = 'swm-FollowCheck';
+    follow.addEventListener('change', () => {
+      this._follow = follow.checked;
+      if (this._follow) {
+        this._scrollLog();
+      }
+    });
+    followLabel.append(follow, document.createTextNode(' follow'));
+    this._logInfo = el('span', 'swm-LogInfo');
+    logBar.append(followLabel, this._logInfo);
+    this._logPre = el('pre', 'swm-LogText');
+    this._logPre.addEventListener('scroll', () => {
+      const p = this._logPre;
+      const atBottom = p.scrollHeight - p.scrollTop - p.clientHeight < 4;
+      if (!atBottom && this._follow && p.dataset.autoscroll !== '1') {
+        this._follow = false;
+        follow.checked = false;
+      }
+      p.dataset.autoscroll = '0';
+    });
+    logSection.append(logBar, this._logPre);
+
+    const side = el('div', 'swm-JobView-side');
+    this._timeline = el('ol', 'swm-Timeline');
+    this._filesList = el('ul', 'swm-Files');
+    this._notebookButton = el(
+      'button',
+      'jp-mod-styled jp-mod-accept swm-OpenNotebook',
+      'Open executed notebook'
+    );
+    this._notebookButton.hidden = true;
+    this._spec = el('pre', 'swm-Spec');
+    const h = (t: string): HTMLElement => el('h3', '', t);
+    side.append(
+      h('History'),
+      this._timeline,
+      h('Files'),
+      this._notebookButton,
+      this._filesList,
+      h('Spec'),
+      this._spec
+    );
+
+    const body = el('div', 'swm-JobView-body');
+    body.append(logSection, side);
+    this.node.append(head, this._meta, this._error, body);
+
+    this._sync.store.changed.connect(this._onStoreChanged, this);
+    this._unsubscribe = this._sync.subscribeLogs(this.jobId, e => this._onLogEvent(e));
+    this.showStream('stdout');
+    void this.refresh();
+  }
+
+  get job(): IJob | null {
+    return this._job;
+  }
+
+  /** Fetch the job, its files and any log bytes not yet read. */
+  async refresh(): Promise<void> {
+    try {
+      const job = await this._sync.api.getJob(this.jobId);
+      if (this.isDisposed) {
+        return;
+      }
+      this._job = job;
+      this._error.textContent = '';
+      this._render();
+      if (job.start_time || isFinal(job.state)) {
+        await Promise.all([this._catchUp('stdout'), this._catchUp('stderr'), this._loadFiles()]);
+      }
+    } catch (err) {
+      if (!this.isDisposed) {
+        this._error.textContent = errorText(err);
+      }
+    }
+  }
+
+  showStream(stream: Stream): void {
+    this._stream = stream;
+    for (const [s, t] of this._tabs) {
+      t.classList.toggle('swm-mod-active', s === stream);
+    }
+    this._renderLog();
+  }
+
+  async runAction(action: JobAction): Promise<void> {
+    try {
+      const job = await this._sync.api.action(this.jobId, action);
+      this._sync.store.upsert([job]);
+      this._job = job;
+      this._render();
+    } catch (err) {
+      Notification.error(`${action}: ${errorText(err)}`, { autoClose: 10000 });
+    }
+  }
+
+  dispose(): void {
+    if (this.isDisposed) {
+      return;
+    }
+    this._unsubscribe?.();
+    this._sync.store.changed.disconnect(this._onStoreChanged, this);
+    if (this._logFrame) {
+      cancelAnimationFrame(this._logFrame);
+    }
+    super.dispose();
+  }
+
+  private _onStoreChanged(_: unknown, change: IStoreChange): void {
+    if (change.changed.includes(this.jobId)) {
+      const summary = this._sync.store.get(this.jobId);
+      if (
+        !this._job ||
+        !summary ||
+        summary.state !== this._job.state ||
+        summary.end_time !== this._job.end_time
+      ) {
+        void this.refresh();
+      }
+    }
+  }
+
+  private _onLogEvent(e: ILogEvent): void {
+    const stream = e.stream === 'stderr' ? 'stderr' : 'stdout';
+    const buffer = this._logs[stream];
+    // `offset` is the byte offset of the data's first byte.
+    const result = buffer.append(e.offset, e.data);
+    if (result === 'gap') {
+      void this._catchUp(stream);
+    } else if (result === 'appended') {
+      this._scheduleLog();
+    }
+  }
+
+  /** Read `stream` over REST from the end of what is held to the end of the file. */
+  private _catchUp(stream: Stream): Promise<void> {
+    if (this._reading[stream]) {
+      return this._reading[stream] as Promise<void>;
+    }
+    const run = async (): Promise<void> => {
+      const buffer = this._logs[stream];
+      for (let i = 0; i < 50; i++) {
+        const start = buffer.end;
+        const chunk = await this._sync.api.readLog(this.jobId, stream, start);
+        if (this.isDisposed || !chunk.data) {
+          break;
+        }
+        const dataStart = chunk.offset - utf8Length(chunk.data);
+        buffer.append(dataStart >= 0 ? dataStart : start, chunk.data);
+        this._scheduleLog();
+        if (chunk.offset <= start) {
+          break;
+        }
+      }
+    };
+    const p = run()
+      .catch(err => {
+        this._logInfo.textContent = errorText(err);
+      })
+      .finally(() => {
+        this._reading[stream] = null;
+      });
+    this._reading[stream] = p;
+    return p;
+  }
+
+  private async _loadFiles(): Promise<void> {
+    try {
+      const answer = await this._sync.api.listFiles(this.jobId);
+      this._files = answer.files;
+      this._renderFiles();
+    } catch {
+      // A job without a folder yet has no files.
+    }
+  }
+
+  private _scheduleLog(): void {
+    if (!this._logFrame) {
+      this._logFrame = requestAnimationFrame(() => {
+        this._logFrame = 0;
+        this._renderLog();
+      });
+    }
+  }
+
+  private _renderLog(): void {
+    const buffer = this._logs[this._stream];
+    const text = buffer.text;
+    if (this._logPre.textContent !== text) {
+      this._logPre.textContent = text;
+    }
+    this._logPre.dataset.stream = this._stream;
+    this._logPre.dataset.bytes = String(buffer.end);
+    const other = this._stream === 'stdout' ? 'stderr' : 'stdout';
+    const otherTab = this._tabs.get(other);
+    if (otherTab) {
+      otherTab.textContent = this._logs[other].end ? `${other} •` : other;
+    }
+    this._logInfo.textContent = `${formatBytes(buffer.end)}${buffer.truncated ? ' (start dropped)' : ''}`;
+    if (this._follow) {
+      this._scrollLog();
+    }
+  }
+
+  private _scrollLog(): void {
+    this._logPre.dataset.autoscroll = '1';
+    this._logPre.scrollTop = this._logPre.scrollHeight;
+  }
+
+  private _render(): void {
+    const job = this._job;
+    if (!job) {
+      return;
+    }
+    this.title.label = job.name;
+    this.title.caption = `${job.name} (${job.id})`;
+    this.node.dataset.state = job.state;
+    this._badge.className = `swm-StateBadge swm-state-${job.state}`;
+    this._badge.textContent = STATE_CODES[job.state];
+    this._title.textContent = job.name;
+    const bits = [
+      `state: ${job.state}${job.state_details ? ` (${job.state_details})` : ''}`,
+      `site: ${job.site}`,
+      `id: ${job.id}`
+    ];
+    if (job.native_id) {
+      bits.push(`native id: ${job.native_id}`);
+    }
+    if (job.exit_code !== null && job.exit_code !== undefined) {
+      bits.push(`exit code: ${job.exit_code}`);
+    }
+    if (job.cost && (job.cost.actual ?? job.cost.estimate) !== null) {
+      bits.push(`cost: ${job.cost.actual ?? `~${job.cost.estimate}`}`);
+    }
+    this._meta.textContent = bits.join(' · ');
+    const final = isFinal(job.state);
+    for (const b of this._actions.querySelectorAll('button')) {
+      const a = b.dataset.action as JobAction;
+      b.disabled =
+        (a === 'cancel' && final) ||
+        (a === 'hold' && job.state !== 'queued') ||
+        (a === 'release' && job.state !== 'held') ||
+        (a === 'requeue' && !final);
+    }
+    this._timeline.textContent = '';
+    const history = job.history ?? [];
+    history.forEach((h, i) => {
+      const li = el('li', 'swm-Timeline-item');
+      li.dataset.state = h.state;
+      const next = history[i + 1]?.time ?? (isFinal(h.state) ? null : Date.now() / 1000);
+      const dur = next !== null ? ` · ${formatDuration(next - h.time)}` : '';
+      li.append(
+        el('span', `swm-StateBadge swm-state-${h.state}`, h.code || STATE_CODES[h.state]),
+        el('span', 'swm-Timeline-state', h.state),
+        el('span', 'swm-Timeline-time', `${formatTime(h.time)}${dur}`)
+      );
+      if (h.details) {
+        li.appendChild(el('div', 'swm-Timeline-details', h.details));
+      }
+      this._timeline.appendChild(li);
+    });
+    this._spec.textContent = JSON.stringify(job.spec, null, 2);
+    this._renderFiles();
+  }
+
+  private _renderFiles(): void {
+    const job = this._job;
+    this._filesList.textContent = '';
+    const folder = job?.folder ?? '';
+    const relFolder = folder ? relativeToRoot(folder) : null;
+    let notebook: string | null = null;
+    const srcNotebook = job?.spec.notebook ? PathExt.basename(job.spec.notebook) : null;
+    for (const f of this._files) {
+      const li = el('li', 'swm-File');
+      const a = el('a', '', f.path);
+      a.href = '#';
+      a.dataset.path = f.path;
+      a.addEventListener('click', ev => {
+        ev.preventDefault();
+        this._openFile(f.path);
+      });
+      li.append(a, el('span', 'swm-File-size', formatBytes(f.size)));
+      this._filesList.appendChild(li);
+      if (
+        f.path.endsWith('.ipynb') &&
+        (notebook === null || (srcNotebook && PathExt.basename(f.path) === srcNotebook))
+      ) {
+        notebook = f.path;
+      }
+    }
+    this._notebookButton.hidden = !(job?.spec.notebook && notebook);
+    this._notebookButton.onclick = notebook ? () => this._openFile(notebook as string) : null;
+    this._notebookButton.dataset.path = notebook ?? '';
+    this._filesList.dataset.folder = relFolder ?? folder;
+  }
+
+  private _openFile(path: string): void {
+    const folder = this._job?.folder ?? '';
+    const rel = folder ? relativeToRoot(folder) : null;
+    if (rel !== null) {
+      this._opts.openPath(rel ? `${rel}/${path}` : path);
+    } else {
+      this._opts.download(this.jobId, path);
+    }
+  }
+}

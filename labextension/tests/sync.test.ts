@@ -1,0 +1,100 @@
+import { SwmApi } from '../src/api';
+import { IWebSocketLike } from '../src/events';
+import { JobStore } from '../src/store';
+import { JobSync } from '../src/sync';
+import { event, job, reply } from './helpers';
+
+class Socket implements IWebSocketLike {
+  readyState = 1;
+  sent: string[] = [];
+  onopen: ((ev: unknown) => void) | null = null;
+  onmessage: ((ev: { data: unknown }) => void) | null = null;
+  onclose: ((ev: unknown) => void) | null = null;
+  onerror: ((ev: unknown) => void) | null = null;
+  send(d: string): void {
+    this.sent.push(d);
+  }
+  close(): void {
+    /* nothing */
+  }
+  emit(m: unknown): void {
+    this.onmessage?.({ data: JSON.stringify(m) });
+  }
+}
+
+describe('JobSync', () => {
+  it('applies events that arrive during the first load after the load', async () => {
+    const a = job({ state: 'queued' });
+    const b = job({ state: 'running' });
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>(r => (release = r));
+    const requests: string[] = [];
+    const api = new SwmApi(async path => {
+      requests.push(path);
+      await gate;
+      return reply(200, { jobs: [a, b], total: 2, counts: {}, next_cursor: null });
+    });
+    const socket = new Socket();
+    const store = new JobStore();
+    const sync = new JobSync({
+      api,
+      store,
+      wsUrl: 'ws://x/swm/api/v1/events',
+      socketFactory: () => socket
+    });
+    const done = sync.start();
+    socket.onopen?.({});
+    socket.emit({ type: 'hello', last_event_id: 10 });
+    socket.emit(event(9, a, 'canceled')); // older than hello: a replay, skipped
+    socket.emit(event(11, a, 'running'));
+    socket.emit(event(12, b, 'finished'));
+    expect(store.size).toBe(0);
+    release();
+    await done;
+    expect(store.get(a.id)?.state).toBe('running');
+    expect(store.get(b.id)?.state).toBe('finished');
+    expect(store.lastEventId).toBe(12);
+    socket.emit(event(13, a, 'finished'));
+    expect(store.get(a.id)?.state).toBe('finished');
+    // Only the one list request: live updates need no polling.
+    expect(requests).toEqual(['jobs?sort=-submit_time&limit=1000&offset=0']);
+  });
+
+  it('routes log events to the subscribers of that job', async () => {
+    const api = new SwmApi(async () =>
+      reply(200, { jobs: [], total: 0, counts: {}, next_cursor: null })
+    );
+    const socket = new Socket();
+    const sync = new JobSync({
+      api,
+      store: new JobStore(),
+      wsUrl: 'ws://x',
+      socketFactory: () => socket
+    });
+    await sync.start();
+    socket.onopen?.({});
+    const got: string[] = [];
+    const off = sync.subscribeLogs('j1', e => got.push(e.data));
+    expect(socket.sent).toContain(JSON.stringify({ subscribe_logs: ['j1'] }));
+    socket.emit({ type: 'log', job_id: 'j1', stream: 'stdout', offset: 0, data: 'hello\n' });
+    socket.emit({ type: 'log', job_id: 'j2', stream: 'stdout', offset: 0, data: 'other\n' });
+    off();
+    socket.emit({ type: 'log', job_id: 'j1', stream: 'stdout', offset: 6, data: 'late\n' });
+    expect(got).toEqual(['hello\n']);
+    expect(socket.sent).toContain(JSON.stringify({ unsubscribe_logs: ['j1'] }));
+  });
+
+  it('keeps the server message when the load fails', async () => {
+    const api = new SwmApi(async () =>
+      reply(503, { message: 'store is locked by another server' })
+    );
+    const sync = new JobSync({
+      api,
+      store: new JobStore(),
+      wsUrl: 'ws://x',
+      socketFactory: () => new Socket()
+    });
+    await sync.start();
+    expect(sync.loadError?.message).toBe('store is locked by another server');
+  });
+});
