@@ -23,7 +23,7 @@ import { LabIcon } from '@jupyterlab/ui-components';
 import { IDisposable } from '@lumino/disposable';
 
 import iconSvg from '../style/icon.svg';
-import { API_PREFIX, IFieldError, SwmApi } from './api';
+import { API_PREFIX, IFieldError, SwmApi, SwmApiError } from './api';
 import { errorText, jobLabel } from './format';
 import { JobStore, GroupBy } from './store';
 import { emptyForm, buildSpec } from './submitmodel';
@@ -113,7 +113,16 @@ const plugin: JupyterFrontEndPlugin<void> = {
             void commands.execute('docmanager:open', { path });
           }
         },
-        download: (jobId, path) => void download(api, jobId, path, serverSettings)
+        openCopy: (jobId, path) =>
+          void openCopy(app, api, jobId, path, serverSettings).then(copy => {
+            if (copy) {
+              if (docManager) {
+                docManager.openOrReveal(copy);
+              } else {
+                void commands.execute('docmanager:open', { path: copy });
+              }
+            }
+          })
       });
       const widget = new MainAreaWidget({ content });
       widget.id = widgetId;
@@ -230,7 +239,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
         const built = buildSpec(
           form,
           content,
-          siteList.find(s => s.name === form.site)
+          siteList.find(s => s.name === form.site),
+          PageConfig.getOption('serverRoot')
         );
         if (built.errors.length) {
           errors = built.errors;
@@ -389,26 +399,62 @@ const plugin: JupyterFrontEndPlugin<void> = {
   }
 };
 
-async function download(
+/** Folder (in the Jupyter root) where job files from outside the root are copied to open them. */
+export const COPY_FOLDER = 'swm-outputs';
+
+/**
+ * Copy a job file into `swm-outputs/<job id>/` in the Jupyter root through the contents API,
+ * so JupyterLab can open it (job folders usually live outside the root). Returns its path.
+ */
+async function openCopy(
+  app: JupyterFrontEnd,
   api: SwmApi,
   jobId: string,
   path: string,
   settings: ServerConnection.ISettings
-): Promise<void> {
+): Promise<string | null> {
   try {
     const url = URLExt.join(settings.baseUrl, API_PREFIX, api.filePath(jobId, path));
     const response = await ServerConnection.makeRequest(url, {}, settings);
     if (!response.ok) {
-      throw new Error(`${response.status} ${await response.text()}`);
+      throw await SwmApiError.fromResponse(response);
     }
-    const blob = await response.blob();
-    const a = document.createElement('a');
-    a.href = URL.createObjectURL(blob);
-    a.download = path.split('/').pop() ?? 'file';
-    a.click();
-    setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    const contents = app.serviceManager.contents;
+    const dirs = [COPY_FOLDER, `${COPY_FOLDER}/${jobId.slice(0, 8)}`];
+    const parts = path.split('/');
+    for (let i = 1; i < parts.length; i++) {
+      dirs.push(`${dirs[1]}/${parts.slice(0, i).join('/')}`);
+    }
+    for (const dir of dirs) {
+      try {
+        await contents.get(dir, { content: false });
+      } catch {
+        await contents.save(dir, { type: 'directory' });
+      }
+    }
+    const target = `${dirs[1]}/${path}`;
+    let text: string | null = null;
+    try {
+      text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    } catch {
+      text = null;
+    }
+    if (path.endsWith('.ipynb') && text !== null) {
+      await contents.save(target, { type: 'notebook', format: 'json', content: JSON.parse(text) });
+    } else if (text !== null) {
+      await contents.save(target, { type: 'file', format: 'text', content: text });
+    } else {
+      let binary = '';
+      for (let i = 0; i < bytes.length; i += 0x8000) {
+        binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+      }
+      await contents.save(target, { type: 'file', format: 'base64', content: btoa(binary) });
+    }
+    return target;
   } catch (err) {
-    Notification.error(`Cannot download ${path}: ${errorText(err)}`);
+    Notification.error(`Cannot open ${path}: ${errorText(err)}`, { autoClose: 10000 });
+    return null;
   }
 }
 

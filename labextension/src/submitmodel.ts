@@ -164,7 +164,12 @@ export interface IBuiltSpec {
  * Build the spec to POST for `form` (with the file's `content` for a script), checking the
  * resources against `site`'s limits. Errors name the form field.
  */
-export function buildSpec(form: ISubmitForm, content: string | null, site?: ISite): IBuiltSpec {
+export function buildSpec(
+  form: ISubmitForm,
+  content: string | null,
+  site?: ISite,
+  serverRoot = ''
+): IBuiltSpec {
   const errors: IFieldError[] = [];
   const resources: NonNullable<IJobSpec['resources']> = {};
   const nodes = positiveInt(form.nodes, 'resources.nodes', errors);
@@ -246,9 +251,12 @@ export function buildSpec(form: ISubmitForm, content: string | null, site?: ISit
   } else {
     spec.script = content ?? '';
   }
-  const dir = form.path.includes('/') ? form.path.slice(0, form.path.lastIndexOf('/')) : '';
-  if (dir) {
-    spec.workdir = dir;
+  // A script runs in its own folder (the server wants an absolute workdir); a notebook runs in
+  // the job folder, where the server copies it.
+  const root = serverRoot.replace(/\/+$/, '');
+  if (form.kind === 'script' && root.startsWith('/')) {
+    const dir = form.path.includes('/') ? form.path.slice(0, form.path.lastIndexOf('/')) : '';
+    spec.workdir = dir ? `${root}/${dir}` : root;
   }
   if (spec.name === undefined) {
     delete spec.name;

@@ -8,7 +8,7 @@ import { ISignal, Signal } from '@lumino/signaling';
 import { SwmApi, SwmApiError } from './api';
 import { ConnectionStatus, EventsConnection, SocketFactory } from './events';
 import { JobStore } from './store';
-import type { IJobEvent, ILogEvent, ServerEvent } from './types';
+import type { IJobEvent, LogStreamEvent, ServerEvent } from './types';
 
 export interface IJobSyncOptions {
   api: SwmApi;
@@ -25,7 +25,7 @@ export class JobSync {
   private _loaded = false;
   private _loading: Promise<void> | null = null;
   private _buffer: IJobEvent[] = [];
-  private _logListeners = new Map<string, Set<(e: ILogEvent) => void>>();
+  private _logListeners = new Map<string, Set<(e: LogStreamEvent) => void>>();
   private _statusChanged = new Signal<this, ConnectionStatus>(this);
   private _loadError: SwmApiError | null = null;
   private _loadedSignal = new Signal<this, void>(this);
@@ -80,7 +80,7 @@ export class JobSync {
     return this._loading;
   }
 
-  subscribeLogs(id: string, fn: (e: ILogEvent) => void): () => void {
+  subscribeLogs(id: string, fn: (e: LogStreamEvent) => void): () => void {
     let set = this._logListeners.get(id);
     if (!set) {
       set = new Set();
@@ -127,8 +127,18 @@ export class JobSync {
         }
         break;
       case 'log':
+      case 'log_end':
         for (const fn of this._logListeners.get(event.job_id) ?? []) {
           fn(event);
+        }
+        break;
+      case 'error':
+        if (event.job_id) {
+          for (const fn of this._logListeners.get(event.job_id) ?? []) {
+            fn(event);
+          }
+        } else {
+          console.warn('swm-jupyter: events socket:', event.message);
         }
         break;
     }

@@ -181,6 +181,7 @@ export interface IJobEvent {
   job: IJobSummary;
 }
 
+/** New output of a subscribed job; `offset` is the byte offset after `data` (as sent by the server). */
 export interface ILogEvent {
   type: 'log';
   job_id: string;
@@ -194,6 +195,23 @@ export interface IHelloEvent {
   last_event_id: number;
 }
 
-export type ServerEvent = IJobEvent | ILogEvent | IHelloEvent;
+/** All output of a subscribed job that has ended was sent. */
+export interface ILogEndEvent {
+  type: 'log_end';
+  job_id: string;
+  offsets: { stdout: number; stderr: number };
+}
+
+/** A problem with a client message or a log subscription. */
+export interface IErrorEvent {
+  type: 'error';
+  job_id?: string;
+  message: string;
+}
+
+/** What log subscribers receive. */
+export type LogStreamEvent = ILogEvent | ILogEndEvent | IErrorEvent;
+
+export type ServerEvent = IJobEvent | ILogEvent | IHelloEvent | ILogEndEvent | IErrorEvent;
 
 export type JobAction = 'cancel' | 'hold' | 'release' | 'requeue';

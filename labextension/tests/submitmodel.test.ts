@@ -70,13 +70,13 @@ describe('buildSpec', () => {
       walltime: '2h'
     };
     expect(form.name).toBe('train');
-    const { spec, errors } = buildSpec(form, 'echo hi\n');
+    const { spec, errors } = buildSpec(form, 'echo hi\n', undefined, '/home/u/');
     expect(errors).toEqual([]);
     expect(spec).toEqual({
       name: 'train',
       site: 'local',
       script: 'echo hi\n',
-      workdir: 'work',
+      workdir: '/home/u/work',
       resources: { cpus: 4, memory: 8192, walltime: 7200 }
     });
   });
@@ -88,6 +88,7 @@ describe('buildSpec', () => {
     expect(spec.notebook).toBe('nb.ipynb');
     expect(spec.parameters).toEqual({ n: 3 });
     expect(spec.script).toBeUndefined();
+    expect(spec.workdir).toBeUndefined();
   });
 
   it("checks resources against the site's limits and flavors", () => {

@@ -74,13 +74,14 @@ describe('JobSync', () => {
     await sync.start();
     socket.onopen?.({});
     const got: string[] = [];
-    const off = sync.subscribeLogs('j1', e => got.push(e.data));
+    const off = sync.subscribeLogs('j1', e => got.push(e.type === 'log' ? e.data : e.type));
     expect(socket.sent).toContain(JSON.stringify({ subscribe_logs: ['j1'] }));
     socket.emit({ type: 'log', job_id: 'j1', stream: 'stdout', offset: 0, data: 'hello\n' });
     socket.emit({ type: 'log', job_id: 'j2', stream: 'stdout', offset: 0, data: 'other\n' });
+    socket.emit({ type: 'log_end', job_id: 'j1', offsets: { stdout: 6, stderr: 0 } });
     off();
     socket.emit({ type: 'log', job_id: 'j1', stream: 'stdout', offset: 6, data: 'late\n' });
-    expect(got).toEqual(['hello\n']);
+    expect(got).toEqual(['hello\n', 'log_end']);
     expect(socket.sent).toContain(JSON.stringify({ unsubscribe_logs: ['j1'] }));
   });
 

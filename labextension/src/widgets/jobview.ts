@@ -12,15 +12,15 @@ import { errorText, formatBytes, formatDuration, formatTime } from '../format';
 import { LogBuffer } from '../logbuffer';
 import { IStoreChange } from '../store';
 import { JobSync } from '../sync';
-import { IJob, IJobFile, ILogEvent, JobAction, STATE_CODES, isFinal } from '../types';
+import { IJob, IJobFile, JobAction, LogStreamEvent, STATE_CODES, isFinal } from '../types';
 
 export interface IJobViewOptions {
   sync: JobSync;
   id: string;
   /** Open a path (relative to the Jupyter root) in JupyterLab. */
   openPath: (path: string) => void;
-  /** Download a job file that is outside the Jupyter root. */
-  download: (id: string, path: string) => void;
+  /** Open a job file that is outside the Jupyter root (through a copy the server serves). */
+  openCopy: (id: string, path: string) => void;
 }
 
 type Stream = 'stdout' | 'stderr';
@@ -56,6 +56,18 @@ export function relativeToRoot(
     return abs.slice(r.length + 1);
   }
   return null;
+}
+
+/** The executed notebook among a job's files (`a.ipynb` runs into `a.executed.ipynb`). */
+export function executedNotebook(source: string, files: IJobFile[]): string | null {
+  const base = PathExt.basename(source);
+  const executed = base.replace(/\.ipynb$/, '') + '.executed.ipynb';
+  const exact = files.find(f => PathExt.basename(f.path) === executed);
+  if (exact) {
+    return exact.path;
+  }
+  const any = files.find(f => f.path.endsWith('.executed.ipynb'));
+  return any ? any.path : null;
 }
 
 export class JobView extends Widget {
@@ -246,11 +258,20 @@ export class JobView extends Widget {
     }
   }
 
-  private _onLogEvent(e: ILogEvent): void {
+  private _onLogEvent(e: LogStreamEvent): void {
+    if (e.type === 'log_end') {
+      void this._catchUp('stdout');
+      void this._catchUp('stderr');
+      return;
+    }
+    if (e.type === 'error') {
+      this._logInfo.textContent = e.message;
+      return;
+    }
     const stream = e.stream === 'stderr' ? 'stderr' : 'stdout';
     const buffer = this._logs[stream];
-    // `offset` is the byte offset of the data's first byte.
-    const result = buffer.append(e.offset, e.data);
+    // The server's `offset` is the byte offset after the data.
+    const result = buffer.append(Math.max(0, e.offset - utf8Length(e.data)), e.data);
     if (result === 'gap') {
       void this._catchUp(stream);
     } else if (result === 'appended') {
@@ -394,8 +415,6 @@ export class JobView extends Widget {
     this._filesList.textContent = '';
     const folder = job?.folder ?? '';
     const relFolder = folder ? relativeToRoot(folder) : null;
-    let notebook: string | null = null;
-    const srcNotebook = job?.spec.notebook ? PathExt.basename(job.spec.notebook) : null;
     for (const f of this._files) {
       const li = el('li', 'swm-File');
       const a = el('a', '', f.path);
@@ -407,15 +426,10 @@ export class JobView extends Widget {
       });
       li.append(a, el('span', 'swm-File-size', formatBytes(f.size)));
       this._filesList.appendChild(li);
-      if (
-        f.path.endsWith('.ipynb') &&
-        (notebook === null || (srcNotebook && PathExt.basename(f.path) === srcNotebook))
-      ) {
-        notebook = f.path;
-      }
     }
-    this._notebookButton.hidden = !(job?.spec.notebook && notebook);
-    this._notebookButton.onclick = notebook ? () => this._openFile(notebook as string) : null;
+    const notebook = job?.spec.notebook ? executedNotebook(job.spec.notebook, this._files) : null;
+    this._notebookButton.hidden = !notebook;
+    this._notebookButton.onclick = notebook ? () => this._openFile(notebook) : null;
     this._notebookButton.dataset.path = notebook ?? '';
     this._filesList.dataset.folder = relFolder ?? folder;
   }
@@ -426,7 +440,7 @@ export class JobView extends Widget {
     if (rel !== null) {
       this._opts.openPath(rel ? `${rel}/${path}` : path);
     } else {
-      this._opts.download(this.jobId, path);
+      this._opts.openCopy(this.jobId, path);
     }
   }
 }

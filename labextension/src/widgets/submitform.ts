@@ -3,6 +3,7 @@
  * prices and a cost estimate, notebook parameters, and a live preview of the `#SWM` lines.
  * The server's dry run (`POST /jobs?dry_run=1`) checks the spec as the user types.
  */
+import { PageConfig } from '@jupyterlab/coreutils';
 import { Widget } from '@lumino/widgets';
 
 import { IFieldError, SwmApi } from '../api';
@@ -292,7 +293,12 @@ export class SubmitForm extends Widget {
 
   private async _dryRun(): Promise<void> {
     const seq = ++this._dryRunSeq;
-    const { spec, errors } = buildSpec(this.form, this._content, this.site);
+    const { spec, errors } = buildSpec(
+      this.form,
+      this._content,
+      this.site,
+      PageConfig.getOption('serverRoot')
+    );
     if (errors.length) {
       return;
     }
