@@ -1,0 +1,116 @@
+"""The Jupyter server extension: configures a :class:`WorkloadManager` and serves the REST API.
+
+Enable it (``jupyter server extension enable swm_jupyter``) and configure it with traitlets::
+
+    c.SwmApp.sites = {"local": {"gate": "local"}, "cluster": {"gate": "slurm", "ssh_host": "login"}}
+    c.SwmApp.data_dir = "/scratch/me/swm"
+
+The manager's loops start in the extension's start hook (after the server's event loop runs) and
+stop in its stop hook. If the job store is locked by another server, the error is logged and the
+API answers ``503`` with the reason instead of the server failing to start.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jupyter_server.extension.application import ExtensionApp
+from traitlets import Dict, Enum, Float, Int, Unicode
+
+from ._version import __version__
+from .core.errors import SwmError
+from .core.manager import WorkloadManager
+
+#: Traits of the app that are handed on to the manager when set (unset: the manager's default).
+MANAGER_TRAITS = ("sites", "default_site", "store_path", "data_dir", "poll_interval", "synchronous")
+
+
+class SwmApp(ExtensionApp):
+    """The swm-jupyter server extension: a workload manager and its REST/websocket API."""
+
+    name = "swm_jupyter"
+    description = "Sky Port workload manager inside the Jupyter server"
+    version = __version__
+    load_other_extensions = True
+
+    sites = Dict(
+        default_value=None,
+        allow_none=True,
+        help='Sites by name, each {"gate": entry-point name or dotted path, ...gate options}. '
+        'Default: one site {"local": {"gate": "local"}}.',
+    ).tag(config=True)
+    default_site = Unicode(
+        None, allow_none=True, help="Site of jobs that name none. Default: the first configured site."
+    ).tag(config=True)
+    data_dir = Unicode(
+        None, allow_none=True, help="Folder of the job store and the job folders. Default: <jupyter data dir>/swm."
+    ).tag(config=True)
+    store_path = Unicode(
+        None, allow_none=True, help="Path of the SQLite job store. Default: <data_dir>/jobs.sqlite."
+    ).tag(config=True)
+    poll_interval = Float(
+        None, allow_none=True, help="Seconds between status polls of a site whose gate sets no pace. Default: 2."
+    ).tag(config=True)
+    synchronous = Enum(
+        ["FULL", "NORMAL"],
+        None,
+        allow_none=True,
+        help="SQLite synchronous mode of the store: FULL (default) survives power loss, NORMAL survives a "
+        "killed process and is faster.",
+    ).tag(config=True)
+    max_body_bytes = Int(
+        16 * 1024 * 1024,
+        help="Largest request body (a job spec or script) the API accepts, in bytes; larger ones get 413. "
+        "Default: 16 MiB.",
+    ).tag(config=True)
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.manager: WorkloadManager | None = None
+        #: Why the manager is not running (e.g. the store is locked), answered as 503 by the API.
+        self.start_error: str | None = None
+
+    def initialize_settings(self) -> None:
+        """Make the manager (not started yet) and hand it to the handlers through the settings."""
+        traits = {name: getattr(self, name) for name in MANAGER_TRAITS if getattr(self, name) is not None}
+        root_dir = getattr(self.serverapp, "root_dir", None) if self.serverapp is not None else None
+        if root_dir:
+            traits["input_root"] = str(root_dir)
+        self.manager = WorkloadManager(parent=self, **traits)
+        self.start_error = "the workload manager is starting"
+        self.settings.update({"swm_app": self, "swm_manager": self.manager})
+
+    def initialize_handlers(self) -> None:
+        """Register the REST and websocket handlers under ``/swm/api/v1/``."""
+        from .handlers import default_handlers
+
+        self.handlers.extend(default_handlers)
+
+    async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
+        """Start the manager's loops once the server's event loop runs; a locked store is logged, not fatal."""
+        if self.manager is None:
+            return
+        try:
+            await self.manager.start()
+        except SwmError as exc:
+            self.start_error = exc.message
+            self.log.error("swm: the workload manager did not start: %s; the swm API answers 503", exc.message)
+            return
+        except Exception as exc:
+            self.start_error = "the workload manager failed to start; see the server log"
+            self.log.exception("swm: the workload manager failed to start: %s", type(exc).__name__)
+            return
+        self.start_error = None
+        self.log.info("swm: API at %sswm/api/v1/", self.serverapp.base_url if self.serverapp else "/")
+
+    async def stop_extension(self) -> None:
+        """Stop the manager's loops and close the store; running jobs carry on detached."""
+        from .handlers.events import EventsWebSocket
+
+        EventsWebSocket.close_all()
+        if self.manager is not None and self.start_error is None:
+            self.start_error = "the workload manager is stopping"
+            await self.manager.stop()
+
+
+main = launch_new_instance = SwmApp.launch_instance
