@@ -611,7 +611,9 @@ class SlurmGate(Gate):
                 f"__swm_map={q(array_map)}",
                 "IFS=$'\\t' read -r __swm_id __swm_dir < <(awk -F'\\t' -v i=\"$SLURM_ARRAY_TASK_ID\" "
                 '\'$1 == i { print $2 "\\t" $3; exit }\' "$__swm_map")',
-                'if [ -z "${__swm_dir:-}" ]; then echo "swm: no task $SLURM_ARRAY_TASK_ID in $__swm_map" >&2; exit 1; fi',
+                'if [ -z "${__swm_dir:-}" ]; then',
+                '    echo "swm: no task $SLURM_ARRAY_TASK_ID in $__swm_map" >&2; exit 1',
+                "fi",
             ]
         else:
             body += [f"__swm_id={q(job.id)}", f"__swm_dir={q(folder)}"]
@@ -977,10 +979,8 @@ class SlurmGate(Gate):
         remote = self._folder(job)
         transport = self._ssh()
         await transport.makedirs(remote)
-        local = Path(job.folder)
-        if local.is_dir():
-            for entry in sorted(local.iterdir()):
-                await transport.put(entry, posixpath.join(remote, entry.name), recurse=entry.is_dir())
+        for entry, is_dir in await asyncio.to_thread(_list_dir, job.folder):
+            await transport.put(entry, posixpath.join(remote, Path(entry).name), recurse=is_dir)
         self._staged.add(job.id)
 
     async def stage_out(self, job: Job) -> None:
@@ -989,11 +989,9 @@ class SlurmGate(Gate):
             return
         remote = self._folder(job)
         transport = self._ssh()
-        Path(job.folder).mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(Path(job.folder).mkdir, parents=True, exist_ok=True)
         for name in await transport.listdir(remote):
-            await transport.get(posixpath.join(remote, name), Path(job.folder) / name, recurse=True)
-        for stream in (STDOUT_FILE, STDERR_FILE):
-            (Path(job.folder) / stream).touch(exist_ok=True)
+            await transport.get(posixpath.join(remote, name), str(Path(job.folder) / name), recurse=True)
 
     async def read_output(self, job: Job, stream: str, offset: int = 0, limit: int = 1 << 20) -> bytes:
         """Live log bytes of ``stream`` from ``offset``, from the cluster side while the job runs."""
@@ -1071,6 +1069,13 @@ class SlurmGate(Gate):
 def _int(text: str) -> int:
     match = re.match(r"\d+", text.strip())
     return int(match.group(0)) if match else 0
+
+
+def _list_dir(folder: str) -> list[tuple[str, bool]]:
+    root = Path(folder)
+    if not root.is_dir():
+        return []
+    return [(str(p), p.is_dir()) for p in sorted(root.iterdir())]
 
 
 def _write_local(path: str, data: bytes, mode: int) -> None:

@@ -83,6 +83,8 @@ class SshTransport:
         self._lock = asyncio.Lock()
         #: How many times a connection was made (1 + reconnects); tests and describe() read it.
         self.connections_made = 0
+        #: How many remote commands were started (benchmarks and tests read it).
+        self.commands_run = 0
 
     @property
     def target(self) -> str:
@@ -193,6 +195,7 @@ class SshTransport:
         line = remote_command_line(args, merged)
         for attempt in range(2):
             conn = await self.connect()
+            self.commands_run += 1
             try:
                 proc = await asyncio.wait_for(
                     conn.run(line, input=input, check=False, encoding="utf-8", errors="replace"), timeout

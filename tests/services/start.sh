@@ -75,7 +75,7 @@ KillWait=5
 SchedulerParameters=sched_interval=5,defer_batch
 MaxArraySize=100001
 GresTypes=gpu
-NodeName=$HOST NodeAddr=127.0.0.1 NodeHostname=$HOST CPUs=$NODE_CPUS RealMemory=$MEM_MB Gres=gpu:2 State=UNKNOWN
+NodeName=$HOST NodeAddr=127.0.0.1 NodeHostname=$HOST CPUs=$NODE_CPUS RealMemory=$MEM_MB Gres=gpu:2 Features=fast State=UNKNOWN
 PartitionName=debug Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
 PartitionName=other Nodes=$HOST Default=NO MaxTime=INFINITE State=UP
 EOF
