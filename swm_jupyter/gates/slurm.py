@@ -950,8 +950,8 @@ class SlurmGate(Gate):
         self._speed_up()
 
     async def hold(self, job: Job) -> bool:
-        """``scontrol hold``: True if Slurm now holds the pending job."""
-        return await self._scontrol("hold", job)
+        """``scontrol uhold`` (a user hold, as the user would place): True if Slurm now holds the job."""
+        return await self._scontrol("uhold", job)
 
     async def release(self, job: Job) -> bool:
         """``scontrol release``: True if Slurm released the job."""
