@@ -59,16 +59,18 @@ def _error_from(response: httpx.Response) -> SwmError:
 
 
 def find_server() -> tuple[str, str | None]:
-    """(base_url, token) of the server to talk to: ``SWM_URL``/``SWM_TOKEN``, else Jupyter's runtime files."""
+    """(base_url, token) of the server to talk to: ``SWM_URL``/``SWM_TOKEN``, else Jupyter's runtime files.
+
+    Raises :class:`SwmError` when no server can be found.
+    """
+    from .connection import ServerNotFound
+    from .connection import find_server as discover
+
     try:
-        from .connection import find_server as discover
-    except ImportError:  # pragma: no cover - connection.py ships with the server side
-        url = os.environ.get("SWM_URL")
-        if not url:
-            raise SwmError("no swm server found: set SWM_URL and SWM_TOKEN, or start jupyter server") from None
-        return url, os.environ.get("SWM_TOKEN")
-    found = discover()
-    return found[0], found[1]
+        url, token = discover()
+    except ServerNotFound as exc:
+        raise SwmError(str(exc)) from None
+    return url, token
 
 
 def server_root_dir(base_url: str) -> str | None:
