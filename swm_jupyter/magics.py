@@ -212,7 +212,7 @@ class SwmMagics(Magics):
         job = self.client.job(args.id)
         stream = "stderr" if args.stderr else "stdout"
         if args.follow:
-            job.tail(follow=True, lines=0, stream=stream)
+            job.tail(follow=True, lines=None, stream=stream)
         else:
             print(job.logs(stream), end="")
 

@@ -72,7 +72,7 @@ def swm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     env["JUPYTER_RUNTIME_DIR"] = str(runtime)
     env.pop("SWM_URL", None)
     env.pop("SWM_TOKEN", None)
-    log = open(base / "server.log", "wb")  # noqa: SIM115 - closed at teardown
+    log = open(base / "server.log", "wb")
     proc = subprocess.Popen(
         [JUPYTER, "server", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
          f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}", f"--SwmApp.data_dir={data}",

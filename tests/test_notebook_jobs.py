@@ -9,10 +9,11 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from .notebook_fixtures import Server, notebook, swm_server  # noqa: F401 - fixture
 
 from swm_jupyter.client import Client
 from swm_jupyter.notebook_runner import inject_parameters, parameters_source
+
+from .notebook_fixtures import Server, notebook, swm_server  # noqa: F401 - fixture
 
 PARAMS_NB = (
     "x = 1\nlabel = 'default'",

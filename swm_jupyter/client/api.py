@@ -560,16 +560,16 @@ class Job(_JobBase):
             offset = next_offset
         return "".join(chunks)
 
-    def tail(self, follow: bool = True, *, lines: int = 20, stream: str = "stdout",
+    def tail(self, follow: bool = True, *, lines: int | None = 20, stream: str = "stdout",
              write: Callable[[str], Any] | None = None, timeout: float | None = None) -> None:
-        """Print the last ``lines`` lines of the log, then (``follow``) new output until the job ends.
+        """Print the last ``lines`` lines of the log (None: all of it), then (``follow``) new output until it ends.
 
         ``write`` receives the text (default: print). Interrupting stops following, not the job.
         """
         out = write or (lambda s: print(s, end="", flush=True))
         text = self.logs(stream)
         offset = len(text.encode())
-        last = text.splitlines(keepends=True)[-lines:] if lines else []
+        last = text.splitlines(keepends=True)[-lines:] if lines else ([text] if lines is None else [])
         if last:
             out("".join(last))
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -680,9 +680,21 @@ def _progress_view(job: _JobBase) -> Callable[[dict[str, Any]], None]:
     import ipywidgets as widgets
     from IPython.display import display
 
+    class WaitProgress(widgets.HBox):  # type: ignore[misc]
+        """A progress bar and a one-line account of the job, printed as that line without widgets."""
+
+        def __repr__(self) -> str:
+            return f"waiting for {render.job_text(job.data)}"
+
+        def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+            data = dict(super()._repr_mimebundle_(**kwargs) or {})
+            data["text/plain"] = repr(self)
+            data["text/html"] = render.job_html({**job.data, "spec": None})
+            return data
+
     bar = widgets.IntProgress(min=0, max=render.progress_fraction(job.data)[1], description="queued")
     label = widgets.HTML()
-    box = widgets.HBox([bar, label])
+    box = WaitProgress([bar, label])
     display(box)
 
     def update(data: dict[str, Any]) -> None:
