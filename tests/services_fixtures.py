@@ -119,8 +119,14 @@ def apply(job: Job, status: GateStatus) -> None:
         job.signal = status.signal
 
 
-async def poll_until_final(gate: Gate, jobs: list[Job], timeout: float, *, seen: dict[str, list[str]] | None = None,
-                           interval: float | None = None) -> dict[str, GateStatus]:
+async def poll_until_final(
+    gate: Gate,
+    jobs: list[Job],
+    timeout: float,
+    *,
+    seen: dict[str, list[str]] | None = None,
+    interval: float | None = None,
+) -> dict[str, GateStatus]:
     """Poll ``gate`` until every job is final (as a manager would); return the final statuses.
 
     ``seen`` collects each job's ``"<state>: <details>"`` history. Raises AssertionError on timeout.
@@ -144,7 +150,9 @@ async def poll_until_final(gate: Gate, jobs: list[Job], timeout: float, *, seen:
             if status.state.final:
                 finals[job.id] = status
         if time.monotonic() > deadline:
-            raise AssertionError(f"jobs not final after {timeout} s: {[(j.id, j.state, j.state_details) for j in live]}")
+            raise AssertionError(
+                f"jobs not final after {timeout} s: {[(j.id, j.state, j.state_details) for j in live]}"
+            )
         delay = getattr(gate, "next_poll_delay", None)
         await asyncio.sleep(interval if interval is not None else (delay() if callable(delay) else 1.0))
 

@@ -54,20 +54,32 @@ def test_helpers_parse_what_slurm_and_the_wrapper_write() -> None:
 def test_every_resource_option_reaches_slurm(services: dict[str, str], tmp_path: Path) -> None:
     subprocess.run(["scontrol", "delete", "ReservationName=swmres"], capture_output=True)
     subprocess.run(
-        ["scontrol", "create", "reservation", "ReservationName=swmres", "StartTime=now+1day", "Duration=10",
-         "Nodes=" + services["SWM_TEST_SLURM_NODE"], "Users=root"],
-        check=True, capture_output=True,
+        [
+            "scontrol",
+            "create",
+            "reservation",
+            "ReservationName=swmres",
+            "StartTime=now+1day",
+            "Duration=10",
+            "Nodes=" + services["SWM_TEST_SLURM_NODE"],
+            "Users=root",
+        ],
+        check=True,
+        capture_output=True,
     )
 
     async def body() -> None:
         g = gate(qos="normal", extra_args=["--hold", "--comment=site-extra"])
         await g.setup()
-        job = make_job(tmp_path, {
-            "name": "all options",
-            "script": "#!/bin/bash\n#SBATCH --nice=5\necho hi\n",
-            "resources": {"nodes": 1, "cpus": 2, "memory": "300M", "gpus": 1, "walltime": "00:07:00"},
-            "slurm": {"partition": "other", "account": "acc1", "constraint": "fast", "reservation": "swmres"},
-        })
+        job = make_job(
+            tmp_path,
+            {
+                "name": "all options",
+                "script": "#!/bin/bash\n#SBATCH --nice=5\necho hi\n",
+                "resources": {"nodes": 1, "cpus": 2, "memory": "300M", "gpus": 1, "walltime": "00:07:00"},
+                "slurm": {"partition": "other", "account": "acc1", "constraint": "fast", "reservation": "swmres"},
+            },
+        )
         parent = make_job(tmp_path, {"command": ["true"], "array": "0-5%2", "resources": {"cpus": 1}})
         try:
             apply(job, await g.submit(job))
@@ -85,8 +97,7 @@ def test_every_resource_option_reaches_slurm(services: dict[str, str], tmp_path:
             assert fields["Nice"] == "5"  # the script's own #SBATCH line is kept
             assert fields["Priority"] == "0"  # held by the site's extra --hold
             # A dependency with Slurm's own id, and an array with a throttle, in one sbatch.
-            tasks = [make_job(tmp_path, {"command": ["true"]}, array_parent=parent.id, array_index=i)
-                     for i in range(6)]
+            tasks = [make_job(tmp_path, {"command": ["true"]}, array_parent=parent.id, array_index=i) for i in range(6)]
             statuses = await g.submit_array(parent, tasks, [("afterok", job.native_id or "")])
             array_id = statuses[tasks[0].id].native_id.split("_")[0]  # type: ignore[union-attr]
             assert [statuses[t.id].native_id for t in tasks] == [f"{array_id}_{i}" for i in range(6)]
@@ -113,8 +124,9 @@ def test_every_resource_option_reaches_slurm(services: dict[str, str], tmp_path:
 def test_array_with_throttle_and_bounded_status_calls(services: dict[str, str], tmp_path: Path) -> None:
     async def body() -> None:
         g = gate()
-        parent = make_job(tmp_path, {"script": "echo task $SWM_ARRAY_TASK_ID of $SWM_ARRAY_JOB_ID; sleep 2\n",
-                                     "array": "0-5%2"})
+        parent = make_job(
+            tmp_path, {"script": "echo task $SWM_ARRAY_TASK_ID of $SWM_ARRAY_JOB_ID; sleep 2\n", "array": "0-5%2"}
+        )
         tasks = []
         for i in range(6):
             task = make_job(tmp_path, {"script": parent.spec.script or ""}, array_parent=parent.id, array_index=i)
@@ -166,7 +178,7 @@ def test_dependencies_hold_release_and_cancel(services: dict[str, str], tmp_path
         seen: dict[str, list[str]] = {}
         finals = await poll_until_final(g, [first, failing], 60, seen=seen)
         assert finals[failing.id].exit_code == 4
-        status = (await poll_until_details(g, after, "held"))
+        status = await poll_until_details(g, after, "held")
         assert status.state is JobState.WAITING
         assert await g.release(after)
         done = await poll_until_final(g, [after], 60, seen=seen)
@@ -215,8 +227,9 @@ def test_refused_job_and_script_conflicts(services: dict[str, str], tmp_path: Pa
         with pytest.raises(GateError) as info:
             await g.submit(huge)
         assert "Requested node configuration is not available" in info.value.message
-        clash = make_job(tmp_path, {"script": "#!/bin/bash\n#SBATCH --cpus-per-task=4\necho hi\n",
-                                    "resources": {"cpus": 2}})
+        clash = make_job(
+            tmp_path, {"script": "#!/bin/bash\n#SBATCH --cpus-per-task=4\necho hi\n", "resources": {"cpus": 2}}
+        )
         errors = g.validate(clash)
         assert errors and "#SBATCH --cpus-per-task=4" in errors[0]["message"]
         with pytest.raises(GateError):
@@ -233,8 +246,9 @@ def test_refused_job_and_script_conflicts(services: dict[str, str], tmp_path: Pa
     run(body())
 
 
-def test_slurm_over_ssh_shared_and_staged(services: dict[str, str], slurm_ssh_options: dict[str, Any],
-                                          tmp_path: Path) -> None:
+def test_slurm_over_ssh_shared_and_staged(
+    services: dict[str, str], slurm_ssh_options: dict[str, Any], tmp_path: Path
+) -> None:
     async def body() -> None:
         shared = gate(**slurm_ssh_options)
         remote_root = tmp_path / "cluster-side"
@@ -243,8 +257,13 @@ def test_slurm_over_ssh_shared_and_staged(services: dict[str, str], slurm_ssh_op
         await staged.setup()
         try:
             a = make_job(tmp_path / "a", {"command": ["sh", "-c", "echo via-ssh; exit 2"]})
-            b = make_job(tmp_path / "b", {"script": "cat input.txt > output.txt; echo line1; sleep 3; echo line2\n",
-                                          "output_files": ["output.txt"]})
+            b = make_job(
+                tmp_path / "b",
+                {
+                    "script": "cat input.txt > output.txt; echo line1; sleep 3; echo line2\n",
+                    "output_files": ["output.txt"],
+                },
+            )
             (Path(b.folder) / "input.txt").write_text("data in\n")
             apply(a, await shared.submit(a))
             apply(b, await staged.submit(b))
@@ -274,8 +293,9 @@ def test_slurm_over_ssh_shared_and_staged(services: dict[str, str], slurm_ssh_op
     run(body())
 
 
-def test_ssh_connection_cut_mid_run(services: dict[str, str], slurm_ssh_options: dict[str, Any],
-                                    tmp_path: Path) -> None:
+def test_ssh_connection_cut_mid_run(
+    services: dict[str, str], slurm_ssh_options: dict[str, Any], tmp_path: Path
+) -> None:
     async def body() -> None:
         g = gate(**slurm_ssh_options, remote_workdir=str(tmp_path / "remote"))
         await g.setup()
@@ -360,12 +380,17 @@ def test_workload_manager_end_to_end_and_restart(services: dict[str, str], tmp_p
             done = await wm.wait(quick.id, 60)
             assert done.state is JobState.FINISHED and done.exit_code == 3
             assert (Path(done.folder) / "stdout").read_text() == "quick\n"
-            arr = await wm.submit({"site": "cluster", "command": ["sh", "-c", "sleep 4; exit $SWM_ARRAY_TASK_ID"],
-                                   "array": "0-2%2"})
-            slow = await wm.submit({"site": "cluster", "command": ["sh", "-c", "sleep 5; echo slow > out.txt"],
-                                    "output_files": ["out.txt"]})
-            dep = await wm.submit({"site": "cluster", "command": ["sh", "-c", "echo dep"],
-                                   "depends_on": [slow.id]})
+            arr = await wm.submit(
+                {"site": "cluster", "command": ["sh", "-c", "sleep 4; exit $SWM_ARRAY_TASK_ID"], "array": "0-2%2"}
+            )
+            slow = await wm.submit(
+                {
+                    "site": "cluster",
+                    "command": ["sh", "-c", "sleep 5; echo slow > out.txt"],
+                    "output_files": ["out.txt"],
+                }
+            )
+            dep = await wm.submit({"site": "cluster", "command": ["sh", "-c", "echo dep"], "depends_on": [slow.id]})
             for _ in range(100):
                 if wm.get(slow.id).state is JobState.RUNNING:
                     break

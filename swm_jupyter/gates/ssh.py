@@ -30,11 +30,7 @@ from .ssh_transport import SshTransport
 RUN_FILE = ".swm-run.sh"
 
 #: Starts the wrapper in a new session; prints its pid (= its process group id). $1: the folder.
-_LAUNCH_SCRIPT = (
-    'cd "$1" || exit 97; '
-    "setsid /bin/sh ./" + RUN_FILE + " </dev/null >/dev/null 2>&1 & "
-    'echo "$!"'
-)
+_LAUNCH_SCRIPT = 'cd "$1" || exit 97; setsid /bin/sh ./' + RUN_FILE + ' </dev/null >/dev/null 2>&1 & echo "$!"'
 
 #: Reads every job in one go. Arguments: folder pid folder pid ... For each job: a record separator,
 #: the folder, ``alive`` or ``dead`` (its process group), then its status file.
@@ -47,9 +43,7 @@ _POLL_SCRIPT = (
 
 #: Stops a process group: TERM now, KILL after a grace period (detached). $1: pgid, $2: grace.
 _CANCEL_SCRIPT = (
-    'kill -TERM "-$1" 2>/dev/null; '
-    '( sleep "$2"; kill -KILL "-$1" 2>/dev/null ) </dev/null >/dev/null 2>&1 & '
-    "exit 0"
+    'kill -TERM "-$1" 2>/dev/null; ( sleep "$2"; kill -KILL "-$1" 2>/dev/null ) </dev/null >/dev/null 2>&1 & exit 0'
 )
 
 _DESCRIBE_SCRIPT = (
@@ -144,7 +138,7 @@ class SshGate(Gate):
             "__swm_dir=$(pwd)",
             f'__swm_status="$__swm_dir"/{STATUS_FILE}',
             'echo "start $(date +%s) $$ $(hostname)" > "$__swm_status"',
-            "__swm_signal() { echo \"signal $1 $(date +%s)\" >> \"$__swm_status\"; exit $((128 + $1)); }",
+            '__swm_signal() { echo "signal $1 $(date +%s)" >> "$__swm_status"; exit $((128 + $1)); }',
             "trap '__swm_signal 15' TERM",
             "trap '__swm_signal 2' INT",
             "trap '__swm_signal 1' HUP",
@@ -177,11 +171,13 @@ class SshGate(Gate):
         """
         folder = self._folder(job)
         await self.stage_in(job)
-        await self.transport.write_bytes(posixpath.join(folder, RUN_FILE), self._wrapper(job, folder).encode(),
-                                         mode=0o700)
+        await self.transport.write_bytes(
+            posixpath.join(folder, RUN_FILE), self._wrapper(job, folder).encode(), mode=0o700
+        )
         try:
-            result = await self.transport.run(["sh", "-c", _LAUNCH_SCRIPT, "sh", folder], idempotent=False,
-                                              timeout=self.command_timeout)
+            result = await self.transport.run(
+                ["sh", "-c", _LAUNCH_SCRIPT, "sh", folder], idempotent=False, timeout=self.command_timeout
+            )
         except CommandError as exc:
             raise GateError(f"the job could not be started on {self.host}: {exc.message}") from None
         pid = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
@@ -206,8 +202,9 @@ class SshGate(Gate):
         args: list[str] = []
         for job in known:
             args += [self._folder(job), str(job.gate_data.get("pid") or job.native_id)]
-        result = await self.transport.run(["sh", "-c", _POLL_SCRIPT, "sh", *args], check=False,
-                                          timeout=self.command_timeout)
+        result = await self.transport.run(
+            ["sh", "-c", _POLL_SCRIPT, "sh", *args], check=False, timeout=self.command_timeout
+        )
         answers: dict[str, tuple[bool, str]] = {}
         for record in result.stdout.split("\x1e")[1:]:
             folder, _, rest = record.partition("\n")
@@ -224,23 +221,33 @@ class SshGate(Gate):
             end = record.end if record else None
             if record is not None and record.exit_code is not None:
                 details = "exit code 0" if record.exit_code == 0 else f"exit code {record.exit_code}"
-                out[job.id] = GateStatus(JobState.FINISHED, details, exit_code=record.exit_code,
-                                         start_time=start, end_time=end)
+                out[job.id] = GateStatus(
+                    JobState.FINISHED, details, exit_code=record.exit_code, start_time=start, end_time=end
+                )
             elif record is not None and record.signal is not None and not alive:
                 if job.id in self._cancelled or job.wanted == "cancel":
-                    out[job.id] = GateStatus(JobState.CANCELED, "canceled", signal=record.signal,
-                                             start_time=start, end_time=end)
+                    out[job.id] = GateStatus(
+                        JobState.CANCELED, "canceled", signal=record.signal, start_time=start, end_time=end
+                    )
                 else:
-                    out[job.id] = GateStatus(JobState.FINISHED, f"ended by signal {record.signal}",
-                                             exit_code=128 + record.signal, signal=record.signal,
-                                             start_time=start, end_time=end)
+                    out[job.id] = GateStatus(
+                        JobState.FINISHED,
+                        f"ended by signal {record.signal}",
+                        exit_code=128 + record.signal,
+                        signal=record.signal,
+                        start_time=start,
+                        end_time=end,
+                    )
             elif alive:
                 out[job.id] = GateStatus(JobState.RUNNING, "running", start_time=start)
             elif job.id in self._cancelled or job.wanted == "cancel":
                 out[job.id] = GateStatus(JobState.CANCELED, "canceled", start_time=start, end_time=time.time())
             else:
-                out[job.id] = GateStatus(JobState.ERROR, "the job's process ended without recording an exit code "
-                                         "(killed, or the host restarted)", start_time=start)
+                out[job.id] = GateStatus(
+                    JobState.ERROR,
+                    "the job's process ended without recording an exit code (killed, or the host restarted)",
+                    start_time=start,
+                )
         return out
 
     async def cancel(self, job: Job) -> None:
@@ -249,8 +256,9 @@ class SshGate(Gate):
         pid = str(job.gate_data.get("pid") or job.native_id or "")
         if not pid.isdigit():
             return
-        await self.transport.run(["sh", "-c", _CANCEL_SCRIPT, "sh", pid, f"{self.kill_grace:g}"], check=False,
-                                 timeout=self.command_timeout)
+        await self.transport.run(
+            ["sh", "-c", _CANCEL_SCRIPT, "sh", pid, f"{self.kill_grace:g}"], check=False, timeout=self.command_timeout
+        )
 
     async def stage_in(self, job: Job) -> None:
         """Copy the local job folder (script, inputs) into the job's remote folder over SFTP."""
@@ -281,8 +289,15 @@ class SshGate(Gate):
 
     async def describe(self) -> dict[str, Any]:
         """The host's CPUs and memory; ``healthy`` False with a message when it cannot be reached."""
-        info: dict[str, Any] = {"kind": self.kind, "healthy": False, "health_message": "", "limits": {},
-                                "flavors": [], "images": [], "host": f"{self.host}:{self.port}"}
+        info: dict[str, Any] = {
+            "kind": self.kind,
+            "healthy": False,
+            "health_message": "",
+            "limits": {},
+            "flavors": [],
+            "images": [],
+            "host": f"{self.host}:{self.port}",
+        }
         try:
             result = await self.transport.run(["sh", "-c", _DESCRIBE_SCRIPT], timeout=self.command_timeout)
         except (CommandError, SiteUnavailable) as exc:
