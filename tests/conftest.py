@@ -18,7 +18,7 @@ import pytest
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
 # --- services fixtures (Slurm, sshd): owned by the services engineer -------------------------------
-# from tests.services_fixtures import *  # noqa: F403  <- to be added here
+# from tests.services_fixtures import *
 # ----------------------------------------------------------------------------------------------------
 
 TOKEN = "swm-test-token-0123456789"
@@ -96,8 +96,15 @@ def free_port() -> int:
 class ServerProcess:
     """A real ``jupyter server`` subprocess with swm_jupyter, for crash, CLI, fuzz and benchmark runs."""
 
-    def __init__(self, root: Path, data_dir: Path, *, sites: dict[str, Any] | None = None,
-                 extra: list[str] | None = None, port: int | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        data_dir: Path,
+        *,
+        sites: dict[str, Any] | None = None,
+        extra: list[str] | None = None,
+        port: int | None = None,
+    ) -> None:
         self.root = root
         self.data_dir = data_dir
         self.sites = sites or {"local": {"gate": "local", "cpus": 4}}
@@ -112,25 +119,35 @@ class ServerProcess:
         """An environment with private Jupyter folders (runtime files land in ``root/../runtime``)."""
         env = dict(os.environ)
         base = self.root.parent
-        env.update({
-            "JUPYTER_RUNTIME_DIR": str(base / "runtime"),
-            "JUPYTER_CONFIG_DIR": str(base / "config"),
-            "JUPYTER_DATA_DIR": str(base / "data"),
-            "JUPYTER_PLATFORM_DIRS": "1",
-        })
+        env.update(
+            {
+                "JUPYTER_RUNTIME_DIR": str(base / "runtime"),
+                "JUPYTER_CONFIG_DIR": str(base / "config"),
+                "JUPYTER_DATA_DIR": str(base / "data"),
+                "JUPYTER_PLATFORM_DIRS": "1",
+            }
+        )
         return env
 
     def start(self, timeout: float = 60) -> ServerProcess:
         """Start the server and wait until the swm API answers."""
         self.root.mkdir(parents=True, exist_ok=True)
         cmd = [
-            sys.executable, "-m", "jupyter_server", "--no-browser", f"--port={self.port}", "--ip=127.0.0.1",
-            f"--IdentityProvider.token={self.token}", f"--ServerApp.root_dir={self.root}",
+            sys.executable,
+            "-m",
+            "jupyter_server",
+            "--no-browser",
+            f"--port={self.port}",
+            "--ip=127.0.0.1",
+            f"--IdentityProvider.token={self.token}",
+            f"--ServerApp.root_dir={self.root}",
             "--ServerApp.jpserver_extensions={'swm_jupyter': True}",
-            f"--SwmApp.data_dir={self.data_dir}", f"--SwmApp.sites={json.dumps(self.sites)}",
-            "--SwmApp.poll_interval=0.5", *self.extra,
+            f"--SwmApp.data_dir={self.data_dir}",
+            f"--SwmApp.sites={json.dumps(self.sites)}",
+            "--SwmApp.poll_interval=0.5",
+            *self.extra,
         ]
-        log = open(self.log_path, "ab")  # noqa: SIM115 - kept by the child
+        log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env(), cwd=self.root)
         log.close()
         deadline = time.monotonic() + timeout

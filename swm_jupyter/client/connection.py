@@ -133,8 +133,17 @@ class Connection:
         """The authentication header (if a token is known)."""
         return {"Authorization": f"token {self.token}"} if self.token else {}
 
-    def request(self, method: str, path: str, *, params: Any = None, json_body: Any = None, data: bytes | None = None,
-                content_type: str | None = None, timeout: float | None = None) -> Response:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Any = None,
+        json_body: Any = None,
+        data: bytes | None = None,
+        content_type: str | None = None,
+        timeout: float | None = None,
+    ) -> Response:
         """Send a request and return the answer. Raises :class:`ApiError` (4xx/5xx) or :class:`ServerNotFound`."""
         headers = self.headers()
         if json_body is not None:

@@ -133,7 +133,9 @@ class SwmHandler(APIHandler):
             return True
         if low in ("0", "false", "no", "off"):
             return False
-        raise ValidationError(f"{name} must be true or false (got {text!r})", [{"field": name, "message": "true or false"}])
+        raise ValidationError(
+            f"{name} must be true or false (got {text!r})", [{"field": name, "message": "true or false"}]
+        )
 
     def write_json(self, data: Any, status: int = 200) -> None:
         """Answer ``data`` as JSON with ``status``."""

@@ -150,16 +150,16 @@ class EventsWebSocket(WebSocketMixin, WebSocketHandler, JupyterHandler):  # type
         try:
             data = json.loads(message)
             if not isinstance(data, dict) or not set(data) & {"subscribe_logs", "unsubscribe_logs"}:
-                raise ValueError("send {\"subscribe_logs\": [job ids]} or {\"unsubscribe_logs\": [job ids]}")
+                raise ValueError('send {"subscribe_logs": [job ids]} or {"unsubscribe_logs": [job ids]}')
             subscribe = data.get("subscribe_logs") or {}
             if isinstance(subscribe, list):
                 subscribe = {job_id: 0 for job_id in subscribe}
             unsubscribe = data.get("unsubscribe_logs") or []
             if not isinstance(subscribe, dict) or not isinstance(unsubscribe, list):
                 raise ValueError("subscribe_logs takes a list of job ids or {id: offset}; unsubscribe_logs a list")
-            for job_id, offset in subscribe.items():
+            for offset in subscribe.values():
                 if not isinstance(offset, (int, dict)) or isinstance(offset, bool):
-                    raise ValueError("an offset is a whole number or {\"stdout\": n, \"stderr\": n}")
+                    raise ValueError('an offset is a whole number or {"stdout": n, "stderr": n}')
         except ValueError as exc:
             self.send({"type": "error", "message": str(exc)})
             return
@@ -195,8 +195,15 @@ class EventsWebSocket(WebSocketMixin, WebSocketHandler, JupyterHandler):  # type
                         position[stream] += len(data)
                         text = decoders[stream].decode(data)
                         if text:
-                            self.send({"type": "log", "job_id": job_id, "stream": stream,
-                                       "offset": position[stream], "data": text})
+                            self.send(
+                                {
+                                    "type": "log",
+                                    "job_id": job_id,
+                                    "stream": stream,
+                                    "offset": position[stream],
+                                    "data": text,
+                                }
+                            )
                         if len(data) < LOG_CHUNK:
                             break
                 if final:
@@ -207,7 +214,7 @@ class EventsWebSocket(WebSocketMixin, WebSocketHandler, JupyterHandler):  # type
             raise
         except SwmError as exc:
             self.send({"type": "error", "job_id": job_id, "message": exc.message})
-        except Exception:  # noqa: BLE001 - a tail that breaks ends with a message, never the socket
+        except Exception:
             self.log.exception("swm: log tail of job %s failed", job_id)
             self.send({"type": "error", "job_id": job_id, "message": "reading the job's output failed"})
         finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import mimetypes
 from datetime import datetime
 from typing import Any
@@ -20,8 +21,14 @@ MAX_PAGE = 1000
 MAX_LOG_CHUNK = 16 << 20
 #: Content types a job's file is served as; anything else is sent as bytes to download.
 SAFE_TYPES = {
-    "image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf", "application/json",
-    "text/plain", "text/csv",
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/webp",
+    "application/pdf",
+    "application/json",
+    "text/plain",
+    "text/csv",
 }
 SCRIPT_TYPES = ("text/x-shellscript", "text/x-sh", "application/x-sh", "text/plain")
 
@@ -54,7 +61,9 @@ def parse_since(text: str | None) -> float | None:
         return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
     except ValueError:
         message = "give epoch seconds or an ISO time such as 2025-11-25T10:00:00"
-        raise ValidationError(f"cannot read since={text!r}: {message}", [{"field": "since", "message": message}]) from None
+        raise ValidationError(
+            f"cannot read since={text!r}: {message}", [{"field": "since", "message": message}]
+        ) from None
 
 
 def job_query(filters: dict[str, Any], **paging: Any) -> JobQuery:
@@ -148,8 +157,13 @@ class JobsHandler(SwmHandler):
                     "a dry run checks one job: send a JSON object", [{"field": "", "message": "expected an object"}]
                 )
             result = manager.dry_run(request)
-            self.write_json({"job": public_job(result["job"]), "cost_estimate": result["cost_estimate"],
-                             "tasks": result.get("tasks", 0)})
+            self.write_json(
+                {
+                    "job": public_job(result["job"]),
+                    "cost_estimate": result["cost_estimate"],
+                    "tasks": result.get("tasks", 0),
+                }
+            )
             return
         if isinstance(request, list):
             if not request:
@@ -211,7 +225,9 @@ class BulkActionHandler(SwmHandler):
         if "ids" in body:
             ids = body["ids"]
             if not isinstance(ids, list) or not all(isinstance(i, str) and i for i in ids):
-                raise ValidationError("ids must be a list of job ids", [{"field": "ids", "message": "a list of strings"}])
+                raise ValidationError(
+                    "ids must be a list of job ids", [{"field": "ids", "message": "a list of strings"}]
+                )
         else:
             ids = self._ids_matching(body["filter"])
         done: list[str] = []
@@ -255,18 +271,18 @@ class LogHandler(SwmHandler):
         stream = self.get_argument("stream", "stdout")
         if stream not in ("stdout", "stderr"):
             raise ValidationError(
-                f"stream must be stdout or stderr (got {stream!r})", [{"field": "stream", "message": "stdout or stderr"}]
+                f"stream must be stdout or stderr (got {stream!r})",
+                [{"field": "stream", "message": "stdout or stderr"}],
             )
         offset = self.int_argument("offset", 0, minimum=0)
         limit = self.int_argument("limit", 1 << 20, minimum=1, maximum=MAX_LOG_CHUNK)
         manager = self.manager
         job = manager.get(job_id)
         data = await manager.read_output(job.id, stream, offset, limit)
-        self.set_header("Content-Type", "text/plain; charset=utf-8")
         self.set_header("X-Log-Offset", str(offset + len(data)))
         self.set_header("X-Job-State", job.state.value)
         self.set_header("Cache-Control", "no-store")
-        self.finish(data)
+        self.finish(data, set_content_type="text/plain; charset=utf-8")
 
 
 class FilesHandler(SwmHandler):
@@ -290,22 +306,22 @@ class FileHandler(SwmHandler):
         kind, _ = mimetypes.guess_type(target.name)
         if kind not in SAFE_TYPES:
             kind = "text/plain" if kind and kind.startswith("text/") else "application/octet-stream"
-        self.set_header("Content-Type", kind + ("; charset=utf-8" if kind.startswith("text/") else ""))
+        content_type = kind + ("; charset=utf-8" if kind.startswith("text/") else "")
+        self.set_header("Content-Type", content_type)
         self.set_header("X-Content-Type-Options", "nosniff")
         if kind == "application/octet-stream":
             self.set_header("Content-Disposition", f"attachment; filename*=UTF-8''{quote(target.name)}")
         self.set_header("Content-Length", str(target.stat().st_size))
-        with open(target, "rb") as handle:
-            while True:
-                chunk = handle.read(1 << 20)
-                if not chunk:
-                    break
+        handle = await asyncio.to_thread(target.open, "rb")
+        try:
+            while chunk := await asyncio.to_thread(handle.read, 1 << 20):
                 self.write(chunk)
                 await self.flush()
-        self.finish()
+        finally:
+            handle.close()
+        self.finish(set_content_type=content_type)
 
     @property
     def content_security_policy(self) -> str:
         """Files from jobs are sandboxed: nothing in them runs with the server's origin."""
         return super().content_security_policy + "; sandbox"
-

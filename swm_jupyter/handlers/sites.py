@@ -60,8 +60,7 @@ class OpenAPIHandler(SwmHandler):
         if ext == "yaml":
             import yaml
 
-            self.set_header("Content-Type", "application/yaml")
-            self.finish(yaml.safe_dump(document, sort_keys=False))
+            self.finish(yaml.safe_dump(document, sort_keys=False), set_content_type="application/yaml")
             return
         self.write_json(document)
 
@@ -70,9 +69,7 @@ class NotFoundHandler(SwmHandler):
     """Any other path under ``/swm/api/v1/``: a JSON ``404`` (after authentication)."""
 
     def _missing(self) -> None:
-        raise JobNotFound(
-            f"no swm API route {self.request.method} {self.request.path}; see {API_PREFIX}/openapi.json"
-        )
+        raise JobNotFound(f"no swm API route {self.request.method} {self.request.path}; see {API_PREFIX}/openapi.json")
 
     @web.authenticated
     @authorized
