@@ -332,7 +332,7 @@ def test_controller_outage_and_walltime(services: dict[str, str], tmp_path: Path
             apply(job, await g.submit(job))
         for job in jobs:
             await poll_until_state(g, job, JobState.RUNNING)
-        pid = int(Path(services["SWM_TEST_SLURMCTLD_PIDFILE"]).read_text())
+        pid = int(await asyncio.to_thread(Path(services["SWM_TEST_SLURMCTLD_PIDFILE"]).read_text))
         os.kill(pid, 15)
         outage_end = time.monotonic() + 30
         finals: dict[str, Any] = {}

@@ -89,7 +89,9 @@ def test_cancel_kills_the_process_group(ssh_options: dict[str, Any], tmp_path: P
             finals = await poll_until_final(g, [job], 20)
             assert finals[job.id].state is JobState.CANCELED
             await asyncio.sleep(0.5)
-            left = subprocess.run(["pgrep", "-g", str(pgid)], capture_output=True, text=True).stdout.split()
+            left = (
+                await asyncio.to_thread(subprocess.run, ["pgrep", "-g", str(pgid)], capture_output=True, text=True)
+            ).stdout.split()
             assert left == [], f"processes of the job survived: {left}"
         finally:
             await g.cleanup()
