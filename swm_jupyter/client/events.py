@@ -44,7 +44,7 @@ class EventStream:
         self.connected = threading.Event()
         self.error: str | None = None
         self._listeners: list[Listener] = []
-        self._logs: set[str] = set()
+        self._logs: dict[str, int] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._ws: Any = None
@@ -63,17 +63,22 @@ class EventStream:
             if listener in self._listeners:
                 self._listeners.remove(listener)
 
-    def subscribe_logs(self, job_ids: Iterable[str]) -> None:
-        """Ask for the live log bytes of ``job_ids`` (kept across reconnects)."""
-        ids = [i for i in job_ids if i not in self._logs]
-        self._logs.update(ids)
-        if ids:
-            self._send({"subscribe_logs": ids})
+    def subscribe_logs(self, job_ids: Iterable[str] | dict[str, int]) -> None:
+        """Ask for the live stdout/stderr of ``job_ids`` (or ``{id: stdout byte offset}``), kept across reconnects.
+
+        Each ``log`` message's ``offset`` is the byte offset just after its ``data``.
+        """
+        wanted = dict(job_ids) if isinstance(job_ids, dict) else dict.fromkeys(job_ids, 0)
+        new = {i: int(o) for i, o in wanted.items() if i not in self._logs}
+        self._logs.update(new)
+        if new:
+            self._send({"subscribe_logs": new})
 
     def unsubscribe_logs(self, job_ids: Iterable[str]) -> None:
         """Stop receiving the logs of ``job_ids``."""
         ids = [i for i in job_ids if i in self._logs]
-        self._logs.difference_update(ids)
+        for job_id in ids:
+            del self._logs[job_id]
         if ids:
             self._send({"unsubscribe_logs": ids})
 
@@ -140,7 +145,7 @@ class EventStream:
                     self._ws = ws
                     self.error = None
                     if self._logs:
-                        ws.send(json.dumps({"subscribe_logs": sorted(self._logs)}))
+                        ws.send(json.dumps({"subscribe_logs": dict(self._logs)}))
                     backoff = 0.5
                     last_tick = time.monotonic()
                     while not self._stop.is_set():

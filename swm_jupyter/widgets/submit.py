@@ -113,6 +113,8 @@ class SubmitForm(SwmWidget):
         flavors = info.get("flavors") or []
         self.flavor_box.options = [(f"{f.get('name')} ({f.get('price')}/h)", f.get("id")) for f in flavors]
         self.cloud_box.layout.display = "" if flavors else "none"
+        if flavors and self.flavor_box.value is None:
+            self.flavor_box.value = flavors[0].get("id")
         self._choose_flavor(self.flavor_box.value)
 
     def _choose_flavor(self, flavor_id: str | None) -> None:

@@ -69,9 +69,18 @@ class JobView(SwmWidget):
         events = self.client.events()
         events.add_listener(self._on_event)
         if not self.job.done:
-            events.subscribe_logs([self.job_id])
+            events.subscribe_logs({self.job_id: self.log_offset})
             self._subscribed = True
         self.live = True
+        # Catch up with what happened before the stream connected (no event is lost that way).
+        self.run_in_background(self._catch_up, what="refreshing the job")
+
+    def _catch_up(self) -> None:
+        was_done = self.state in render.FINAL_STATES
+        self.job.refresh()
+        self._apply(self.job.data)
+        if self.job.done and not was_done:
+            self._finish()
 
     def stop(self) -> None:
         """Stop following events."""
@@ -85,7 +94,7 @@ class JobView(SwmWidget):
     def _on_event(self, message: dict[str, Any]) -> None:
         kind = message.get("type")
         if kind == "job" and (message.get("job") or {}).get("id") == self.job_id:
-            was_done = self.job.done
+            was_done = self.state in render.FINAL_STATES
             self.job._update(message["job"])
             self._apply(self.job.data)
             if self.job.done and not was_done:
@@ -103,21 +112,18 @@ class JobView(SwmWidget):
         self.stop()
 
     def _add_log(self, data: str, offset: Any) -> None:
-        size = len(data.encode())
-        if not isinstance(offset, int):
-            offset = self.log_offset
-        # The server's offset may mark the start or the end of ``data``; accept both, skip repeats.
-        if offset == self.log_offset:
-            start = offset
-        elif offset - size == self.log_offset:
-            start = self.log_offset
-        elif offset + size <= self.log_offset or offset <= self.log_offset:
-            return
-        else:  # a gap: read it over HTTP
+        """Append log text from the websocket; ``offset`` is the byte offset *after* ``data`` (the server's)."""
+        raw = data.encode()
+        end = offset if isinstance(offset, int) else self.log_offset + len(raw)
+        start = end - len(raw)
+        if end <= self.log_offset:
+            return  # already shown (read over HTTP first)
+        if start > self.log_offset:  # a gap: read it over HTTP
             self.run_in_background(self._load_log, what="reading the log")
             return
-        self.log = (self.log + data)[-LOG_KEEP:]
-        self.log_offset = start + size
+        fresh = raw[self.log_offset - start :].decode("utf-8", "replace")
+        self.log = (self.log + fresh)[-LOG_KEEP:]
+        self.log_offset = end
 
     def _load_log(self) -> None:
         offset = self.log_offset
