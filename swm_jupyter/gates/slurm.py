@@ -848,12 +848,8 @@ class SlurmGate(Gate):
             self._next_squeue = time.monotonic() + self._squeue_interval
         statuses = await self._read_statuses(known)
         missing = [
-            j
-            for j in known
-            if fresh
-            and (self._slurm_id(j) or "") not in self._rows
-            and not (statuses.get(j.id) and statuses[j.id].ended)
-        ]  # type: ignore[union-attr]
+            j for j in known if fresh and (self._slurm_id(j) or "") not in self._rows and not _ended(statuses.get(j.id))
+        ]
         accounted: dict[str, SlurmRow] = {}
         if missing and self._may_call_slurm():
             accounted = await self._sacct([self._slurm_id(j) or "" for j in missing]) or {}
@@ -1064,6 +1060,10 @@ class SlurmGate(Gate):
         info["healthy"] = True
         info["health_message"] = f"{len(partitions)} partitions"
         return info
+
+
+def _ended(record: StatusRecord | None) -> bool:
+    return record is not None and record.ended
 
 
 def _int(text: str) -> int:

@@ -206,8 +206,8 @@ class SshGate(Gate):
             ["sh", "-c", _POLL_SCRIPT, "sh", *args], check=False, timeout=self.command_timeout
         )
         answers: dict[str, tuple[bool, str]] = {}
-        for record in result.stdout.split("\x1e")[1:]:
-            folder, _, rest = record.partition("\n")
+        for chunk in result.stdout.split("\x1e")[1:]:
+            folder, _, rest = chunk.partition("\n")
             alive_text, _, status_text = rest.partition("\n")
             answers[folder] = (alive_text.strip() == "alive", status_text)
         out: dict[str, GateStatus] = {}

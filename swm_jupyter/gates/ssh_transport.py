@@ -305,8 +305,8 @@ class SshTransport:
             try:
                 async with sftp.open(path, "rb") as handle:
                     await handle.seek(max(0, offset))
-                    data = await handle.read(limit)
-                    return bytes(data)
+                    data: bytes = await handle.read(limit)
+                    return data
             except asyncssh.SFTPNoSuchFile:
                 return b""
 
