@@ -151,9 +151,15 @@ class SwmMagics(Magics):
     # subcommands --------------------------------------------------------------------------------
     def _fields(self, args: Any) -> dict[str, Any]:
         fields: dict[str, Any] = {
-            "site": args.site, "cpus": args.cpus, "mem": args.mem, "gpus": args.gpus or None,
-            "nodes": args.nodes, "walltime": args.walltime, "name": args.name,
-            "depends_on": args.depends, "hold": True if args.hold else None,
+            "site": args.site,
+            "cpus": args.cpus,
+            "mem": args.mem,
+            "gpus": args.gpus or None,
+            "nodes": args.nodes,
+            "walltime": args.walltime,
+            "name": args.name,
+            "depends_on": args.depends,
+            "hold": True if args.hold else None,
         }
         return fields
 

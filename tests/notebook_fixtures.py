@@ -53,8 +53,9 @@ class Server:
 
     def run_notebook(self, nb: Any, *, configured: bool = True, timeout: int = 120) -> Any:
         """Execute ``nb`` in a real kernel whose folder is the server's root; returns the executed notebook."""
-        client = NotebookClient(nb, kernel_name="python3", timeout=timeout,
-                                resources={"metadata": {"path": str(self.root)}})
+        client = NotebookClient(
+            nb, kernel_name="python3", timeout=timeout, resources={"metadata": {"path": str(self.root)}}
+        )
         client.execute(env=self.kernel_env(configured=configured))
         return nb
 
@@ -74,10 +75,22 @@ def swm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     env.pop("SWM_TOKEN", None)
     log = open(base / "server.log", "wb")
     proc = subprocess.Popen(
-        [JUPYTER, "server", "--no-browser", "--allow-root", "--ip=127.0.0.1", f"--port={port}",
-         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}", f"--SwmApp.data_dir={data}",
-         "--ServerApp.port_retries=0"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root,
+        [
+            JUPYTER,
+            "server",
+            "--no-browser",
+            "--allow-root",
+            "--ip=127.0.0.1",
+            f"--port={port}",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={root}",
+            f"--SwmApp.data_dir={data}",
+            "--ServerApp.port_retries=0",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=root,
     )
     url = f"http://127.0.0.1:{port}"
     server = Server(url=url, token=token, root=root, data_dir=data, runtime_dir=runtime, proc=proc, env=env)

@@ -98,8 +98,9 @@ def test_events_stream_sees_state_changes_and_logs(client: Client) -> None:
     time.sleep(1)
     states = [m["job"]["state"] for m in messages if m.get("type") == "job" and m["job"]["id"] == job.id]
     assert states[-1] == "finished" and "running" in states
-    logs = "".join(m["data"] for m in messages if m.get("type") == "log" and m["job_id"] == job.id
-                   and m["stream"] == "stdout")
+    logs = "".join(
+        m["data"] for m in messages if m.get("type") == "log" and m["job_id"] == job.id and m["stream"] == "stdout"
+    )
     assert logs == "one\ntwo\n"
     # the handle follows the events with no request of its own
     assert job.data["state"] == "finished"

@@ -40,8 +40,7 @@ def shell() -> object:
         ("show 'unclosed", None, "No closing quotation"),
     ],
 )
-def test_usage_errors_name_the_problem_and_show_usage(shell: object, line: str, cell: str | None,
-                                                      message: str) -> None:
+def test_usage_errors_name_the_problem_and_show_usage(shell: object, line: str, cell: str | None, message: str) -> None:
     with pytest.raises(UsageError) as err:
         if cell is None:
             shell.run_line_magic("swm", line)
@@ -81,8 +80,10 @@ def test_every_magic_in_a_real_kernel(swm_server: Server) -> None:  # noqa: F811
     (swm_server.root / "sleeper.sh").write_text("sleep 60\n")
     import nbformat
 
-    nbformat.write(notebook("n = 1\nword = 'x'", "print(f'n*2 = {n * 2} {word}')", tags={0: ["parameters"]}),
-                   swm_server.root / "param.ipynb")
+    nbformat.write(
+        notebook("n = 1\nword = 'x'", "print(f'n*2 = {n * 2} {word}')", tags={0: ["parameters"]}),
+        swm_server.root / "param.ipynb",
+    )
     nb = swm_server.run_notebook(notebook(*MAGICS_NOTEBOOK))
     out = [outputs_text(c) for c in nb.cells]
     assert out[1] == "Job from-file\n"

@@ -25,15 +25,20 @@ def run_runner(folder: Path, nb: object, parameters: dict[str, object]) -> subpr
     """Lay out a job folder as the core does and run the runner in it."""
     nbformat.write(nb, folder / "analysis.ipynb")
     (folder / "job.json").write_text(json.dumps({"notebook": "analysis.ipynb", "parameters": parameters}))
-    return subprocess.run([sys.executable, "-m", "swm_jupyter.notebook_runner", "job.json"], cwd=folder,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "swm_jupyter.notebook_runner", "job.json"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_inject_after_parameters_cell_or_at_top() -> None:
     nb = notebook("import os", "x = 1", "print(x)", tags={1: ["parameters"]})
     assert inject_parameters(nb, {"x": 5, "s": "a'b"}) == 2
     assert nb.cells[2].metadata["tags"] == ["injected-parameters"]
-    assert "x = 5" in nb.cells[2].source and "s = \"a'b\"" in nb.cells[2].source
+    assert "x = 5" in nb.cells[2].source and 's = "a\'b"' in nb.cells[2].source
     untagged = notebook("print(1)")
     assert inject_parameters(untagged, {"y": [1, 2]}) == 0
     assert untagged.cells[0].source.endswith("y = [1, 2]\n")
@@ -57,8 +62,13 @@ def test_runner_injects_parameters_and_writes_executed_notebook(tmp_path: Path) 
 
 
 def test_failing_notebook_exits_nonzero_and_names_the_cell(tmp_path: Path) -> None:
-    nb = notebook("fail = False", "print('before')", "if fail:\n    raise ValueError('boom')", "print('never')",
-                  tags={0: ["parameters"]})
+    nb = notebook(
+        "fail = False",
+        "print('before')",
+        "if fail:\n    raise ValueError('boom')",
+        "print('never')",
+        tags={0: ["parameters"]},
+    )
     result = run_runner(tmp_path, nb, {"fail": True})
     assert result.returncode == 1
     assert result.stderr.splitlines()[0] == "cell 2 raised ValueError: boom"
@@ -71,8 +81,13 @@ def test_failing_notebook_exits_nonzero_and_names_the_cell(tmp_path: Path) -> No
 
 def test_runner_reports_a_missing_notebook(tmp_path: Path) -> None:
     (tmp_path / "job.json").write_text(json.dumps({"notebook": "nope.ipynb", "parameters": {}}))
-    result = subprocess.run([sys.executable, "-m", "swm_jupyter.notebook_runner", "job.json"], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "swm_jupyter.notebook_runner", "job.json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert result.stderr.startswith("notebook runner: cannot read the job")
     assert "nope.ipynb" in (tmp_path / ".swm" / "details").read_text()

@@ -66,8 +66,7 @@ def test_job_monitor_follows_events_and_acts(client: Client) -> None:
 
 
 def test_job_view_live_log_outputs_and_cancel(client: Client) -> None:
-    job = client.submit(script="for i in 1 2 3; do echo tick $i; sleep 0.4; done; echo x > result.txt",
-                        name="view-job")
+    job = client.submit(script="for i in 1 2 3; do echo tick $i; sleep 0.4; done; echo x > result.txt", name="view-job")
     view = JobView(job)
     until(lambda: view.state == "finished" and view.files)
     until(lambda: view.log == "tick 1\ntick 2\ntick 3\n")
@@ -105,8 +104,11 @@ def test_submit_form_submits_and_estimates(client: Client) -> None:
     form.wait_pending()
     assert form.status.startswith("error: submit") and "missing.sh" in form.status
     # a cloud site's flavors give a cost estimate: price x nodes x walltime
-    form.site_info = {"name": "cloud", "limits": {"nodes": 4},
-                      "flavors": [{"id": "m", "name": "medium", "cpus": 4, "price": 0.5}]}
+    form.site_info = {
+        "name": "cloud",
+        "limits": {"nodes": 4},
+        "flavors": [{"id": "m", "name": "medium", "cpus": 4, "price": 0.5}],
+    }
     form.sites = [form.site_info]
     form._choose_site("cloud")
     form.nodes.value = 2

@@ -182,8 +182,9 @@ class _Api:
         if data.get("id") and data["id"] not in self.session_jobs:
             self.session_jobs.append(data["id"])
 
-    def _submit_call(self, body: Any, *, dry_run: bool = False, script: bool = False,
-                     params: dict[str, str] | None = None) -> _Call:
+    def _submit_call(
+        self, body: Any, *, dry_run: bool = False, script: bool = False, params: dict[str, str] | None = None
+    ) -> _Call:
         query = dict(params or {})
         if dry_run:
             query["dry_run"] = "1"
@@ -200,8 +201,14 @@ class _Api:
             return self._handle(data)
 
         if script:
-            return _Call("POST", "/jobs", parse, params=query, content=body.encode(),
-                         headers={"Content-Type": "text/x-shellscript"})
+            return _Call(
+                "POST",
+                "/jobs",
+                parse,
+                params=query,
+                content=body.encode(),
+                headers={"Content-Type": "text/x-shellscript"},
+            )
         return _Call("POST", "/jobs", parse, params=query, json=body)
 
     def _handle(self, data: dict[str, Any]) -> Any:  # pragma: no cover - implemented by subclasses
@@ -216,8 +223,9 @@ class _Api:
             return self._call(self._submit_call([build_spec(s) for s in spec], dry_run=dry_run))
         return self._call(self._submit_call(build_spec(spec, **fields), dry_run=dry_run))
 
-    def submit_script(self, text: str, *, site: str | None = None, name: str | None = None,
-                      dry_run: bool = False) -> Any:
+    def submit_script(
+        self, text: str, *, site: str | None = None, name: str | None = None, dry_run: bool = False
+    ) -> Any:
         """Submit a raw job script (``#SWM`` lines read by the server); ``site``/``name`` override them."""
         params = {k: v for k, v in (("site", site), ("name", name)) if v}
         return self._call(self._submit_call(text, dry_run=dry_run, script=True, params=params))
@@ -240,20 +248,35 @@ class _Api:
         except ValueError:
             raise SwmError(f"{path} is outside the server's folder {root}; copy it there first") from None
 
-    def submit_notebook(self, path: str | os.PathLike[str], parameters: Mapping[str, Any] | None = None,
-                        **fields: Any) -> Any:
+    def submit_notebook(
+        self, path: str | os.PathLike[str], parameters: Mapping[str, Any] | None = None, **fields: Any
+    ) -> Any:
         """Submit the notebook at ``path`` as a notebook job with ``parameters`` (papermill's convention)."""
         return self.submit(notebook=self.resolve_input(path), parameters=dict(parameters or {}), **fields)
 
-    def jobs(self, *, state: str | Iterable[str] | None = None, site: str | None = None, name: str | None = None,
-             since: float | str | None = None, sort: str | None = None, limit: int | None = None,
-             offset: int | None = None) -> Any:
+    def jobs(
+        self,
+        *,
+        state: str | Iterable[str] | None = None,
+        site: str | None = None,
+        name: str | None = None,
+        since: float | str | None = None,
+        sort: str | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> Any:
         """Job summaries matching the filters, newest first, as a :class:`JobList` (``.total``, ``.counts``)."""
         params: dict[str, Any] = {}
         if state:
             params["state"] = state if isinstance(state, str) else ",".join(state)
-        for key, value in (("site", site), ("name", name), ("since", since), ("sort", sort),
-                           ("limit", limit), ("offset", offset)):
+        for key, value in (
+            ("site", site),
+            ("name", name),
+            ("since", since),
+            ("sort", sort),
+            ("limit", limit),
+            ("offset", offset),
+        ):
             if value is not None:
                 params[key] = value
 
@@ -359,8 +382,9 @@ class Client(_Api):
 
     def _call(self, call: _Call) -> Any:
         try:
-            response = self._http.request(call.method, call.path, params=call.params, json=call.json,
-                                          content=call.content, headers=call.headers)
+            response = self._http.request(
+                call.method, call.path, params=call.params, json=call.json, content=call.content, headers=call.headers
+            )
         except httpx.HTTPError as exc:
             raise SwmError(f"cannot reach the swm server at {self.url}: {exc}") from None
         if response.status_code >= 400:
@@ -399,8 +423,9 @@ class AsyncClient(_Api):
 
     async def _call(self, call: _Call) -> Any:
         try:
-            response = await self._http.request(call.method, call.path, params=call.params, json=call.json,
-                                                content=call.content, headers=call.headers)
+            response = await self._http.request(
+                call.method, call.path, params=call.params, json=call.json, content=call.content, headers=call.headers
+            )
         except httpx.HTTPError as exc:
             raise SwmError(f"cannot reach the swm server at {self.url}: {exc}") from None
         if response.status_code >= 400:
@@ -560,8 +585,15 @@ class Job(_JobBase):
             offset = next_offset
         return "".join(chunks)
 
-    def tail(self, follow: bool = True, *, lines: int | None = 20, stream: str = "stdout",
-             write: Callable[[str], Any] | None = None, timeout: float | None = None) -> None:
+    def tail(
+        self,
+        follow: bool = True,
+        *,
+        lines: int | None = 20,
+        stream: str = "stdout",
+        write: Callable[[str], Any] | None = None,
+        timeout: float | None = None,
+    ) -> None:
         """Print the last ``lines`` lines of the log (None: all of it), then (``follow``) new output until it ends.
 
         ``write`` receives the text (default: print). Interrupting stops following, not the job.
@@ -702,8 +734,13 @@ def _progress_view(job: _JobBase) -> Callable[[dict[str, Any]], None]:
         bar.value = step
         bar.description = str(data.get("state", ""))
         state = data.get("state")
-        bar.bar_style = ("success" if state == "finished" and not data.get("exit_code")
-                         else "danger" if state in render.FINAL_STATES else "info")
+        bar.bar_style = (
+            "success"
+            if state == "finished" and not data.get("exit_code")
+            else "danger"
+            if state in render.FINAL_STATES
+            else "info"
+        )
         label.value = render.job_html({**data, "spec": None})
 
     update(job.data)

@@ -158,9 +158,13 @@ def job_html(job: Mapping[str, Any]) -> str:
     spec = job.get("spec") or {}
     res = spec.get("resources") or {}
     what = (
-        f"notebook {spec['notebook']}" if spec.get("notebook")
-        else f"command {' '.join(spec['command'])}" if spec.get("command")
-        else "script" if spec.get("script") else ""
+        f"notebook {spec['notebook']}"
+        if spec.get("notebook")
+        else f"command {' '.join(spec['command'])}"
+        if spec.get("command")
+        else "script"
+        if spec.get("script")
+        else ""
     )
     res_text = ", ".join(f"{k} {v}" for k, v in res.items() if v not in (None, 0) or (k == "gpus" and v))
     details = f"<div><i>{esc(job.get('state_details'))}</i></div>" if job.get("state_details") else ""

@@ -63,8 +63,9 @@ class SwmWidget(widgets.VBox):
 
         self.status_html.value = f"<span style='color:{color}'>{esc(text)}</span>" if text else ""
 
-    def run_in_background(self, work: Callable[[], Any], done: Callable[[Any], None] | None = None,
-                          what: str = "") -> Future[Any]:
+    def run_in_background(
+        self, work: Callable[[], Any], done: Callable[[Any], None] | None = None, what: str = ""
+    ) -> Future[Any]:
         """Run ``work()`` on the widget thread pool; ``done(result)`` after it, errors go to ``status``."""
 
         def task() -> Any:

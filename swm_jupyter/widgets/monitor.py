@@ -26,11 +26,14 @@ class JobRow(widgets.HBox):
         self.job_id = str(job["id"])
         self.cells = {c: widgets.HTML(layout=widgets.Layout(width=w)) for c, w in _WIDTHS.items()}
         self.buttons: dict[str, widgets.Button] = {}
-        for action, icon, tip in (("cancel", "stop", "Cancel"), ("hold", "pause", "Hold"),
-                                  ("release", "play", "Release"), ("requeue", "redo", "Run again"),
-                                  ("logs", "file-text", "Open the job's view and log")):
-            button = widgets.Button(icon=icon, tooltip=tip, description=action,
-                                    layout=widgets.Layout(width="82px"))
+        for action, icon, tip in (
+            ("cancel", "stop", "Cancel"),
+            ("hold", "pause", "Hold"),
+            ("release", "play", "Release"),
+            ("requeue", "redo", "Run again"),
+            ("logs", "file-text", "Open the job's view and log"),
+        ):
+            button = widgets.Button(icon=icon, tooltip=tip, description=action, layout=widgets.Layout(width="82px"))
             button.on_click(lambda _b, a=action: monitor.act(self.job_id, a))
             self.buttons[action] = button
         super().__init__([*self.cells.values(), *self.buttons.values()])
@@ -71,26 +74,46 @@ class JobMonitor(SwmWidget):
     limit = Int(50, help="Most rows shown.")
     selected = Unicode("", help="Id of the job opened with the logs action.")
 
-    def __init__(self, client: Client | None = None, *, state: str = "", site: str = "", name: str = "",
-                 limit: int = 50, follow: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        client: Client | None = None,
+        *,
+        state: str = "",
+        site: str = "",
+        name: str = "",
+        limit: int = 50,
+        follow: bool = True,
+        **kwargs: Any,
+    ) -> None:
         """Show the jobs matching the filters; ``follow=False`` loads once and does not follow events."""
         super().__init__(client=client, **kwargs)
         self._lock = threading.RLock()
         self.rows: dict[str, JobRow] = {}
         self.limit = limit
-        self.state_box = widgets.Dropdown(options=[ALL, *STATES], value=state or ALL, description="state",
-                                          layout=widgets.Layout(width="200px"))
-        self.site_box = widgets.Dropdown(options=[ALL, *( [site] if site else [])], value=site or ALL,
-                                         description="site", layout=widgets.Layout(width="200px"))
+        self.state_box = widgets.Dropdown(
+            options=[ALL, *STATES], value=state or ALL, description="state", layout=widgets.Layout(width="200px")
+        )
+        self.site_box = widgets.Dropdown(
+            options=[ALL, *([site] if site else [])],
+            value=site or ALL,
+            description="site",
+            layout=widgets.Layout(width="200px"),
+        )
         self.name_box = widgets.Text(value=name, placeholder="name contains", layout=widgets.Layout(width="180px"))
         self.refresh_button = widgets.Button(icon="refresh", description="refresh", layout=widgets.Layout(width="90px"))
         self.refresh_button.on_click(lambda _: self.reload())
-        self.header = widgets.HBox([widgets.HTML(f"<b>{c}</b>", layout=widgets.Layout(width=w))
-                                    for c, w in _WIDTHS.items()])
+        self.header = widgets.HBox(
+            [widgets.HTML(f"<b>{c}</b>", layout=widgets.Layout(width=w)) for c, w in _WIDTHS.items()]
+        )
         self.table = widgets.VBox()
         self.detail = widgets.VBox()
-        self.children = [widgets.HBox([self.state_box, self.site_box, self.name_box, self.refresh_button]),
-                         self.header, self.table, self.status_html, self.detail]
+        self.children = [
+            widgets.HBox([self.state_box, self.site_box, self.name_box, self.refresh_button]),
+            self.header,
+            self.table,
+            self.status_html,
+            self.detail,
+        ]
         self.state_filter, self.site_filter, self.name_filter = state, site, name
         self.state_box.observe(lambda c: self._set_filter("state_filter", c["new"]), "value")
         self.site_box.observe(lambda c: self._set_filter("site_filter", c["new"]), "value")
@@ -115,8 +138,14 @@ class JobMonitor(SwmWidget):
         """Load the jobs matching the filters from the server (in the background); returns the future."""
 
         def load() -> list[dict[str, Any]]:
-            return list(self.client.jobs(state=self.state_filter or None, site=self.site_filter or None,
-                                         name=self.name_filter or None, limit=self.limit))
+            return list(
+                self.client.jobs(
+                    state=self.state_filter or None,
+                    site=self.site_filter or None,
+                    name=self.name_filter or None,
+                    limit=self.limit,
+                )
+            )
 
         def done(jobs: list[dict[str, Any]]) -> None:
             with self._lock:
@@ -129,14 +158,19 @@ class JobMonitor(SwmWidget):
 
     def matches(self, job: dict[str, Any]) -> bool:
         """True if ``job`` passes the filters."""
-        return ((not self.state_filter or job.get("state") == self.state_filter)
-                and (not self.site_filter or job.get("site") == self.site_filter)
-                and (not self.name_filter or self.name_filter in str(job.get("name", ""))))
+        return (
+            (not self.state_filter or job.get("state") == self.state_filter)
+            and (not self.site_filter or job.get("site") == self.site_filter)
+            and (not self.name_filter or self.name_filter in str(job.get("name", "")))
+        )
 
     def _redraw(self) -> None:
         with self._lock:
-            shown = sorted((j for j in self.jobs.values() if self.matches(j)),
-                           key=lambda j: j.get("submit_time") or 0, reverse=True)[: self.limit]
+            shown = sorted(
+                (j for j in self.jobs.values() if self.matches(j)),
+                key=lambda j: j.get("submit_time") or 0,
+                reverse=True,
+            )[: self.limit]
             ids = [j["id"] for j in shown]
             now = time.time()
             for job in shown:
@@ -192,8 +226,9 @@ class JobMonitor(SwmWidget):
 
         def done(job: dict[str, Any]) -> None:
             self.status = f"{action}: {job_id[:8]} is {job.get('state')}"
-            self._on_event({"type": "job", "job": {k: v for k, v in job.items()
-                                                   if k not in ("spec", "history", "folder")}})
+            self._on_event(
+                {"type": "job", "job": {k: v for k, v in job.items() if k not in ("spec", "history", "folder")}}
+            )
 
         return self.run_in_background(work, done, what=f"{action} {job_id[:8]}")
 

@@ -77,16 +77,23 @@ class SubmitForm(SwmWidget):
         self.submit_button.on_click(lambda _: self.submit())
         self.cloud_box = widgets.VBox([self.flavor_box, self.flavors_html, self.cost_html])
         self.children = [
-            widgets.HBox([self.site_box, self.name]), self.limits_html,
-            widgets.HBox([self.nodes, self.cpus, self.gpus]), widgets.HBox([self.memory, self.walltime]),
-            self.cloud_box, self.mode, self.source, widgets.HBox([self.submit_button]), self.status_html,
+            widgets.HBox([self.site_box, self.name]),
+            self.limits_html,
+            widgets.HBox([self.nodes, self.cpus, self.gpus]),
+            widgets.HBox([self.memory, self.walltime]),
+            self.cloud_box,
+            self.mode,
+            self.source,
+            widgets.HBox([self.submit_button]),
+            self.status_html,
         ]
         self.site_box.observe(lambda c: self._choose_site(c["new"]), "value")
         self.flavor_box.observe(lambda c: self._choose_flavor(c["new"]), "value")
         for box in (self.nodes, self.walltime):
             box.observe(lambda _c: self._update_cost(), "value")
-        self.mode.observe(lambda c: setattr(self.source, "children", [self.script if c["new"] == "script"
-                                                                       else self.path]), "value")
+        self.mode.observe(
+            lambda c: setattr(self.source, "children", [self.script if c["new"] == "script" else self.path]), "value"
+        )
         self.loaded = self.run_in_background(self._load_sites, what="listing sites")
 
     # sites and flavors ---------------------------------------------------------------------------
@@ -127,7 +134,8 @@ class SubmitForm(SwmWidget):
         self.cost = cost_estimate(flavor.get("price") if flavor else None, self.nodes.value, self.walltime.value)
         self.cost_html.value = (
             f"<b>estimated cost: {self.cost:g}</b> (price x {self.nodes.value} node(s) x walltime)"
-            if self.cost is not None else ("<i>set a walltime for a cost estimate</i>" if flavor else "")
+            if self.cost is not None
+            else ("<i>set a walltime for a cost estimate</i>" if flavor else "")
         )
 
     # submitting -------------------------------------------------------------------------------------
@@ -171,8 +179,11 @@ class SubmitForm(SwmWidget):
     def html(self) -> str:
         """The chosen site, its flavors and the estimate, as HTML."""
         cost = f"<p>estimated cost: {self.cost:g}</p>" if self.cost is not None else ""
-        flavors = render.flavors_html(self.site_info.get("flavors") or [], self.flavor) if self.site_info.get(
-            "flavors") else ""
+        flavors = (
+            render.flavors_html(self.site_info.get("flavors") or [], self.flavor)
+            if self.site_info.get("flavors")
+            else ""
+        )
         return f"<div><b>swm submit form</b> — site {render.esc(self.site)}{flavors}{cost}</div>"
 
     def text(self) -> str:

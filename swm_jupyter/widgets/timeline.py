@@ -40,20 +40,28 @@ def gantt_svg(jobs: list[dict[str, Any]], now: float | None = None) -> str:
     t0 = min(j.get("submit_time") or now for j in jobs)
     t1 = max(max((s[2] for s in spans(j, now)), default=now) for j in jobs)
     scale = (WIDTH - LABEL - 10) / max(t1 - t0, 1e-3)
-    parts = [f"<svg xmlns='http://www.w3.org/2000/svg' width='{WIDTH}' height='{ROW * len(jobs) + 20}' "
-             "class='swm-timeline' style='font:11px sans-serif'>"]
+    parts = [
+        f"<svg xmlns='http://www.w3.org/2000/svg' width='{WIDTH}' height='{ROW * len(jobs) + 20}' "
+        "class='swm-timeline' style='font:11px sans-serif'>"
+    ]
     for i, job in enumerate(jobs):
         y = i * ROW
-        parts.append(f"<text x='0' y='{y + 12}'>{render.esc(str(job.get('name', ''))[:20])} "
-                     f"{render.esc(str(job.get('id', ''))[:6])}</text>")
+        parts.append(
+            f"<text x='0' y='{y + 12}'>{render.esc(str(job.get('name', ''))[:20])} "
+            f"{render.esc(str(job.get('id', ''))[:6])}</text>"
+        )
         for kind, start, end in spans(job, now):
             x = LABEL + (start - t0) * scale
             w = max((end - start) * scale, 1.0)
             color = render.STATE_COLORS.get(kind, "#607d8b")
-            parts.append(f"<rect x='{x:.1f}' y='{y + 3}' width='{w:.1f}' height='{ROW - 6}' fill='{color}'>"
-                         f"<title>{kind} {render.format_duration(end - start)}</title></rect>")
-    parts.append(f"<text x='{LABEL}' y='{ROW * len(jobs) + 14}'>0 s</text>"
-                 f"<text x='{WIDTH - 60}' y='{ROW * len(jobs) + 14}'>{render.format_duration(t1 - t0)}</text></svg>")
+            parts.append(
+                f"<rect x='{x:.1f}' y='{y + 3}' width='{w:.1f}' height='{ROW - 6}' fill='{color}'>"
+                f"<title>{kind} {render.format_duration(end - start)}</title></rect>"
+            )
+    parts.append(
+        f"<text x='{LABEL}' y='{ROW * len(jobs) + 14}'>0 s</text>"
+        f"<text x='{WIDTH - 60}' y='{ROW * len(jobs) + 14}'>{render.format_duration(t1 - t0)}</text></svg>"
+    )
     return "".join(parts)
 
 
@@ -67,8 +75,9 @@ class Timeline(SwmWidget):
     jobs = Dict(help="id -> JobSummary of the jobs drawn.")
     svg = Unicode(help="The chart (SVG text).")
 
-    def __init__(self, client: Client | None = None, job_ids: list[str] | None = None, *,
-                 follow: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self, client: Client | None = None, job_ids: list[str] | None = None, *, follow: bool = True, **kwargs: Any
+    ) -> None:
         """Draw ``job_ids`` (default: the client's session jobs, growing as it submits)."""
         super().__init__(client=client, **kwargs)
         self._fixed = job_ids is not None
@@ -101,8 +110,9 @@ class Timeline(SwmWidget):
                 if job.get("id") in self.job_ids:
                     self.jobs = {**self.jobs, job["id"]: {**self.jobs.get(job["id"], {}), **job}}
                     self.draw()
-            elif kind == "tick" and any(self.jobs.get(i, {}).get("state") not in render.FINAL_STATES
-                                        for i in self.job_ids):
+            elif kind == "tick" and any(
+                self.jobs.get(i, {}).get("state") not in render.FINAL_STATES for i in self.job_ids
+            ):
                 self.draw()
 
     def stop(self) -> None:

@@ -38,10 +38,12 @@ class JobView(SwmWidget):
         self.job = job if isinstance(job, Job) else self.client.job(job)
         self.job_id = self.job.id
         self.header = widgets.HTML()
-        self.progress = widgets.IntProgress(min=0, max=len(render.PROGRESS_STEPS) - 1, description="",
-                                            layout=widgets.Layout(width="320px"))
-        self.cancel_button = widgets.Button(description="Cancel", icon="stop", button_style="warning",
-                                            tooltip="Cancel this job")
+        self.progress = widgets.IntProgress(
+            min=0, max=len(render.PROGRESS_STEPS) - 1, description="", layout=widgets.Layout(width="320px")
+        )
+        self.cancel_button = widgets.Button(
+            description="Cancel", icon="stop", button_style="warning", tooltip="Cancel this job"
+        )
         self.cancel_button.on_click(lambda _: self.cancel())
         self.spec_html = widgets.HTML()
         self.history_html = widgets.HTML()
@@ -50,8 +52,13 @@ class JobView(SwmWidget):
         details = widgets.Accordion(children=[self.spec_html, self.history_html, self.files_html])
         for i, title in enumerate(("spec", "history", "outputs")):
             details.set_title(i, title)
-        self.children = [widgets.HBox([self.progress, self.cancel_button]), self.header, self.log_area, details,
-                         self.status_html]
+        self.children = [
+            widgets.HBox([self.progress, self.cancel_button]),
+            self.header,
+            self.log_area,
+            details,
+            self.status_html,
+        ]
         self._apply(self.job.data)
         self._subscribed = False
         self.observe(lambda c: setattr(self.log_area, "value", c["new"]), "log")
@@ -152,8 +159,11 @@ class JobView(SwmWidget):
         self.progress.value = step
         self.progress.description = self.state
         self.progress.bar_style = (
-            "success" if self.state == "finished" and not data.get("exit_code")
-            else "danger" if self.state in render.FINAL_STATES else "info"
+            "success"
+            if self.state == "finished" and not data.get("exit_code")
+            else "danger"
+            if self.state in render.FINAL_STATES
+            else "info"
         )
         self.cancel_button.disabled = self.state in render.FINAL_STATES
         self.header.value = render.job_html(data)
