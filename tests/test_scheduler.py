@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from swm_jupyter.core.model import Job, JobSpec
-from swm_jupyter.core.scheduler import DependencyInfo, SiteCapacity, aggregate_array_state, plan
+from swm_jupyter.core.scheduler import (
+    DependencyInfo,
+    SiteCapacity,
+    aggregate_array_state,
+    failed_dependencies,
+    plan,
+    priority_key,
+)
 from swm_jupyter.core.states import JobState
 
 
@@ -17,7 +24,7 @@ def no_deps(_: str) -> DependencyInfo | None:
 
 
 def test_priority_then_submission_order() -> None:
-    jobs = [job(1), job(2, priority=5), job(3), job(4, priority=5)]
+    jobs = sorted([job(1), job(2, priority=5), job(3), job(4, priority=5)], key=priority_key)
     decision = plan(jobs, [], {"local": SiteCapacity(max_running=3)}, no_deps, lambda _: None)
     assert [j.id for j, _ in decision.start] == ["j2", "j4", "j1"]
     assert "j3" in decision.waiting
@@ -68,6 +75,7 @@ def test_dependencies() -> None:
     ]
     decision = plan(jobs, [], {"local": SiteCapacity(), "hpc": SiteCapacity(native_dependencies=True)},
                     infos.get, lambda _: None)
+    assert [j.id for j, _ in failed_dependencies(jobs, infos.get)] == ["j2", "j5", "j7"]
     started = {j.id: native for j, native in decision.start}
     assert set(started) == {"j1", "j3", "j6"}
     assert started["j6"] == [("afterok", "77")]
@@ -89,3 +97,18 @@ def test_array_parent_state() -> None:
     assert aggregate_array_state({F: 2, C: 1})[0] is C
     assert aggregate_array_state({H: 2})[0] is H
     assert aggregate_array_state({F: 2, C: 1})[1] == "1 canceled, 2 finished"
+
+
+def test_a_full_site_ends_the_pass_early() -> None:
+    """The pass reads the queue only until every site is full (it must not grow with the queue)."""
+    seen: list[str] = []
+
+    def queue() -> object:
+        for i in range(10_000):
+            item = job(i)
+            seen.append(item.id)
+            yield item
+
+    decision = plan(queue(), [], {"local": SiteCapacity(max_running=2)}, no_deps, lambda _: None)  # type: ignore[arg-type]
+    assert [j.id for j, _ in decision.start] == ["j0", "j1"]
+    assert len(seen) <= 4

@@ -17,6 +17,7 @@ stored before it is published as an event; a submission is committed before ``su
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import json
 import os
@@ -44,7 +45,7 @@ from .errors import (
 )
 from .launch import SCRIPT_FILE
 from .model import Job, JobSpec, new_job_id
-from .scheduler import DependencyInfo, SiteCapacity, aggregate_array_state, plan
+from .scheduler import DependencyInfo, SiteCapacity, aggregate_array_state, failed_dependencies, plan, priority_key
 from .states import ACTIVE_STATES, HistoryEntry, JobState, check_transition
 from .store import JobPage, JobQuery, JobStore
 
@@ -68,8 +69,10 @@ class WorkloadManager(LoggingConfigurable):
     )
     synchronous = Enum(
         ["FULL", "NORMAL"],
-        "FULL",
-        help="SQLite synchronous mode. FULL survives power loss; NORMAL (faster) survives a killed process.",
+        "NORMAL",
+        help="SQLite synchronous mode of the store (WAL). NORMAL: an acknowledged job survives a crash or kill "
+        "of the server; FULL: it also survives power loss or an OS crash, at about a third of the "
+        "submission rate.",
     ).tag(config=True)
     event_retention = Int(100_000, help="How many past events are kept for clients that reconnect.").tag(
         config=True
@@ -114,6 +117,13 @@ class WorkloadManager(LoggingConfigurable):
         self._dirty_parents: set[str] = set()
         self._array_counts: dict[str, dict[JobState, int]] = {}
         self._array_worst: dict[str, int] = {}
+        # Indexes over self.jobs kept in step with every state change (see _index), so that a
+        # scheduling pass costs what can start, not the length of the queue.
+        self._queue: list[tuple[int, int, int, str]] = []
+        self._queue_keys: dict[str, tuple[int, int, int, str]] = {}
+        self._active: dict[str, Job] = {}
+        self._dependents: dict[str, Job] = {}
+        self._dependencies_changed = True
         self._running = False
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -127,6 +137,7 @@ class WorkloadManager(LoggingConfigurable):
         self.store = JobStore(self.store_path, synchronous=self.synchronous)
         for job in self.store.live_jobs():
             self.jobs[job.id] = job
+            self._index(job)
         for job in list(self.jobs.values()):
             if job.is_array_parent:
                 self._load_array_counts(job.id)
@@ -289,6 +300,7 @@ class WorkloadManager(LoggingConfigurable):
         events = store.insert_jobs(everything)
         for job in everything:
             self.jobs[job.id] = job
+            self._index(job)
         self._publish(events)
         self._wake.set()
         return [group[0] for group in prepared]
@@ -521,11 +533,13 @@ class WorkloadManager(LoggingConfigurable):
                 self._reset_for_run(target)
                 self._set_state(target, JobState.QUEUED, "requeued by the user")
             self.jobs[target.id] = target
+            self._index(target)
         self._refresh_parent(job)
         if job.is_array_parent and job.state is not JobState.QUEUED:
             self._reset_for_run(job)
             self._set_state(job, JobState.QUEUED, "requeued by the user")
         self.jobs[job.id] = job
+        self._index(job)
         self._flush()
         self._wake.set()
         return job
@@ -564,10 +578,32 @@ class WorkloadManager(LoggingConfigurable):
             job.history.append(HistoryEntry(time.time(), state, details))
         if not record:
             self._mark(job)
-            if job.array_parent and changed:
-                self._count_task(job, old)
+            if changed:
+                self._index(job)
+                if job.array_parent:
+                    self._count_task(job, old)
         if state.final:
+            self._dependencies_changed = True
             self._finished(job)
+
+    def _index(self, job: Job) -> None:
+        """Keep the queue, active and dependents indexes in step with ``job.state``."""
+        job_id = job.id
+        key = self._queue_keys.pop(job_id, None)
+        if key is not None:
+            at = bisect.bisect_left(self._queue, key)
+            if at < len(self._queue) and self._queue[at] == key:
+                del self._queue[at]
+        self._active.pop(job_id, None)
+        self._dependents.pop(job_id, None)
+        if job.state is JobState.QUEUED and self.jobs.get(job_id) is job:
+            key = priority_key(job)
+            bisect.insort(self._queue, key)
+            self._queue_keys[job_id] = key
+            if job.spec.depends_on:
+                self._dependents[job_id] = job
+        elif job.state in ACTIVE_STATES:
+            self._active[job_id] = job
 
     def _mark(self, job: Job) -> None:
         self._dirty[job.id] = job
@@ -668,6 +704,7 @@ class WorkloadManager(LoggingConfigurable):
             self._set_state(parent, state, details)
             if not state.final:
                 self.jobs[parent.id] = parent
+                self._index(parent)
 
     # -- the engine --------------------------------------------------------------------------------
 
@@ -689,28 +726,33 @@ class WorkloadManager(LoggingConfigurable):
                 await asyncio.sleep(0.5)
 
     def _schedule_once(self) -> None:
+        if self._dependencies_changed and self._dependents:
+            self._dependencies_changed = False
+            for job, reason in failed_dependencies(list(self._dependents.values()), self._dependency_info):
+                self._set_state(job, JobState.ERROR, reason)
+                job.end_time = time.time()
+                self._refresh_parent(job)
+        if not self._queue:
+            return
         capacity = {}
         for name, gate in self.gates.items():
-            capacity[name] = SiteCapacity(
-                max_running=gate.max_running,
-                cpus=getattr(gate, "slot_cpus", None),
-                native_dependencies=gate.native_dependencies,
-                native_arrays=gate.native_arrays,
-            )
-        queued: list[Job] = []
-        active: list[Job] = []
-        for job in self.jobs.values():
-            if job.state is JobState.QUEUED:
-                if job.id in self._launching or job.site not in self._ready_sites:
+            if name in self._ready_sites:
+                capacity[name] = SiteCapacity(
+                    max_running=gate.max_running,
+                    cpus=getattr(gate, "slot_cpus", None),
+                    native_dependencies=gate.native_dependencies,
+                    native_arrays=gate.native_arrays,
+                )
+
+        def queued() -> Iterable[Job]:
+            for key in list(self._queue):
+                job = self.jobs.get(key[3])
+                if job is None or job.id in self._launching or job.site not in capacity:
                     continue
-                native_arrays = capacity.get(job.site, SiteCapacity()).native_arrays
-                if job.array_parent and native_arrays:
+                if job.array_parent and capacity[job.site].native_arrays:
                     continue
-                queued.append(job)
-            elif job.state in ACTIVE_STATES:
-                active.append(job)
-        if not queued:
-            return
+                yield job
+
         parents: dict[str, int | None] = {}
 
         def throttle(parent_id: str) -> int | None:
@@ -720,7 +762,8 @@ class WorkloadManager(LoggingConfigurable):
                 parents[parent_id] = spec.array.throttle if spec and spec.array else None
             return parents[parent_id]
 
-        decision = plan(queued, active, capacity, self._dependency_info, throttle)
+        active = self._active.values()
+        decision = plan(queued(), active, capacity, self._dependency_info, throttle)
         for job, reason in decision.fail:
             self._set_state(job, JobState.ERROR, reason)
             job.end_time = time.time()

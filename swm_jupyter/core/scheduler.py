@@ -41,9 +41,9 @@ class Plan:
     waiting: dict[str, str] = field(default_factory=dict)
 
 
-def priority_order(jobs: Iterable[Job]) -> list[Job]:
-    """Queued jobs in the order they are considered: higher priority first, then submission order."""
-    return sorted(jobs, key=lambda j: (-j.spec.priority, j.seq, j.array_index or 0))
+def priority_key(job: Job) -> tuple[int, int, int, str]:
+    """The order queued jobs are considered in: higher priority first, then submission order."""
+    return (-job.spec.priority, job.seq, job.array_index or 0, job.id)
 
 
 def plan(
@@ -53,14 +53,16 @@ def plan(
     lookup: Callable[[str], DependencyInfo | None],
     array_throttle: Callable[[str], int | None],
 ) -> Plan:
-    """Decide which of ``queued`` (state Q) start now.
+    """Decide which of ``queued`` (state Q, given in :func:`priority_key` order) start now.
 
     - a job whose ``afterok`` dependency ended other than finished with exit 0, or whose dependency
       does not exist, fails with that reason; one waiting for a dependency stays queued;
     - for a site with :attr:`SiteCapacity.native_dependencies`, a job whose unfinished dependencies
       all run on that site is handed over with their native ids;
     - per-site ``max_running`` and ``cpus``, and each array's throttle, are never exceeded; a job
-      that does not fit does not block smaller or later jobs of other sites.
+      that does not fit does not block smaller or later jobs, nor jobs of other sites;
+    - the pass stops as soon as every site is full, so its cost follows what can start, not the
+      length of the queue (use :func:`failed_dependencies` for the jobs it did not reach).
     """
     running_per_site: dict[str, int] = {}
     cpus_per_site: dict[str, int] = {}
@@ -72,7 +74,13 @@ def plan(
             if job.array_parent:
                 running_per_array[job.array_parent] = running_per_array.get(job.array_parent, 0) + 1
     result = Plan()
-    for job in priority_order(queued):
+    full: set[str] = set()
+    throttled: set[str] = set()
+    for job in queued:
+        if capacity and len(full) >= len(capacity):
+            break
+        if job.site in full or (job.array_parent and job.array_parent in throttled):
+            continue
         site = capacity.get(job.site, SiteCapacity())
         if job.state is not JobState.QUEUED or (job.is_array_parent and not site.native_arrays):
             continue
@@ -85,21 +93,39 @@ def plan(
             continue
         if site.max_running and running_per_site.get(job.site, 0) >= site.max_running:
             result.waiting[job.id] = f"waiting: {job.site} runs its limit of {site.max_running} jobs"
+            full.add(job.site)
             continue
         need = job.spec.resources.cpus
-        if site.cpus is not None and cpus_per_site.get(job.site, 0) + need > site.cpus:
+        used = cpus_per_site.get(job.site, 0)
+        if site.cpus is not None and used + need > site.cpus:
             result.waiting[job.id] = "waiting for free cpus"
+            if used >= site.cpus:
+                full.add(job.site)
             continue
         if job.array_parent and not site.native_arrays:
             throttle = array_throttle(job.array_parent)
             if throttle is not None and running_per_array.get(job.array_parent, 0) >= throttle:
                 result.waiting[job.id] = f"waiting: the array runs at most {throttle} tasks at once"
+                throttled.add(job.array_parent)
                 continue
             running_per_array[job.array_parent] = running_per_array.get(job.array_parent, 0) + 1
         running_per_site[job.site] = running_per_site.get(job.site, 0) + 1
         cpus_per_site[job.site] = cpus_per_site.get(job.site, 0) + need
         result.start.append((job, native))
     return result
+
+
+def failed_dependencies(
+    jobs: Iterable[Job], lookup: Callable[[str], DependencyInfo | None]
+) -> list[tuple[Job, str]]:
+    """The queued jobs among ``jobs`` that can never start because a dependency failed, with why."""
+    out = []
+    for job in jobs:
+        if job.state is JobState.QUEUED and job.spec.depends_on:
+            _, _, reason = _dependencies(job, SiteCapacity(), lookup)
+            if reason:
+                out.append((job, reason))
+    return out
 
 
 def _dependencies(

@@ -42,15 +42,37 @@ def _meminfo_mb() -> int:
     return 0
 
 
-def _process_start_ticks(pid: int) -> int | None:
-    """The start time of ``pid`` in clock ticks since boot (from /proc), or None if it is gone."""
+def _boot_time() -> float:
+    with open("/proc/stat") as handle:
+        for line in handle:
+            if line.startswith("btime"):
+                return float(line.split()[1])
+    return 0.0
+
+
+_BOOT_TIME = _boot_time()
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _process_start_epoch(pid: int) -> float | None:
+    """When ``pid`` started (epoch seconds, from /proc), or None if no such process runs."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
             data = handle.read()
     except OSError:
         return None
     fields = data[data.rindex(b")") + 2 :].split()
-    return int(fields[19])
+    if fields[0] == b"Z":
+        return None
+    return _BOOT_TIME + int(fields[19]) / _CLOCK_TICKS
+
+
+def _is_our_process(pid: int, started: float | None) -> bool:
+    """True if ``pid`` runs and started when our job did (not a later process reusing the pid)."""
+    begun = _process_start_epoch(pid)
+    if begun is None:
+        return False
+    return started is None or abs(begun - started) < 2.0
 
 
 class LocalGate(Gate):
@@ -150,14 +172,13 @@ class LocalGate(Gate):
         finally:
             stdout.close()
             stderr.close()
-        ticks = _process_start_ticks(proc.pid)
         self._children[job.id] = proc
         self._watch(job, proc)
         if job.spec.resources.walltime:
             self._arm_walltime(job, proc.pid, job.spec.resources.walltime)
         return GateStatus(
             JobState.RUNNING, native_id=str(proc.pid), start_time=started,
-            gate_data={"pid": proc.pid, "ticks": ticks},
+            gate_data={"pid": proc.pid, "started": started},
         )
 
     def _watch(self, job: Job, proc: subprocess.Popen[bytes]) -> None:
@@ -184,7 +205,7 @@ class LocalGate(Gate):
 
     async def _kill_for_walltime(self, job: Job, pid: int) -> None:
         self._over_walltime.add(job.id)
-        await self._terminate(pid, job.gate_data.get("ticks"))
+        await self._terminate(pid, job.gate_data.get("started"))
         self.notify()
 
     async def poll(self, jobs: list[Job]) -> dict[str, GateStatus]:
@@ -200,8 +221,9 @@ class LocalGate(Gate):
             if (status.state is JobState.RUNNING and walltime and job.id not in self._timers
                     and job.start_time and now - job.start_time > walltime):
                 self._over_walltime.add(job.id)
-                asyncio.get_running_loop().create_task(self._terminate(int(job.native_id or 0),
-                                                                       job.gate_data.get("ticks")))
+                asyncio.get_running_loop().create_task(
+                    self._terminate(int(job.native_id or 0), job.gate_data.get("started"))
+                )
         return out
 
     def _status(self, job: Job) -> GateStatus | None:
@@ -218,7 +240,7 @@ class LocalGate(Gate):
             alive = proc.poll() is None
         else:
             pid = int(pid_text) if pid_text else int(job.native_id or 0)
-            alive = bool(pid) and _process_start_ticks(pid) == job.gate_data.get("ticks", _process_start_ticks(pid))
+            alive = bool(pid) and _is_our_process(pid, job.gate_data.get("started"))
         if alive:
             if not pid_text and proc is None:
                 return None
@@ -271,12 +293,13 @@ class LocalGate(Gate):
             pid_text = _read(Path(job.folder) / STATUS_DIR / "pid")
             pid = int(pid_text) if pid_text else 0
         if pid:
-            await self._terminate(pid, job.gate_data.get("ticks"))
+            await self._terminate(pid, job.gate_data.get("started"), job.id in self._children)
         self._forget(job.id)
 
-    async def _terminate(self, pid: int, ticks: int | None) -> None:
-        if not pid or (ticks is not None and _process_start_ticks(pid) not in (ticks, None)):
-            return  # that pid now belongs to another process: never signal it
+    async def _terminate(self, pid: int, started: float | None, ours: bool = False) -> None:
+        if not pid or not (ours or any(p.pid == pid for p in self._children.values())
+                           or _is_our_process(pid, started)):
+            return  # that pid now belongs to another process (or none): never signal it
         try:
             os.killpg(pid, signal.SIGTERM)
         except (ProcessLookupError, PermissionError):
