@@ -142,6 +142,8 @@ async def test_validation_lists_every_bad_field(api: Any) -> None:
         (b"[]", "application/json"),
         (b"\xff\xfe", "text/x-shellscript"),
         (b"x=1", "application/x-www-form-urlencoded"),
+        (b'{"command": ["true"], "priority": 1e999}', "application/json"),
+        (b'{"command": ["\\ud800"]}', "application/json"),
     ],
 )
 async def test_malformed_bodies_are_400(api: Any, payload: bytes, content_type: str) -> None:
@@ -331,7 +333,14 @@ async def test_bulk_actions_by_ids_and_filter(api: Any) -> None:
     assert body(await api("jobs", other["id"]))["state"] == "held"
     response = await api("jobs", "actions", "requeue", json_body={"filter": {"state": ["canceled"]}})
     assert len(body(response)["done"]) == 4
-    for bad in ({}, {"ids": "x"}, {"ids": [], "filter": {}}, {"filter": {"color": "red"}}, {"filter": {"state": "zz"}}):
+    for bad in (
+        {},
+        {"ids": "x"},
+        {"ids": ["\ud800"]},
+        {"ids": [], "filter": {}},
+        {"filter": {"color": "red"}},
+        {"filter": {"state": "zz"}},
+    ):
         response = await api("jobs", "actions", "hold", json_body=bad)
         assert response.code == 400, bad
     assert (await api("jobs", "actions", "explode", json_body={"ids": []})).code == 404

@@ -100,11 +100,23 @@ class SwmHandler(APIHandler):
                 "the request has no body; send a JSON object", [{"field": "", "message": "expected JSON"}]
             )
         try:
-            return json.loads(self.request.body)
+            data = json.loads(self.request.body)
         except (ValueError, UnicodeDecodeError) as exc:
             raise ValidationError(
                 f"the body is not valid JSON: {exc}", [{"field": "", "message": f"invalid JSON: {exc}"}]
             ) from None
+        try:
+            json.dumps(data, ensure_ascii=False, allow_nan=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValidationError(
+                "the body has text that is not valid Unicode (an unpaired \\u surrogate escape)",
+                [{"field": "", "message": "send valid UTF-8 text"}],
+            ) from None
+        except ValueError:  # out-of-range numbers such as 1e999 read as infinity
+            raise ValidationError(
+                "the body has a number out of range", [{"field": "", "message": "numbers must be finite"}]
+            ) from None
+        return data
 
     def int_argument(self, name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
         """A whole-number query argument within bounds. Raises :class:`ValidationError` (400)."""
