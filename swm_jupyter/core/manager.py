@@ -809,9 +809,9 @@ class WorkloadManager(LoggingConfigurable):
                 tasks = [self.jobs[t.id] for t in self._require_store().array_tasks(job.id) if t.id in self.jobs]
                 tasks = [t for t in tasks if t.state is JobState.QUEUED]
                 for task in tasks:
-                    await asyncio.to_thread(self._prepare_folder, task)
+                    await self._prepare(task)
                     self._set_state(task, JobState.WAITING, f"starting on {job.site}")
-            await asyncio.to_thread(self._prepare_folder, job)
+            await self._prepare(job)
             if job.wanted == "cancel":
                 raise asyncio.CancelledError
             if job.is_array_parent:
@@ -846,6 +846,13 @@ class WorkloadManager(LoggingConfigurable):
         self._set_state(job, JobState.ERROR, message)
         job.end_time = time.time()
         self._refresh_parent(job)
+
+    async def _prepare(self, job: Job) -> None:
+        """:meth:`_prepare_folder`, in a thread only when there are files to copy."""
+        if job.spec.input_files or job.spec.notebook:
+            await asyncio.to_thread(self._prepare_folder, job)
+        else:
+            self._prepare_folder(job)
 
     def _prepare_folder(self, job: Job) -> None:
         """Create the job folder, write the script, copy the inputs in (paths checked)."""
@@ -885,7 +892,11 @@ class WorkloadManager(LoggingConfigurable):
             return
         new = status.state
         if new.final:
-            self._spawn(self._finalize(job, status))
+            gate = self.gates.get(job.site)
+            if gate is not None and not getattr(gate, "stages_files", True):
+                self._complete(job, status, status.details)
+            else:
+                self._spawn(self._finalize(job, status))
             return
         if new is job.state and status.details == job.state_details:
             self._mark(job)
@@ -909,10 +920,9 @@ class WorkloadManager(LoggingConfigurable):
         gate = self.gates[job.site]
         details = status.details
         try:
-            if getattr(gate, "stages_files", True):
-                if job.state is not JobState.TRANSFERRING:
-                    self._set_state(job, JobState.TRANSFERRING, "collecting outputs")
-                    self._flush()
+            if job.state is not JobState.TRANSFERRING:
+                self._set_state(job, JobState.TRANSFERRING, "collecting outputs")
+                self._flush()
             await gate.stage_out(job)
             missing = [p for p in job.spec.output_files if not _exists_inside(job.folder, p)]
             if missing:
@@ -930,8 +940,16 @@ class WorkloadManager(LoggingConfigurable):
         except Exception as exc:  # noqa: BLE001
             details = (details + "; " if details else "") + f"releasing site resources failed: {exc}"
         job.gate_data.pop("finalizing", None)
+        self._complete(job, status, details)
+
+    def _complete(self, job: Job, status: GateStatus, details: str) -> None:
+        """Store the final state the site reported (outputs already collected)."""
         if job.state.final:
             return
+        if job.spec.output_files and not getattr(self.gates.get(job.site), "stages_files", True):
+            missing = [p for p in job.spec.output_files if not _exists_inside(job.folder, p)]
+            if missing:
+                details = (details + "; " if details else "") + "missing outputs: " + ", ".join(missing)
         job.exit_code = status.exit_code
         job.signal = status.signal
         job.start_time = job.start_time or status.start_time
@@ -1000,7 +1018,8 @@ class WorkloadManager(LoggingConfigurable):
             except TimeoutError:
                 pass
             wake.clear()
-            jobs = [j for j in self.jobs.values() if j.site == name and self._pollable(j)]
+            jobs = [j for j in self._active.values() if j.site == name and self._pollable(j)]
+            jobs += [j for j in self.jobs.values() if j.state is JobState.HELD and j.site == name and self._pollable(j)]
             if not jobs:
                 continue
             try:
@@ -1018,7 +1037,9 @@ class WorkloadManager(LoggingConfigurable):
                     self._apply_status(job, status)
                 if job.wanted == "cancel" and not job.state.final and job.id not in self._launching:
                     self._spawn(self._carry_out_cancel(job))
-            self._wake.set()
+            # Schedule at once: a slot that just came free is filled without another loop turn.
+            self._schedule_once()
+            self._flush()
 
     def _pollable(self, job: Job) -> bool:
         if job.is_array_parent or job.id in self._launching or job.gate_data.get("finalizing"):

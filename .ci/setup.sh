@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Set up a machine for swm-jupyter: Debian packages (with --system-packages), a virtual environment
+# in .venv (or $SWM_VENV) with swm-jupyter and the extras named in $SWM_EXTRAS, the front end built.
+# Idempotent: a second run only checks. Used by .ci/lab.sh and .ci/test.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "${1:-}" = "--system-packages" ]; then
+  missing=()
+  for pkg in slurm-wlm munge openssh-server chromium chromium-driver; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    echo "== apt-get install ${missing[*]}"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+fi
+
+venv="${SWM_VENV:-$PWD/.venv}"
+if [ ! -x "$venv/bin/python" ]; then
+  echo "== python3 -m venv $venv"
+  python3 -m venv "$venv"
+fi
+echo "== pip install -e .[${SWM_EXTRAS:-lab}] (builds the JupyterLab extension with npm)"
+"$venv/bin/pip" install -q --disable-pip-version-check -e ".[${SWM_EXTRAS:-lab}]"
