@@ -1,0 +1,225 @@
+/**
+ * The Sky Port sidebar in a real JupyterLab with the local site: submit from the file browser,
+ * live states, live logs, cancel, a notebook job with a parameter, sites, server errors.
+ * Screenshots go to docs/img/.
+ */
+import { expect, Page, test } from '@playwright/test';
+import * as path from 'path';
+
+const URL = (): string => process.env.SWM_LAB_URL ?? '';
+const TOKEN = (): string => process.env.SWM_LAB_TOKEN ?? '';
+const IMG = path.resolve(__dirname, '..', '..', '..', 'docs', 'img');
+
+test.describe.configure({ mode: 'serial' });
+
+async function openLab(page: Page): Promise<void> {
+  await page.goto(`${URL()}/lab/workspaces/ui-${Date.now()}?reset&token=${TOKEN()}`);
+  await page.waitForSelector('#jp-main-dock-panel', { timeout: 60000 });
+  await page.waitForSelector('.jp-DirListing-item', { timeout: 60000 });
+  // Open the Sky Port sidebar by its icon in the left bar.
+  const tab = page.locator('.jp-SideBar.jp-mod-left .lm-TabBar-tab[data-id="swm-sidebar"]');
+  await tab.click();
+  await expect(page.locator('#swm-sidebar .swm-ConnStatus')).toHaveAttribute('data-status', 'live');
+}
+
+async function showFileBrowser(page: Page): Promise<void> {
+  const tab = page.getByRole('tab', { name: /File Browser/ });
+  if ((await tab.getAttribute('aria-selected', { timeout: 10000 })) !== 'true') {
+    await tab.click();
+  }
+  await expect(page.locator('.jp-DirListing-item').first()).toBeVisible();
+}
+
+/** Record every state each job row shows, in order, from now on. */
+async function recordStates(page: Page): Promise<void> {
+  await page.evaluate(() => {
+    const seen: Record<string, string[]> = {};
+    (window as unknown as { swmSeen: typeof seen }).swmSeen = seen;
+    const note = (el: Element): void => {
+      const name = el.querySelector('.swm-JobRow-name')?.textContent ?? '';
+      const state = (el as HTMLElement).dataset.state ?? '';
+      if (!name || !state) {
+        return;
+      }
+      const list = (seen[name] = seen[name] ?? []);
+      if (list[list.length - 1] !== state) {
+        list.push(state);
+      }
+    };
+    const list = document.querySelector('#swm-sidebar .swm-JobList');
+    if (!list) {
+      throw new Error('no job list');
+    }
+    new MutationObserver(records => {
+      for (const r of records) {
+        const row = (r.target as Element).closest?.('.swm-JobRow');
+        if (row) {
+          note(row);
+        }
+      }
+    }).observe(list, {
+      subtree: true,
+      attributes: true,
+      childList: true,
+      attributeFilter: ['data-state']
+    });
+    list.querySelectorAll('.swm-JobRow').forEach(note);
+  });
+}
+
+async function seenStates(page: Page, name: string): Promise<string[]> {
+  return page.evaluate(
+    n => (window as unknown as { swmSeen: Record<string, string[]> }).swmSeen[n] ?? [],
+    name
+  );
+}
+
+/** Right-click `file` in the file browser and choose "Submit to Sky Port…". */
+async function submitFromBrowser(
+  page: Page,
+  file: string,
+  fill?: (page: Page) => Promise<void>
+): Promise<void> {
+  await showFileBrowser(page);
+  await page.locator('.jp-DirListing-item', { hasText: file }).first().click({ button: 'right' });
+  await page.getByRole('menuitem', { name: /Submit to Sky Port/ }).click();
+  const dialog = page.locator('.jp-Dialog');
+  await expect(dialog.locator('.swm-SubmitForm')).toBeVisible();
+  await expect(dialog.locator('.swm-Preview')).toContainText('#SWM site local');
+  if (fill) {
+    await fill(page);
+  }
+  await dialog.locator('.jp-Dialog-button.jp-mod-accept').click();
+  await expect(dialog).toHaveCount(0);
+}
+
+function row(page: Page, name: string) {
+  return page.locator(`#swm-sidebar .swm-JobRow:has(.swm-JobRow-name:text-is("${name}"))`).first();
+}
+
+test('submit a script from the file browser and watch it go queued, running, finished', async ({
+  page
+}) => {
+  await openLab(page);
+  await recordStates(page);
+  await submitFromBrowser(page, 'slow.sh', async p => {
+    await p.locator('.jp-Dialog input[name="cpus"]').fill('1');
+    await expect(p.locator('.jp-Dialog .swm-Preview')).toContainText('#SWM cpus 1');
+    await p.screenshot({ path: path.join(IMG, 'submit-dialog.png') });
+  });
+  const r = row(page, 'slow');
+  await expect(r).toBeVisible();
+  await expect(r).toHaveAttribute('data-state', 'running', { timeout: 30000 });
+  await page.locator('#swm-sidebar').screenshot({ path: path.join(IMG, 'sidebar-running.png') });
+  await expect(r).toHaveAttribute('data-state', 'finished', { timeout: 60000 });
+  const states = await seenStates(page, 'slow');
+  expect(states[0]).toBe('queued');
+  expect(states).toContain('running');
+  expect(states[states.length - 1]).toBe('finished');
+  expect(states.indexOf('running')).toBeGreaterThan(0);
+  await expect(page.locator('.swm-Status')).toContainText('running');
+});
+
+test('open the log of a running job and see lines appear', async ({ page }) => {
+  await openLab(page);
+  await submitFromBrowser(page, 'slow.sh', async p => {
+    await p.locator('.jp-Dialog input[name="name"]').fill('slow-log');
+  });
+  const r = row(page, 'slow-log');
+  await expect(r).toHaveAttribute('data-state', 'running', { timeout: 30000 });
+  await r.click();
+  const view = page.locator('.swm-JobView').filter({ hasText: 'slow-log' });
+  const log = view.locator('.swm-LogText');
+  await expect(log).toContainText('line 2', { timeout: 30000 });
+  const early = (await log.textContent()) ?? '';
+  // While the job still runs, more lines arrive (pushed by the websocket).
+  await expect(view).toHaveAttribute('data-state', 'running');
+  await expect
+    .poll(async () => ((await log.textContent()) ?? '').split('\n').length, { timeout: 30000 })
+    .toBeGreaterThan(early.split('\n').length);
+  await page.screenshot({ path: path.join(IMG, 'job-log.png') });
+  await expect(log).toContainText('line 12', { timeout: 60000 });
+  await expect(view).toHaveAttribute('data-state', 'finished', { timeout: 60000 });
+  const timeline = view.locator('.swm-Timeline-item');
+  await expect(timeline.last()).toHaveAttribute('data-state', 'finished');
+  await expect(timeline.first()).toHaveAttribute('data-state', 'queued');
+  expect(await timeline.locator('.swm-Timeline-state').allTextContents()).toContain('running');
+  await view.locator('.swm-LogTab[data-stream="stderr"]').click();
+  await expect(log).toContainText('done');
+  expect(early).not.toContain('line 12');
+});
+
+test('cancel a running job from the sidebar', async ({ page }) => {
+  await openLab(page);
+  await submitFromBrowser(page, 'long.sh');
+  const r = row(page, 'long');
+  await expect(r).toHaveAttribute('data-state', 'running', { timeout: 30000 });
+  await r.locator('.swm-JobRow-check').click();
+  await expect(page.locator('#swm-sidebar .swm-Selection')).toHaveText('1 selected');
+  await page.locator('#swm-sidebar .swm-ActionButton[data-action="cancel"]').click();
+  await expect(r).toHaveAttribute('data-state', 'canceled', { timeout: 30000 });
+});
+
+test("a refused action shows the server's message", async ({ page }) => {
+  await openLab(page);
+  const r = row(page, 'long');
+  await expect(r).toHaveAttribute('data-state', 'canceled');
+  await r.locator('.swm-JobRow-check').click();
+  await page.locator('#swm-sidebar .swm-ActionButton[data-action="hold"]').click();
+  const toast = page.locator('.Toastify__toast').filter({ hasText: 'hold' }).first();
+  await expect(toast).toBeVisible();
+  const text = (await toast.textContent()) ?? '';
+  expect(text).toContain('failed');
+  expect(text).not.toMatch(/Error 4\d\d|Error 500/);
+  expect(text.length).toBeGreaterThan(30);
+});
+
+test('submit a notebook with a parameter and open the executed notebook', async ({ page }) => {
+  await openLab(page);
+  await submitFromBrowser(page, 'params.ipynb', async p => {
+    await p.locator('.jp-Dialog input[name="name"]').fill('squares');
+    await p.locator('.jp-Dialog textarea[name="parameters"]').fill('n = 7');
+  });
+  const r = row(page, 'squares');
+  await expect(r).toHaveAttribute('data-state', 'finished', { timeout: 90000 });
+  await r.click();
+  const view = page.locator('.swm-JobView').filter({ hasText: 'squares' });
+  const open = view.locator('.swm-OpenNotebook');
+  await expect(open).toBeVisible({ timeout: 30000 });
+  await page.screenshot({ path: path.join(IMG, 'job-notebook.png') });
+  await open.click();
+  const nb = page.locator('.jp-NotebookPanel').last();
+  await expect(nb.locator('.jp-OutputArea-output')).toContainText('n squared is 49', {
+    timeout: 30000
+  });
+  await page.screenshot({ path: path.join(IMG, 'executed-notebook.png') });
+});
+
+test('the sites panel shows the local site', async ({ page }) => {
+  await openLab(page);
+  await page.locator('#swm-sidebar .lm-TabBar-tab', { hasText: 'Sites' }).click();
+  const card = page.locator('.swm-SiteCard[data-site="local"]');
+  await expect(card).toBeVisible();
+  await expect(card).toContainText('gate: local');
+  await expect(card).toContainText('Limits:');
+  await page.locator('#swm-sidebar').screenshot({ path: path.join(IMG, 'sites.png') });
+});
+
+test('the submit dialog checks limits before sending', async ({ page }) => {
+  await openLab(page);
+  await showFileBrowser(page);
+  await page
+    .locator('.jp-DirListing-item', { hasText: 'quick.sh' })
+    .first()
+    .click({ button: 'right' });
+  await page.getByRole('menuitem', { name: /Submit to Sky Port/ }).click();
+  const dialog = page.locator('.jp-Dialog');
+  await dialog.locator('input[name="cpus"]').fill('100000');
+  const cpusError = dialog.locator('input[name="cpus"] + .swm-FieldError');
+  await expect(cpusError).toContainText(/at most \d+ on site local/);
+  await dialog.locator('input[name="walltime"]').fill('soon');
+  await expect(dialog.locator('input[name="walltime"] + .swm-FieldError')).toContainText(
+    'cannot read walltime'
+  );
+  await dialog.locator('.jp-Dialog-button.jp-mod-reject').click();
+});
