@@ -178,6 +178,12 @@ class WorkloadManager(LoggingConfigurable):
         gate_name = options.pop("gate", name)
         try:
             cls = load_gate_class(str(gate_name))
+            known = set(cls.class_trait_names(config=True))
+            unknown = sorted(set(options) - known)
+            if unknown:
+                raise ValueError(
+                    f"unknown option {', '.join(unknown)} for gate {gate_name!r}; its options: {', '.join(sorted(known))}"
+                )
             gate = cls(parent=self, site_name=name, **options)
         except SiteUnavailable as exc:
             self.gate_errors[name] = exc.message
@@ -888,6 +894,10 @@ class WorkloadManager(LoggingConfigurable):
             job.gate_data = {**status.gate_data, **({"held_on_site": True} if job.gate_data.get("held_on_site") else {})}
         if status.start_time and not job.start_time:
             job.start_time = status.start_time
+        cost = status.extra.get("cost") if status.extra else None
+        if isinstance(cost, dict):
+            # A gate may tell the job's price (cost["price_per_hour"]) once it knows it.
+            job.cost = {**job.cost, **cost}
         if job.state.final:
             return
         new = status.state

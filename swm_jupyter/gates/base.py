@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from traitlets import Dict, Int, Unicode
+from traitlets import Int, Unicode
 from traitlets.config import LoggingConfigurable
 
 from ..core.errors import PathNotAllowed
@@ -50,9 +50,6 @@ class Gate(LoggingConfigurable):
     site_name = Unicode("", help="The name of the site this gate drives (set by the manager).")
     max_running = Int(0, help="The most jobs of this site running at once; 0 means no limit.").tag(config=True)
     description = Unicode("", help="A sentence shown to users about this site.").tag(config=True)
-    defaults = Dict(help="Spec defaults for jobs of this site, e.g. {\"resources\": {\"cpus\": 2}}.").tag(
-        config=True
-    )
 
     #: True if the site runs a whole array from one submission (:meth:`submit_array`).
     native_arrays = False
