@@ -82,9 +82,9 @@ class SwmApp(ExtensionApp):
 
     def initialize_handlers(self) -> None:
         """Register the REST and websocket handlers under ``/swm/api/v1/``."""
-        from .handlers import default_handlers
+        from .handlers import default_handlers, skyport_compat
 
-        self.handlers.extend(default_handlers)
+        self.handlers.extend(default_handlers + skyport_compat.compat_handlers())
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
         """Start the manager's loops once the server's event loop runs; a locked store is logged, not fatal."""
