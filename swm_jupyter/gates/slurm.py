@@ -65,6 +65,7 @@ PENDING_REASONS = {
     "PartitionDown": "the partition is down",
     "PartitionInactive": "the partition is inactive",
     "PartitionNodeLimit": "more nodes than the partition allows",
+    "PartitionConfig": "the request does not fit the partition's nodes",
     "PartitionTimeLimit": "walltime above the partition's limit",
     "NodeDown": "a required node is down",
     "BadConstraints": "the constraints cannot be satisfied",

@@ -71,6 +71,7 @@ AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/none
 JobAcctGatherType=jobacct_gather/none
 MinJobAge=20
+EnforcePartLimits=ALL
 KillWait=5
 SchedulerParameters=sched_interval=5,defer_batch
 MaxArraySize=100001
