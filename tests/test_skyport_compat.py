@@ -39,6 +39,8 @@ class CatalogGate(LocalGate):
         info.update(
             {
                 "kind": self.kind,
+                "cloud_kind": "azure",
+                "gate_url": self.url,
                 "flavors": [
                     {"id": "f-small", "name": "small", "cpus": 2, "mem": 4096, "storage": 30, "gpus": 0, "price": 0.1},
                     {"id": "f-gpu", "name": "gpu", "cpus": 8, "mem": 65536, "storage": 100, "gpus": 1, "price": 2.5},
@@ -48,6 +50,7 @@ class CatalogGate(LocalGate):
                     {"id": "i-jupyter", "name": "jupyter/base", "kind": "container", "comment": "notebook image"},
                 ],
                 "default_flavor": "f-small",
+                "default_image": "i-ubuntu",
                 "nodes": [
                     {"name": "vm-1", "host": "10.0.0.5", "state": "idle", "cpus": 2, "mem": 4096},
                     {"name": "vm-2", "host": "10.0.0.6", "state": "down", "cpus": 2, "mem": 4096},
@@ -301,7 +304,7 @@ async def test_remote_sites(user: Any) -> None:
         assert isinstance(site["port"], int)
     local, cloudy = sites
     assert local["kind"] == "local" and local["server"]
-    assert cloudy["kind"] == "cloud" and cloudy["server"] == "gate.example.org" and cloudy["port"] == 8444
+    assert cloudy["kind"] == "azure" and cloudy["server"] == "gate.example.org" and cloudy["port"] == 8444
     assert cloudy["account_id"] == "acct-1"
     assert cloudy["default_flavor_id"] == "f-small" and cloudy["default_image_id"] == "i-ubuntu"
     assert len(body(await user("remote", params={"limit": "1"}))) == 1

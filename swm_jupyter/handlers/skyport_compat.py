@@ -105,8 +105,10 @@ def job_nodes(job: Job, local_sites: frozenset[str] = frozenset()) -> tuple[list
     data = job.gate_data
     names = data.get("node_names") or data.get("nodes") or []
     ips = data.get("node_ips") or []
-    if not ips:
-        ips = [data[key] for key in ("master_public_ip", "master_private_ip") if isinstance(data.get(key), str)][:1]
+    if not ips and isinstance(data.get("master"), str):  # a cloud partition: its master, then its computes
+        computes = data.get("computes") if isinstance(data.get("computes"), list) else []
+        ips = [data["master"], *computes]
+        names = names or ([data["partition"]] if isinstance(data.get("partition"), str) else [])
     if not names and job.start_time is not None and data.get("host"):
         names = [data["host"]]
     if not names and job.start_time is not None and job.site in local_sites:
@@ -174,18 +176,12 @@ def compat_site(site: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]
         server, port = _host_port(str(site["host"]), 22)
     elif site.get("login_node"):
         server, port = _host_port(str(site["login_node"]), 22)
-    elif options.get("url"):
-        server, port = _host_port(str(options["url"]), 443)
+    elif site.get("gate_url") or options.get("url"):
+        server, port = _host_port(str(site.get("gate_url") or options["url"]), 443)
     elif options.get("ssh_host") or options.get("host"):
         server, port = _host_port(str(options.get("ssh_host") or options.get("host")), int(options.get("port") or 22))
-    flavors = site.get("flavors") or []
-    images = site.get("images") or []
     default_flavor = str(site.get("default_flavor") or options.get("default_flavor") or "")
     default_image = str(site.get("default_image") or options.get("default_image") or "")
-    if not default_flavor and flavors and isinstance(flavors[0], dict):
-        default_flavor = str(flavors[0].get("id") or flavors[0].get("name") or "")
-    if not default_image and images and isinstance(images[0], dict):
-        default_image = str(images[0].get("id") or images[0].get("name") or "")
     account = options.get("account")
     return redact(
         {
@@ -194,7 +190,7 @@ def compat_site(site: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]
             "account_id": str(account) if isinstance(account, str) else "",
             "server": server,
             "port": int(port),
-            "kind": str(options.get("kind") or kind) if kind == "cloud" else kind,
+            "kind": str(site.get("cloud_kind") or kind),
             "default_image_id": default_image,
             "default_flavor_id": default_flavor,
         }
