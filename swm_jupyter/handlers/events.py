@@ -181,7 +181,7 @@ class EventsWebSocket(WebSocketMixin, WebSocketHandler, JupyterHandler):  # type
 
     async def _tail(self, job_id: str, offsets: dict[str, Any]) -> None:
         """Send new output of one job until it has ended and everything was sent."""
-        position = {s: max(0, int(offsets.get(s, 0) or 0)) for s in ("stdout", "stderr")}
+        position = {s: min(max(0, int(offsets.get(s, 0) or 0)), 1 << 40) for s in ("stdout", "stderr")}
         decoders = {s: codecs.getincrementaldecoder("utf-8")(errors="replace") for s in position}
         try:
             while True:

@@ -18,7 +18,10 @@ from .base import API_PREFIX, SwmHandler, public_job
 
 ACTIONS = ("hold", "release", "requeue", "cancel")
 MAX_PAGE = 1000
+MAX_OFFSET = 1_000_000_000
 MAX_LOG_CHUNK = 16 << 20
+#: Largest log offset accepted (1 TiB): file systems refuse to seek much further.
+MAX_LOG_OFFSET = 1 << 40
 #: Content types a job's file is served as; anything else is sent as bytes to download.
 SAFE_TYPES = {
     "image/png",
@@ -111,7 +114,7 @@ class JobsHandler(SwmHandler):
             filters,
             sort=sort,
             limit=self.int_argument("limit", 100, minimum=1, maximum=MAX_PAGE),
-            offset=self.int_argument("offset", 0, minimum=0),
+            offset=self.int_argument("offset", 0, minimum=0, maximum=MAX_OFFSET),
             cursor=self.get_argument("cursor", None) or None,
         )
         page = self.manager.list_jobs(query)
@@ -274,7 +277,7 @@ class LogHandler(SwmHandler):
                 f"stream must be stdout or stderr (got {stream!r})",
                 [{"field": "stream", "message": "stdout or stderr"}],
             )
-        offset = self.int_argument("offset", 0, minimum=0)
+        offset = self.int_argument("offset", 0, minimum=0, maximum=MAX_LOG_OFFSET)
         limit = self.int_argument("limit", 1 << 20, minimum=1, maximum=MAX_LOG_CHUNK)
         manager = self.manager
         job = manager.get(job_id)
