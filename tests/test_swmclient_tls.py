@@ -198,7 +198,8 @@ def test_swmclient_catalogue(tls_server: TlsServer) -> None:
     assert flavors is not None and [(f.name, f.price) for f in flavors] == [("small", 0.1), ("gpu", 2.5)]
     assert {r.name: r.count for r in flavors[1].resources} == {"cpus": 8, "mem": 65536, "storage": 100, "gpus": 1}
     images = api.get_images()
-    assert images is not None and [(i.id, i.kind) for i in images] == [("i-ubuntu", "cloud"), ("i-jupyter", "container")]
+    assert images is not None
+    assert [(i.id, i.kind) for i in images] == [("i-ubuntu", "cloud"), ("i-jupyter", "container")]
     nodes = api.get_nodes()
     assert nodes is not None and len(nodes) == 3
     assert nodes[0].api_port == tls_server.port and nodes[0].state_power.value == "up"
@@ -267,9 +268,7 @@ def test_connections_without_a_trusted_certificate_are_refused(tls_server: TlsSe
             client.get(f"{tls_server.url}/user/job", headers={"Authorization": f"token {TOKEN}"})
 
 
-def test_certificate_optional_lets_token_users_in_without_one(
-    tmp_path: Path, pki: dict[str, Any]
-) -> None:
+def test_certificate_optional_lets_token_users_in_without_one(tmp_path: Path, pki: dict[str, Any]) -> None:
     server = TlsServer(tmp_path, pki, cert_optional=True)
     try:
         server.start()
