@@ -8,6 +8,7 @@ with ``swmclient`` in ``test_swmclient_tls.py``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from typing import Any
@@ -325,7 +326,11 @@ async def test_flavors_and_images(user: Any) -> None:
     assert body(await user("image", params={"limit": "0"})) == []
 
 
-async def test_nodes(user: Any, jp_serverapp: Any) -> None:
+async def test_nodes(user: Any, jp_serverapp: Any, swm_started: Any) -> None:
+    for _ in range(100):  # a site reports its hosts up once the manager has set it up
+        if (await swm_started.describe_site("cloudy"))["healthy"]:
+            break
+        await asyncio.sleep(0.1)
     nodes = body(await user("node"))
     assert len(nodes) == 3
     for node in nodes:
