@@ -85,7 +85,7 @@ class SkyPortIdentityProvider(IdentityProvider):
     has ``accepts_client_certificate = True``. Anything else stays unauthenticated (403).
     """
 
-    async def get_user(self, handler: web.RequestHandler) -> User | None:  # type: ignore[override]
+    async def get_user(self, handler: web.RequestHandler) -> User | None:
         """The user of a request: token or cookie user, else certificate user, else None."""
         found = super().get_user(handler)
         user = await found if isinstance(found, Awaitable) else found

@@ -106,8 +106,8 @@ def job_nodes(job: Job, local_sites: frozenset[str] = frozenset()) -> tuple[list
     names = data.get("node_names") or data.get("nodes") or []
     ips = data.get("node_ips") or []
     if not ips and isinstance(data.get("master"), str):  # a cloud partition: its master, then its computes
-        computes = data.get("computes") if isinstance(data.get("computes"), list) else []
-        ips = [data["master"], *computes]
+        computes = data.get("computes")
+        ips = [data["master"], *(computes if isinstance(computes, list) else [])]
         names = names or ([data["partition"]] if isinstance(data.get("partition"), str) else [])
     if not names and job.start_time is not None and data.get("host"):
         names = [data["host"]]
@@ -183,7 +183,7 @@ def compat_site(site: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]
     default_flavor = str(site.get("default_flavor") or options.get("default_flavor") or "")
     default_image = str(site.get("default_image") or options.get("default_image") or "")
     account = options.get("account")
-    return redact(
+    site_out: dict[str, Any] = redact(
         {
             "id": str(site["name"]),
             "name": str(site["name"]),
@@ -195,6 +195,7 @@ def compat_site(site: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]
             "default_flavor_id": default_flavor,
         }
     )
+    return site_out
 
 
 def _int(value: Any) -> int:
@@ -206,7 +207,8 @@ def _int(value: Any) -> int:
 
 def compat_flavor(flavor: dict[str, Any], site: str) -> dict[str, Any]:
     """A gate's flavor as a Flavor (resources ``cpus``, ``mem``, ``storage``, ``gpus``; price per hour)."""
-    res = flavor.get("resources") if isinstance(flavor.get("resources"), dict) else flavor
+    nested = flavor.get("resources")
+    res: dict[str, Any] = nested if isinstance(nested, dict) else flavor
     try:
         price = float(flavor.get("price") or 0.0)
     except (TypeError, ValueError):
