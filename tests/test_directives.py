@@ -37,12 +37,21 @@ echo hello
 def test_every_directive_is_read() -> None:
     fields = parse_directives(FULL)
     assert fields == {
-        "name": "my-job", "site": "local", "account": "proj1", "flavor": "Standard_D2",
-        "cloud_image": "ubuntu-22.04", "container_image": "python:3.12", "workdir": "/scratch/me",
-        "input_files": ["data.csv", "params.json"], "output_files": ["result.txt"], "relocatable": True,
+        "name": "my-job",
+        "site": "local",
+        "account": "proj1",
+        "flavor": "Standard_D2",
+        "cloud_image": "ubuntu-22.04",
+        "container_image": "python:3.12",
+        "workdir": "/scratch/me",
+        "input_files": ["data.csv", "params.json"],
+        "output_files": ["result.txt"],
+        "relocatable": True,
         "ports": [8888, 6006],
         "resources": {"gpus": 1, "cpus": 4, "memory": 8192, "nodes": 2, "walltime": 5400},
-        "depends_on": "afterok:abc:def,afterany:ghi", "array": "0-99%10", "priority": -5,
+        "depends_on": "afterok:abc:def,afterany:ghi",
+        "array": "0-99%10",
+        "priority": -5,
     }
     used = {line.split()[1].split("=")[0] for line in FULL.splitlines() if line.startswith("#SWM")}
     assert used == set(DIRECTIVES), "the FULL script must exercise every directive"

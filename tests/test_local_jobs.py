@@ -25,14 +25,20 @@ def test_two_hundred_jobs_with_mixed_exit_codes(tmp_path: Path) -> None:
             assert job.exit_code == i % 4
             assert Path(job.folder, "stdout").read_text() == f"{i}\n"
             assert job.start_time and job.end_time and job.submit_time <= job.start_time <= job.end_time
-            assert [h.state for h in job.history] == [JobState.QUEUED, JobState.WAITING, JobState.RUNNING,
-                                                      JobState.FINISHED]
+            assert [h.state for h in job.history] == [
+                JobState.QUEUED,
+                JobState.WAITING,
+                JobState.RUNNING,
+                JobState.FINISHED,
+            ]
 
     run(with_manager(tmp_path, body))
 
 
 def test_environment_and_script_directives(tmp_path: Path) -> None:
-    script = "#!/bin/sh\n#SWM name env-check\n#SWM mem 64M\necho $SWM_JOB_ID $SWM_JOB_NAME $SWM_WORKDIR $GREETING\npwd\n"
+    script = (
+        "#!/bin/sh\n#SWM name env-check\n#SWM mem 64M\necho $SWM_JOB_ID $SWM_JOB_NAME $SWM_WORKDIR $GREETING\npwd\n"
+    )
 
     async def body(wm: WorkloadManager) -> None:
         job = await wm.submit_script(script, {"env": {"GREETING": "hi"}})
@@ -123,8 +129,11 @@ def test_dependency_chain_and_failed_dependency(tmp_path: Path) -> None:
 def test_array_throttle_is_never_exceeded(tmp_path: Path) -> None:
     times = tmp_path / "times"
     times.mkdir()
-    command = ["sh", "-c", f'date +%s.%N > {times}/$SWM_ARRAY_TASK_ID.start; sleep 0.3; '
-                           f'date +%s.%N > {times}/$SWM_ARRAY_TASK_ID.end']
+    command = [
+        "sh",
+        "-c",
+        f"date +%s.%N > {times}/$SWM_ARRAY_TASK_ID.start; sleep 0.3; date +%s.%N > {times}/$SWM_ARRAY_TASK_ID.end",
+    ]
 
     async def body(wm: WorkloadManager) -> None:
         job = await wm.submit({"command": command, "array": "0-11%3"})
@@ -208,8 +217,13 @@ def test_input_and_output_files_stay_inside(tmp_path: Path) -> None:
     os.symlink("/etc/hostname", tmp_path / "data" / "link")
 
     async def body(wm: WorkloadManager) -> None:
-        job = await wm.submit({"command": ["sh", "-c", "mkdir -p out; cat data/in.txt > out/result; ln -s /etc/passwd leak"],
-                               "input_files": ["data/in.txt"], "output_files": ["out/result", "missing.txt"]})
+        job = await wm.submit(
+            {
+                "command": ["sh", "-c", "mkdir -p out; cat data/in.txt > out/result; ln -s /etc/passwd leak"],
+                "input_files": ["data/in.txt"],
+                "output_files": ["out/result", "missing.txt"],
+            }
+        )
         job = await wm.wait(job.id, 30)
         assert job.state is JobState.FINISHED and "missing outputs: missing.txt" in job.state_details
         assert wm.file_path(job.id, "out/result").read_text() == "42\n"
@@ -222,5 +236,27 @@ def test_input_and_output_files_stay_inside(tmp_path: Path) -> None:
         for bad_input in ["../secret", "/etc/passwd", "data/link"]:
             with pytest.raises(ValidationError):
                 await wm.submit({"command": ["true"], "input_files": [bad_input]})
+
+    run(with_manager(tmp_path, body))
+
+
+def test_jobs_do_not_belong_to_the_server_and_a_lost_supervisor_is_replaced(tmp_path: Path) -> None:
+    async def body(wm: WorkloadManager) -> None:
+        job = await wm.submit({"command": ["sleep", "30"]})
+        for _ in range(100):
+            if wm.get(job.id).state is JobState.RUNNING:
+                break
+            await asyncio.sleep(0.05)
+        pid = int(wm.get(job.id).native_id or 0)
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(") ", 1)[1].split()
+        parent, session = int(fields[1]), int(fields[3])
+        assert parent != os.getpid() and session == pid, "a job runs in its own session, not as our child"
+        os.kill(parent, 9)  # the supervisor dies: the job can no longer report its exit status
+        os.killpg(pid, 9)
+        lost = await wm.wait(job.id, 30)
+        assert lost.state is JobState.ERROR and "without recording an exit status" in lost.state_details
+        again = await wm.wait((await wm.submit({"command": ["sh", "-c", "exit 4"]})).id, 30)
+        assert again.state is JobState.FINISHED and again.exit_code == 4
 
     run(with_manager(tmp_path, body))

@@ -10,13 +10,28 @@ from swm_jupyter.core.units import format_walltime, parse_memory_mb, parse_wallt
 
 
 def test_round_trip_keeps_every_field() -> None:
-    spec = JobSpec.from_dict({
-        "name": "t", "site": "local", "command": ["python", "x.py"], "env": {"A": "1"},
-        "resources": {"nodes": 1, "cpus": 2, "memory": "2G", "gpus": 0, "walltime": "00:10:00"},
-        "input_files": ["a"], "output_files": ["b"], "depends_on": {"afterany": ["j1"]}, "array": "1,3,5-9:2%2",
-        "priority": 3, "hold": True, "account": "acc", "flavor": "f", "cloud_image": "ci", "container_image": "img",
-        "ports": "80, 443", "relocatable": True, "slurm": {"partition": "gpu"},
-    })
+    spec = JobSpec.from_dict(
+        {
+            "name": "t",
+            "site": "local",
+            "command": ["python", "x.py"],
+            "env": {"A": "1"},
+            "resources": {"nodes": 1, "cpus": 2, "memory": "2G", "gpus": 0, "walltime": "00:10:00"},
+            "input_files": ["a"],
+            "output_files": ["b"],
+            "depends_on": {"afterany": ["j1"]},
+            "array": "1,3,5-9:2%2",
+            "priority": 3,
+            "hold": True,
+            "account": "acc",
+            "flavor": "f",
+            "cloud_image": "ci",
+            "container_image": "img",
+            "ports": "80, 443",
+            "relocatable": True,
+            "slurm": {"partition": "gpu"},
+        }
+    )
     assert spec_from_json(spec.to_dict()) == spec
     assert spec.resources.memory_mb == 2048 and spec.resources.walltime == 600
     assert spec.array is not None and spec.array.indices == (1, 3, 5, 7, 9)
@@ -25,15 +40,35 @@ def test_round_trip_keeps_every_field() -> None:
 
 def test_every_bad_field_is_listed_with_its_path() -> None:
     with pytest.raises(ValidationError) as caught:
-        JobSpec.from_dict({
-            "command": "echo hi", "resources": {"cpus": -1, "memory": "x", "walltime": "soon", "disks": 2},
-            "env": {"1BAD": "x"}, "priority": "high", "hold": "yes", "ports": [0], "array": "a-b",
-            "depends_on": "before:x", "colour": "red", "parameters": {"a": 1},
-        })
+        JobSpec.from_dict(
+            {
+                "command": "echo hi",
+                "resources": {"cpus": -1, "memory": "x", "walltime": "soon", "disks": 2},
+                "env": {"1BAD": "x"},
+                "priority": "high",
+                "hold": "yes",
+                "ports": [0],
+                "array": "a-b",
+                "depends_on": "before:x",
+                "colour": "red",
+                "parameters": {"a": 1},
+            }
+        )
     fields = {e["field"] for e in caught.value.errors}
     assert fields >= {
-        "command", "resources.cpus", "resources.memory", "resources.walltime", "resources.disks", "env.1BAD",
-        "priority", "hold", "ports", "array", "depends_on", "colour", "parameters",
+        "command",
+        "resources.cpus",
+        "resources.memory",
+        "resources.walltime",
+        "resources.disks",
+        "env.1BAD",
+        "priority",
+        "hold",
+        "ports",
+        "array",
+        "depends_on",
+        "colour",
+        "parameters",
     }
 
 
@@ -46,14 +81,27 @@ def test_one_thing_to_run() -> None:
         JobSpec.from_dict(["true"])
 
 
-@pytest.mark.parametrize(("text", "mb"), [(512, 512), ("512", 512), ("512M", 512), ("4G", 4096), ("1.5GB", 1536),
-                                          ("1T", 1048576), ("2048K", 2)])
+@pytest.mark.parametrize(
+    ("text", "mb"),
+    [(512, 512), ("512", 512), ("512M", 512), ("4G", 4096), ("1.5GB", 1536), ("1T", 1048576), ("2048K", 2)],
+)
 def test_memory_units(text: object, mb: int) -> None:
     assert parse_memory_mb(text) == mb
 
 
-@pytest.mark.parametrize(("text", "seconds"), [(90, 90), ("90", 5400), ("10:00", 600), ("01:00:00", 3600),
-                                               ("1-00:00:01", 86401), ("30s", 30), ("2h", 7200), ("1d", 86400)])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        (90, 90),
+        ("90", 5400),
+        ("10:00", 600),
+        ("01:00:00", 3600),
+        ("1-00:00:01", 86401),
+        ("30s", 30),
+        ("2h", 7200),
+        ("1d", 86400),
+    ],
+)
 def test_walltime_units(text: object, seconds: int) -> None:
     assert parse_walltime_seconds(text) == seconds
     assert parse_walltime_seconds(format_walltime(seconds)) == seconds

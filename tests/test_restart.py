@@ -19,7 +19,7 @@ from .core_helpers import make_manager, run
 
 
 def _marking(runs: Path, seconds: float, code: int) -> list[str]:
-    return ["sh", "-c", f'sleep {seconds}; echo ran >> {runs}/$SWM_JOB_ID; exit {code}']
+    return ["sh", "-c", f"sleep {seconds}; echo ran >> {runs}/$SWM_JOB_ID; exit {code}"]
 
 
 def test_restart_mid_run(tmp_path: Path) -> None:
@@ -87,8 +87,12 @@ SUBMITTER = textwrap.dedent(
 def test_sigkill_while_accepting_submissions(tmp_path: Path) -> None:
     runs = tmp_path / "runs.log"
     data = tmp_path / "data"
-    proc = subprocess.Popen([sys.executable, "-c", SUBMITTER, str(data), str(runs)], stdout=subprocess.PIPE,
-                            text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SUBMITTER, str(data), str(runs)],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     acknowledged: list[str] = []
     assert proc.stdout is not None
     for line in proc.stdout:

@@ -41,8 +41,9 @@ def test_cpus_are_counted_and_small_jobs_fill_gaps() -> None:
 
 def test_sites_do_not_block_each_other() -> None:
     jobs = [job(1, site="a"), job(2, site="a"), job(3, site="b")]
-    decision = plan(jobs, [], {"a": SiteCapacity(max_running=1), "b": SiteCapacity(max_running=1)},
-                    no_deps, lambda _: None)
+    decision = plan(
+        jobs, [], {"a": SiteCapacity(max_running=1), "b": SiteCapacity(max_running=1)}, no_deps, lambda _: None
+    )
     assert [j.id for j, _ in decision.start] == ["j1", "j3"]
 
 
@@ -73,8 +74,9 @@ def test_dependencies() -> None:
         job(6, site="hpc", depends_on={"afterok": ["run"]}),
         job(7, depends_on={"afterok": ["err"]}),
     ]
-    decision = plan(jobs, [], {"local": SiteCapacity(), "hpc": SiteCapacity(native_dependencies=True)},
-                    infos.get, lambda _: None)
+    decision = plan(
+        jobs, [], {"local": SiteCapacity(), "hpc": SiteCapacity(native_dependencies=True)}, infos.get, lambda _: None
+    )
     assert [j.id for j, _ in failed_dependencies(jobs, infos.get)] == ["j2", "j5", "j7"]
     started = {j.id: native for j, native in decision.start}
     assert set(started) == {"j1", "j3", "j6"}
@@ -87,8 +89,14 @@ def test_dependencies() -> None:
 
 
 def test_array_parent_state() -> None:
-    Q, R, F, E, C, H = (JobState.QUEUED, JobState.RUNNING, JobState.FINISHED, JobState.ERROR,
-                        JobState.CANCELED, JobState.HELD)
+    Q, R, F, E, C, H = (
+        JobState.QUEUED,
+        JobState.RUNNING,
+        JobState.FINISHED,
+        JobState.ERROR,
+        JobState.CANCELED,
+        JobState.HELD,
+    )
     assert aggregate_array_state({Q: 3})[0] is Q
     assert aggregate_array_state({Q: 2, R: 1})[0] is R
     assert aggregate_array_state({Q: 2, F: 1})[0] is R

@@ -85,7 +85,9 @@ def test_query_filters_sort_and_pages(tmp_path: Path) -> None:
     assert len(seen) == len(set(seen)) == 25
     assert store.query(JobQuery(states=(JobState.FINISHED,))).total == 1
     assert {j.spec.name for j in store.query(JobQuery(name="job-1", site="local")).jobs} == {
-        "job-1", *(f"job-1{i}" for i in range(10))}
+        "job-1",
+        *(f"job-1{i}" for i in range(10)),
+    }
     assert store.query(JobQuery(name="%")).total == 0, "LIKE wildcards in a name filter are literal"
     assert store.query(JobQuery(since=1020.0, site="local")).total == 5
     by_priority = store.query(JobQuery(sort="priority", site="local", limit=25)).jobs
@@ -100,8 +102,9 @@ def test_query_filters_sort_and_pages(tmp_path: Path) -> None:
 def test_hundred_thousand_jobs_first_page_is_quick(tmp_path: Path) -> None:
     """Not a timing assertion (see benchmarks/): checks the query plan uses the indexes."""
     store = JobStore(tmp_path / "s.sqlite", synchronous="NORMAL")
-    plan = store.db.execute("EXPLAIN QUERY PLAN SELECT state, COUNT(*) FROM jobs WHERE site=? GROUP BY state",
-                            ("x",)).fetchall()
+    plan = store.db.execute(
+        "EXPLAIN QUERY PLAN SELECT state, COUNT(*) FROM jobs WHERE site=? GROUP BY state", ("x",)
+    ).fetchall()
     assert any("INDEX" in str(row) for row in plan)
     store.close()
     _ = time

@@ -124,7 +124,9 @@ def parse_directives(script: str) -> dict[str, Any]:
                 in_header = False
             continue
         if not line.startswith(PREFIX) or (len(line) > 4 and not line[4].isspace()):
-            errors.append({"field": f"line {number}", "message": f"malformed directive {line!r}: write '#SWM key value'"})
+            errors.append(
+                {"field": f"line {number}", "message": f"malformed directive {line!r}: write '#SWM key value'"}
+            )
             continue
         where = f"line {number}"
         if not in_header:

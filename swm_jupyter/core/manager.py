@@ -64,9 +64,7 @@ class WorkloadManager(LoggingConfigurable):
     input_root = Unicode(help="Folder that input_files paths are relative to. Default: the current folder.").tag(
         config=True
     )
-    poll_interval = Float(2.0, help="Seconds between status polls of a site whose gate sets no pace.").tag(
-        config=True
-    )
+    poll_interval = Float(2.0, help="Seconds between status polls of a site whose gate sets no pace.").tag(config=True)
     synchronous = Enum(
         ["FULL", "NORMAL"],
         "NORMAL",
@@ -74,9 +72,7 @@ class WorkloadManager(LoggingConfigurable):
         "of the server; FULL: it also survives power loss or an OS crash, at about a third of the "
         "submission rate.",
     ).tag(config=True)
-    event_retention = Int(100_000, help="How many past events are kept for clients that reconnect.").tag(
-        config=True
-    )
+    event_retention = Int(100_000, help="How many past events are kept for clients that reconnect.").tag(config=True)
 
     @default("data_dir")
     def _default_data_dir(self) -> str:
@@ -148,7 +144,9 @@ class WorkloadManager(LoggingConfigurable):
             self._site_wake[name] = asyncio.Event()
             self._tasks.append(asyncio.create_task(self._site_loop(name), name=f"swm-site-{name}"))
         self._tasks.append(asyncio.create_task(self._engine(), name="swm-engine"))
-        self.log.info("swm: job store %s, %d live jobs, sites: %s", self.store_path, len(self.jobs), ", ".join(self.sites))
+        self.log.info(
+            "swm: job store %s, %d live jobs, sites: %s", self.store_path, len(self.jobs), ", ".join(self.sites)
+        )
 
     async def stop(self) -> None:
         """Stop the loops, flush pending writes, close the gates and the store. Jobs keep running."""
@@ -163,7 +161,7 @@ class WorkloadManager(LoggingConfigurable):
         for name, gate in self.gates.items():
             try:
                 await gate.cleanup()
-            except Exception:  # noqa: BLE001 - one gate's failure must not stop the others
+            except Exception:
                 self.log.exception("swm: cleanup of site %s failed", name)
         if self.store is not None:
             self.store.close()
@@ -182,14 +180,15 @@ class WorkloadManager(LoggingConfigurable):
             unknown = sorted(set(options) - known)
             if unknown:
                 raise ValueError(
-                    f"unknown option {', '.join(unknown)} for gate {gate_name!r}; its options: {', '.join(sorted(known))}"
+                    f"unknown option {', '.join(unknown)} for gate {gate_name!r}; "
+                    f"its options: {', '.join(sorted(known))}"
                 )
             gate = cls(parent=self, site_name=name, **options)
         except SiteUnavailable as exc:
             self.gate_errors[name] = exc.message
             self.log.warning("swm: site %s is unavailable: %s", name, exc.message)
             return
-        except Exception as exc:  # noqa: BLE001 - a bad option must not stop the server
+        except Exception as exc:
             self.gate_errors[name] = f"the site {name!r} is misconfigured: {exc}"
             self.log.warning("swm: site %s is misconfigured: %s", name, exc)
             return
@@ -243,7 +242,9 @@ class WorkloadManager(LoggingConfigurable):
                 try:
                     source = safe_path(self.input_root, path)
                 except PathNotAllowed as exc:
-                    errors.append({"field": "input_files", "message": exc.message.replace("job folder", "input folder")})
+                    errors.append(
+                        {"field": "input_files", "message": exc.message.replace("job folder", "input folder")}
+                    )
                     continue
                 if not source.exists():
                     errors.append({"field": "input_files", "message": f"{path!r} does not exist in {self.input_root}"})
@@ -262,8 +263,13 @@ class WorkloadManager(LoggingConfigurable):
         if spec.array is not None:
             for index in spec.array.indices:
                 task = Job(
-                    id=new_job_id(), spec=spec, site=site, owner=owner, array_parent=job.id,
-                    array_index=index, submit_time=job.submit_time,
+                    id=new_job_id(),
+                    spec=spec,
+                    site=site,
+                    owner=owner,
+                    array_parent=job.id,
+                    array_index=index,
+                    submit_time=job.submit_time,
                     folder=str(Path(self.data_dir) / "jobs" / job.id / f"task-{index}"),
                 )
                 task.cost = {"estimate": estimate, "actual": None}
@@ -290,8 +296,9 @@ class WorkloadManager(LoggingConfigurable):
                 try:
                     prepared.append(self.prepare(request, owner=owner))
                 except ValidationError as exc:
-                    errors.extend({"field": f"{i}.{e['field']}".rstrip("."), "message": e["message"]}
-                                  for e in exc.errors)
+                    errors.extend(
+                        {"field": f"{i}.{e['field']}".rstrip("."), "message": e["message"]} for e in exc.errors
+                    )
             if errors:
                 raise ValidationError(
                     "some job requests have errors; nothing was submitted: "
@@ -375,7 +382,9 @@ class WorkloadManager(LoggingConfigurable):
     async def read_output(self, job_id: str, stream: str, offset: int = 0, limit: int = 1 << 20) -> bytes:
         """Bytes of the job's stdout or stderr from ``offset`` (live while the job runs)."""
         if stream not in ("stdout", "stderr"):
-            raise ValidationError("stream must be stdout or stderr", [{"field": "stream", "message": "stdout or stderr"}])
+            raise ValidationError(
+                "stream must be stdout or stderr", [{"field": "stream", "message": "stdout or stderr"}]
+            )
         if offset < 0 or limit < 1:
             raise ValidationError("offset must be >= 0 and limit >= 1", [{"field": "offset", "message": ">= 0"}])
         job = self.get(job_id)
@@ -437,8 +446,16 @@ class WorkloadManager(LoggingConfigurable):
 
     async def _describe_site(self, name: str, options: dict[str, Any], counts: dict[str, int]) -> dict[str, Any]:
         info: dict[str, Any] = {
-            "name": name, "kind": str(options.get("gate", name)), "description": "", "healthy": False,
-            "health_message": "", "max_running": 0, "limits": {}, "flavors": [], "images": [], "counts": counts,
+            "name": name,
+            "kind": str(options.get("gate", name)),
+            "description": "",
+            "healthy": False,
+            "health_message": "",
+            "max_running": 0,
+            "limits": {},
+            "flavors": [],
+            "images": [],
+            "counts": counts,
             "default": name == self.default_site,
         }
         if name in self.gate_errors:
@@ -450,7 +467,7 @@ class WorkloadManager(LoggingConfigurable):
         info["max_running"] = gate.max_running
         try:
             described = await gate.describe()
-        except Exception as exc:  # noqa: BLE001 - a site that cannot describe itself is unhealthy
+        except Exception as exc:
             info["health_message"] = f"{type(exc).__name__}: {exc}"
             return info
         info.update({k: v for k, v in described.items() if k not in ("name", "counts")})
@@ -675,7 +692,8 @@ class WorkloadManager(LoggingConfigurable):
             counts = {JobState(state): n for state, n in rows}
             row = store.db.execute(
                 "SELECT exit_code FROM jobs WHERE array_parent=? AND exit_code IS NOT NULL "
-                "ORDER BY ABS(exit_code) DESC LIMIT 1", (parent_id,)
+                "ORDER BY ABS(exit_code) DESC LIMIT 1",
+                (parent_id,),
             ).fetchone()
             if row is not None:
                 self._array_worst[parent_id] = row[0]
@@ -727,7 +745,7 @@ class WorkloadManager(LoggingConfigurable):
                 self._flush()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - the loop must survive one bad pass
+            except Exception:
                 self.log.exception("swm: scheduling pass failed")
                 await asyncio.sleep(0.5)
 
@@ -788,7 +806,7 @@ class WorkloadManager(LoggingConfigurable):
         # The intent to launch is durable before any job reaches its site: a crash in between
         # makes the restarted manager check the site instead of starting the job a second time.
         self._flush()
-        for site, batch in by_site.items():
+        for batch in by_site.values():
             for job, native in batch:
                 self._spawn(self._launch(job, native))
 
@@ -838,7 +856,7 @@ class WorkloadManager(LoggingConfigurable):
             job.end_time = time.time()
         except SwmError as exc:
             self._fail_launch(job, exc.message)
-        except Exception as exc:  # noqa: BLE001 - any launch failure ends the job with its reason
+        except Exception as exc:
             self.log.exception("swm: launching job %s on %s failed", job.id, job.site)
             self._fail_launch(job, f"{type(exc).__name__}: {exc}")
         finally:
@@ -891,7 +909,10 @@ class WorkloadManager(LoggingConfigurable):
         if status.native_id:
             job.native_id = status.native_id
         if status.gate_data is not None:
-            job.gate_data = {**status.gate_data, **({"held_on_site": True} if job.gate_data.get("held_on_site") else {})}
+            job.gate_data = {
+                **status.gate_data,
+                **({"held_on_site": True} if job.gate_data.get("held_on_site") else {}),
+            }
         if status.start_time and not job.start_time:
             job.start_time = status.start_time
         cost = status.extra.get("cost") if status.extra else None
@@ -940,14 +961,14 @@ class WorkloadManager(LoggingConfigurable):
         except asyncio.CancelledError:
             job.gate_data.pop("finalizing", None)
             raise
-        except Exception as exc:  # noqa: BLE001 - the job still ends; the failure is its detail
+        except Exception as exc:
             details = (details + "; " if details else "") + f"collecting outputs failed: {exc}"
         try:
             await gate.release_resources(job)
         except asyncio.CancelledError:
             job.gate_data.pop("finalizing", None)
             raise
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             details = (details + "; " if details else "") + f"releasing site resources failed: {exc}"
         job.gate_data.pop("finalizing", None)
         self._complete(job, status, details)
@@ -978,7 +999,7 @@ class WorkloadManager(LoggingConfigurable):
 
     async def _carry_out_cancel(self, job: Job) -> None:
         gate = self.gates.get(job.site)
-        while job.id in self._launching:
+        while job.id in self._launching:  # noqa: ASYNC110 - a launch ends within one gate call
             await asyncio.sleep(0.05)
         if job.state.final:
             job.wanted = None
@@ -988,7 +1009,7 @@ class WorkloadManager(LoggingConfigurable):
             if gate is not None:
                 await gate.cancel(job)
                 await gate.release_resources(job)
-        except Exception as exc:  # noqa: BLE001 - retried by the next poll while wanted is set
+        except Exception as exc:
             self.log.warning("swm: cancel of job %s on %s failed: %s", job.id, job.site, exc)
             return
         if not job.state.final:
@@ -1011,7 +1032,7 @@ class WorkloadManager(LoggingConfigurable):
                 break
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - the site stays unhealthy and is retried
+            except Exception as exc:
                 self.site_health[name] = f"setup failed: {exc}"
                 self.log.warning("swm: site %s is not ready: %s (retrying in %.0fs)", name, exc, backoff)
                 await asyncio.sleep(backoff)
@@ -1037,7 +1058,7 @@ class WorkloadManager(LoggingConfigurable):
                 self.site_health.pop(name, None)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - a failed poll changes nothing; try again later
+            except Exception as exc:
                 self.site_health[name] = f"status poll failed: {exc}"
                 self.log.warning("swm: polling site %s failed: %s", name, exc)
                 continue
@@ -1064,18 +1085,20 @@ class WorkloadManager(LoggingConfigurable):
             return
         try:
             statuses = await gate.poll(pending)
-        except Exception:  # noqa: BLE001
+        except Exception:
             statuses = {}
         for job in pending:
             status = statuses.get(job.id)
             job.gate_data.pop("launching", None)
-            if status is not None and (status.native_id or job.native_id):
+            if status is not None:
                 self.log.info("swm: job %s had reached %s before the restart; tracking it", job.id, name)
                 self._apply_status(job, status)
             elif job.is_array_parent:
                 self._set_state(job, JobState.QUEUED, "the server restarted before the array reached the site")
             else:
-                self._set_state(job, JobState.QUEUED, "the server restarted before the job reached the site; queued again")
+                self._set_state(
+                    job, JobState.QUEUED, "the server restarted before the job reached the site; queued again"
+                )
         self._flush()
 
 
@@ -1093,4 +1116,4 @@ async def run_headless(sites: dict[str, Any] | None = None, **traits: Any) -> Wo
     return manager
 
 
-__all__ = ["WorkloadManager", "run_headless", "contextlib"]
+__all__ = ["WorkloadManager", "contextlib", "run_headless"]

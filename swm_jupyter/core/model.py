@@ -101,9 +101,27 @@ class JobSpec:
     extras: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     FIELDS = (
-        "name", "site", "script", "command", "notebook", "parameters", "workdir", "env",
-        "resources", "input_files", "output_files", "depends_on", "array", "priority", "hold",
-        "account", "flavor", "cloud_image", "container_image", "ports", "relocatable",
+        "name",
+        "site",
+        "script",
+        "command",
+        "notebook",
+        "parameters",
+        "workdir",
+        "env",
+        "resources",
+        "input_files",
+        "output_files",
+        "depends_on",
+        "array",
+        "priority",
+        "hold",
+        "account",
+        "flavor",
+        "cloud_image",
+        "container_image",
+        "ports",
+        "relocatable",
     )
 
     @classmethod
@@ -128,7 +146,7 @@ class JobSpec:
                 if isinstance(data[key], dict):
                     out.setdefault("extras", {})[key] = dict(data[key])
                 else:
-                    bad(key, "site extras must be an object, e.g. {\"partition\": \"gpu\"}")
+                    bad(key, 'site extras must be an object, e.g. {"partition": "gpu"}')
 
         def text(key: str, *, pattern: re.Pattern[str] | None = None, hint: str = "") -> None:
             value = data.get(key)
@@ -153,7 +171,7 @@ class JobSpec:
         command = data.get("command")
         if command is not None:
             if isinstance(command, str):
-                bad("command", "must be a list of arguments, e.g. [\"python\", \"train.py\"]")
+                bad("command", 'must be a list of arguments, e.g. ["python", "train.py"]')
             elif not isinstance(command, list) or not command or not all(isinstance(a, str) for a in command):
                 bad("command", "must be a non-empty list of strings")
             else:
@@ -229,14 +247,18 @@ class JobSpec:
                     ports = [int(p) for p in re.split(r"[,\s]+", ports) if p]
                 except ValueError:
                     ports = None
-            if (not isinstance(ports, list) or not all(isinstance(p, int) and not isinstance(p, bool)
-                                                       and 0 < p < 65536 for p in ports)):
+            if not isinstance(ports, list) or not all(
+                isinstance(p, int) and not isinstance(p, bool) and 0 < p < 65536 for p in ports
+            ):
                 bad("ports", "must be a list of port numbers (1-65535)")
             else:
                 out["ports"] = tuple(ports)
         if errors:
-            raise ValidationError("the job request has errors: " + "; ".join(
-                f"{e['field']}: {e['message']}" if e["field"] else e["message"] for e in errors), errors)
+            raise ValidationError(
+                "the job request has errors: "
+                + "; ".join(f"{e['field']}: {e['message']}" if e["field"] else e["message"] for e in errors),
+                errors,
+            )
         if "name" not in out:
             out["name"] = _default_name(out)
         return cls(**out)
@@ -253,8 +275,13 @@ class JobSpec:
             "parameters": self.parameters,
             "workdir": self.workdir,
             "env": self.env,
-            "resources": {"nodes": res.nodes, "cpus": res.cpus, "memory": res.memory_mb, "gpus": res.gpus,
-                          "walltime": res.walltime},
+            "resources": {
+                "nodes": res.nodes,
+                "cpus": res.cpus,
+                "memory": res.memory_mb,
+                "gpus": res.gpus,
+                "walltime": res.walltime,
+            },
             "input_files": list(self.input_files),
             "output_files": list(self.output_files),
             "depends_on": [{"type": d.kind, "job": d.job_id} for d in self.depends_on],
@@ -280,7 +307,7 @@ def _resources(value: Any, bad: Any) -> Resources:
     if value is None:
         return Resources()
     if not isinstance(value, dict):
-        bad("resources", "must be an object such as {\"cpus\": 4, \"memory\": \"8G\"}")
+        bad("resources", 'must be an object such as {"cpus": 4, "memory": "8G"}')
         return Resources()
     known = ("nodes", "cpus", "memory", "mem", "gpus", "walltime")
     kwargs: dict[str, Any] = {}
@@ -339,9 +366,9 @@ def _dependencies(value: Any, bad: Any) -> tuple[Dependency, ...]:
             elif isinstance(item, dict) and set(item) <= {"type", "job"} and "job" in item:
                 pairs.append((item.get("type", "afterok"), item["job"]))
             else:
-                bad(f"depends_on.{i}", "must be a job id or {\"type\": \"afterok\", \"job\": ID}")
+                bad(f"depends_on.{i}", 'must be a job id or {"type": "afterok", "job": ID}')
     else:
-        bad("depends_on", "must be a list of job ids, {\"afterok\": [ids]}, or \"afterok:ID\"")
+        bad("depends_on", 'must be a list of job ids, {"afterok": [ids]}, or "afterok:ID"')
     deps: list[Dependency] = []
     for kind, job in pairs:
         if kind not in DEPENDENCY_TYPES:

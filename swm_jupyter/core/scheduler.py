@@ -115,9 +115,7 @@ def plan(
     return result
 
 
-def failed_dependencies(
-    jobs: Iterable[Job], lookup: Callable[[str], DependencyInfo | None]
-) -> list[tuple[Job, str]]:
+def failed_dependencies(jobs: Iterable[Job], lookup: Callable[[str], DependencyInfo | None]) -> list[tuple[Job, str]]:
     """The queued jobs among ``jobs`` that can never start because a dependency failed, with why."""
     out = []
     for job in jobs:
@@ -145,12 +143,7 @@ def _dependencies(
                     how += f" with exit code {info.exit_code}"
                 return False, [], f"dependency never satisfied: {dep.job_id} {how}"
             continue
-        if (
-            site.native_dependencies
-            and info.site == job.site
-            and info.native_id
-            and info.state in ACTIVE_STATES
-        ):
+        if site.native_dependencies and info.site == job.site and info.native_id and info.state in ACTIVE_STATES:
             native.append((dep.kind, info.native_id))
             continue
         ready = False

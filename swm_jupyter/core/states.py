@@ -100,6 +100,10 @@ def check_transition(current: JobState, new: JobState) -> None:
         return
     raise InvalidTransition(
         f"a job that is {current.value} cannot become {new.value}",
-        [{"field": "state", "message": f"allowed from {current.value}: "
-          + ", ".join(sorted(s.value for s in TRANSITIONS[current]))}],
+        [
+            {
+                "field": "state",
+                "message": f"allowed from {current.value}: " + ", ".join(sorted(s.value for s in TRANSITIONS[current])),
+            }
+        ],
     )

@@ -130,7 +130,7 @@ class JobStore:
 
     def _take_lock(self) -> Any:
         lock_path = self.path.with_name(self.path.name + ".lock")
-        handle = open(lock_path, "a+")  # noqa: SIM115 - held for the store's lifetime
+        handle = open(lock_path, "a+")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -224,9 +224,22 @@ class JobStore:
                     "signal=?, native_id=?, state_details=?, wanted=?, folder=?, gate_data=?, cost=?, history=? "
                     "WHERE id=?",
                     (
-                        job.spec.name, job.site, job.state.value, job.spec.priority, job.start_time, job.end_time,
-                        job.exit_code, job.signal, job.native_id, job.state_details, job.wanted, job.folder,
-                        json.dumps(job.gate_data), json.dumps(job.cost), _history_json(job), job.id,
+                        job.spec.name,
+                        job.site,
+                        job.state.value,
+                        job.spec.priority,
+                        job.start_time,
+                        job.end_time,
+                        job.exit_code,
+                        job.signal,
+                        job.native_id,
+                        job.state_details,
+                        job.wanted,
+                        job.folder,
+                        json.dumps(job.gate_data),
+                        json.dumps(job.cost),
+                        _history_json(job),
+                        job.id,
                     ),
                 )
                 if cursor.rowcount != 1:
@@ -245,10 +258,27 @@ class JobStore:
 
     def _row(self, job: Job, spec_json: str | None) -> tuple[Any, ...]:
         return (
-            job.id, job.spec.name, job.site, job.state.value, job.spec.priority, job.owner, job.array_parent,
-            job.array_index, job.submit_time, job.start_time, job.end_time, job.exit_code, job.signal,
-            job.native_id, job.state_details, job.wanted, job.folder, spec_json, json.dumps(job.gate_data),
-            json.dumps(job.cost), _history_json(job),
+            job.id,
+            job.spec.name,
+            job.site,
+            job.state.value,
+            job.spec.priority,
+            job.owner,
+            job.array_parent,
+            job.array_index,
+            job.submit_time,
+            job.start_time,
+            job.end_time,
+            job.exit_code,
+            job.signal,
+            job.native_id,
+            job.state_details,
+            job.wanted,
+            job.folder,
+            spec_json,
+            json.dumps(job.gate_data),
+            json.dumps(job.cost),
+            _history_json(job),
         )
 
     def prune_events(self, keep: int) -> None:
@@ -364,19 +394,54 @@ class JobStore:
         return int(row[0] or 0)
 
     def _job(self, row: tuple[Any, ...], with_spec: bool = True) -> Job:
-        (seq, job_id, _name, site, state, _priority, owner, array_parent, array_index, submit_time, start_time,
-         end_time, exit_code, signal, native_id, state_details, wanted, folder, spec, gate_data, cost,
-         history) = row
+        (
+            seq,
+            job_id,
+            _name,
+            site,
+            state,
+            _priority,
+            owner,
+            array_parent,
+            array_index,
+            submit_time,
+            start_time,
+            end_time,
+            exit_code,
+            signal,
+            native_id,
+            state_details,
+            wanted,
+            folder,
+            spec,
+            gate_data,
+            cost,
+            history,
+        ) = row
         if spec is None and array_parent:
             job_spec = self._parent_spec(array_parent)
         else:
             job_spec = spec_from_json(json.loads(spec))
         return Job(
-            id=job_id, spec=job_spec, site=site, state=JobState(state), state_details=state_details,
-            exit_code=exit_code, signal=signal, native_id=native_id, array_parent=array_parent,
-            array_index=array_index, submit_time=submit_time, start_time=start_time, end_time=end_time,
+            id=job_id,
+            spec=job_spec,
+            site=site,
+            state=JobState(state),
+            state_details=state_details,
+            exit_code=exit_code,
+            signal=signal,
+            native_id=native_id,
+            array_parent=array_parent,
+            array_index=array_index,
+            submit_time=submit_time,
+            start_time=start_time,
+            end_time=end_time,
             history=[HistoryEntry(h["time"], JobState(h["state"]), h.get("details", "")) for h in json.loads(history)],
-            gate_data=json.loads(gate_data), wanted=wanted, folder=folder, cost=json.loads(cost), owner=owner,
+            gate_data=json.loads(gate_data),
+            wanted=wanted,
+            folder=folder,
+            cost=json.loads(cost),
+            owner=owner,
             seq=seq,
         )
 

@@ -94,7 +94,9 @@ class Gate(LoggingConfigurable):
     async def poll(self, jobs: list[Job]) -> dict[str, GateStatus]:
         """Return the status of many jobs in one batched call, keyed by job id.
 
-        A job missing from the answer is taken as unchanged.
+        A job missing from the answer is taken as unchanged, except right after a restart for a
+        job whose launch was interrupted: missing then means "it never reached the site", and the
+        manager queues it again. A gate must therefore answer for every job it has started.
         """
         raise NotImplementedError
 

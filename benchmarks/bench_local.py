@@ -1,0 +1,129 @@
+"""Local-site throughput and submission rate, as ratios against baselines measured in the same run.
+
+Run: ``python benchmarks/bench_local.py [--jobs 1000]``. Prints one line per figure.
+
+1. N jobs running ``true`` at concurrency = cores, first submit to last final state, against
+   a plain ``asyncio.create_subprocess_exec`` pool (the floor) and psij-python's local executor.
+2. Submissions per second through the Python API, each job durable before the call returns.
+3. A 10,000-task array accepted (stored) in one call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from swm_jupyter.core.manager import WorkloadManager
+
+CORES = len(os.sched_getaffinity(0))
+
+
+async def floor(n: int) -> float:
+    """The same n commands through a bare asyncio subprocess pool."""
+    semaphore = asyncio.Semaphore(CORES)
+
+    async def one() -> None:
+        async with semaphore:
+            proc = await asyncio.create_subprocess_exec("true")
+            await proc.wait()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(one() for _ in range(n)))
+    return time.perf_counter() - start
+
+
+def psij(n: int, workdir: Path) -> float | None:
+    """psij-python's local executor, at most CORES jobs at a time."""
+    try:
+        from psij import Job, JobExecutor, JobSpec
+    except ImportError:
+        return None
+    executor = JobExecutor.get_instance("local")
+    start = time.perf_counter()
+    pending = list(range(n))
+    running: list[Job] = []
+    while pending or running:
+        while pending and len(running) < CORES:
+            pending.pop()
+            job = Job(JobSpec(executable="true", directory=workdir))
+            executor.submit(job)
+            running.append(job)
+        running[0].wait()
+        running = [j for j in running if not j.status.final]
+    return time.perf_counter() - start
+
+
+async def swm_throughput(n: int, data: Path, synchronous: str) -> float:
+    wm = WorkloadManager(data_dir=str(data), sites={"local": {"gate": "local"}}, synchronous=synchronous)
+    await wm.start()
+    try:
+        await asyncio.sleep(0.2)
+        start = time.perf_counter()
+        jobs = await wm.submit_many([{"command": ["true"]} for _ in range(n)])
+        await asyncio.gather(*(wm.wait(j.id, timeout=600) for j in jobs))
+        return time.perf_counter() - start
+    finally:
+        await wm.stop()
+
+
+async def swm_submit_rate(n: int, data: Path, synchronous: str) -> tuple[float, float]:
+    wm = WorkloadManager(data_dir=str(data), sites={"local": {"gate": "local"}}, synchronous=synchronous)
+    await wm.start()
+    try:
+        start = time.perf_counter()
+        for _ in range(n):
+            await wm.submit({"command": ["true"], "hold": True})
+        rate = n / (time.perf_counter() - start)
+        start = time.perf_counter()
+        await wm.submit({"command": ["true"], "array": "0-9999", "hold": True})
+        array_seconds = time.perf_counter() - start
+        return rate, array_seconds
+    finally:
+        wm._running = False
+        await wm.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=1000)
+    parser.add_argument("--submissions", type=int, default=5000)
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="swm-bench-"))
+    try:
+        print(f"machine: {CORES} cores, python {sys.version.split()[0]}; {args.jobs} jobs running `true`")
+        floor_s = asyncio.run(floor(args.jobs))
+        print(f"floor (asyncio subprocess pool): {floor_s:.2f} s = {args.jobs / floor_s:.0f} jobs/s")
+        for mode in ("FULL", "NORMAL"):
+            swm_s = asyncio.run(swm_throughput(args.jobs, root / f"t-{mode}", mode))
+            print(
+                f"swm-jupyter local ({mode}): {swm_s:.2f} s = {args.jobs / swm_s:.0f} jobs/s, "
+                f"{swm_s / floor_s:.2f}x the floor (target <= 1.5x)"
+            )
+        psij_s = psij(args.jobs, root)
+        if psij_s is None:
+            print("psij-python: not installed (pip install psij-python)")
+        else:
+            print(
+                f"psij-python local: {psij_s:.2f} s = {args.jobs / psij_s:.0f} jobs/s, "
+                f"{psij_s / floor_s:.2f}x the floor"
+            )
+        for mode in ("FULL", "NORMAL"):
+            rate, array_s = asyncio.run(swm_submit_rate(args.submissions, root / f"s-{mode}", mode))
+            print(
+                f"submissions ({mode}), durable before return: {rate:.0f} jobs/s (target >= 2000); "
+                f"10,000-task array accepted in {array_s:.2f} s (target < 1 s)"
+            )
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
