@@ -18,7 +18,8 @@ import pytest
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
 # --- services fixtures (Slurm, sshd): owned by the services engineer -------------------------------
-# from tests.services_fixtures import *
+from tests.services_fixtures import *  # noqa: E402, F403
+
 # ----------------------------------------------------------------------------------------------------
 
 TOKEN = "swm-test-token-0123456789"

@@ -23,14 +23,9 @@ from swm_jupyter.core.states import JobState
 from swm_jupyter.gates.cloud import CloudGate
 from swm_jupyter.gates.cloud_protocol import GateAnswerError
 
-from . import services_fixtures
 from .conftest import body
 from .core_helpers import run
 from .skyport_gate_standin import FLAVORS, SkyPortGateStandin
-
-# The test sshd's fixtures, used here whether or not conftest.py wires them in for every module.
-services = services_fixtures.services
-ssh_options = services_fixtures.ssh_options
 
 pytestmark = pytest.mark.ssh
 
