@@ -8,6 +8,7 @@ import pytest
 
 from swm_jupyter.core.errors import SiteUnavailable
 from swm_jupyter.core.manager import WorkloadManager
+from swm_jupyter.core.states import JobState
 from swm_jupyter.gates.local import LocalGate
 from swm_jupyter.gates.registry import available_gates, load_gate_class
 
@@ -59,3 +60,32 @@ def test_a_broken_site_is_reported_when_used_and_others_work(tmp_path: Path) -> 
         assert (await wm.wait(job.id, 30)).exit_code == 0
 
     run(with_manager(tmp_path, body, sites=sites))
+
+
+class FlakyGate(LocalGate):
+    """A local gate whose site cannot be reached for its first two submissions."""
+
+    refusals = 0
+
+    async def submit(self, job, dependencies=()):  # type: ignore[no-untyped-def]
+        if FlakyGate.refusals < 2:
+            FlakyGate.refusals += 1
+            raise SiteUnavailable("connection refused (test)")
+        return await super().submit(job, dependencies)
+
+
+def test_an_unreachable_site_requeues_the_job_and_retries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from swm_jupyter.core import manager as manager_module
+
+    monkeypatch.setattr(manager_module, "SITE_RETRY_SECONDS", 0.3)
+    FlakyGate.refusals = 0
+
+    async def body(wm: WorkloadManager) -> None:
+        job = await wm.submit({"command": ["sh", "-c", "exit 6"]})
+        done = await wm.wait(job.id, 30)
+        assert done.state is JobState.FINISHED and done.exit_code == 6
+        assert FlakyGate.refusals == 2
+        details = [h.details for h in done.history if h.state is JobState.QUEUED]
+        assert any("site unreachable, will retry: connection refused (test)" in d for d in details)
+
+    run(with_manager(tmp_path, body, sites={"local": {"gate": "tests.test_registry:FlakyGate"}}))

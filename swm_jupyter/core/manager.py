@@ -49,6 +49,9 @@ from .scheduler import DependencyInfo, SiteCapacity, aggregate_array_state, fail
 from .states import ACTIVE_STATES, HistoryEntry, JobState, check_transition
 from .store import JobPage, JobQuery, JobStore
 
+#: Seconds a site that could not be reached rests before the scheduler tries it again.
+SITE_RETRY_SECONDS = 5.0
+
 
 class WorkloadManager(LoggingConfigurable):
     """Keeps jobs in a :class:`JobStore`, schedules them and drives one gate per site."""
@@ -854,6 +857,8 @@ class WorkloadManager(LoggingConfigurable):
                 raise
             self._set_state(job, JobState.CANCELED, "canceled by the user before it started")
             job.end_time = time.time()
+        except SiteUnavailable as exc:
+            self._site_unreachable(job, exc.message)
         except SwmError as exc:
             self._fail_launch(job, exc.message)
         except Exception as exc:
@@ -862,6 +867,26 @@ class WorkloadManager(LoggingConfigurable):
         finally:
             self._launching.discard(job.id)
             self._wake.set()
+
+    def _site_unreachable(self, job: Job, message: str) -> None:
+        """The site could not be reached to take the job: queue it again and rest the site a while."""
+        job.gate_data.pop("launching", None)
+        tasks = [t for t in self._with_tasks(job) if t.state is JobState.WAITING] if job.is_array_parent else [job]
+        for target in tasks:
+            self._set_state(target, JobState.QUEUED, f"site unreachable, will retry: {message}")
+        site = job.site
+        if site in self._ready_sites:
+            self._ready_sites.discard(site)
+            self.site_health[site] = message
+            self.log.warning("swm: site %s is unreachable (%s); retrying in %.0fs", site, message, SITE_RETRY_SECONDS)
+
+            def again() -> None:
+                if self._running and site in self.gates:
+                    self._ready_sites.add(site)
+                    self.site_health.pop(site, None)
+                    self._wake.set()
+
+            asyncio.get_running_loop().call_later(SITE_RETRY_SECONDS, again)
 
     def _fail_launch(self, job: Job, message: str) -> None:
         job.gate_data.pop("launching", None)
