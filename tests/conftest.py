@@ -150,7 +150,10 @@ class ServerProcess:
             *self.extra,
         ]
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env(), cwd=self.root)
+        env = self.env()
+        repo = str(Path(__file__).resolve().parent.parent)  # so that gates in tests/ can be named
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (repo, env.get("PYTHONPATH", "")) if p)
+        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self.root)
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -197,3 +200,28 @@ def server_process(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     yield make
     for server in started:
         server.stop()
+
+
+def _inert_gate() -> Any:
+    from swm_jupyter.core.states import JobState
+    from swm_jupyter.gates.base import GateStatus
+    from swm_jupyter.gates.local import LocalGate
+
+    class InertGate(LocalGate):
+        """A local site that runs nothing: every job 'finishes' at once (for fuzzing the API)."""
+
+        async def submit(self, job: Any, dependencies: Any = ()) -> GateStatus:
+            now = time.time()
+            return GateStatus(JobState.FINISHED, exit_code=0, start_time=now, end_time=now, native_id="0")
+
+        async def poll(self, jobs: list[Any]) -> dict[str, GateStatus]:
+            return {}
+
+    return InertGate
+
+
+def __getattr__(name: str) -> Any:
+    """``tests.conftest:InertGate`` (built lazily so importing conftest stays light)."""
+    if name == "InertGate":
+        return _inert_gate()
+    raise AttributeError(name)
