@@ -14,6 +14,9 @@ import { VirtualList } from './virtuallist';
 
 export const ROW_HEIGHT = 28;
 
+/** Shortest time between two renders of the list (ms). */
+const MIN_RENDER_INTERVAL = 100;
+
 const ACTIONS: { action: JobAction; label: string; title: string }[] = [
   { action: 'cancel', label: 'Cancel', title: 'Cancel the selected jobs' },
   { action: 'hold', label: 'Hold', title: 'Hold the selected queued jobs' },
@@ -64,6 +67,8 @@ export class JobsPanel extends Widget {
   private _selected = new Set<string>();
   private _anchor: number | null = null;
   private _frame = 0;
+  private _timer = 0;
+  private _lastRender = -Infinity;
   private _search: HTMLInputElement;
   private _stateSelect: HTMLSelectElement;
   private _siteSelect: HTMLSelectElement;
@@ -216,6 +221,7 @@ export class JobsPanel extends Widget {
     if (this._frame) {
       cancelAnimationFrame(this._frame);
     }
+    window.clearTimeout(this._timer);
     this._sync.store.changed.disconnect(this._onStoreChanged, this);
     super.dispose();
   }
@@ -228,12 +234,27 @@ export class JobsPanel extends Widget {
     this._schedule();
   }
 
+  /**
+   * Render on the next frame, at most every MIN_RENDER_INTERVAL ms: a burst of events costs a
+   * few re-sorts a second, not one per event or per frame.
+   */
   private _schedule(): void {
-    if (!this._frame) {
+    if (this._frame || this._timer) {
+      return;
+    }
+    const wait = this._lastRender + MIN_RENDER_INTERVAL - performance.now();
+    const go = (): void => {
+      this._timer = 0;
       this._frame = requestAnimationFrame(() => {
         this._frame = 0;
+        this._lastRender = performance.now();
         this.update();
       });
+    };
+    if (wait > 0) {
+      this._timer = window.setTimeout(go, wait);
+    } else {
+      go();
     }
   }
 
