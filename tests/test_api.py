@@ -14,6 +14,7 @@ import pytest
 from tornado.httpclient import HTTPClientError
 
 from swm_jupyter.core.store import JobStore
+from swm_jupyter.handlers import _ID as JOB_ID_PATTERN
 from swm_jupyter.handlers import default_handlers
 from swm_jupyter.handlers.sites import openapi_document
 from tests.conftest import body
@@ -215,7 +216,7 @@ async def test_list_filters_sorting_and_counts(api: Any) -> None:
     assert body(await api("jobs", params={"site": "local"}))["total"] == 6
     assert body(await api("jobs", params={"site": "other"}))["total"] == 0
     assert [j["name"] for j in body(await api("jobs", params={"since": str(cutoff)}))["jobs"]] == ["gamma"]
-    iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(cutoff + 1))
+    iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(cutoff + 2))  # whole seconds
     assert body(await api("jobs", params={"since": iso}))["total"] == 0
     by_priority = body(await api("jobs", params={"sort": "priority", "name": "alpha"}))["jobs"]
     assert [j["name"] for j in by_priority] == ["alpha-2", "alpha-1", "alpha-0"]
@@ -344,6 +345,8 @@ async def test_bulk_actions_by_ids_and_filter(api: Any) -> None:
         response = await api("jobs", "actions", "hold", json_body=bad)
         assert response.code == 400, bad
     assert (await api("jobs", "actions", "explode", json_body={"ids": []})).code == 404
+    assert (await api("jobs", "actions", "log", json_body={"ids": []})).code == 404
+    assert (await api("jobs", "actions")).code == 404
 
 
 # -- logs and files -----------------------------------------------------------------------------------------
@@ -477,7 +480,7 @@ async def test_openapi_document_matches_handlers(api: Any) -> None:
     for pattern, handler in default_handlers:
         if pattern.endswith("(?P<path>.*)"):
             continue
-        route = pattern.replace("/swm/api/v1", "")
+        route = pattern.replace("/swm/api/v1", "").replace(JOB_ID_PATTERN, "X")
         route = re.sub(r"\(\?P<(job_id|name|path)>[^)]*\)", "X", route).replace("/?", "").replace("\\.", ".")
         if "(?P<ext>" in route:
             routes = [route.replace("(?P<ext>json|yaml)", e) for e in ("json", "yaml")]

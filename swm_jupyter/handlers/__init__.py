@@ -18,7 +18,7 @@ from .jobs import (
 )
 from .sites import NotFoundHandler, OpenAPIHandler, SiteHandler, SitesHandler
 
-_ID = r"(?P<job_id>[^/]+)"
+_ID = r"(?P<job_id>(?!actions(?:/|$))[^/]+)"  # "actions" is the bulk route, never a job id
 _ACTION = "(?P<action>" + "|".join(ACTIONS) + ")"
 
 #: (pattern, handler) pairs, relative to the server's base URL; order matters (first match wins).
