@@ -260,3 +260,22 @@ def test_jobs_do_not_belong_to_the_server_and_a_lost_supervisor_is_replaced(tmp_
         assert again.state is JobState.FINISHED and again.exit_code == 4
 
     run(with_manager(tmp_path, body))
+
+
+def test_every_state_change_is_an_event_in_order(tmp_path: Path) -> None:
+    async def body(wm: WorkloadManager) -> None:
+        queue = wm.subscribe()
+        job = await wm.submit({"command": ["true"]})
+        await wm.wait(job.id, 30)
+        await asyncio.sleep(0.2)
+        seen = []
+        while not queue.empty():
+            event = queue.get_nowait()
+            if event["job"]["id"] == job.id:
+                seen.append((event["id"], event["job"]["state_code"]))
+        assert [code for _, code in seen] == ["Q", "W", "R", "F"]
+        assert [i for i, _ in seen] == sorted(i for i, _ in seen)
+        replayed = [e["job"]["state_code"] for e in wm.events_after(0) if e["job"]["id"] == job.id]
+        assert replayed == ["Q", "W", "R", "F"]
+
+    run(with_manager(tmp_path, body))

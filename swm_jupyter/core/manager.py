@@ -123,6 +123,8 @@ class WorkloadManager(LoggingConfigurable):
         self._active: dict[str, Job] = {}
         self._dependents: dict[str, Job] = {}
         self._dependencies_changed = True
+        #: How many history entries of each live job have been published as events.
+        self._published: dict[str, int] = {}
         self._running = False
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -136,6 +138,7 @@ class WorkloadManager(LoggingConfigurable):
         self.store = JobStore(self.store_path, synchronous=self.synchronous)
         for job in self.store.live_jobs():
             self.jobs[job.id] = job
+            self._published[job.id] = len(job.history)
             self._index(job)
         for job in list(self.jobs.values()):
             if job.is_array_parent:
@@ -316,6 +319,7 @@ class WorkloadManager(LoggingConfigurable):
         events = store.insert_jobs(everything)
         for job in everything:
             self.jobs[job.id] = job
+            self._published[job.id] = len(job.history)
             self._index(job)
         self._publish(events)
         self._wake.set()
@@ -649,11 +653,17 @@ class WorkloadManager(LoggingConfigurable):
             return
         jobs = list(self._dirty.values())
         self._dirty.clear()
-        events = self.store.update_jobs(jobs, events=True)
+        steps: dict[str, list[HistoryEntry]] = {}
+        for job in jobs:
+            published = self._published.get(job.id, max(len(job.history) - 1, 0))
+            steps[job.id] = job.history[published:]
+            self._published[job.id] = len(job.history)
+        events = self.store.update_jobs(jobs, events=True, steps=steps)
         for job in jobs:
             if job.state.final and job.id in self.jobs and not self._busy(job):
                 del self.jobs[job.id]
-        self._publish([e for e in events if not e["job"]["array_parent"] or len(events) < 50])
+                self._published.pop(job.id, None)
+        self._publish(events)
 
     def _busy(self, job: Job) -> bool:
         return job.wanted is not None

@@ -214,8 +214,14 @@ class JobStore:
                     events.append(self._event(job))
         return events
 
-    def update_jobs(self, jobs: Iterable[Job], *, events: bool = True) -> list[dict[str, Any]]:
-        """Write the current fields of existing jobs in one transaction; return their events."""
+    def update_jobs(
+        self, jobs: Iterable[Job], *, events: bool = True, steps: dict[str, list[HistoryEntry]] | None = None
+    ) -> list[dict[str, Any]]:
+        """Write the current fields of existing jobs in one transaction; return their events.
+
+        A job gets one event per entry of ``steps[job.id]`` (each state it went through since the
+        last write, oldest first), or one event with its current state if it has no steps.
+        """
         out: list[dict[str, Any]] = []
         with self.transaction():
             for job in jobs:
@@ -245,12 +251,16 @@ class JobStore:
                 if cursor.rowcount != 1:
                     raise JobNotFound(f"job {job.id} is not in the store")
                 if events:
-                    out.append(self._event(job))
+                    for step in (steps or {}).get(job.id) or [None]:
+                        out.append(self._event(job, step))
         return out
 
-    def _event(self, job: Job) -> dict[str, Any]:
+    def _event(self, job: Job, step: HistoryEntry | None = None) -> dict[str, Any]:
         now = time.time()
-        payload = {"type": "job", "time": now, "job": job.summary()}
+        summary = job.summary()
+        if step is not None and step.state is not job.state:
+            summary.update(state=step.state.value, state_code=step.state.code, state_details=step.details)
+        payload = {"type": "job", "time": now, "job": summary}
         text = json.dumps(payload)
         cursor = self.db.execute("INSERT INTO events (time, job_id, payload) VALUES (?, ?, ?)", (now, job.id, text))
         payload["id"] = cursor.lastrowid
