@@ -25,4 +25,5 @@ if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
 echo "== pip install -e .[${SWM_EXTRAS:-lab}] (builds the JupyterLab extension with npm)"
-"$venv/bin/pip" install -q --disable-pip-version-check -e ".[${SWM_EXTRAS:-lab}]"
+"$venv/bin/pip" install -q --disable-pip-version-check -e ".[${SWM_EXTRAS:-lab}]" 2>&1 \
+  | sed '/^WARNING: Location .* is ignored/d'

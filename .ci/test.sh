@@ -11,8 +11,18 @@ export PATH="$venv/bin:$PATH" VIRTUAL_ENV="$venv"
 echo "== ruff"
 ruff check swm_jupyter tests benchmarks
 
-echo "== front end: lint, jest, UI tests in Chromium"
-bash labextension/ui-tests/run.sh
+echo "== the wheel: built once, installed into a fresh environment with no node on PATH"
+rm -rf dist .venv-wheel
+pip wheel -q --no-deps -w dist . 2>&1 | sed '/^WARNING: Location .* is ignored/d'
+python3 -m venv .venv-wheel
+PATH=/nonexistent .venv-wheel/bin/python -m pip install -q --disable-pip-version-check dist/swm_jupyter-*.whl \
+  "jupyterlab>=4.1,<5" 2>&1 | sed '/^WARNING: Location .* is ignored/d'
+PATH=/nonexistent .venv-wheel/bin/jupyter labextension list 2>&1 \
+  | grep -E "swm-jupyter-labextension .*enabled.*OK"
+PATH=/nonexistent .venv-wheel/bin/jupyter server extension list 2>&1 | grep -E "swm_jupyter.*enabled"
+
+echo "== front end: lint, jest, and the UI tests in Chromium against the wheel's JupyterLab"
+SWM_JUPYTER="$PWD/.venv-wheel/bin/jupyter" bash labextension/ui-tests/run.sh
 
 echo "== pytest"
 pytest -q -W error::jupyter_server.utils.JupyterServerAuthWarning -p no:cacheprovider "$@" tests

@@ -61,6 +61,12 @@ MIGRATIONS: dict[int, list[str]] = {
     ],
 }
 
+_INSERT = (
+    "INSERT INTO jobs (id, name, site, state, priority, owner, array_parent, array_index, submit_time, "
+    "start_time, end_time, exit_code, signal, native_id, state_details, wanted, folder, spec, gate_data, cost, "
+    "history) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
 SORTS = {
     "submit_time": "seq ASC",
     "-submit_time": "seq DESC",
@@ -204,12 +210,8 @@ class JobStore:
         with self.transaction():
             for job in jobs:
                 spec_json = None if job.array_parent else json.dumps(job.spec.to_dict())
-                self.db.execute(
-                    f"INSERT INTO jobs ({_COLUMNS.replace('seq, ', '')}) VALUES "
-                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    self._row(job, spec_json),
-                )
-                job.seq = self.db.execute("SELECT last_insert_rowid()").fetchone()[0]
+                cursor = self.db.execute(_INSERT, self._row(job, spec_json))
+                job.seq = cursor.lastrowid or 0
                 if job.array_parent is None:
                     events.append(self._event(job))
         return events
