@@ -90,6 +90,10 @@ def test_fuzz_every_operation(schema: Any, server: ServerProcess, mode: Generati
     def call(case: Any) -> None:
         nonlocal calls
         calls += 1
+        if case.headers:
+            # A mangled Host header is refused by tornado's HTTP layer (400) before any handler runs:
+            # that is the HTTP server's answer, not the API's, so it is not part of the document.
+            case.headers = {k: v for k, v in case.headers.items() if k.lower() != "host"}
         if "job_id" in (case.path_parameters or {}) and calls % 3 == 0:
             case.path_parameters["job_id"] = seed_job["id"]  # reach the handlers past the 404
         case.call_and_validate(base_url=base_url, session=session, checks=CHECKS)
