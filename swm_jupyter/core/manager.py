@@ -49,6 +49,8 @@ from .scheduler import DependencyInfo, SiteCapacity, aggregate_array_state, fail
 from .states import ACTIVE_STATES, HistoryEntry, JobState, check_transition
 from .store import JobPage, JobQuery, JobStore
 
+#: The longest a state change that need not be durable at once waits to be written with others.
+FLUSH_WINDOW = 0.02
 #: Seconds a site that could not be reached rests before the scheduler tries it again.
 SITE_RETRY_SECONDS = 5.0
 
@@ -746,16 +748,26 @@ class WorkloadManager(LoggingConfigurable):
     # -- the engine --------------------------------------------------------------------------------
 
     async def _engine(self) -> None:
-        """Schedule whenever something changed (or every second), and write changes in batches."""
+        """Schedule whenever something changed (or every second), and write changes in batches.
+
+        Changes that need not be durable at once (a job seen running, a job that ended: the site
+        says so again after a crash) wait up to :data:`FLUSH_WINDOW` seconds, so that one
+        transaction carries those of many jobs. What must be durable first is written at once
+        elsewhere: submissions, user actions, and the intent to launch.
+        """
+        last_flush = time.monotonic()
         while self._running:
+            timeout = FLUSH_WINDOW if self._dirty or self._dirty_parents else 1.0
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
             except TimeoutError:
                 pass
             self._wake.clear()
             try:
                 self._schedule_once()
-                self._flush()
+                if time.monotonic() - last_flush >= FLUSH_WINDOW or not self._dirty:
+                    self._flush()
+                    last_flush = time.monotonic()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -816,6 +828,8 @@ class WorkloadManager(LoggingConfigurable):
             self._set_state(job, JobState.WAITING, f"starting on {job.site}")
             job.gate_data["launching"] = True
             by_site.setdefault(job.site, []).append((job, native))
+        if not by_site:
+            return
         # The intent to launch is durable before any job reaches its site: a crash in between
         # makes the restarted manager check the site instead of starting the job a second time.
         self._flush()
@@ -1105,7 +1119,7 @@ class WorkloadManager(LoggingConfigurable):
                     self._spawn(self._carry_out_cancel(job))
             # Schedule at once: a slot that just came free is filled without another loop turn.
             self._schedule_once()
-            self._flush()
+            self._wake.set()  # the engine writes what changed, batched with other sites' changes
 
     def _pollable(self, job: Job) -> bool:
         if job.is_array_parent or job.id in self._launching or job.gate_data.get("finalizing"):
