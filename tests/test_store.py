@@ -108,3 +108,18 @@ def test_hundred_thousand_jobs_first_page_is_quick(tmp_path: Path) -> None:
     assert any("INDEX" in str(row) for row in plan)
     store.close()
     _ = time
+
+
+def test_array_tasks_get_consecutive_sequence_numbers(tmp_path: Path) -> None:
+    store = JobStore(tmp_path / "s.sqlite")
+    parent, *tasks = make_jobs(5)
+    single = make_jobs(1)[0]
+    single.id = "ffffffff-0000-4000-8000-000000000000"
+    for index, task in enumerate(tasks):
+        task.array_parent, task.array_index = parent.id, index
+    events = store.insert_jobs([parent, *tasks, single])
+    assert [e["job"]["id"] for e in events] == [parent.id, single.id], "tasks are not announced one by one"
+    assert [t.seq for t in tasks] == [parent.seq + i for i in range(1, 5)]
+    assert single.seq == parent.seq + 5
+    assert [t.seq for t in store.array_tasks(parent.id)] == [t.seq for t in tasks]
+    store.close()

@@ -317,7 +317,6 @@ class WorkloadManager(LoggingConfigurable):
         for group in prepared:
             if len(group) > 1:
                 self._array_counts[group[0].id] = {group[1].state: len(group) - 1}
-        self._flush()
         events = store.insert_jobs(everything)
         for job in everything:
             self.jobs[job.id] = job

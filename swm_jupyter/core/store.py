@@ -207,13 +207,27 @@ class JobStore:
     def insert_jobs(self, jobs: Iterable[Job]) -> list[dict[str, Any]]:
         """Store new jobs in one transaction; return their events (already stored)."""
         events: list[dict[str, Any]] = []
+        jobs = list(jobs)
         with self.transaction():
-            for job in jobs:
-                spec_json = None if job.array_parent else json.dumps(job.spec.to_dict())
-                cursor = self.db.execute(_INSERT, self._row(job, spec_json))
-                job.seq = cursor.lastrowid or 0
+            at = 0
+            while at < len(jobs):
+                job = jobs[at]
                 if job.array_parent is None:
+                    cursor = self.db.execute(_INSERT, self._row(job, json.dumps(job.spec.to_dict())))
+                    job.seq = cursor.lastrowid or 0
                     events.append(self._event(job))
+                    at += 1
+                    continue
+                # An array's tasks in one statement: AUTOINCREMENT gives them consecutive seqs.
+                end = at
+                while end < len(jobs) and jobs[end].array_parent == job.array_parent:
+                    end += 1
+                tasks = jobs[at:end]
+                self.db.executemany(_INSERT, [self._row(task, None) for task in tasks])
+                first = self.db.execute("SELECT seq FROM jobs WHERE id=?", (tasks[0].id,)).fetchone()[0]
+                for offset, task in enumerate(tasks):
+                    task.seq = first + offset
+                at = end
         return events
 
     def update_jobs(
