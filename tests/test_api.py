@@ -341,6 +341,12 @@ async def test_bulk_actions_by_ids_and_filter(api: Any) -> None:
         {"ids": [], "filter": {}},
         {"filter": {"color": "red"}},
         {"filter": {"state": "zz"}},
+        {"filter": {"state": True}},
+        {"filter": {"state": [1]}},
+        {"filter": {"name": True}},
+        {"filter": {"owner": "\u008d\udb1f"}},
+        {"filter": {"since": "~n"}},
+        {"filter": {"since": False}},
     ):
         response = await api("jobs", "actions", "hold", json_body=bad)
         assert response.code == 400, bad

@@ -422,3 +422,30 @@ def test_workload_manager_end_to_end_and_restart(services: dict[str, str], tmp_p
             await wm.stop()
 
     run(second())
+
+
+def test_a_job_whose_launch_a_crash_interrupted_is_found_by_its_comment(
+    services: dict[str, str], tmp_path: Path
+) -> None:
+    """The server died after sbatch but before storing the Slurm id: the job is found, not run again."""
+
+    async def body() -> None:
+        first = gate()
+        job = make_job(tmp_path, {"command": ["sh", "-c", "sleep 2; exit 5"]})
+        status = await first.submit(job)
+        await first.cleanup()
+        slurm_id = status.native_id
+        assert slurm_id and scontrol_show_job(slurm_id)["Comment"] == f"swm:{job.id}"
+        job.native_id = None
+        job.gate_data = {"launching": True}  # what the store holds after such a crash
+        other = make_job(tmp_path, {"command": ["true"]})
+        other.gate_data = {"launching": True}  # never reached Slurm
+        second = gate()
+        found = await second.poll([job, other])
+        assert found[job.id].native_id == slurm_id
+        assert other.id not in found, "a job Slurm never saw is left to be queued again"
+        apply(job, found[job.id])
+        finals = await poll_until_final(second, [job], 60)
+        assert finals[job.id].exit_code == 5
+
+    run(body())

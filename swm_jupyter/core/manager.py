@@ -1131,10 +1131,17 @@ class WorkloadManager(LoggingConfigurable):
         pending = [j for j in self.jobs.values() if j.site == name and j.gate_data.get("launching")]
         if not pending:
             return
-        try:
-            statuses = await gate.poll(pending)
-        except Exception:
-            statuses = {}
+        backoff = 1.0
+        while True:  # until the site answers: guessing "never started" could run a job twice
+            try:
+                statuses = await gate.poll(pending)
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.log.warning("swm: cannot ask %s about jobs launched before the restart: %s", name, exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 60)
         for job in pending:
             status = statuses.get(job.id)
             job.gate_data.pop("launching", None)
@@ -1143,6 +1150,9 @@ class WorkloadManager(LoggingConfigurable):
                 self._apply_status(job, status)
             elif job.is_array_parent:
                 self._set_state(job, JobState.QUEUED, "the server restarted before the array reached the site")
+                for task in self._with_tasks(job)[1:]:
+                    if task.state is JobState.WAITING and not task.native_id:
+                        self._set_state(task, JobState.QUEUED, "the server restarted before the array reached the site")
             else:
                 self._set_state(
                     job, JobState.QUEUED, "the server restarted before the job reached the site; queued again"

@@ -44,6 +44,8 @@ BATCH_FILE = "slurm-batch.sh"
 ARRAY_MAP_FILE = "slurm-array-tasks.tsv"
 
 _SQUEUE_FORMAT = "%i|%T|%r|%S|%e"
+#: Every batch script carries ``--comment=swm:<job id>`` so that a job can be found by its id.
+COMMENT_PREFIX = "swm:"
 _CONTROLLER_DOWN = re.compile(
     r"unable to contact slurm controller|connection refused|socket timed out|communications connection failure"
     r"|slurm_load_jobs error: (?:unable|socket|zero bytes)|Slurm backup controller in standby",
@@ -588,6 +590,9 @@ class SlurmGate(Gate):
         sbatch: list[str] = []
         if "job-name" not in theirs:
             sbatch.append(f"--job-name={name}")
+        if "comment" not in theirs:
+            # Lets a restarted server find a job it submitted but had not yet recorded (adopt()).
+            sbatch.append(f"--comment={COMMENT_PREFIX}{array_parent or job.id}")
         own_output = "output" in theirs or "error" in theirs
         if array_map is not None:
             sbatch.append(f"--output={folder}/slurm-%A_%a.out")
@@ -765,6 +770,34 @@ class SlurmGate(Gate):
 
     # --- status ------------------------------------------------------------------------------------
 
+    async def _find_unrecorded(self, jobs: list[Job]) -> dict[str, GateStatus]:
+        """Jobs whose launch a crash interrupted: find any that reached Slurm by their comment.
+
+        One ``squeue`` call for all of them. A job found is answered waiting, with its Slurm id; a
+        job not found is left out, and the manager queues it again.
+        """
+        if not jobs:
+            return {}
+        result = await self._run(["squeue", "-h", "--states=all", "-o", "%i|%k"], check=False, status_call=True)
+        if result.exit_code != 0:
+            raise GateError(f"cannot tell whether jobs reached Slurm: {result.stderr.strip()[:300]}")
+        by_comment: dict[str, str] = {}
+        for line in result.stdout.splitlines():
+            slurm_id, _, comment = line.strip().partition("|")
+            if comment.startswith(COMMENT_PREFIX):
+                by_comment.setdefault(comment[len(COMMENT_PREFIX) :], slurm_id)
+        found: dict[str, GateStatus] = {}
+        for job in jobs:
+            slurm_id = by_comment.get(job.id)
+            if slurm_id and not job.is_array_parent:
+                found[job.id] = GateStatus(
+                    JobState.WAITING,
+                    "found in Slurm after a restart",
+                    native_id=slurm_id,
+                    gate_data={"slurm_id": slurm_id, "folder": self._folder(job), "shared": self.shared},
+                )
+        return found
+
     async def _squeue(self, slurm_ids: Sequence[str]) -> dict[str, SlurmRow] | None:
         """One squeue call for all ``slurm_ids``; None when Slurm did not answer."""
         base_ids = sorted({s.split("_")[0] for s in slurm_ids}, key=lambda s: int(s) if s.isdigit() else 0)
@@ -832,10 +865,12 @@ class SlurmGate(Gate):
         Status files are read every call; ``squeue`` only when its adaptive interval has passed
         (and never above ``max_status_calls_per_minute``). Jobs with nothing new are left out.
         """
+        interrupted = [j for j in jobs if not self._slurm_id(j) and j.gate_data.get("launching")]
+        adopted = await self._find_unrecorded(interrupted)
         known = [j for j in jobs if self._slurm_id(j)]
         self._live = len(known)
         if not known:
-            return {}
+            return adopted
         now = time.monotonic()
         fresh = False
         if now >= self._next_squeue and self._may_call_slurm():
@@ -854,7 +889,7 @@ class SlurmGate(Gate):
         accounted: dict[str, SlurmRow] = {}
         if missing and self._may_call_slurm():
             accounted = await self._sacct([self._slurm_id(j) or "" for j in missing]) or {}
-        out: dict[str, GateStatus] = {}
+        out: dict[str, GateStatus] = dict(adopted)
         for job in known:
             status = self._decide(job, statuses.get(job.id), accounted, fresh)
             if status is not None:

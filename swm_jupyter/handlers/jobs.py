@@ -69,14 +69,31 @@ def parse_since(text: str | None) -> float | None:
         ) from None
 
 
+FILTER_TEXTS = ("site", "name", "array_parent", "owner")
+
+
+def _is_text(value: Any) -> bool:
+    """True for a string that is valid UTF-8 (no lone surrogates, which the store cannot hold)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def job_query(filters: dict[str, Any], **paging: Any) -> JobQuery:
     """A :class:`JobQuery` from filter values (``state``, ``site``, ``name``, ``since``, ...). Raises 400."""
     state = filters.get("state")
-    states = parse_states(state if isinstance(state, list) else [state] if state else [])
-    for key in ("site", "name", "array_parent", "owner"):
-        if filters.get(key) is not None and not isinstance(filters[key], str):
-            raise ValidationError(f"{key} must be a string", [{"field": key, "message": "a string"}])
+    state_values = state if isinstance(state, list) else [state] if state is not None else []
+    for key, value in [*(("state", v) for v in state_values), *((k, filters.get(k)) for k in FILTER_TEXTS)]:
+        if value is not None and not _is_text(value):
+            raise ValidationError(f"{key} must be a string", [{"field": key, "message": "a string (UTF-8 text)"}])
+    states = parse_states(state_values)
     since = filters.get("since")
+    if since is not None and (isinstance(since, bool) or not (isinstance(since, int | float) or _is_text(since))):
+        raise ValidationError("since must be epoch seconds or an ISO time", [{"field": "since", "message": "a time"}])
     return JobQuery(
         states=states,
         site=filters.get("site") or None,
