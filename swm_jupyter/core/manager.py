@@ -123,6 +123,7 @@ class WorkloadManager(LoggingConfigurable):
         self._queue: list[tuple[int, int, int, str]] = []
         self._queue_keys: dict[str, tuple[int, int, int, str]] = {}
         self._active: dict[str, Job] = {}
+        self._held_on_site: dict[str, Job] = {}
         self._dependents: dict[str, Job] = {}
         self._dependencies_changed = True
         #: How many history entries of each live job have been published as events.
@@ -626,6 +627,7 @@ class WorkloadManager(LoggingConfigurable):
             if at < len(self._queue) and self._queue[at] == key:
                 del self._queue[at]
         self._active.pop(job_id, None)
+        self._held_on_site.pop(job_id, None)
         self._dependents.pop(job_id, None)
         if job.state is JobState.QUEUED and self.jobs.get(job_id) is job:
             key = priority_key(job)
@@ -635,6 +637,8 @@ class WorkloadManager(LoggingConfigurable):
                 self._dependents[job_id] = job
         elif job.state in ACTIVE_STATES:
             self._active[job_id] = job
+        elif job.state is JobState.HELD and job.gate_data.get("held_on_site"):
+            self._held_on_site[job_id] = job
 
     def _mark(self, job: Job) -> None:
         self._dirty[job.id] = job
@@ -1098,7 +1102,7 @@ class WorkloadManager(LoggingConfigurable):
                 pass
             wake.clear()
             jobs = [j for j in self._active.values() if j.site == name and self._pollable(j)]
-            jobs += [j for j in self.jobs.values() if j.state is JobState.HELD and j.site == name and self._pollable(j)]
+            jobs += [j for j in self._held_on_site.values() if j.site == name and self._pollable(j)]
             if not jobs:
                 continue
             try:
