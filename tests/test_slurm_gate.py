@@ -449,3 +449,33 @@ def test_a_job_whose_launch_a_crash_interrupted_is_found_by_its_comment(
         assert finals[job.id].exit_code == 5
 
     run(body())
+
+
+def test_manager_holds_and_releases_a_job_waiting_in_slurm(services: dict[str, str], tmp_path: Path) -> None:
+    sites = {"cluster": {"gate": "slurm", **FAST}}
+
+    async def body() -> None:
+        wm = WorkloadManager(data_dir=str(tmp_path / "data"), input_root=str(tmp_path), sites=sites)
+        await wm.start()
+        try:
+            first = await wm.submit({"site": "cluster", "command": ["sleep", "4"]})
+            second = await wm.submit({"site": "cluster", "command": ["true"], "depends_on": [first.id]})
+            for _ in range(200):
+                if wm.get(second.id).state is JobState.WAITING and wm.get(second.id).native_id:
+                    break
+                await asyncio.sleep(0.1)
+            assert wm.get(second.id).state is JobState.WAITING, "handed to Slurm with a Slurm dependency"
+            held = await wm.hold(second.id)
+            assert held.state is JobState.HELD and "site's queue" in held.state_details
+            slurm_id = held.native_id or ""
+            assert scontrol_show_job(slurm_id)["Priority"] == "0", "held in Slurm itself"
+            await asyncio.sleep(2)
+            assert wm.get(second.id).state is JobState.HELD, "polling keeps it held"
+            released = await wm.release(second.id)
+            assert released.state is JobState.WAITING
+            done = await wm.wait(second.id, 90)
+            assert done.state is JobState.FINISHED and done.exit_code == 0
+        finally:
+            await wm.stop()
+
+    run(body())

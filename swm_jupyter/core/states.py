@@ -68,7 +68,7 @@ Q, H, W, T, R, F, E, C = (
 #: Every allowed move. Requeue (a final state back to Q) is the only way out of F, E and C.
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     Q: frozenset({H, W, T, R, F, E, C}),
-    H: frozenset({Q, E, C}),
+    H: frozenset({Q, W, E, C}),  # W: released while it waits in the site's own queue
     W: frozenset({Q, H, T, R, F, E, C}),
     T: frozenset({W, R, F, E, C}),
     R: frozenset({Q, T, F, E, C}),
