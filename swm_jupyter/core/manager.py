@@ -124,6 +124,7 @@ class WorkloadManager(LoggingConfigurable):
         self._queue_keys: dict[str, tuple[int, int, int, str]] = {}
         self._active: dict[str, Job] = {}
         self._held_on_site: dict[str, Job] = {}
+        self._inserts: list[tuple[list[Job], asyncio.Future[None]]] = []
         self._dependents: dict[str, Job] = {}
         self._dependencies_changed = True
         #: How many history entries of each live job have been published as events.
@@ -318,14 +319,35 @@ class WorkloadManager(LoggingConfigurable):
         for group in prepared:
             if len(group) > 1:
                 self._array_counts[group[0].id] = {group[1].state: len(group) - 1}
-        events = store.insert_jobs(everything)
-        for job in everything:
+        # Group commit: submissions that arrive in the same loop turn (concurrent API clients)
+        # share one transaction. Each caller still returns only after its jobs are committed.
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._inserts.append((everything, done))
+        if len(self._inserts) == 1:
+            asyncio.get_running_loop().call_soon(self._commit_inserts, store)
+        await done
+        return [group[0] for group in prepared]
+
+    def _commit_inserts(self, store: JobStore) -> None:
+        """Store every submission queued in this loop turn in one transaction, then answer them."""
+        batch, self._inserts = self._inserts, []
+        jobs = [job for group, _ in batch for job in group]
+        try:
+            events = store.insert_jobs(jobs)
+        except Exception as exc:
+            for _, done in batch:
+                if not done.done():
+                    done.set_exception(exc)
+            return
+        for job in jobs:
             self.jobs[job.id] = job
             self._published[job.id] = len(job.history)
             self._index(job)
         self._publish(events)
         self._wake.set()
-        return [group[0] for group in prepared]
+        for _, done in batch:
+            if not done.done():
+                done.set_result(None)
 
     async def submit_script(self, script: str, overrides: dict[str, Any] | None = None, *, owner: str = "") -> Job:
         """Submit a script whose ``#SWM`` lines give the spec; ``overrides`` win over those lines."""
