@@ -123,6 +123,16 @@ class _Call:
     content: Any = None
     headers: dict[str, str] = field(default_factory=dict)
 
+    def request_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of ``httpx``'s ``request`` (sync and async alike)."""
+        return {"params": self.params, "json": self.json, "content": self.content, "headers": self.headers}
+
+    def answer(self, response: httpx.Response) -> Any:
+        """The parsed answer; an error status raises the server's message as an exception."""
+        if response.status_code >= 400:
+            raise _error_from(response)
+        return self.parse(response)
+
 
 class JobList(list):  # type: ignore[type-arg]
     """A list of job summaries (dicts) that shows as a table in notebooks."""
@@ -165,6 +175,9 @@ class _Api:
         self._handles: weakref.WeakValueDictionary[str, _JobBase] = weakref.WeakValueDictionary()
         self._events: EventStream | None = None
         self._root_dir: str | bool | None = False
+
+    def _unreachable(self, exc: Exception) -> SwmError:
+        return SwmError(f"cannot reach the swm server at {self.url}: {exc}")
 
     @property
     def headers(self) -> dict[str, str]:
@@ -382,14 +395,10 @@ class Client(_Api):
 
     def _call(self, call: _Call) -> Any:
         try:
-            response = self._http.request(
-                call.method, call.path, params=call.params, json=call.json, content=call.content, headers=call.headers
-            )
+            response = self._http.request(call.method, call.path, **call.request_kwargs())
         except httpx.HTTPError as exc:
-            raise SwmError(f"cannot reach the swm server at {self.url}: {exc}") from None
-        if response.status_code >= 400:
-            raise _error_from(response)
-        return call.parse(response)
+            raise self._unreachable(exc) from None
+        return call.answer(response)
 
     def _handle(self, data: dict[str, Any]) -> Job:
         handle = self._handles.get(data["id"])
@@ -423,14 +432,10 @@ class AsyncClient(_Api):
 
     async def _call(self, call: _Call) -> Any:
         try:
-            response = await self._http.request(
-                call.method, call.path, params=call.params, json=call.json, content=call.content, headers=call.headers
-            )
+            response = await self._http.request(call.method, call.path, **call.request_kwargs())
         except httpx.HTTPError as exc:
-            raise SwmError(f"cannot reach the swm server at {self.url}: {exc}") from None
-        if response.status_code >= 400:
-            raise _error_from(response)
-        return call.parse(response)
+            raise self._unreachable(exc) from None
+        return call.answer(response)
 
     def _handle(self, data: dict[str, Any]) -> AsyncJob:
         handle = self._handles.get(data["id"])
