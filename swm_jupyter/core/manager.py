@@ -321,10 +321,14 @@ class WorkloadManager(LoggingConfigurable):
                 self._array_counts[group[0].id] = {group[1].state: len(group) - 1}
         # Group commit: submissions that arrive in the same loop turn (concurrent API clients)
         # share one transaction. Each caller still returns only after its jobs are committed.
+        # When nothing else is ready to run in this turn, no one could join: commit at once.
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._inserts.append((everything, done))
         if len(self._inserts) == 1:
-            asyncio.get_running_loop().call_soon(self._commit_inserts, store)
+            if _nothing_else_ready():
+                self._commit_inserts(store)
+            else:
+                asyncio.get_running_loop().call_soon(self._commit_inserts, store)
         await done
         return [group[0] for group in prepared]
 
@@ -344,7 +348,8 @@ class WorkloadManager(LoggingConfigurable):
             self._published[job.id] = len(job.history)
             self._index(job)
         self._publish(events)
-        self._wake.set()
+        if any(job.state is JobState.QUEUED for job in jobs):
+            self._wake.set()
         for _, done in batch:
             if not done.done():
                 done.set_result(None)
@@ -618,8 +623,13 @@ class WorkloadManager(LoggingConfigurable):
 
     # -- state changes -----------------------------------------------------------------------------
 
-    def _set_state(self, job: Job, state: JobState, details: str = "", *, record: bool = False) -> None:
-        """Move ``job`` to ``state`` (checked against the table), add history, mark it for writing."""
+    def _set_state(
+        self, job: Job, state: JobState, details: str = "", *, record: bool = False, at: float | None = None
+    ) -> None:
+        """Move ``job`` to ``state`` (checked against the table), add history, mark it for writing.
+
+        ``at`` is when the change happened, if not now (a site may tell it late).
+        """
         if record or not job.history:
             job.state = state
         else:
@@ -629,7 +639,7 @@ class WorkloadManager(LoggingConfigurable):
         job.state = state
         job.state_details = details
         if changed or (job.history and job.history[-1].details != details):
-            job.history.append(HistoryEntry(time.time(), state, details))
+            job.history.append(HistoryEntry(at or time.time(), state, details))
         if not record:
             self._mark(job)
             if changed:
@@ -997,6 +1007,9 @@ class WorkloadManager(LoggingConfigurable):
             return
         new = status.state
         if new.final:
+            if job.state is JobState.WAITING and status.start_time:
+                # It started and ended between two looks at the site: its history says it ran.
+                self._set_state(job, JobState.RUNNING, "", at=status.start_time)
             gate = self.gates.get(job.site)
             if gate is not None and not getattr(gate, "stages_files", True):
                 self._complete(job, status, status.details)
@@ -1184,6 +1197,16 @@ class WorkloadManager(LoggingConfigurable):
                     job, JobState.QUEUED, "the server restarted before the job reached the site; queued again"
                 )
         self._flush()
+
+
+def _nothing_else_ready() -> bool:
+    """True if no other callback waits to run in this event-loop turn (so none can join a commit).
+
+    asyncio keeps those callbacks in the loop's ``_ready`` queue; a loop without it (uvloop)
+    answers False, which only costs one loop turn per submission.
+    """
+    ready = getattr(asyncio.get_running_loop(), "_ready", None)
+    return ready is not None and not ready
 
 
 def _exists_inside(folder: str, path: str) -> bool:

@@ -1,10 +1,13 @@
 """The ``local`` gate: jobs run on the Jupyter host, detached from the server process.
 
-Jobs are started by the local supervisor (:mod:`swm_jupyter.gates.local_supervisor`), a small
-process in its own session that outlives the server: each job runs in a session of its own, its
-pid is in ``.swm/pid`` before :meth:`LocalGate.submit` returns, and its exit status lands in
-``.swm/rc`` when it ends, whether or not a server is running then. After a restart,
-:meth:`LocalGate.poll` reads those files and checks the pid, so nothing is lost or run twice.
+Jobs are handed to the local supervisor (:mod:`swm_jupyter.gates.local_supervisor`), a small
+process in its own session that outlives the server and, like a batch system, queues them and
+starts each as soon as the host's cpus allow. The manager keeps that queue :attr:`queue_ahead`
+cpus ahead, so the next job starts the moment one ends, without a round trip to the server.
+Each job runs in a session of its own; its pid is in ``.swm/pid`` once it starts and its exit
+status lands in ``.swm/rc`` when it ends, whether or not a server is running then. After a
+restart, :meth:`LocalGate.poll` reads those files and checks the pid, and hands the supervisor
+again any job that had not started (which it recognises), so nothing is lost or run twice.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import itertools
 import json
 import os
 import signal
@@ -94,6 +96,11 @@ class LocalGate(Gate):
     grace_period = Float(5.0, help="Seconds between TERM and KILL when a job is canceled or over walltime.").tag(
         config=True
     )
+    queue_ahead = Int(
+        help="CPUs' worth of jobs handed to the local supervisor beyond what the host runs at once, "
+        "so that the next job starts the moment one ends (they wait in state W, in submission order). "
+        "0 hands a job over only when its cpus are free. Default: the number of cpus."
+    ).tag(config=True)
     supervisor_socket = Unicode(
         help="UNIX socket of the local supervisor that starts jobs. Default: one per job store, in a "
         "folder of the temp dir that only this user can open."
@@ -102,6 +109,10 @@ class LocalGate(Gate):
     @default("cpus")
     def _default_cpus(self) -> int:
         return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+    @default("queue_ahead")
+    def _default_queue_ahead(self) -> int:
+        return self.cpus
 
     @default("memory_mb")
     def _default_memory(self) -> int:
@@ -118,18 +129,23 @@ class LocalGate(Gate):
         super().__init__(**kwargs)
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._over_walltime: set[str] = set()
-        self._exits: dict[str, tuple[int, float]] = {}
+        self._exits: dict[str, tuple[int, float, str]] = {}
+        self._started: dict[str, tuple[int, float]] = {}
+        self._walltimes: dict[str, tuple[Job, int]] = {}
+        self._tracked: set[str] = set()  # jobs the current supervisor connection reports on
         self._vanished: dict[str, float] = {}
-        self._starting: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._replies: dict[tuple[str, str], asyncio.Future[dict[str, Any]]] = {}
         self._writer: asyncio.StreamWriter | None = None
         self._reader_task: asyncio.Task[None] | None = None
         self._connect_lock = asyncio.Lock()
-        self._ids = itertools.count()
 
     @property
     def slot_cpus(self) -> int:
-        """The scheduler never runs jobs asking for more cpus in total than this."""
-        return self.cpus
+        """CPUs of the jobs the scheduler hands over at once: those running plus the queue ahead.
+
+        The supervisor itself never runs jobs asking for more than :attr:`cpus` in total.
+        """
+        return self.cpus + max(0, self.queue_ahead)
 
     # -- the supervisor connection ------------------------------------------------------------------
 
@@ -152,6 +168,9 @@ class LocalGate(Gate):
             self._writer = None
 
     async def _connection(self) -> asyncio.StreamWriter:
+        writer = self._writer
+        if writer is not None and not writer.is_closing():
+            return writer
         async with self._connect_lock:
             if self._writer is not None and not self._writer.is_closing():
                 return self._writer
@@ -160,6 +179,9 @@ class LocalGate(Gate):
             except OSError:
                 self._start_supervisor()
                 reader, writer = await self._wait_for_supervisor()
+            # The server's environment, once per connection: jobs get it plus their own variables.
+            base = {"op": "env", "id": "", "pool": self.site_name, "env": dict(os.environ)}
+            writer.write((json.dumps(base) + "\n").encode())
             self._writer = writer
             self._reader_task = asyncio.create_task(self._read_messages(reader))
             return writer
@@ -191,21 +213,44 @@ class LocalGate(Gate):
     async def _read_messages(self, reader: asyncio.StreamReader) -> None:
         try:
             while line := await reader.readline():
-                message = json.loads(line)
-                if "reply" in message:
-                    future = self._starting.pop(str(message["reply"]), None)
-                    if future is not None and not future.done():
-                        future.set_result(message)
-                elif "exit" in message:
-                    self._exits[str(message["exit"])] = (int(message["rc"]), float(message["end"]))
-                    self.notify()
+                self._on_message(json.loads(line))
         finally:
             self._writer = None
-            for future in self._starting.values():
+            self._tracked.clear()  # a new connection must learn each job's state again
+            for future in self._replies.values():
                 if not future.done():
                     future.set_exception(GateError("the local supervisor went away"))
-            self._starting.clear()
+            self._replies.clear()
             self.notify()
+
+    def _on_message(self, message: dict[str, Any]) -> None:
+        if "reply" in message:
+            future = self._replies.pop((str(message.get("op")), str(message["reply"])), None)
+            if future is not None and not future.done():
+                future.set_result(message)
+            return
+        if "started" in message:
+            job_id = str(message["started"])
+            self._started[job_id] = (int(message["pid"]), float(message["at"]))
+            armed = self._walltimes.pop(job_id, None)
+            if armed is not None:
+                self._arm_walltime(armed[0], int(message["pid"]), float(message["at"]), armed[1])
+        elif "exit" in message:
+            job_id = str(message["exit"])
+            self._exits[job_id] = (int(message["rc"]), float(message["end"]), str(message.get("error", "")))
+            self._walltimes.pop(job_id, None)
+        self.notify()
+
+    async def _ask(self, request: dict[str, Any], timeout: float = 30) -> dict[str, Any]:
+        """Send one request to the supervisor and wait for its answer."""
+        writer = await self._connection()
+        key = (str(request["op"]), str(request["id"]))
+        future = self._replies.get(key)
+        if future is None or future.done():
+            future = self._replies[key] = asyncio.get_running_loop().create_future()
+        writer.write((json.dumps(request) + "\n").encode())
+        await writer.drain()
+        return await asyncio.wait_for(asyncio.shield(future), timeout)
 
     def validate(self, job: Job) -> list[dict[str, str]]:
         """Refuse what this host cannot give: more cpus or memory than it has, several nodes, GPUs."""
@@ -238,38 +283,57 @@ class LocalGate(Gate):
     def _workdir(self, job: Job) -> str:
         return job.spec.workdir or job.folder
 
-    async def submit(self, job: Job, dependencies: Sequence[tuple[str, str]] = ()) -> GateStatus:
-        """Have the supervisor start the job in its own session; return it running, pid as native id."""
-        folder = Path(job.folder)
-        status_dir = folder / STATUS_DIR
-        status_dir.mkdir(exist_ok=True)
+    def _spawn_request(self, job: Job) -> dict[str, Any]:
+        folder = job.folder
         workdir = self._workdir(job)
-        env = dict(os.environ)
-        env.update(job_environment(job, workdir))
         argv = job_argv(job)
         if job.spec.command is None:
-            argv = [a if a not in ("job.sh", "job.json") else str(folder / a) for a in argv]
-        writer = await self._connection()
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._starting[job.id] = future
-        request = {
+            argv = [a if a not in ("job.sh", "job.json") else os.path.join(folder, a) for a in argv]
+        return {
             "op": "spawn",
             "id": job.id,
+            "pool": self.site_name,
+            "capacity": self.cpus,
+            "cpus": job.spec.resources.cpus,
             "argv": argv,
             "cwd": workdir,
-            "env": env,
-            "stdout": str(folder / STDOUT_FILE),
-            "stderr": str(folder / STDERR_FILE),
-            "status_dir": str(status_dir),
+            "env": job_environment(job, workdir),
+            "stdout": os.path.join(folder, STDOUT_FILE),
+            "stderr": os.path.join(folder, STDERR_FILE),
+            "status_dir": os.path.join(folder, STATUS_DIR),
         }
-        writer.write((json.dumps(request) + "\n").encode())
-        await writer.drain()
-        answer = await asyncio.wait_for(future, 30)
+
+    async def submit(self, job: Job, dependencies: Sequence[tuple[str, str]] = ()) -> GateStatus:
+        """Hand the job to the supervisor: running at once (pid as native id) or waiting for cpus."""
+        status_dir = os.path.join(job.folder, STATUS_DIR)
+        try:
+            os.mkdir(status_dir)
+        except FileExistsError:
+            if _ran_before(job):  # a requeued job runs again in the same folder
+                for stale in ("rc", "pid", "details"):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(os.path.join(status_dir, stale))
+        self._exits.pop(job.id, None)
+        self._started.pop(job.id, None)
+        walltime = job.spec.resources.walltime
+        if walltime:
+            self._walltimes[job.id] = (job, walltime)
+        answer = await self._ask(self._spawn_request(job))
         if "error" in answer:
+            self._walltimes.pop(job.id, None)
             raise GateError(answer["error"])
-        pid, started = int(answer["pid"]), float(answer["started"])
-        if job.spec.resources.walltime:
-            self._arm_walltime(job, pid, started, job.spec.resources.walltime)
+        self._tracked.add(job.id)
+        if answer.get("queued"):
+            return GateStatus(JobState.WAITING, details=job.state_details)
+        return self._running(job, int(answer["pid"]), answer.get("started"))
+
+    def _running(self, job: Job, pid: int, started: float | None) -> GateStatus:
+        """The status of a job seen started; arms its walltime if nothing has yet."""
+        # File times come from a coarser clock than time.time(): never before the submission.
+        started = max(float(started) if started else time.time(), job.submit_time or 0.0)
+        armed = self._walltimes.pop(job.id, None)
+        if armed is not None and job.id not in self._timers:
+            self._arm_walltime(job, pid, started, armed[1])
         return GateStatus(
             JobState.RUNNING, native_id=str(pid), start_time=started, gate_data={"pid": pid, "started": started}
         )
@@ -314,21 +378,36 @@ class LocalGate(Gate):
     def _status(self, job: Job) -> GateStatus | None:
         reported = self._exits.pop(job.id, None)
         if reported is not None:
-            return self._ended(job, *reported)
+            rc, end, error = reported
+            started = self._started.pop(job.id, None)
+            if error:
+                self._forget(job.id)
+                return GateStatus(JobState.ERROR, exit_code=rc, end_time=end, details=error)
+            return self._ended(job, rc, end, started[1] if started else None)
+        started = self._started.pop(job.id, None)
+        if started is not None:
+            return self._running(job, *started)
+        if job.id in self._tracked and self._writer is not None:
+            return None  # the live supervisor connection tells us when this job starts or ends
         status_dir = Path(job.folder) / STATUS_DIR
         rc_path = status_dir / "rc"
         rc_text = _read(rc_path)
+        pid_path = status_dir / "pid"
         if rc_text:
-            return self._ended(job, int(rc_text), rc_path.stat().st_mtime)
-        pid_text = _read(status_dir / "pid")
+            return self._ended(job, int(rc_text), rc_path.stat().st_mtime, _mtime(pid_path))
+        pid_text = _read(pid_path)
         pid = int(pid_text) if pid_text else int(job.native_id or 0)
         if pid and _is_our_process(pid, job.gate_data.get("started")):
-            return GateStatus(JobState.RUNNING, native_id=str(pid))
+            if job.native_id == str(pid):
+                return GateStatus(JobState.RUNNING, native_id=str(pid))
+            return self._running(job, pid, _mtime(pid_path))  # it started while we were away
         rc_text = _read(rc_path)  # the job may have ended between the two reads
         if rc_text:
-            return self._ended(job, int(rc_text), rc_path.stat().st_mtime)
+            return self._ended(job, int(rc_text), rc_path.stat().st_mtime, _mtime(pid_path))
         if not pid:
-            return None  # never started (a launch interrupted by a restart)
+            if job.state is JobState.WAITING and not job.gate_data.get("launching"):
+                self._hand_over_again(job)
+            return None  # not started yet (or a launch interrupted by a restart: the manager decides)
         first_seen = self._vanished.setdefault(job.id, time.monotonic())
         if time.monotonic() - first_seen < VANISH_GRACE:
             return GateStatus(JobState.RUNNING, native_id=str(pid))  # its exit status is being written
@@ -343,37 +422,91 @@ class LocalGate(Gate):
             details="the job's process ended without recording an exit status (its supervisor was killed?)",
         )
 
+    def _hand_over_again(self, job: Job) -> None:
+        """A job waiting for cpus that this connection does not know: send it again.
+
+        After a restart of the server or of the supervisor the job is either still in the
+        supervisor's queue (which then keeps it once) or was lost with a killed supervisor (which
+        then starts it: it had never run, since it left no pid file).
+        """
+        self._tracked.add(job.id)
+        if job.spec.resources.walltime:
+            self._walltimes.setdefault(job.id, (job, job.spec.resources.walltime))
+
+        async def send() -> None:
+            try:
+                answer = await self._ask(self._spawn_request(job))
+            except Exception:
+                self._tracked.discard(job.id)  # tried again at the next poll
+                return
+            if "error" in answer:
+                self._exits[job.id] = (127, time.time(), str(answer["error"]))
+            elif not answer.get("queued"):
+                self._started[job.id] = (int(answer["pid"]), float(answer.get("started") or time.time()))
+            else:
+                return
+            self.notify()
+
+        asyncio.get_running_loop().create_task(send())
+
     def _walltime_text(self, job: Job) -> str:
         return f"killed: walltime of {format_walltime(job.spec.resources.walltime or 0)} exceeded"
 
-    def _ended(self, job: Job, rc: int, end: float) -> GateStatus:
+    def _ended(self, job: Job, rc: int, end: float, started: float | None = None) -> GateStatus:
         self._forget(job.id)
         self._vanished.pop(job.id, None)
-        end = max(end, job.start_time or 0.0)  # file times are coarser than the clock
+        started = job.start_time or (max(started, job.submit_time or 0.0) if started else None)
+        end = max(end, started or 0.0)  # file times are coarser than the clock
         sig = rc - 128 if rc > 128 else None
         if job.id in self._over_walltime:
             self._over_walltime.discard(job.id)
-            return GateStatus(JobState.ERROR, details=self._walltime_text(job), exit_code=rc, signal=sig, end_time=end)
+            return GateStatus(
+                JobState.ERROR,
+                details=self._walltime_text(job),
+                exit_code=rc,
+                signal=sig,
+                start_time=started,
+                end_time=end,
+            )
         details = f"exit code {rc}" if rc else ""
-        reported = _read(Path(job.folder) / STATUS_DIR / "details")  # a runner's own account, if any
+        reported = _read(os.path.join(job.folder, STATUS_DIR, "details"))  # a runner's own account, if any
         if reported:
             details = f"{details}: {reported}" if details else reported
-        return GateStatus(JobState.FINISHED, exit_code=rc, signal=sig, end_time=end, details=details)
+        return GateStatus(
+            JobState.FINISHED, exit_code=rc, signal=sig, start_time=started, end_time=end, details=details
+        )
 
     def _forget(self, job_id: str) -> None:
+        self._tracked.discard(job_id)
+        self._walltimes.pop(job_id, None)
         timer = self._timers.pop(job_id, None)
         if timer is not None:
             timer.cancel()
 
     async def cancel(self, job: Job) -> None:
-        """Send TERM to the job's whole process group, then KILL after the grace period."""
-        pid = int(job.native_id or job.gate_data.get("pid") or 0)
+        """Take a waiting job out of the supervisor's queue; TERM a running job's whole process
+        group, then KILL after the grace period."""
+        started = self._started.get(job.id)
+        pid = int(job.native_id or job.gate_data.get("pid") or (started[0] if started else 0))
         if not pid:
             pid_text = _read(Path(job.folder) / STATUS_DIR / "pid")
             pid = int(pid_text) if pid_text else 0
+        if not pid:
+            answer = await self._ask({"op": "cancel", "id": job.id})
+            pid = int(answer.get("pid") or 0)
         if pid:
-            await self._terminate(pid, job.gate_data.get("started"))
+            await self._terminate(pid, job.gate_data.get("started") or (started[1] if started else None))
         self._forget(job.id)
+
+    async def hold(self, job: Job) -> bool:
+        """Keep a job that waits in the supervisor's queue from starting."""
+        if job.native_id:
+            return False
+        return bool((await self._ask({"op": "hold", "id": job.id})).get("done"))
+
+    async def release(self, job: Job) -> bool:
+        """Put a held job back at the end of the supervisor's queue."""
+        return bool((await self._ask({"op": "release", "id": job.id})).get("done"))
 
     async def _terminate(self, pid: int, started: float | None) -> None:
         if not pid or not _is_our_process(pid, started):
@@ -409,8 +542,24 @@ class LocalGate(Gate):
         return 1.0
 
 
-def _read(path: Path) -> str:
+def _ran_before(job: Job) -> bool:
+    """Whether ``job`` was started before (it is being requeued), so its folder has old records."""
+    return any(h.state in _RAN for h in job.history)
+
+
+_RAN = frozenset({JobState.RUNNING, JobState.FINISHED, JobState.ERROR, JobState.CANCELED})
+
+
+def _mtime(path: Path) -> float | None:
     try:
-        return path.read_text().strip()
+        return path.stat().st_mtime
+    except OSError:
+        return None
+
+
+def _read(path: str | Path) -> str:
+    try:
+        with open(path) as handle:
+            return handle.read().strip()
     except (FileNotFoundError, ValueError):
         return ""

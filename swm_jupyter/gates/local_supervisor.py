@@ -1,15 +1,28 @@
-"""The local supervisor: a small process that starts local jobs and records how they end.
+"""The local supervisor: a small process that queues local jobs, starts them, records how they end.
 
 The local gate does not make jobs children of the Jupyter server: when the server died, the exit
-status of its children would be lost. It asks this supervisor instead, over a UNIX socket that
-only its user can open. The supervisor runs in its own session, so it outlives the server; for
-each job it writes ``.swm/pid`` before answering and ``.swm/rc`` (atomically) when the job ends,
+status of its children would be lost. It hands them to this supervisor instead, over a UNIX socket
+that only its user can open. The supervisor runs in its own session, so it outlives the server.
+Like a batch system it keeps a queue per pool (one pool per local site) and starts the next job the
+moment cpus come free, without waiting for the server, which only keeps the queue a little ahead.
+For each job it writes ``.swm/pid`` when the job starts and ``.swm/rc`` (atomically) when it ends,
 and tells connected servers at once. It leaves when it has had no job and no client for
 ``IDLE_SECONDS``.
 
-Protocol: one JSON object per line. Requests ``{"op": "spawn", "id", "argv", "cwd", "env",
-"stdout", "stderr", "status_dir"}`` are answered ``{"reply": id, "pid", "started"}`` or
-``{"reply": id, "error"}``; every client receives ``{"exit": id, "rc", "end"}`` when a job ends.
+Protocol: one JSON object per line.
+
+- ``{"op": "spawn", "id", "pool", "capacity", "cpus", "argv", "cwd", "env", "stdout", "stderr",
+  "status_dir"}`` is answered ``{"op", "reply": id, "pid", "started"}`` if the job started at once,
+  ``{"op", "reply": id, "queued": true}`` if it waits for cpus, or ``{"op", "reply": id, "error"}``. Spawning a
+  job the supervisor already has, or one that already wrote ``.swm/pid``, starts nothing: the answer
+  says where that job is (a server that lost its connection can safely send its jobs again).
+- ``{"op": "env", "pool", "env"}`` sets the environment the pool's jobs start from (each
+  spawn's ``env`` is added to it); a server sends it when it connects.
+- ``{"op": "cancel" | "hold" | "release", "id"}`` are answered ``{"op", "reply": id, "done": bool}``
+  (cancel and hold act on queued jobs only; cancel also answers ``"pid"`` of a running job).
+- Every client receives ``{"started": id, "pid", "at"}`` when a queued job starts and
+  ``{"exit": id, "rc", "end"}`` when a job ends.
+
 Run as ``python -m swm_jupyter.gates.local_supervisor SOCKET``.
 """
 
@@ -23,6 +36,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections import deque
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +51,27 @@ def write_atomically(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+@dataclass
+class Pool:
+    """The jobs of one local site: at most ``capacity`` cpus in use, the rest wait in order."""
+
+    capacity: int = 1
+    used: int = 0
+    base_env: dict[str, str] = field(default_factory=dict)
+    queue: deque[dict[str, Any]] = field(default_factory=deque)
+    held: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
 class Supervisor:
-    """Accepts spawn requests, starts jobs in their own sessions, reports their exit status."""
+    """Accepts jobs, starts them in their own sessions as cpus allow, reports their exit status."""
 
     def __init__(self, socket_path: str) -> None:
         self.socket_path = socket_path
         self.selector = selectors.DefaultSelector()
         self.clients: dict[socket.socket, bytearray] = {}
-        self.children: dict[int, tuple[subprocess.Popen[bytes], str, Path]] = {}
+        self.pools: dict[str, Pool] = {}
+        self.children: dict[int, tuple[subprocess.Popen[bytes], dict[str, Any]]] = {}
+        self.running: dict[str, int] = {}  # job id -> pid
         self.idle_since = time.monotonic()
 
     def listen(self) -> None:
@@ -71,7 +99,7 @@ class Supervisor:
                     self._read(key.fileobj)  # type: ignore[arg-type]
                 else:
                     self._exited(key.data)
-            if self.children or self.clients:
+            if self.children or self.clients or any(p.queue or p.held for p in self.pools.values()):
                 self.idle_since = time.monotonic()
             elif time.monotonic() - self.idle_since > IDLE_SECONDS:
                 break
@@ -104,13 +132,20 @@ class Supervisor:
             return
         buffer = self.clients[conn]
         buffer.extend(data)
-        while b"\n" in buffer:
-            line, _, rest = bytes(buffer).partition(b"\n")
-            buffer[:] = rest
-            self._send(conn, self._handle(json.loads(line)))
+        if b"\n" not in buffer:
+            return
+        *lines, rest = bytes(buffer).split(b"\n")
+        buffer[:] = rest
+        replies = []
+        for line in lines:
+            if line.strip():
+                replies.append(self._handle(json.loads(line)))
+        self._send(conn, replies)
 
-    def _send(self, conn: socket.socket, message: dict[str, Any]) -> None:
-        payload = (json.dumps(message) + "\n").encode()
+    def _send(self, conn: socket.socket, messages: list[dict[str, Any]]) -> None:
+        if not messages:
+            return
+        payload = "".join(json.dumps(m) + "\n" for m in messages).encode()
         try:
             conn.setblocking(True)
             conn.sendall(payload)
@@ -118,10 +153,84 @@ class Supervisor:
         except OSError:
             self._drop(conn)
 
+    def _broadcast(self, message: dict[str, Any]) -> None:
+        for conn in list(self.clients):
+            self._send(conn, [message])
+
     def _handle(self, request: dict[str, Any]) -> dict[str, Any]:
-        request_id = request.get("id")
-        if request.get("op") != "spawn":
-            return {"reply": request_id, "error": f"unknown op {request.get('op')!r}"}
+        return {"op": request.get("op"), **self._answer(request)}
+
+    def _answer(self, request: dict[str, Any]) -> dict[str, Any]:
+        op = request.get("op")
+        job_id = str(request.get("id"))
+        if op == "spawn":
+            return {"reply": job_id, **self._enqueue(request)}
+        if op == "env":
+            self.pools.setdefault(str(request.get("pool", "")), Pool()).base_env = dict(request.get("env") or {})
+            return {"reply": job_id}
+        if op in ("cancel", "hold"):
+            for pool in self.pools.values():
+                for queued in pool.queue:
+                    if queued["id"] == job_id:
+                        pool.queue.remove(queued)
+                        if op == "hold":
+                            pool.held[job_id] = queued
+                        return {"reply": job_id, "done": True}
+                if op == "cancel" and pool.held.pop(job_id, None) is not None:
+                    return {"reply": job_id, "done": True}
+            pid = self.running.get(job_id)
+            return {"reply": job_id, "done": False, **({"pid": pid} if op == "cancel" and pid else {})}
+        if op == "release":
+            for name, pool in self.pools.items():
+                held = pool.held.pop(job_id, None)
+                if held is not None:
+                    pool.queue.append(held)
+                    self._start_ready(name)
+                    return {"reply": job_id, "done": True}
+            return {"reply": job_id, "done": False}
+        return {"reply": job_id, "error": f"unknown op {op!r}"}
+
+    def _enqueue(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Queue a job, start what fits; answer where the job is now."""
+        job_id = str(request["id"])
+        if job_id in self.running:
+            return {"pid": self.running[job_id], "started": None}
+        name = str(request.get("pool", ""))
+        pool = self.pools.setdefault(name, Pool())
+        pool.capacity = max(1, int(request.get("capacity", 1)))
+        if any(q["id"] == job_id for q in pool.queue) or job_id in pool.held:
+            return {"queued": True}
+        recorded = Path(request["status_dir"]) / "pid"
+        with contextlib.suppress(OSError, ValueError):
+            return {"pid": int(recorded.read_text()), "started": recorded.stat().st_mtime}
+        request["env"] = {**pool.base_env, **(request.get("env") or {})}
+        pool.queue.append(request)
+        for started_id, answer in self._start_ready(name, announce_except=job_id):
+            if started_id == job_id:
+                return answer
+        return {"queued": True}
+
+    def _start_ready(self, name: str, announce_except: str = "") -> list[tuple[str, dict[str, Any]]]:
+        """Start queued jobs of pool ``name`` in order while their cpus fit; tell clients of each."""
+        pool = self.pools[name]
+        started = []
+        while pool.queue:
+            request = pool.queue[0]
+            cpus = max(1, int(request.get("cpus", 1)))
+            if pool.used and pool.used + cpus > pool.capacity:
+                break  # strict order: a big job is not overtaken by later small ones
+            pool.queue.popleft()
+            answer = self._start(request, name, cpus)
+            started.append((str(request["id"]), answer))
+            if str(request["id"]) == announce_except:
+                continue
+            if "error" in answer:
+                self._broadcast({"exit": str(request["id"]), "rc": 127, "end": time.time(), "error": answer["error"]})
+            else:
+                self._broadcast({"started": str(request["id"]), "pid": answer["pid"], "at": answer["started"]})
+        return started
+
+    def _start(self, request: dict[str, Any], pool_name: str, cpus: int) -> dict[str, Any]:
         status_dir = Path(request["status_dir"])
         try:
             with open(request["stdout"], "ab") as out, open(request["stderr"], "ab") as err:
@@ -138,22 +247,27 @@ class Supervisor:
                 )
             write_atomically(status_dir / "pid", f"{proc.pid}\n")
         except OSError as exc:
-            return {"reply": request_id, "error": f"could not start the job: {exc.strerror or exc}"}
+            return {"error": f"could not start the job: {exc.strerror or exc}"}
         pidfd = os.pidfd_open(proc.pid)
-        self.children[pidfd] = (proc, str(request_id), status_dir)
+        job = {"id": str(request["id"]), "pool": pool_name, "cpus": cpus, "status_dir": status_dir}
+        self.children[pidfd] = (proc, job)
+        self.running[job["id"]] = proc.pid
+        self.pools[pool_name].used += cpus
         self.selector.register(pidfd, selectors.EVENT_READ, pidfd)
-        return {"reply": request_id, "pid": proc.pid, "started": started}
+        return {"pid": proc.pid, "started": started}
 
     def _exited(self, pidfd: int) -> None:
         self.selector.unregister(pidfd)
         os.close(pidfd)
-        proc, job_id, status_dir = self.children.pop(pidfd)
+        proc, job = self.children.pop(pidfd)
         code = proc.wait()
         rc = 128 - code if code < 0 else code  # killed by signal N: 128 + N, as shells report it
-        write_atomically(status_dir / "rc", f"{rc}\n")
-        message = {"exit": job_id, "rc": rc, "end": time.time()}
-        for conn in list(self.clients):
-            self._send(conn, message)
+        write_atomically(job["status_dir"] / "rc", f"{rc}\n")
+        self.running.pop(job["id"], None)
+        pool = self.pools[job["pool"]]
+        pool.used -= job["cpus"]
+        self._start_ready(job["pool"])  # the next job starts before anyone is told of this one
+        self._broadcast({"exit": job["id"], "rc": rc, "end": time.time()})
 
 
 def main() -> None:

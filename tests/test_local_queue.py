@@ -1,0 +1,167 @@
+"""The local supervisor's queue: jobs handed over ahead of free cpus wait in W, never overrun the
+host, can be canceled or held there, and survive a restart of the server or of the supervisor."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+from swm_jupyter.core.manager import WorkloadManager
+from swm_jupyter.core.states import JobState
+
+from .core_helpers import make_manager, run, with_manager
+
+
+def _timed(times: Path, seconds: float) -> list[str]:
+    """A command that records when it ran, and how often, in ``times``/<job id>."""
+    return [
+        "sh",
+        "-c",
+        f"echo start $(date +%s.%N) >> {times}/$SWM_JOB_ID; sleep {seconds}; echo end $(date +%s.%N) >> {times}/$SWM_JOB_ID",
+    ]
+
+
+def _spans(times: Path) -> dict[str, tuple[float, float]]:
+    spans = {}
+    for path in times.iterdir():
+        lines = path.read_text().split("\n")
+        assert [line.split()[0] for line in lines if line] == ["start", "end"], f"{path.name} ran more than once"
+        spans[path.name] = (float(lines[0].split()[1]), float(lines[1].split()[1]))
+    return spans
+
+
+def _most_at_once(spans: dict[str, tuple[float, float]]) -> int:
+    edges = sorted([(s, 1) for s, _ in spans.values()] + [(e, -1) for _, e in spans.values()])
+    running = most = 0
+    for _, step in edges:
+        running += step
+        most = max(most, running)
+    return most
+
+
+async def _until(check, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out waiting"
+        await asyncio.sleep(0.02)
+
+
+def test_jobs_ahead_wait_in_the_site_queue_and_never_overrun_the_host(tmp_path: Path) -> None:
+    times = tmp_path / "times"
+    times.mkdir()
+
+    async def body(wm: WorkloadManager) -> None:
+        jobs = await wm.submit_many([{"command": _timed(times, 0.3), "name": f"j{i}"} for i in range(8)])
+        # 2 cpus running and 2 cpus ahead: four jobs are on the site at once, two of them waiting.
+        await _until(lambda: sum(wm.get(j.id).state is JobState.RUNNING for j in jobs) == 2)
+        states = [wm.get(j.id).state for j in jobs]
+        assert states.count(JobState.WAITING) == 2 and states.count(JobState.QUEUED) == 4, states
+        done = await asyncio.gather(*(wm.wait(j.id, 60) for j in jobs))
+        for job in done:
+            assert job.state is JobState.FINISHED
+            assert [h.state.code for h in job.history] == ["Q", "W", "R", "F"]
+            assert job.submit_time <= (job.start_time or 0) <= (job.end_time or 0)
+
+    run(with_manager(tmp_path, body, sites={"local": {"gate": "local", "cpus": 2, "queue_ahead": 2}}))
+    spans = _spans(times)
+    assert len(spans) == 8
+    assert _most_at_once(spans) == 2, "the host runs at most its 2 cpus of jobs, and used both"
+
+
+def test_a_big_job_is_not_overtaken_and_cpus_are_counted(tmp_path: Path) -> None:
+    times = tmp_path / "times"
+    times.mkdir()
+
+    async def body(wm: WorkloadManager) -> None:
+        small = await wm.submit({"command": _timed(times, 0.4), "name": "small"})
+        big = await wm.submit({"command": _timed(times, 0.2), "name": "big", "resources": {"cpus": 2}})
+        later = await wm.submit({"command": _timed(times, 0.2), "name": "later"})
+        for job in (small, big, later):
+            assert (await wm.wait(job.id, 30)).state is JobState.FINISHED
+        spans = _spans(times)
+        assert spans[big.id][0] >= spans[small.id][1], "the 2-cpu job waits until both cpus are free"
+        assert spans[later.id][0] >= spans[big.id][1], "a later 1-cpu job does not overtake the big one"
+
+    run(with_manager(tmp_path, body, sites={"local": {"gate": "local", "cpus": 2, "queue_ahead": 4}}))
+
+
+def test_cancel_hold_and_release_in_the_site_queue(tmp_path: Path) -> None:
+    times = tmp_path / "times"
+    times.mkdir()
+
+    async def body(wm: WorkloadManager) -> None:
+        blocker = await wm.submit({"command": ["sleep", "1.5"], "name": "blocker"})
+        waiting = await wm.submit({"command": _timed(times, 0), "name": "waiting"})
+        held = await wm.submit({"command": _timed(times, 0), "name": "held"})
+        await _until(lambda: wm.get(held.id).state is JobState.WAITING)
+        assert wm.get(blocker.id).state is JobState.RUNNING
+        await wm.cancel(waiting.id)
+        await wm.hold(held.id)
+        assert wm.get(held.id).state is JobState.HELD
+        assert (await wm.wait(waiting.id, 10)).state is JobState.CANCELED
+        assert (await wm.wait(blocker.id, 10)).state is JobState.FINISHED
+        await asyncio.sleep(0.5)
+        assert wm.get(held.id).state is JobState.HELD, "a held job does not start when cpus come free"
+        assert not (times / held.id).exists()
+        await wm.release(held.id)
+        done = await wm.wait(held.id, 10)
+        assert done.state is JobState.FINISHED
+        assert [h.state.code for h in done.history] == ["Q", "W", "H", "W", "R", "F"]
+        assert not (times / waiting.id).exists(), "a job canceled while it waited never ran"
+        assert not Path(wm.get(waiting.id).folder, ".swm", "pid").exists()
+
+    run(with_manager(tmp_path, body, sites={"local": {"gate": "local", "cpus": 1, "queue_ahead": 2}}))
+
+
+def test_jobs_waiting_in_the_site_queue_survive_a_server_restart(tmp_path: Path) -> None:
+    times = tmp_path / "times"
+    times.mkdir()
+    sites = {"local": {"gate": "local", "cpus": 1, "queue_ahead": 3}}
+
+    async def first() -> list[str]:
+        wm = make_manager(tmp_path, sites=sites)
+        await wm.start()
+        jobs = await wm.submit_many([{"command": _timed(times, 0.5), "name": f"j{i}"} for i in range(5)])
+        await _until(lambda: sum(wm.get(j.id).state is JobState.WAITING for j in jobs) == 3)
+        await wm.stop()  # three jobs wait in the supervisor's queue, one runs, one is queued here
+        return [j.id for j in jobs]
+
+    ids = run(first())
+    time.sleep(0.7)  # the supervisor starts the next job while no server runs
+
+    async def second() -> None:
+        wm = make_manager(tmp_path, sites=sites)
+        await wm.start()
+        try:
+            done = await asyncio.gather(*(wm.wait(i, 30) for i in ids))
+        finally:
+            await wm.stop()
+        assert all(j.state is JobState.FINISHED and j.exit_code == 0 for j in done)
+
+    run(second())
+    spans = _spans(times)  # every job ran exactly once
+    assert sorted(spans) == sorted(ids)
+    assert _most_at_once(spans) == 1
+
+
+def test_jobs_waiting_in_a_killed_supervisor_are_handed_to_the_next(tmp_path: Path) -> None:
+    times = tmp_path / "times"
+    times.mkdir()
+
+    async def body(wm: WorkloadManager) -> None:
+        first = await wm.submit({"command": ["sleep", "30"], "name": "first"})
+        rest = await wm.submit_many([{"command": _timed(times, 0), "name": f"r{i}"} for i in range(2)])
+        await _until(lambda: all(wm.get(j.id).state is JobState.WAITING for j in rest))
+        pid = int(wm.get(first.id).native_id or 0)
+        with open(f"/proc/{pid}/stat") as handle:
+            supervisor = int(handle.read().rsplit(") ", 1)[1].split()[1])
+        os.kill(supervisor, 9)  # the queue in its memory is gone
+        os.killpg(pid, 9)
+        assert (await wm.wait(first.id, 30)).state is JobState.ERROR
+        done = await asyncio.gather(*(wm.wait(j.id, 30) for j in rest))
+        assert all(j.state is JobState.FINISHED for j in done), [j.state_details for j in done]
+        assert sorted(_spans(times)) == sorted(j.id for j in rest)
+
+    run(with_manager(tmp_path, body, sites={"local": {"gate": "local", "cpus": 1, "queue_ahead": 2}}))
