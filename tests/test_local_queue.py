@@ -95,8 +95,9 @@ def test_cancel_hold_and_release_in_the_site_queue(tmp_path: Path) -> None:
         blocker = await wm.submit({"command": ["sleep", "1.5"], "name": "blocker"})
         waiting = await wm.submit({"command": _timed(times, 0), "name": "waiting"})
         held = await wm.submit({"command": _timed(times, 0), "name": "held"})
+        await _until(lambda: wm.get(blocker.id).state is JobState.RUNNING)
         await _until(lambda: wm.get(held.id).state is JobState.WAITING)
-        assert wm.get(blocker.id).state is JobState.RUNNING
+        assert wm.get(waiting.id).state is JobState.WAITING
         await wm.cancel(waiting.id)
         await wm.hold(held.id)
         assert wm.get(held.id).state is JobState.HELD
@@ -165,3 +166,39 @@ def test_jobs_waiting_in_a_killed_supervisor_are_handed_to_the_next(tmp_path: Pa
         assert sorted(_spans(times)) == sorted(j.id for j in rest)
 
     run(with_manager(tmp_path, body, sites={"local": {"gate": "local", "cpus": 1, "queue_ahead": 2}}))
+
+
+def test_requeue_of_a_running_job_runs_it_again_once(tmp_path: Path) -> None:
+    times = tmp_path / "times"
+    times.mkdir()
+    command = ["sh", "-c", f"echo start >> {times}/$SWM_JOB_ID; sleep 1; echo end >> {times}/$SWM_JOB_ID"]
+
+    async def body(wm: WorkloadManager) -> None:
+        job = await wm.submit({"command": command})
+        await _until(lambda: wm.get(job.id).state is JobState.RUNNING)
+        await asyncio.sleep(0.2)
+        await wm.requeue(job.id)
+        done = await wm.wait(job.id, 30)
+        assert done.state is JobState.FINISHED and done.exit_code == 0, done.state_details
+        assert (times / job.id).read_text().split() == ["start", "start", "end"], "killed once, then ran to its end"
+        assert "".join(h.state.code for h in done.history).endswith("QWRF")
+
+    run(with_manager(tmp_path, body))
+
+
+def test_the_site_queue_starts_higher_priority_first(tmp_path: Path) -> None:
+    order = tmp_path / "order"
+
+    async def body(wm: WorkloadManager) -> None:
+        blocker = await wm.submit({"command": ["sleep", "0.8"], "name": "blocker"})
+        await _until(lambda: wm.get(blocker.id).state is JobState.RUNNING)
+        jobs = [
+            await wm.submit({"command": ["sh", "-c", f"echo {name} >> {order}"], "name": name, "priority": prio})
+            for name, prio in (("low1", 1), ("low2", 1), ("high", 9))
+        ]
+        await _until(lambda: all(wm.get(j.id).state is JobState.WAITING for j in jobs))
+        for job in jobs:
+            assert (await wm.wait(job.id, 30)).state is JobState.FINISHED
+        assert order.read_text().split() == ["high", "low1", "low2"]
+
+    run(with_manager(tmp_path, body, sites={"local": {"gate": "local", "cpus": 1, "queue_ahead": 3}}))

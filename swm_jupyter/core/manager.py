@@ -584,11 +584,12 @@ class WorkloadManager(LoggingConfigurable):
         for target in self._with_tasks(job):
             if target.is_array_parent:
                 continue
-            if target.state in ACTIVE_STATES:
-                gate = self.gates.get(target.site)
-                if gate is not None:
-                    await gate.cancel(target)
+            gate = self.gates.get(target.site)
+            if target.state in ACTIVE_STATES and gate is not None:
+                await gate.cancel(target)
             if target.state is not JobState.QUEUED:
+                if gate is not None:
+                    await gate.reset_run(target)
                 self._reset_for_run(target)
                 self._set_state(target, JobState.QUEUED, "requeued by the user")
             self.jobs[target.id] = target
@@ -867,7 +868,9 @@ class WorkloadManager(LoggingConfigurable):
             return
         # The intent to launch is durable before any job reaches its site: a crash in between
         # makes the restarted manager check the site instead of starting the job a second time.
-        self._flush()
+        # A site that recognises a job it already has needs no such record (one write fewer).
+        if any(not self.gates[site].idempotent_submit for site in by_site):
+            self._flush()
         for batch in by_site.values():
             for job, native in batch:
                 self._spawn(self._launch(job, native))

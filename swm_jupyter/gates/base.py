@@ -56,6 +56,10 @@ class Gate(LoggingConfigurable):
     #: True if the site orders jobs itself: the manager then hands over a dependent job as soon as
     #: every job it depends on has a native id on this same site, passing ``dependencies``.
     native_dependencies = False
+    #: True if handing the site a job it already has starts nothing (the site recognises the job).
+    #: The manager then need not store its intent to launch before each launch: after a crash it
+    #: may simply launch again.
+    idempotent_submit = False
 
     #: Called by the gate (no arguments) when it knows that some job changed, to poll sooner.
     notify: Callable[[], None] = staticmethod(lambda: None)
@@ -111,6 +115,9 @@ class Gate(LoggingConfigurable):
     async def release(self, job: Job) -> bool:
         """Release a job held with :meth:`hold`; return False if the site cannot."""
         return False
+
+    async def reset_run(self, job: Job) -> None:
+        """Forget what the site recorded of a job's previous run before it runs again (requeue)."""
 
     async def stage_in(self, job: Job) -> None:
         """Move the job's inputs to the site (the default: nothing, the folder is shared)."""

@@ -90,6 +90,7 @@ class LocalGate(Gate):
 
     kind = "local"
     stages_files = False
+    idempotent_submit = True  # the supervisor keeps one copy of a job, and .swm/pid says it started
 
     cpus = Int(help="CPUs jobs may use in total. Default: the number of cores of this host.").tag(config=True)
     memory_mb = Int(help="Memory jobs may ask for, in MB. Default: this host's memory.").tag(config=True)
@@ -98,8 +99,8 @@ class LocalGate(Gate):
     )
     queue_ahead = Int(
         help="CPUs' worth of jobs handed to the local supervisor beyond what the host runs at once, "
-        "so that the next job starts the moment one ends (they wait in state W, in submission order). "
-        "0 hands a job over only when its cpus are free. Default: the number of cpus."
+        "so that the next job starts the moment one ends (they wait in state W, by priority, then "
+        "submission). 0 hands a job over only when its cpus are free. Default: 4 x cpus."
     ).tag(config=True)
     supervisor_socket = Unicode(
         help="UNIX socket of the local supervisor that starts jobs. Default: one per job store, in a "
@@ -112,7 +113,7 @@ class LocalGate(Gate):
 
     @default("queue_ahead")
     def _default_queue_ahead(self) -> int:
-        return self.cpus
+        return 4 * self.cpus
 
     @default("memory_mb")
     def _default_memory(self) -> int:
@@ -133,6 +134,7 @@ class LocalGate(Gate):
         self._started: dict[str, tuple[int, float]] = {}
         self._walltimes: dict[str, tuple[Job, int]] = {}
         self._tracked: set[str] = set()  # jobs the current supervisor connection reports on
+        self._exit_reported: dict[str, asyncio.Event] = {}  # jobs being canceled, until their end is known
         self._vanished: dict[str, float] = {}
         self._replies: dict[tuple[str, str], asyncio.Future[dict[str, Any]]] = {}
         self._writer: asyncio.StreamWriter | None = None
@@ -239,6 +241,9 @@ class LocalGate(Gate):
             job_id = str(message["exit"])
             self._exits[job_id] = (int(message["rc"]), float(message["end"]), str(message.get("error", "")))
             self._walltimes.pop(job_id, None)
+            reported = self._exit_reported.get(job_id)
+            if reported is not None:
+                reported.set()
         self.notify()
 
     async def _ask(self, request: dict[str, Any], timeout: float = 30) -> dict[str, Any]:
@@ -295,6 +300,7 @@ class LocalGate(Gate):
             "pool": self.site_name,
             "capacity": self.cpus,
             "cpus": job.spec.resources.cpus,
+            "order": [-job.spec.priority, job.seq, job.array_index or 0],
             "argv": argv,
             "cwd": workdir,
             "env": job_environment(job, workdir),
@@ -305,14 +311,8 @@ class LocalGate(Gate):
 
     async def submit(self, job: Job, dependencies: Sequence[tuple[str, str]] = ()) -> GateStatus:
         """Hand the job to the supervisor: running at once (pid as native id) or waiting for cpus."""
-        status_dir = os.path.join(job.folder, STATUS_DIR)
-        try:
-            os.mkdir(status_dir)
-        except FileExistsError:
-            if _ran_before(job):  # a requeued job runs again in the same folder
-                for stale in ("rc", "pid", "details"):
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(os.path.join(status_dir, stale))
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(os.path.join(job.folder, STATUS_DIR))
         self._exits.pop(job.id, None)
         self._started.pop(job.id, None)
         walltime = job.spec.resources.walltime
@@ -326,6 +326,19 @@ class LocalGate(Gate):
         if answer.get("queued"):
             return GateStatus(JobState.WAITING, details=job.state_details)
         return self._running(job, int(answer["pid"]), answer.get("started"))
+
+    async def reset_run(self, job: Job) -> None:
+        """A requeued job runs again in the same folder: remove the records of its last run.
+
+        Done when the job is requeued, never when it is launched: a launch repeated after a crash
+        must find the records of its own run, which tell the supervisor the job already started.
+        """
+        status_dir = os.path.join(job.folder, STATUS_DIR)
+        for stale in ("rc", "pid", "details"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(status_dir, stale))
+        self._exits.pop(job.id, None)
+        self._started.pop(job.id, None)
 
     def _running(self, job: Job, pid: int, started: float | None) -> GateStatus:
         """The status of a job seen started; arms its walltime if nothing has yet."""
@@ -391,17 +404,17 @@ class LocalGate(Gate):
             return None  # the live supervisor connection tells us when this job starts or ends
         status_dir = Path(job.folder) / STATUS_DIR
         rc_path = status_dir / "rc"
-        rc_text = _read(rc_path)
+        rc_text = _read_record(rc_path)
         pid_path = status_dir / "pid"
         if rc_text:
             return self._ended(job, int(rc_text), rc_path.stat().st_mtime, _mtime(pid_path))
-        pid_text = _read(pid_path)
+        pid_text = _read_record(pid_path)
         pid = int(pid_text) if pid_text else int(job.native_id or 0)
         if pid and _is_our_process(pid, job.gate_data.get("started")):
             if job.native_id == str(pid):
                 return GateStatus(JobState.RUNNING, native_id=str(pid))
             return self._running(job, pid, _mtime(pid_path))  # it started while we were away
-        rc_text = _read(rc_path)  # the job may have ended between the two reads
+        rc_text = _read_record(rc_path)  # the job may have ended between the two reads
         if rc_text:
             return self._ended(job, int(rc_text), rc_path.stat().st_mtime, _mtime(pid_path))
         if not pid:
@@ -489,13 +502,20 @@ class LocalGate(Gate):
         started = self._started.get(job.id)
         pid = int(job.native_id or job.gate_data.get("pid") or (started[0] if started else 0))
         if not pid:
-            pid_text = _read(Path(job.folder) / STATUS_DIR / "pid")
+            pid_text = _read_record(os.path.join(job.folder, STATUS_DIR, "pid"))
             pid = int(pid_text) if pid_text else 0
         if not pid:
             answer = await self._ask({"op": "cancel", "id": job.id})
             pid = int(answer.get("pid") or 0)
         if pid:
+            reported = self._exit_reported.setdefault(job.id, asyncio.Event())
             await self._terminate(pid, job.gate_data.get("started") or (started[1] if started else None))
+            if self._writer is not None:
+                # Wait for the supervisor to record the end of this run, so that nothing of it
+                # (its exit report, its .swm/rc) can be taken for a later run of the same job.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(reported.wait(), 2.0)
+            self._exit_reported.pop(job.id, None)
         self._forget(job.id)
 
     async def hold(self, job: Job) -> bool:
@@ -542,14 +562,6 @@ class LocalGate(Gate):
         return 1.0
 
 
-def _ran_before(job: Job) -> bool:
-    """Whether ``job`` was started before (it is being requeued), so its folder has old records."""
-    return any(h.state in _RAN for h in job.history)
-
-
-_RAN = frozenset({JobState.RUNNING, JobState.FINISHED, JobState.ERROR, JobState.CANCELED})
-
-
 def _mtime(path: Path) -> float | None:
     try:
         return path.stat().st_mtime
@@ -563,3 +575,13 @@ def _read(path: str | Path) -> str:
             return handle.read().strip()
     except (FileNotFoundError, ValueError):
         return ""
+
+
+def _read_record(path: str | Path) -> str:
+    """A one-line record of the supervisor (pid, rc), or "" while it is missing or half-written."""
+    try:
+        with open(path) as handle:
+            text = handle.read()
+    except (FileNotFoundError, ValueError):
+        return ""
+    return text.strip() if text.endswith("\n") else ""

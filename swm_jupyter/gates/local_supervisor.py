@@ -3,19 +3,21 @@
 The local gate does not make jobs children of the Jupyter server: when the server died, the exit
 status of its children would be lost. It hands them to this supervisor instead, over a UNIX socket
 that only its user can open. The supervisor runs in its own session, so it outlives the server.
-Like a batch system it keeps a queue per pool (one pool per local site) and starts the next job the
-moment cpus come free, without waiting for the server, which only keeps the queue a little ahead.
+Like a batch system it keeps a queue per pool (one pool per local site), in the order the server
+gives (priority, then submission), and starts the next job the moment cpus come free, without
+waiting for the server, which only keeps the queue a little ahead.
 For each job it writes ``.swm/pid`` when the job starts and ``.swm/rc`` (atomically) when it ends,
 and tells connected servers at once. It leaves when it has had no job and no client for
 ``IDLE_SECONDS``.
 
 Protocol: one JSON object per line.
 
-- ``{"op": "spawn", "id", "pool", "capacity", "cpus", "argv", "cwd", "env", "stdout", "stderr",
-  "status_dir"}`` is answered ``{"op", "reply": id, "pid", "started"}`` if the job started at once,
-  ``{"op", "reply": id, "queued": true}`` if it waits for cpus, or ``{"op", "reply": id, "error"}``. Spawning a
-  job the supervisor already has, or one that already wrote ``.swm/pid``, starts nothing: the answer
-  says where that job is (a server that lost its connection can safely send its jobs again).
+- ``{"op": "spawn", "id", "pool", "capacity", "cpus", "order", "argv", "cwd", "env", "stdout",
+  "stderr", "status_dir"}`` (``order``: a list; smaller starts first) is answered
+  ``{"op", "reply": id, "pid", "started"}`` if the job started at once, ``{"op", "reply": id,
+  "queued": true}`` if it waits for cpus, or ``{"op", "reply": id, "error"}``. Spawning a job the
+  supervisor already has, or one that already wrote ``.swm/pid``, starts nothing: the answer says
+  where that job is (a server that lost its connection can safely send its jobs again).
 - ``{"op": "env", "pool", "env"}`` sets the environment the pool's jobs start from (each
   spawn's ``env`` is added to it); a server sends it when it connects.
 - ``{"op": "cancel" | "hold" | "release", "id"}`` are answered ``{"op", "reply": id, "done": bool}``
@@ -28,27 +30,35 @@ Run as ``python -m swm_jupyter.gates.local_supervisor SOCKET``.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
+import errno
 import json
 import os
 import selectors
+import shutil
 import socket
-import subprocess
 import sys
 import time
-from collections import deque
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 IDLE_SECONDS = 20.0
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the whole new one."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+_APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+
+
+def write_record(path: str, line: str) -> None:
+    """Write a one-line record (``.swm/pid``, ``.swm/rc``) with one ``write``.
+
+    Readers take a record as written only once it ends with a newline.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
 
 
 @dataclass
@@ -58,7 +68,7 @@ class Pool:
     capacity: int = 1
     used: int = 0
     base_env: dict[str, str] = field(default_factory=dict)
-    queue: deque[dict[str, Any]] = field(default_factory=deque)
+    queue: list[tuple[list[Any], int, dict[str, Any]]] = field(default_factory=list)  # (order, arrival, job)
     held: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
@@ -70,7 +80,9 @@ class Supervisor:
         self.selector = selectors.DefaultSelector()
         self.clients: dict[socket.socket, bytearray] = {}
         self.pools: dict[str, Pool] = {}
-        self.children: dict[int, tuple[subprocess.Popen[bytes], dict[str, Any]]] = {}
+        self.children: dict[int, dict[str, Any]] = {}  # pidfd -> the job
+        self.programs: dict[tuple[str, str | None], str] = {}
+        self.arrivals = 0
         self.running: dict[str, int] = {}  # job id -> pid
         self.idle_since = time.monotonic()
 
@@ -170,11 +182,11 @@ class Supervisor:
             return {"reply": job_id}
         if op in ("cancel", "hold"):
             for pool in self.pools.values():
-                for queued in pool.queue:
-                    if queued["id"] == job_id:
-                        pool.queue.remove(queued)
+                for entry in pool.queue:
+                    if entry[2]["id"] == job_id:
+                        pool.queue.remove(entry)
                         if op == "hold":
-                            pool.held[job_id] = queued
+                            pool.held[job_id] = entry[2]
                         return {"reply": job_id, "done": True}
                 if op == "cancel" and pool.held.pop(job_id, None) is not None:
                     return {"reply": job_id, "done": True}
@@ -184,7 +196,7 @@ class Supervisor:
             for name, pool in self.pools.items():
                 held = pool.held.pop(job_id, None)
                 if held is not None:
-                    pool.queue.append(held)
+                    self._insert(pool, held)
                     self._start_ready(name)
                     return {"reply": job_id, "done": True}
             return {"reply": job_id, "done": False}
@@ -198,28 +210,35 @@ class Supervisor:
         name = str(request.get("pool", ""))
         pool = self.pools.setdefault(name, Pool())
         pool.capacity = max(1, int(request.get("capacity", 1)))
-        if any(q["id"] == job_id for q in pool.queue) or job_id in pool.held:
+        if any(entry[2]["id"] == job_id for entry in pool.queue) or job_id in pool.held:
             return {"queued": True}
-        recorded = Path(request["status_dir"]) / "pid"
-        with contextlib.suppress(OSError, ValueError):
-            return {"pid": int(recorded.read_text()), "started": recorded.stat().st_mtime}
+        recorded = os.path.join(request["status_dir"], "pid")
+        if os.path.exists(recorded):  # it started before (under an earlier supervisor): never twice
+            with contextlib.suppress(OSError, ValueError):
+                with open(recorded) as handle:
+                    return {"pid": int(handle.read()), "started": os.stat(recorded).st_mtime}
+            return {"error": "the job was started before, but its pid record is incomplete"}
         request["env"] = {**pool.base_env, **(request.get("env") or {})}
-        pool.queue.append(request)
+        self._insert(pool, request)
         for started_id, answer in self._start_ready(name, announce_except=job_id):
             if started_id == job_id:
                 return answer
         return {"queued": True}
+
+    def _insert(self, pool: Pool, request: dict[str, Any]) -> None:
+        self.arrivals += 1
+        bisect.insort(pool.queue, (list(request.get("order") or []), self.arrivals, request), key=lambda e: e[:2])
 
     def _start_ready(self, name: str, announce_except: str = "") -> list[tuple[str, dict[str, Any]]]:
         """Start queued jobs of pool ``name`` in order while their cpus fit; tell clients of each."""
         pool = self.pools[name]
         started = []
         while pool.queue:
-            request = pool.queue[0]
+            request = pool.queue[0][2]
             cpus = max(1, int(request.get("cpus", 1)))
             if pool.used and pool.used + cpus > pool.capacity:
                 break  # strict order: a big job is not overtaken by later small ones
-            pool.queue.popleft()
+            pool.queue.pop(0)
             answer = self._start(request, name, cpus)
             started.append((str(request["id"]), answer))
             if str(request["id"]) == announce_except:
@@ -231,38 +250,66 @@ class Supervisor:
         return started
 
     def _start(self, request: dict[str, Any], pool_name: str, cpus: int) -> dict[str, Any]:
-        status_dir = Path(request["status_dir"])
+        """Start one job in a session of its own, its output appended to its files; record its pid.
+
+        ``posix_spawn`` (vfork and exec, no Python in the child) opens the output files in the
+        child; the working folder is entered around the call (this process has one thread).
+        """
+        argv = [str(a) for a in request["argv"]]
+        env = request["env"]
+        status_dir = request["status_dir"]
+        here = os.getcwd()
         try:
-            with open(request["stdout"], "ab") as out, open(request["stderr"], "ab") as err:
+            program = self._program(argv[0], env.get("PATH"))
+            os.chdir(request["cwd"])
+            try:
                 started = time.time()
-                proc = subprocess.Popen(
-                    request["argv"],
-                    cwd=request["cwd"],
-                    env=request["env"],
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=err,
-                    start_new_session=True,
-                    close_fds=True,
+                pid = os.posix_spawn(
+                    program,
+                    argv,
+                    env,
+                    file_actions=[
+                        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                        (os.POSIX_SPAWN_OPEN, 1, request["stdout"], _APPEND, 0o644),
+                        (os.POSIX_SPAWN_OPEN, 2, request["stderr"], _APPEND, 0o644),
+                    ],
+                    setsid=True,
                 )
-            write_atomically(status_dir / "pid", f"{proc.pid}\n")
+            finally:
+                os.chdir(here)
+            write_record(os.path.join(status_dir, "pid"), f"{pid}\n")
         except OSError as exc:
-            return {"error": f"could not start the job: {exc.strerror or exc}"}
-        pidfd = os.pidfd_open(proc.pid)
-        job = {"id": str(request["id"]), "pool": pool_name, "cpus": cpus, "status_dir": status_dir}
-        self.children[pidfd] = (proc, job)
-        self.running[job["id"]] = proc.pid
+            self.programs.clear()  # a program may have moved: look it up again next time
+            return {"error": f"could not start {argv[0]!r}: {exc.strerror or exc}"}
+        pidfd = os.pidfd_open(pid)
+        job = {"id": str(request["id"]), "pool": pool_name, "cpus": cpus, "status_dir": status_dir, "pid": pid}
+        self.children[pidfd] = job
+        self.running[job["id"]] = pid
         self.pools[pool_name].used += cpus
         self.selector.register(pidfd, selectors.EVENT_READ, pidfd)
-        return {"pid": proc.pid, "started": started}
+        return {"pid": pid, "started": started}
+
+    def _program(self, name: str, path: str | None) -> str:
+        """The file ``name`` runs: as given if it has a slash, else found on the job's ``PATH``."""
+        if "/" in name:
+            return name
+        key = (name, path)
+        found = self.programs.get(key)
+        if found is None:
+            found = shutil.which(name, path=path if path is not None else os.defpath)
+            if found is None:
+                raise FileNotFoundError(errno.ENOENT, "no such program on the job's PATH", name)
+            self.programs[key] = found
+        return found
 
     def _exited(self, pidfd: int) -> None:
         self.selector.unregister(pidfd)
         os.close(pidfd)
-        proc, job = self.children.pop(pidfd)
-        code = proc.wait()
+        job = self.children.pop(pidfd)
+        _, status = os.waitpid(job["pid"], 0)
+        code = os.waitstatus_to_exitcode(status)
         rc = 128 - code if code < 0 else code  # killed by signal N: 128 + N, as shells report it
-        write_atomically(job["status_dir"] / "rc", f"{rc}\n")
+        write_record(os.path.join(job["status_dir"], "rc"), f"{rc}\n")
         self.running.pop(job["id"], None)
         pool = self.pools[job["pool"]]
         pool.used -= job["cpus"]
