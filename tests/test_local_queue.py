@@ -19,7 +19,8 @@ def _timed(times: Path, seconds: float) -> list[str]:
     return [
         "sh",
         "-c",
-        f"echo start $(date +%s.%N) >> {times}/$SWM_JOB_ID; sleep {seconds}; echo end $(date +%s.%N) >> {times}/$SWM_JOB_ID",
+        f"echo start $(date +%s.%N) >> {times}/$SWM_JOB_ID; sleep {seconds}; "
+        f"echo end $(date +%s.%N) >> {times}/$SWM_JOB_ID",
     ]
 
 

@@ -123,3 +123,25 @@ def test_array_tasks_get_consecutive_sequence_numbers(tmp_path: Path) -> None:
     assert single.seq == parent.seq + 5
     assert [t.seq for t in store.array_tasks(parent.id)] == [t.seq for t in tasks]
     store.close()
+
+
+def test_the_log_is_checkpointed_in_the_background(tmp_path: Path) -> None:
+    store = JobStore(tmp_path / "s.sqlite", synchronous="NORMAL")
+    try:
+        base = (tmp_path / "s.sqlite").stat().st_size
+        for job in make_jobs(1500):
+            store.insert_jobs([job])  # one commit each, far below the backstop of a commit-time checkpoint
+        wal = tmp_path / "s.sqlite-wal"
+        assert wal.stat().st_size > 1_000_000, "the commits went to the write-ahead log"
+        deadline = time.monotonic() + 10
+        while (tmp_path / "s.sqlite").stat().st_size <= base and time.monotonic() < deadline:
+            time.sleep(0.1)
+        moved = (tmp_path / "s.sqlite").stat().st_size - base
+        assert moved > 500_000, "the background thread moved the log into the database file"
+    finally:
+        store.close()
+    again = JobStore(tmp_path / "s.sqlite")
+    try:
+        assert again.query(JobQuery(limit=10)).total == 1500
+    finally:
+        again.close()

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .checkpoint import BACKSTOP_PAGES, WalCheckpointer
 from .errors import JobNotFound, StoreLocked
 from .model import Job, JobSpec, spec_from_json
 from .states import HistoryEntry, JobState
@@ -126,11 +127,14 @@ class JobStore:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute(f"PRAGMA synchronous={synchronous}")
             self.db.execute("PRAGMA foreign_keys=ON")
+            self.db.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
             self._migrate()
         except BaseException:
             self._release_lock()
             raise
         self._spec_cache: dict[str, JobSpec] = {}
+        self._checkpointer = WalCheckpointer(self.path, synchronous)
+        self._checkpointer.start()
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -162,6 +166,7 @@ class JobStore:
     def close(self) -> None:
         """Close the database and release the lock."""
         try:
+            self._checkpointer.stop()
             self.db.close()
         finally:
             self._release_lock()
