@@ -34,6 +34,7 @@ from ..core.model import Job
 from ..core.states import JobState
 from ..core.units import format_walltime
 from .base import Gate, GateStatus
+from .local_supervisor import PROTOCOL
 
 STATUS_DIR = ".swm"
 #: Seconds a job may be gone without an exit status before it is declared lost.
@@ -124,7 +125,9 @@ class LocalGate(Gate):
         store = str(getattr(self.parent, "store_path", "") or os.getcwd())
         folder = Path(tempfile.gettempdir()) / f"swm-local-{os.getuid()}"
         folder.mkdir(mode=0o700, exist_ok=True)
-        return str(folder / (hashlib.sha1(store.encode()).hexdigest()[:16] + ".sock"))
+        # The protocol version is in the name: a supervisor left running by an older swm-jupyter
+        # keeps its own socket (and jobs) until it idles out, and is never spoken to wrongly.
+        return str(folder / f"{hashlib.sha1(store.encode()).hexdigest()[:16]}-v{PROTOCOL}.sock")
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -137,6 +140,7 @@ class LocalGate(Gate):
         self._exit_reported: dict[str, asyncio.Event] = {}  # jobs being canceled, until their end is known
         self._vanished: dict[str, float] = {}
         self._replies: dict[tuple[str, str], asyncio.Future[dict[str, Any]]] = {}
+        self._sends: set[asyncio.Task[None]] = set()
         self._writer: asyncio.StreamWriter | None = None
         self._reader_task: asyncio.Task[None] | None = None
         self._connect_lock = asyncio.Lock()
@@ -460,7 +464,9 @@ class LocalGate(Gate):
                 return
             self.notify()
 
-        asyncio.get_running_loop().create_task(send())
+        task = asyncio.get_running_loop().create_task(send())
+        self._sends.add(task)  # keep a reference until it is done
+        task.add_done_callback(self._sends.discard)
 
     def _walltime_text(self, job: Job) -> str:
         return f"killed: walltime of {format_walltime(job.spec.resources.walltime or 0)} exceeded"
@@ -510,7 +516,7 @@ class LocalGate(Gate):
         if pid:
             reported = self._exit_reported.setdefault(job.id, asyncio.Event())
             await self._terminate(pid, job.gate_data.get("started") or (started[1] if started else None))
-            if self._writer is not None:
+            if self._writer is not None and job.id not in self._exits:
                 # Wait for the supervisor to record the end of this run, so that nothing of it
                 # (its exit report, its .swm/rc) can be taken for a later run of the same job.
                 with contextlib.suppress(TimeoutError):

@@ -44,6 +44,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 IDLE_SECONDS = 20.0
+#: Version of the protocol below; part of the socket's name (see ``LocalGate.supervisor_socket``).
+PROTOCOL = 2
 
 
 _APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND
