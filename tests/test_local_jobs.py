@@ -192,14 +192,18 @@ def test_hold_release_requeue(tmp_path: Path) -> None:
 
 def test_live_logs_from_an_offset(tmp_path: Path) -> None:
     async def body(wm: WorkloadManager) -> None:
-        job = await wm.submit({"command": ["sh", "-c", "echo one; sleep 1; echo two >&2; echo three"]})
+        job = await wm.submit({"command": ["sh", "-c", "echo one; sleep 2; echo two >&2; echo three"]})
         seen = b""
-        for _ in range(100):
+        for _ in range(600):  # up to 30 s on a loaded machine; usually at once
             seen += await wm.read_output(job.id, "stdout", len(seen))
             if seen:
                 break
             await asyncio.sleep(0.05)
         assert seen == b"one\n", "the first line must be readable while the job runs"
+        for _ in range(100):  # the manager may read the file before it has read the start report
+            if wm.get(job.id).state is JobState.RUNNING:
+                break
+            await asyncio.sleep(0.01)
         assert wm.get(job.id).state is JobState.RUNNING
         await wm.wait(job.id, 30)
         assert await wm.read_output(job.id, "stdout", len(seen)) == b"three\n"

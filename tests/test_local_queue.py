@@ -156,6 +156,7 @@ def test_jobs_waiting_in_a_killed_supervisor_are_handed_to_the_next(tmp_path: Pa
         first = await wm.submit({"command": ["sleep", "30"], "name": "first"})
         rest = await wm.submit_many([{"command": _timed(times, 0), "name": f"r{i}"} for i in range(2)])
         await _until(lambda: all(wm.get(j.id).state is JobState.WAITING for j in rest))
+        await _until(lambda: wm.get(first.id).state is JobState.RUNNING)
         pid = int(wm.get(first.id).native_id or 0)
         with open(f"/proc/{pid}/stat") as handle:
             supervisor = int(handle.read().rsplit(") ", 1)[1].split()[1])

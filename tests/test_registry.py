@@ -75,9 +75,9 @@ class FlakyGate(LocalGate):
 
 
 def test_an_unreachable_site_requeues_the_job_and_retries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from swm_jupyter.core import manager as manager_module
+    from swm_jupyter.core import launching as launching_module
 
-    monkeypatch.setattr(manager_module, "SITE_RETRY_SECONDS", 0.3)
+    monkeypatch.setattr(launching_module, "SITE_RETRY_SECONDS", 0.3)
     FlakyGate.refusals = 0
 
     async def body(wm: WorkloadManager) -> None:

@@ -19,9 +19,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
-import json
 import os
-import shutil
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -31,8 +29,9 @@ from jupyter_core.paths import jupyter_data_dir
 from traitlets import Dict, Enum, Float, Int, Unicode, default
 from traitlets.config import LoggingConfigurable
 
-from ..gates.base import Gate, GateStatus, safe_path
+from ..gates.base import Gate, safe_path
 from ..gates.registry import load_gate_class
+from .arrays import ArrayTracking
 from .directives import merge_request, parse_directives
 from .errors import (
     InvalidTransition,
@@ -40,22 +39,20 @@ from .errors import (
     PathNotAllowed,
     SiteNotFound,
     SiteUnavailable,
-    SwmError,
     ValidationError,
 )
-from .launch import SCRIPT_FILE
+from .launching import JobLaunching
 from .model import Job, JobSpec, new_job_id
-from .scheduler import DependencyInfo, SiteCapacity, aggregate_array_state, failed_dependencies, plan, priority_key
+from .reconcile import SiteReconciliation
+from .scheduler import DependencyInfo, SiteCapacity, failed_dependencies, plan, priority_key
 from .states import ACTIVE_STATES, HistoryEntry, JobState, check_transition
 from .store import JobPage, JobQuery, JobStore
 
 #: The longest a state change that need not be durable at once waits to be written with others.
 FLUSH_WINDOW = 0.02
-#: Seconds a site that could not be reached rests before the scheduler tries it again.
-SITE_RETRY_SECONDS = 5.0
 
 
-class WorkloadManager(LoggingConfigurable):
+class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingConfigurable):
     """Keeps jobs in a :class:`JobStore`, schedules them and drives one gate per site."""
 
     data_dir = Unicode(help="Folder for the job store and job folders. Default: <jupyter data dir>/swm.").tag(
@@ -604,13 +601,6 @@ class WorkloadManager(LoggingConfigurable):
         self._wake.set()
         return job
 
-    def _with_tasks(self, job: Job) -> list[Job]:
-        if not job.is_array_parent:
-            return [job]
-        self._load_array_counts(job.id)
-        tasks = [self.jobs.get(t.id, t) for t in self._require_store().array_tasks(job.id)]
-        return [job, *tasks]
-
     @staticmethod
     def _reset_for_run(job: Job) -> None:
         job.exit_code = None
@@ -713,73 +703,6 @@ class WorkloadManager(LoggingConfigurable):
                     queue.put_nowait(event)
                 except asyncio.QueueFull:
                     self._subscribers.discard(queue)
-
-    def _refresh_parent(self, job: Job) -> None:
-        """Note that an array's parent must show its tasks' new states (done in :meth:`_flush`)."""
-        parent_id = job.id if job.is_array_parent else job.array_parent
-        if parent_id:
-            self._dirty_parents.add(parent_id)
-
-    def _count_task(self, job: Job, old: JobState | None) -> None:
-        counts = self._array_counts.get(job.array_parent or "")
-        if counts is None:
-            return
-        if old is not None:
-            counts[old] = counts.get(old, 0) - 1
-        counts[job.state] = counts.get(job.state, 0) + 1
-        if job.exit_code is not None:
-            worst = self._array_worst.get(job.array_parent or "")
-            if worst is None or abs(job.exit_code) > abs(worst):
-                self._array_worst[job.array_parent or ""] = job.exit_code
-        self._dirty_parents.add(job.array_parent or "")
-
-    def _load_array_counts(self, parent_id: str) -> dict[JobState, int]:
-        counts = self._array_counts.get(parent_id)
-        if counts is None:
-            store = self._require_store()
-            rows = store.db.execute(
-                "SELECT state, COUNT(*) FROM jobs WHERE array_parent=? GROUP BY state", (parent_id,)
-            ).fetchall()
-            counts = {JobState(state): n for state, n in rows}
-            row = store.db.execute(
-                "SELECT exit_code FROM jobs WHERE array_parent=? AND exit_code IS NOT NULL "
-                "ORDER BY ABS(exit_code) DESC LIMIT 1",
-                (parent_id,),
-            ).fetchone()
-            if row is not None:
-                self._array_worst[parent_id] = row[0]
-            self._array_counts[parent_id] = counts
-        return counts
-
-    def _update_parents(self) -> None:
-        """Give each array parent whose tasks changed the state aggregated from its tasks."""
-        while self._dirty_parents:
-            parent_id = self._dirty_parents.pop()
-            parent = self.jobs.get(parent_id)
-            if parent is None:
-                try:
-                    parent = self._require_store().get(parent_id)
-                except JobNotFound:
-                    continue
-            counts = self._load_array_counts(parent_id)
-            state, details = aggregate_array_state(counts)
-            if state is parent.state and details == parent.state_details:
-                continue
-            if state is not parent.state:
-                try:
-                    check_transition(parent.state, state)
-                except InvalidTransition:
-                    parent.history.append(HistoryEntry(time.time(), JobState.QUEUED, "array restarted"))
-                    parent.state = JobState.QUEUED
-            if state.final:
-                parent.exit_code = self._array_worst.get(parent_id)
-                parent.end_time = time.time()
-            elif state is JobState.RUNNING and parent.start_time is None:
-                parent.start_time = time.time()
-            self._set_state(parent, state, details)
-            if not state.final:
-                self.jobs[parent.id] = parent
-                self._index(parent)
 
     # -- the engine --------------------------------------------------------------------------------
 
@@ -889,318 +812,6 @@ class WorkloadManager(LoggingConfigurable):
         self._ops.add(task)
         task.add_done_callback(self._ops.discard)
 
-    async def _launch(self, job: Job, native: list[tuple[str, str]]) -> None:
-        """Prepare the job folder and hand the job (or a whole native array) to its gate."""
-        gate = self.gates[job.site]
-        try:
-            tasks: list[Job] = []
-            if job.is_array_parent:
-                tasks = [self.jobs[t.id] for t in self._require_store().array_tasks(job.id) if t.id in self.jobs]
-                tasks = [t for t in tasks if t.state is JobState.QUEUED]
-                for task in tasks:
-                    await self._prepare(task)
-                    self._set_state(task, JobState.WAITING, f"starting on {job.site}")
-            await self._prepare(job)
-            if job.wanted == "cancel":
-                raise asyncio.CancelledError
-            if job.is_array_parent:
-                statuses = await gate.submit_array(job, tasks, native)
-                for task in tasks:
-                    if task.id in statuses:
-                        self._apply_status(task, statuses[task.id])
-                job.gate_data.pop("launching", None)
-                self._refresh_parent(job)
-            else:
-                status = await gate.submit(job, native)
-                job.gate_data.pop("launching", None)
-                self._apply_status(job, status)
-        except asyncio.CancelledError:
-            if not self._running:
-                raise
-            self._set_state(job, JobState.CANCELED, "canceled by the user before it started")
-            job.end_time = time.time()
-        except SiteUnavailable as exc:
-            self._site_unreachable(job, exc.message)
-        except SwmError as exc:
-            self._fail_launch(job, exc.message)
-        except Exception as exc:
-            self.log.exception("swm: launching job %s on %s failed", job.id, job.site)
-            self._fail_launch(job, f"{type(exc).__name__}: {exc}")
-        finally:
-            self._launching.discard(job.id)
-            self._wake.set()
-
-    def _site_unreachable(self, job: Job, message: str) -> None:
-        """The site could not be reached to take the job: queue it again and rest the site a while."""
-        job.gate_data.pop("launching", None)
-        tasks = [t for t in self._with_tasks(job) if t.state is JobState.WAITING] if job.is_array_parent else [job]
-        for target in tasks:
-            self._set_state(target, JobState.QUEUED, f"site unreachable, will retry: {message}")
-        site = job.site
-        if site in self._ready_sites:
-            self._ready_sites.discard(site)
-            self.site_health[site] = message
-            self.log.warning("swm: site %s is unreachable (%s); retrying in %.0fs", site, message, SITE_RETRY_SECONDS)
-
-            def again() -> None:
-                if self._running and site in self.gates:
-                    self._ready_sites.add(site)
-                    self.site_health.pop(site, None)
-                    self._wake.set()
-
-            asyncio.get_running_loop().call_later(SITE_RETRY_SECONDS, again)
-
-    def _fail_launch(self, job: Job, message: str) -> None:
-        job.gate_data.pop("launching", None)
-        if job.state.final:
-            return
-        self._set_state(job, JobState.ERROR, message)
-        job.end_time = time.time()
-        self._refresh_parent(job)
-
-    async def _prepare(self, job: Job) -> None:
-        """:meth:`_prepare_folder`, in a thread only when there are files to copy."""
-        if job.spec.input_files or job.spec.notebook:
-            await asyncio.to_thread(self._prepare_folder, job)
-        else:
-            self._prepare_folder(job)
-
-    def _prepare_folder(self, job: Job) -> None:
-        """Create the job folder, write the script, copy the inputs in (paths checked)."""
-        folder = Path(job.folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        if job.spec.script is not None:
-            script = folder / SCRIPT_FILE
-            script.write_text(job.spec.script)
-            script.chmod(0o700)
-        if job.spec.notebook is not None:
-            (folder / "job.json").write_text(
-                json.dumps({"notebook": Path(job.spec.notebook).name, "parameters": job.spec.parameters})
-            )
-        inputs = list(job.spec.input_files)
-        if job.spec.notebook is not None:
-            inputs.append(job.spec.notebook)
-        for path in inputs:
-            source = safe_path(self.input_root, path)
-            if not source.exists():
-                raise ValidationError(f"input file {path!r} no longer exists in {self.input_root}")
-            target = safe_path(folder, Path(path).name if job.spec.notebook == path else path)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if source.is_dir():
-                shutil.copytree(source, target, dirs_exist_ok=True, symlinks=True)
-            else:
-                shutil.copy2(source, target)
-
-    def _apply_status(self, job: Job, status: GateStatus) -> None:
-        """Fold what the gate said into the job; final states go through :meth:`_finalize`."""
-        if status.native_id:
-            job.native_id = status.native_id
-        if status.gate_data is not None:
-            job.gate_data = {
-                **status.gate_data,
-                **({"held_on_site": True} if job.gate_data.get("held_on_site") else {}),
-            }
-        if status.start_time and not job.start_time:
-            job.start_time = status.start_time
-        cost = status.extra.get("cost") if status.extra else None
-        if isinstance(cost, dict):
-            # A gate may tell the job's price (cost["price_per_hour"]) once it knows it.
-            job.cost = {**job.cost, **cost}
-        if job.state.final:
-            return
-        new = status.state
-        if new.final:
-            if job.state is JobState.WAITING and status.start_time:
-                # It started and ended between two looks at the site: its history says it ran.
-                self._set_state(job, JobState.RUNNING, "", at=status.start_time)
-            gate = self.gates.get(job.site)
-            if gate is not None and not getattr(gate, "stages_files", True):
-                self._complete(job, status, status.details)
-            else:
-                self._spawn(self._finalize(job, status))
-            return
-        if new is job.state and status.details == job.state_details:
-            self._mark(job)
-            return
-        if new is JobState.RUNNING and not job.start_time:
-            job.start_time = time.time()
-        if job.state is JobState.HELD and new is JobState.WAITING:
-            return
-        try:
-            self._set_state(job, new, status.details)
-        except InvalidTransition:
-            self.log.debug("swm: ignoring %s -> %s for job %s", job.state.value, new.value, job.id)
-        if job.array_parent:
-            self._refresh_parent(job)
-
-    async def _finalize(self, job: Job, status: GateStatus) -> None:
-        """Bring outputs back, release the site's resources, store the final state."""
-        if job.gate_data.get("finalizing"):
-            return
-        job.gate_data["finalizing"] = True
-        gate = self.gates[job.site]
-        details = status.details
-        try:
-            if job.state is not JobState.TRANSFERRING:
-                self._set_state(job, JobState.TRANSFERRING, "collecting outputs")
-                self._flush()
-            await gate.stage_out(job)
-            missing = [p for p in job.spec.output_files if not _exists_inside(job.folder, p)]
-            if missing:
-                details = (details + "; " if details else "") + "missing outputs: " + ", ".join(missing)
-        except asyncio.CancelledError:
-            job.gate_data.pop("finalizing", None)
-            raise
-        except Exception as exc:
-            details = (details + "; " if details else "") + f"collecting outputs failed: {exc}"
-        try:
-            await gate.release_resources(job)
-        except asyncio.CancelledError:
-            job.gate_data.pop("finalizing", None)
-            raise
-        except Exception as exc:
-            details = (details + "; " if details else "") + f"releasing site resources failed: {exc}"
-        job.gate_data.pop("finalizing", None)
-        self._complete(job, status, details)
-
-    def _complete(self, job: Job, status: GateStatus, details: str) -> None:
-        """Store the final state the site reported (outputs already collected)."""
-        if job.state.final:
-            return
-        if job.spec.output_files and not getattr(self.gates.get(job.site), "stages_files", True):
-            missing = [p for p in job.spec.output_files if not _exists_inside(job.folder, p)]
-            if missing:
-                details = (details + "; " if details else "") + "missing outputs: " + ", ".join(missing)
-        job.exit_code = status.exit_code
-        job.signal = status.signal
-        job.start_time = job.start_time or status.start_time
-        job.end_time = status.end_time or time.time()
-        price = job.cost.get("price_per_hour")
-        if price is not None and job.start_time:
-            job.cost["actual"] = round(price * job.spec.resources.nodes * (job.end_time - job.start_time) / 3600, 6)
-        state = status.state
-        if job.wanted == "cancel":
-            state, details = JobState.CANCELED, "canceled by the user"
-            job.wanted = None
-        self._set_state(job, state, details)
-        if job.array_parent:
-            self._refresh_parent(job)
-        self._wake.set()
-
-    async def _carry_out_cancel(self, job: Job) -> None:
-        gate = self.gates.get(job.site)
-        while job.id in self._launching:  # noqa: ASYNC110 - a launch ends within one gate call
-            await asyncio.sleep(0.05)
-        if job.state.final:
-            job.wanted = None
-            self._mark(job)
-            return
-        try:
-            if gate is not None:
-                await gate.cancel(job)
-                await gate.release_resources(job)
-        except Exception as exc:
-            self.log.warning("swm: cancel of job %s on %s failed: %s", job.id, job.site, exc)
-            return
-        if not job.state.final:
-            job.wanted = None
-            self._set_state(job, JobState.CANCELED, "canceled by the user")
-            job.end_time = time.time()
-            self._refresh_parent(job)
-        self._wake.set()
-
-    # -- per-site reconcile loop -------------------------------------------------------------------
-
-    async def _site_loop(self, name: str) -> None:
-        """Set the gate up (retrying), adopt jobs from before a restart, then poll in batches."""
-        gate = self.gates[name]
-        wake = self._site_wake[name]
-        backoff = 1.0
-        while self._running:
-            try:
-                await gate.setup()
-                break
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self.site_health[name] = f"setup failed: {exc}"
-                self.log.warning("swm: site %s is not ready: %s (retrying in %.0fs)", name, exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 60)
-        self._ready_sites.add(name)
-        self.site_health.pop(name, None)
-        await self._adopt(name)
-        self._wake.set()
-        while self._running:
-            delay_of = getattr(gate, "next_poll_delay", None)
-            delay = delay_of() if callable(delay_of) else self.poll_interval
-            try:
-                await asyncio.wait_for(wake.wait(), timeout=delay)
-            except TimeoutError:
-                pass
-            wake.clear()
-            jobs = [j for j in self._active.values() if j.site == name and self._pollable(j)]
-            jobs += [j for j in self._held_on_site.values() if j.site == name and self._pollable(j)]
-            if not jobs:
-                continue
-            try:
-                statuses = await gate.poll(jobs)
-                self.site_health.pop(name, None)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self.site_health[name] = f"status poll failed: {exc}"
-                self.log.warning("swm: polling site %s failed: %s", name, exc)
-                continue
-            for job in jobs:
-                status = statuses.get(job.id)
-                if status is not None:
-                    self._apply_status(job, status)
-                if job.wanted == "cancel" and not job.state.final and job.id not in self._launching:
-                    self._spawn(self._carry_out_cancel(job))
-            # Schedule at once: a slot that just came free is filled without another loop turn.
-            self._schedule_once()
-            self._wake.set()  # the engine writes what changed, batched with other sites' changes
-
-    def _pollable(self, job: Job) -> bool:
-        if job.is_array_parent or job.id in self._launching or job.gate_data.get("finalizing"):
-            return False
-        return job.state in ACTIVE_STATES or (job.state is JobState.HELD and bool(job.gate_data.get("held_on_site")))
-
-    async def _adopt(self, name: str) -> None:
-        """After a restart: find out what became of jobs that were being launched when we stopped."""
-        gate = self.gates[name]
-        pending = [j for j in self.jobs.values() if j.site == name and j.gate_data.get("launching")]
-        if not pending:
-            return
-        backoff = 1.0
-        while True:  # until the site answers: guessing "never started" could run a job twice
-            try:
-                statuses = await gate.poll(pending)
-                break
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self.log.warning("swm: cannot ask %s about jobs launched before the restart: %s", name, exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 60)
-        for job in pending:
-            status = statuses.get(job.id)
-            job.gate_data.pop("launching", None)
-            if status is not None:
-                self.log.info("swm: job %s had reached %s before the restart; tracking it", job.id, name)
-                self._apply_status(job, status)
-            elif job.is_array_parent:
-                self._set_state(job, JobState.QUEUED, "the server restarted before the array reached the site")
-                for task in self._with_tasks(job)[1:]:
-                    if task.state is JobState.WAITING and not task.native_id:
-                        self._set_state(task, JobState.QUEUED, "the server restarted before the array reached the site")
-            else:
-                self._set_state(
-                    job, JobState.QUEUED, "the server restarted before the job reached the site; queued again"
-                )
-        self._flush()
-
 
 def _nothing_else_ready() -> bool:
     """True if no other callback waits to run in this event-loop turn (so none can join a commit).
@@ -1210,13 +821,6 @@ def _nothing_else_ready() -> bool:
     """
     ready = getattr(asyncio.get_running_loop(), "_ready", None)
     return ready is not None and not ready
-
-
-def _exists_inside(folder: str, path: str) -> bool:
-    try:
-        return safe_path(folder, path).exists()
-    except PathNotAllowed:
-        return False
 
 
 async def run_headless(sites: dict[str, Any] | None = None, **traits: Any) -> WorkloadManager:

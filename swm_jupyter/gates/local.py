@@ -226,6 +226,7 @@ class LocalGate(Gate):
             for future in self._replies.values():
                 if not future.done():
                     future.set_exception(GateError("the local supervisor went away"))
+                    future.exception()  # its waiters get it; no "never retrieved" warning if none is left
             self._replies.clear()
             self.notify()
 

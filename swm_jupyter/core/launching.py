@@ -1,0 +1,155 @@
+"""Launching jobs, for the :class:`~swm_jupyter.core.manager.WorkloadManager`: the job folder
+(script, inputs, paths checked) and the hand-over to the site's gate, with what happens when the
+site cannot be reached or refuses the job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..gates.base import Gate, GateStatus, safe_path
+from .errors import SiteUnavailable, SwmError, ValidationError
+from .launch import SCRIPT_FILE
+from .model import Job
+from .states import JobState
+from .store import JobStore
+
+#: Seconds a site that could not be reached rests before the scheduler tries it again.
+SITE_RETRY_SECONDS = 5.0
+
+
+class JobLaunching:
+    """Mixin of the manager: prepare a job's folder and hand the job to its gate."""
+
+    input_root: str
+    site_health: dict[str, str]
+    _ready_sites: set[str]
+    _launching: set[str]
+    _running: bool
+
+    if TYPE_CHECKING:  # provided by WorkloadManager
+        jobs: dict[str, Job]
+        gates: dict[str, Gate]
+        log: logging.Logger
+        _wake: asyncio.Event
+
+        def _set_state(
+            self, job: Job, state: JobState, details: str = "", *, record: bool = False, at: float | None = None
+        ) -> None: ...
+        def _mark(self, job: Job) -> None: ...
+        def _index(self, job: Job) -> None: ...
+        def _flush(self) -> None: ...
+        def _spawn(self, coro: Any) -> None: ...
+        def _require_store(self) -> JobStore: ...
+
+        def _apply_status(self, job: Job, status: GateStatus) -> None: ...
+        def _refresh_parent(self, job: Job) -> None: ...
+        def _with_tasks(self, job: Job) -> list[Job]: ...
+
+    async def _launch(self, job: Job, native: list[tuple[str, str]]) -> None:
+        """Prepare the job folder and hand the job (or a whole native array) to its gate."""
+        gate = self.gates[job.site]
+        try:
+            tasks: list[Job] = []
+            if job.is_array_parent:
+                tasks = [self.jobs[t.id] for t in self._require_store().array_tasks(job.id) if t.id in self.jobs]
+                tasks = [t for t in tasks if t.state is JobState.QUEUED]
+                for task in tasks:
+                    await self._prepare(task)
+                    self._set_state(task, JobState.WAITING, f"starting on {job.site}")
+            await self._prepare(job)
+            if job.wanted == "cancel":
+                raise asyncio.CancelledError
+            if job.is_array_parent:
+                statuses = await gate.submit_array(job, tasks, native)
+                for task in tasks:
+                    if task.id in statuses:
+                        self._apply_status(task, statuses[task.id])
+                job.gate_data.pop("launching", None)
+                self._refresh_parent(job)
+            else:
+                status = await gate.submit(job, native)
+                job.gate_data.pop("launching", None)
+                self._apply_status(job, status)
+        except asyncio.CancelledError:
+            if not self._running:
+                raise
+            self._set_state(job, JobState.CANCELED, "canceled by the user before it started")
+            job.end_time = time.time()
+        except SiteUnavailable as exc:
+            self._site_unreachable(job, exc.message)
+        except SwmError as exc:
+            self._fail_launch(job, exc.message)
+        except Exception as exc:
+            self.log.exception("swm: launching job %s on %s failed", job.id, job.site)
+            self._fail_launch(job, f"{type(exc).__name__}: {exc}")
+        finally:
+            self._launching.discard(job.id)
+            self._wake.set()
+
+    def _site_unreachable(self, job: Job, message: str) -> None:
+        """The site could not be reached to take the job: queue it again and rest the site a while."""
+        job.gate_data.pop("launching", None)
+        tasks = [t for t in self._with_tasks(job) if t.state is JobState.WAITING] if job.is_array_parent else [job]
+        for target in tasks:
+            self._set_state(target, JobState.QUEUED, f"site unreachable, will retry: {message}")
+        site = job.site
+        if site in self._ready_sites:
+            self._ready_sites.discard(site)
+            self.site_health[site] = message
+            self.log.warning("swm: site %s is unreachable (%s); retrying in %.0fs", site, message, SITE_RETRY_SECONDS)
+
+            def again() -> None:
+                if self._running and site in self.gates:
+                    self._ready_sites.add(site)
+                    self.site_health.pop(site, None)
+                    self._wake.set()
+
+            asyncio.get_running_loop().call_later(SITE_RETRY_SECONDS, again)
+
+    def _fail_launch(self, job: Job, message: str) -> None:
+        job.gate_data.pop("launching", None)
+        if job.state.final:
+            return
+        self._set_state(job, JobState.ERROR, message)
+        job.end_time = time.time()
+        self._refresh_parent(job)
+
+    async def _prepare(self, job: Job) -> None:
+        """:meth:`_prepare_folder`, in a thread only when there are files to copy."""
+        if job.spec.input_files or job.spec.notebook:
+            await asyncio.to_thread(self._prepare_folder, job)
+        else:
+            self._prepare_folder(job)
+
+    def _prepare_folder(self, job: Job) -> None:
+        """Create the job folder, write the script, copy the inputs in (paths checked)."""
+        folder = Path(job.folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        if job.spec.script is not None:
+            script = folder / SCRIPT_FILE
+            script.write_text(job.spec.script)
+            script.chmod(0o700)
+        if job.spec.notebook is not None:
+            (folder / "job.json").write_text(
+                json.dumps({"notebook": Path(job.spec.notebook).name, "parameters": job.spec.parameters})
+            )
+        inputs = list(job.spec.input_files)
+        if job.spec.notebook is not None:
+            inputs.append(job.spec.notebook)
+        for path in inputs:
+            source = safe_path(self.input_root, path)
+            if not source.exists():
+                raise ValidationError(f"input file {path!r} no longer exists in {self.input_root}")
+            target = safe_path(folder, Path(path).name if job.spec.notebook == path else path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if source.is_dir():
+                shutil.copytree(source, target, dirs_exist_ok=True, symlinks=True)
+            else:
+                shutil.copy2(source, target)

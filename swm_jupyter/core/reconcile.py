@@ -1,0 +1,266 @@
+"""Reconciling with the sites, for the :class:`~swm_jupyter.core.manager.WorkloadManager`.
+
+Each site has a loop that sets its gate up, adopts jobs that were being launched when a previous
+server stopped, then asks the gate about all of the site's live jobs in one call per poll and folds
+the answers into the jobs: running, ended (outputs collected, site resources released), canceled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from ..gates.base import Gate, GateStatus, safe_path
+from .errors import InvalidTransition, PathNotAllowed
+from .model import Job
+from .states import ACTIVE_STATES, JobState
+from .store import JobStore
+
+
+class SiteReconciliation:
+    """Mixin of the manager: the per-site poll loop and what the gates' answers do to jobs."""
+
+    poll_interval: float
+    site_health: dict[str, str]
+    _ready_sites: set[str]
+    _launching: set[str]
+    _running: bool
+    _active: dict[str, Job]
+    _held_on_site: dict[str, Job]
+    _site_wake: dict[str, asyncio.Event]
+
+    if TYPE_CHECKING:  # provided by WorkloadManager
+        jobs: dict[str, Job]
+        gates: dict[str, Gate]
+        log: logging.Logger
+        _wake: asyncio.Event
+
+        def _set_state(
+            self, job: Job, state: JobState, details: str = "", *, record: bool = False, at: float | None = None
+        ) -> None: ...
+        def _mark(self, job: Job) -> None: ...
+        def _index(self, job: Job) -> None: ...
+        def _flush(self) -> None: ...
+        def _spawn(self, coro: Any) -> None: ...
+        def _require_store(self) -> JobStore: ...
+
+        def _refresh_parent(self, job: Job) -> None: ...
+        def _with_tasks(self, job: Job) -> list[Job]: ...
+        def _schedule_once(self) -> None: ...
+
+    def _apply_status(self, job: Job, status: GateStatus) -> None:
+        """Fold what the gate said into the job; final states go through :meth:`_finalize`."""
+        if status.native_id:
+            job.native_id = status.native_id
+        if status.gate_data is not None:
+            job.gate_data = {
+                **status.gate_data,
+                **({"held_on_site": True} if job.gate_data.get("held_on_site") else {}),
+            }
+        if status.start_time and not job.start_time:
+            job.start_time = status.start_time
+        cost = status.extra.get("cost") if status.extra else None
+        if isinstance(cost, dict):
+            # A gate may tell the job's price (cost["price_per_hour"]) once it knows it.
+            job.cost = {**job.cost, **cost}
+        if job.state.final:
+            return
+        new = status.state
+        if new.final:
+            if job.state is JobState.WAITING and status.start_time:
+                # It started and ended between two looks at the site: its history says it ran.
+                self._set_state(job, JobState.RUNNING, "", at=status.start_time)
+            gate = self.gates.get(job.site)
+            if gate is not None and not getattr(gate, "stages_files", True):
+                self._complete(job, status, status.details)
+            else:
+                self._spawn(self._finalize(job, status))
+            return
+        if new is job.state and status.details == job.state_details:
+            self._mark(job)
+            return
+        if new is JobState.RUNNING and not job.start_time:
+            job.start_time = time.time()
+        if job.state is JobState.HELD and new is JobState.WAITING:
+            return
+        try:
+            self._set_state(job, new, status.details)
+        except InvalidTransition:
+            self.log.debug("swm: ignoring %s -> %s for job %s", job.state.value, new.value, job.id)
+        if job.array_parent:
+            self._refresh_parent(job)
+
+    async def _finalize(self, job: Job, status: GateStatus) -> None:
+        """Bring outputs back, release the site's resources, store the final state."""
+        if job.gate_data.get("finalizing"):
+            return
+        job.gate_data["finalizing"] = True
+        gate = self.gates[job.site]
+        details = status.details
+        try:
+            if job.state is not JobState.TRANSFERRING:
+                self._set_state(job, JobState.TRANSFERRING, "collecting outputs")
+                self._flush()
+            await gate.stage_out(job)
+            missing = [p for p in job.spec.output_files if not _exists_inside(job.folder, p)]
+            if missing:
+                details = (details + "; " if details else "") + "missing outputs: " + ", ".join(missing)
+        except asyncio.CancelledError:
+            job.gate_data.pop("finalizing", None)
+            raise
+        except Exception as exc:
+            details = (details + "; " if details else "") + f"collecting outputs failed: {exc}"
+        try:
+            await gate.release_resources(job)
+        except asyncio.CancelledError:
+            job.gate_data.pop("finalizing", None)
+            raise
+        except Exception as exc:
+            details = (details + "; " if details else "") + f"releasing site resources failed: {exc}"
+        job.gate_data.pop("finalizing", None)
+        self._complete(job, status, details)
+
+    def _complete(self, job: Job, status: GateStatus, details: str) -> None:
+        """Store the final state the site reported (outputs already collected)."""
+        if job.state.final:
+            return
+        if job.spec.output_files and not getattr(self.gates.get(job.site), "stages_files", True):
+            missing = [p for p in job.spec.output_files if not _exists_inside(job.folder, p)]
+            if missing:
+                details = (details + "; " if details else "") + "missing outputs: " + ", ".join(missing)
+        job.exit_code = status.exit_code
+        job.signal = status.signal
+        job.start_time = job.start_time or status.start_time
+        job.end_time = status.end_time or time.time()
+        price = job.cost.get("price_per_hour")
+        if price is not None and job.start_time:
+            job.cost["actual"] = round(price * job.spec.resources.nodes * (job.end_time - job.start_time) / 3600, 6)
+        state = status.state
+        if job.wanted == "cancel":
+            state, details = JobState.CANCELED, "canceled by the user"
+            job.wanted = None
+        self._set_state(job, state, details)
+        if job.array_parent:
+            self._refresh_parent(job)
+        self._wake.set()
+
+    async def _carry_out_cancel(self, job: Job) -> None:
+        gate = self.gates.get(job.site)
+        while job.id in self._launching:  # noqa: ASYNC110 - a launch ends within one gate call
+            await asyncio.sleep(0.05)
+        if job.state.final:
+            job.wanted = None
+            self._mark(job)
+            return
+        try:
+            if gate is not None:
+                await gate.cancel(job)
+                await gate.release_resources(job)
+        except Exception as exc:
+            self.log.warning("swm: cancel of job %s on %s failed: %s", job.id, job.site, exc)
+            return
+        if not job.state.final:
+            job.wanted = None
+            self._set_state(job, JobState.CANCELED, "canceled by the user")
+            job.end_time = time.time()
+            self._refresh_parent(job)
+        self._wake.set()
+
+    async def _site_loop(self, name: str) -> None:
+        """Set the gate up (retrying), adopt jobs from before a restart, then poll in batches."""
+        gate = self.gates[name]
+        wake = self._site_wake[name]
+        backoff = 1.0
+        while self._running:
+            try:
+                await gate.setup()
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.site_health[name] = f"setup failed: {exc}"
+                self.log.warning("swm: site %s is not ready: %s (retrying in %.0fs)", name, exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 60)
+        self._ready_sites.add(name)
+        self.site_health.pop(name, None)
+        await self._adopt(name)
+        self._wake.set()
+        while self._running:
+            delay_of = getattr(gate, "next_poll_delay", None)
+            delay = delay_of() if callable(delay_of) else self.poll_interval
+            try:
+                await asyncio.wait_for(wake.wait(), timeout=delay)
+            except TimeoutError:
+                pass
+            wake.clear()
+            jobs = [j for j in self._active.values() if j.site == name and self._pollable(j)]
+            jobs += [j for j in self._held_on_site.values() if j.site == name and self._pollable(j)]
+            if not jobs:
+                continue
+            try:
+                statuses = await gate.poll(jobs)
+                self.site_health.pop(name, None)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.site_health[name] = f"status poll failed: {exc}"
+                self.log.warning("swm: polling site %s failed: %s", name, exc)
+                continue
+            for job in jobs:
+                status = statuses.get(job.id)
+                if status is not None:
+                    self._apply_status(job, status)
+                if job.wanted == "cancel" and not job.state.final and job.id not in self._launching:
+                    self._spawn(self._carry_out_cancel(job))
+            # Schedule at once: a slot that just came free is filled without another loop turn.
+            self._schedule_once()
+            self._wake.set()  # the engine writes what changed, batched with other sites' changes
+
+    def _pollable(self, job: Job) -> bool:
+        if job.is_array_parent or job.id in self._launching or job.gate_data.get("finalizing"):
+            return False
+        return job.state in ACTIVE_STATES or (job.state is JobState.HELD and bool(job.gate_data.get("held_on_site")))
+
+    async def _adopt(self, name: str) -> None:
+        """After a restart: find out what became of jobs that were being launched when we stopped."""
+        gate = self.gates[name]
+        pending = [j for j in self.jobs.values() if j.site == name and j.gate_data.get("launching")]
+        if not pending:
+            return
+        backoff = 1.0
+        while True:  # until the site answers: guessing "never started" could run a job twice
+            try:
+                statuses = await gate.poll(pending)
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.log.warning("swm: cannot ask %s about jobs launched before the restart: %s", name, exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 60)
+        for job in pending:
+            status = statuses.get(job.id)
+            job.gate_data.pop("launching", None)
+            if status is not None:
+                self.log.info("swm: job %s had reached %s before the restart; tracking it", job.id, name)
+                self._apply_status(job, status)
+            elif job.is_array_parent:
+                self._set_state(job, JobState.QUEUED, "the server restarted before the array reached the site")
+                for task in self._with_tasks(job)[1:]:
+                    if task.state is JobState.WAITING and not task.native_id:
+                        self._set_state(task, JobState.QUEUED, "the server restarted before the array reached the site")
+            else:
+                self._set_state(
+                    job, JobState.QUEUED, "the server restarted before the job reached the site; queued again"
+                )
+        self._flush()
+
+
+def _exists_inside(folder: str, path: str) -> bool:
+    try:
+        return safe_path(folder, path).exists()
+    except PathNotAllowed:
+        return False
