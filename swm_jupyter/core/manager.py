@@ -12,6 +12,11 @@ it the same way::
 One asyncio task (the engine) owns the scheduling decisions and the store writes; each site has a
 poll task that asks its gate about all of that site's live jobs in one call. Every change is
 stored before it is published as an event; a submission is committed before ``submit`` returns.
+
+This module holds submission, reads, user actions, state changes and the engine; the manager's
+other parts are mixins in their own modules: :mod:`.arrays` (array parents follow their tasks),
+:mod:`.launching` (job folders and the hand-over to a gate) and :mod:`.reconcile` (the per-site
+poll loop and what the gates' answers do to jobs).
 """
 
 from __future__ import annotations
