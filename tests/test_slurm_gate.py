@@ -14,6 +14,7 @@ import pytest
 from swm_jupyter.core.errors import GateError
 from swm_jupyter.core.manager import WorkloadManager
 from swm_jupyter.core.states import JobState
+from swm_jupyter.core.store import JobStore
 from swm_jupyter.gates.slurm import SlurmGate, compress_indices, parse_status_file, script_sbatch_options
 
 from .services_fixtures import (
@@ -479,3 +480,63 @@ def test_manager_holds_and_releases_a_job_waiting_in_slurm(services: dict[str, s
             await wm.stop()
 
     run(body())
+
+
+def test_an_array_whose_launch_a_crash_interrupted_is_found_and_runs_once(
+    services: dict[str, str], tmp_path: Path
+) -> None:
+    """The server died after ``sbatch --array`` but before storing the tasks' Slurm ids: the
+    restarted manager finds the array by its comment and tracks its tasks; nothing runs twice."""
+    sites = {"cluster": {"gate": "slurm", **FAST}}
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    script = f"echo ran >> {runs}/$SWM_ARRAY_TASK_ID; sleep 3; exit 3\n"
+
+    async def first() -> tuple[str, str]:
+        wm = WorkloadManager(data_dir=str(tmp_path / "data"), input_root=str(tmp_path), sites=sites)
+        await wm.start()
+        try:
+            parent = await wm.submit({"site": "cluster", "script": script, "array": "0-3%2"})
+            for _ in range(200):
+                tasks = wm._with_tasks(wm.get(parent.id))[1:]
+                if tasks and all(t.native_id for t in tasks):
+                    break
+                await asyncio.sleep(0.1)
+            array_id = (tasks[0].native_id or "").split("_")[0]
+            assert array_id, "the array reached Slurm"
+        finally:
+            await wm.stop()
+        return parent.id, array_id
+
+    parent_id, array_id = run(first())
+    # What the store holds after a crash right after sbatch: the parent marked as being launched,
+    # its tasks without Slurm ids (still queued).
+    store = JobStore(str(tmp_path / "data" / "jobs.sqlite"))
+    try:
+        parent = store.get(parent_id)
+        parent.gate_data = {"launching": True}
+        tasks = store.array_tasks(parent_id)
+        for task in tasks:
+            task.native_id = None
+            task.gate_data = {}
+            task.state = JobState.QUEUED
+        store.update_jobs([parent, *tasks], events=False)
+    finally:
+        store.close()
+
+    async def second() -> None:
+        wm = WorkloadManager(data_dir=str(tmp_path / "data"), input_root=str(tmp_path), sites=sites)
+        await wm.start()
+        try:
+            done = await wm.wait(parent_id, 120)
+            assert done.state is JobState.FINISHED and done.exit_code == 3, done.state_details
+            tasks = wm._with_tasks(done)[1:]
+            assert all(t.exit_code == 3 for t in tasks)
+            assert {(t.native_id or "").split("_")[0] for t in tasks} == {array_id}, "the same Slurm array"
+            assert any("found in Slurm after a restart" in h.details for t in tasks for h in t.history)
+        finally:
+            await wm.stop()
+
+    run(second())
+    assert sorted(p.name for p in runs.iterdir()) == ["0", "1", "2", "3"]
+    assert all(p.read_text() == "ran\n" for p in runs.iterdir()), "every task ran exactly once"

@@ -230,10 +230,17 @@ class SiteReconciliation:
         pending = [j for j in self.jobs.values() if j.site == name and j.gate_data.get("launching")]
         if not pending:
             return
+        # An array sent whole (native arrays) is asked about with its tasks, which it names.
+        tasks_of = {
+            job.id: [t for t in self._with_tasks(job)[1:] if not t.native_id and not t.state.final]
+            for job in pending
+            if job.is_array_parent
+        }
+        asked = pending + [task for tasks in tasks_of.values() for task in tasks]
         backoff = 1.0
         while True:  # until the site answers: guessing "never started" could run a job twice
             try:
-                statuses = await gate.poll(pending)
+                statuses = await gate.poll(asked)
                 break
             except asyncio.CancelledError:
                 raise
@@ -244,7 +251,14 @@ class SiteReconciliation:
         for job in pending:
             status = statuses.get(job.id)
             job.gate_data.pop("launching", None)
-            if status is not None:
+            if status is not None and job.is_array_parent:
+                self.log.info("swm: array %s had reached %s before the restart; tracking it", job.id, name)
+                for task in tasks_of[job.id]:
+                    if task.id in statuses:
+                        self.jobs[task.id] = task
+                        self._apply_status(task, statuses[task.id])
+                self._refresh_parent(job)
+            elif status is not None:
                 self.log.info("swm: job %s had reached %s before the restart; tracking it", job.id, name)
                 self._apply_status(job, status)
             elif job.is_array_parent:

@@ -774,7 +774,9 @@ class SlurmGate(Gate):
         """Jobs whose launch a crash interrupted: find any that reached Slurm by their comment.
 
         One ``squeue`` call for all of them. A job found is answered waiting, with its Slurm id; a
-        job not found is left out, and the manager queues it again.
+        job not found is left out, and the manager queues it again. An array sent as one
+        ``sbatch --array`` carries its parent's comment: when ``jobs`` holds the parent and its
+        tasks, each task is answered with its id ``<array id>_<index>``.
         """
         if not jobs:
             return {}
@@ -788,14 +790,36 @@ class SlurmGate(Gate):
                 by_comment.setdefault(comment[len(COMMENT_PREFIX) :], slurm_id)
         found: dict[str, GateStatus] = {}
         for job in jobs:
+            if job.array_parent:  # a task of an array sent as one sbatch, found by its parent's comment
+                array_id = by_comment.get(job.array_parent, "").split("_")[0]
+                if array_id:
+                    native = f"{array_id}_{job.array_index}"
+                    found[job.id] = GateStatus(
+                        JobState.WAITING,
+                        "found in Slurm after a restart",
+                        native_id=native,
+                        gate_data={
+                            "slurm_id": native,
+                            "array_id": array_id,
+                            "folder": self._folder(job),
+                            "shared": self.shared,
+                        },
+                    )
+                continue
             slurm_id = by_comment.get(job.id)
-            if slurm_id and not job.is_array_parent:
+            if not slurm_id:
+                continue
+            if job.is_array_parent:  # squeue shows an array as "<id>_[0-9%2]" or "<id>_<task>"
                 found[job.id] = GateStatus(
-                    JobState.WAITING,
-                    "found in Slurm after a restart",
-                    native_id=slurm_id,
-                    gate_data={"slurm_id": slurm_id, "folder": self._folder(job), "shared": self.shared},
+                    JobState.WAITING, "found in Slurm after a restart", gate_data={"array_id": slurm_id.split("_")[0]}
                 )
+                continue
+            found[job.id] = GateStatus(
+                JobState.WAITING,
+                "found in Slurm after a restart",
+                native_id=slurm_id,
+                gate_data={"slurm_id": slurm_id, "folder": self._folder(job), "shared": self.shared},
+            )
         return found
 
     async def _squeue(self, slurm_ids: Sequence[str]) -> dict[str, SlurmRow] | None:
@@ -865,7 +889,8 @@ class SlurmGate(Gate):
         Status files are read every call; ``squeue`` only when its adaptive interval has passed
         (and never above ``max_status_calls_per_minute``). Jobs with nothing new are left out.
         """
-        interrupted = [j for j in jobs if not self._slurm_id(j) and j.gate_data.get("launching")]
+        launching = {j.id for j in jobs if not self._slurm_id(j) and j.gate_data.get("launching")}
+        interrupted = [j for j in jobs if j.id in launching or (j.array_parent in launching and not self._slurm_id(j))]
         adopted = await self._find_unrecorded(interrupted)
         known = [j for j in jobs if self._slurm_id(j)]
         self._live = len(known)
