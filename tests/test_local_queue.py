@@ -204,3 +204,24 @@ def test_the_site_queue_starts_higher_priority_first(tmp_path: Path) -> None:
         assert order.read_text().split() == ["high", "low1", "low2"]
 
     run(with_manager(tmp_path, body, sites={"local": {"gate": "local", "cpus": 1, "queue_ahead": 3}}))
+
+
+def test_a_job_that_cannot_start_fails_alone(tmp_path: Path) -> None:
+    async def body(wm: WorkloadManager) -> None:
+        blocker = await wm.submit({"command": ["sleep", "0.5"]})
+        bad = await wm.submit_many(
+            [
+                {"command": ["no-such-program-swm"]},
+                {"command": ["echo", "a\x00b"]},
+                {"command": ["true"], "workdir": "/nonexistent-swm"},
+            ]
+        )
+        good = await wm.submit({"command": ["sh", "-c", "exit 4"]})
+        for job in bad:
+            failed = await wm.wait(job.id, 30)
+            assert failed.state is JobState.ERROR and "could not start" in failed.state_details, failed.state_details
+        assert (await wm.wait(blocker.id, 30)).state is JobState.FINISHED
+        done = await wm.wait(good.id, 30)
+        assert done.state is JobState.FINISHED and done.exit_code == 4, "the supervisor kept serving"
+
+    run(with_manager(tmp_path, body, sites={"local": {"gate": "local", "cpus": 1, "queue_ahead": 4}}))

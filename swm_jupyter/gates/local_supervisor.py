@@ -153,7 +153,10 @@ class Supervisor:
         replies = []
         for line in lines:
             if line.strip():
-                replies.append(self._handle(json.loads(line)))
+                try:
+                    replies.append(self._handle(json.loads(line)))
+                except Exception as exc:  # one bad request never takes the queue and the running jobs down
+                    replies.append({"op": None, "reply": None, "error": f"bad request: {exc!r}"[:300]})
         self._send(conn, replies)
 
     def _send(self, conn: socket.socket, messages: list[dict[str, Any]]) -> None:
@@ -283,6 +286,8 @@ class Supervisor:
         except OSError as exc:
             self.programs.clear()  # a program may have moved: look it up again next time
             return {"error": f"could not start {argv[0]!r}: {exc.strerror or exc}"}
+        except (ValueError, TypeError) as exc:  # e.g. a NUL character in an argument
+            return {"error": f"could not start {argv[0]!r}: {exc}"}
         pidfd = os.pidfd_open(pid)
         job = {"id": str(request["id"]), "pool": pool_name, "cpus": cpus, "status_dir": status_dir, "pid": pid}
         self.children[pidfd] = job
