@@ -540,3 +540,25 @@ def test_an_array_whose_launch_a_crash_interrupted_is_found_and_runs_once(
     run(second())
     assert sorted(p.name for p in runs.iterdir()) == ["0", "1", "2", "3"]
     assert all(p.read_text() == "ran\n" for p in runs.iterdir()), "every task ran exactly once"
+
+
+def test_a_requeued_job_is_not_taken_for_its_last_run(services: dict[str, str], tmp_path: Path) -> None:
+    """The last run's status file must not end the new run while Slurm still has it pending."""
+    sites = {"cluster": {"gate": "slurm", **FAST}}
+    script = "if [ -f ran-once ]; then exit 0; fi; touch ran-once; exit 3\n"
+
+    async def body() -> None:
+        wm = WorkloadManager(data_dir=str(tmp_path / "data"), input_root=str(tmp_path), sites=sites)
+        await wm.start()
+        try:
+            job = await wm.submit({"site": "cluster", "script": script})
+            first = await wm.wait(job.id, 90)
+            assert first.state is JobState.FINISHED and first.exit_code == 3
+            await wm.requeue(job.id)
+            again = await wm.wait(job.id, 90)
+            assert again.state is JobState.FINISHED and again.exit_code == 0, again.state_details
+            assert "".join(h.state.code for h in again.history).count("R") == 2, "it ran twice, seen running twice"
+        finally:
+            await wm.stop()
+
+    run(body())

@@ -155,3 +155,25 @@ def test_host_keys_are_checked(ssh_options: dict[str, Any], tmp_path: Path) -> N
 
     run(body())
     assert os.environ.get("SLURM_CONF")
+
+
+def test_reset_run_removes_the_last_runs_record(ssh_options: dict[str, Any], tmp_path: Path) -> None:
+    """Before a requeued job runs again, the remote record of its last run is gone."""
+
+    async def body() -> None:
+        g = gate(ssh_options, tmp_path)
+        await g.setup()
+        try:
+            job = make_job(tmp_path / "local", {"command": ["sh", "-c", "exit 3"]})
+            apply(job, await g.submit(job))
+            finals = await poll_until_final(g, [job], 30)
+            assert finals[job.id].exit_code == 3
+            record = tmp_path / "remote" / job.id / ".swm-status"
+            assert "exit 3" in record.read_text()
+            await g.reset_run(job)
+            assert not record.exists()
+            assert (await g.poll([job]))[job.id].state is not JobState.FINISHED, "the old end is not read again"
+        finally:
+            await g.cleanup()
+
+    run(body())

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import os
 import posixpath
 import re
@@ -990,6 +991,18 @@ class SlurmGate(Gate):
         return GateStatus(state, details, exit_code=exit_code, signal=signal, start_time=start, end_time=end)
 
     # --- actions -------------------------------------------------------------------------------------
+
+    async def reset_run(self, job: Job) -> None:
+        """A requeued job runs again in the same folder: remove the last run's status file first.
+
+        Otherwise a poll made while the new run is still pending would read the old run's end.
+        """
+        path = posixpath.join(self._folder(job), STATUS_FILE)
+        if self.shared and not self.ssh_host:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+            return
+        await self._run(["rm", "-f", "--", path])
 
     async def cancel(self, job: Job) -> None:
         """``scancel`` the job (idempotent: a job Slurm no longer knows is not an error)."""

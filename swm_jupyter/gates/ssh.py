@@ -250,6 +250,11 @@ class SshGate(Gate):
                 )
         return out
 
+    async def reset_run(self, job: Job) -> None:
+        """A requeued job runs again in the same remote folder: remove the last run's status file."""
+        path = posixpath.join(self._folder(job), STATUS_FILE)
+        await self.transport.run(["rm", "-f", "--", path], timeout=self.command_timeout)
+
     async def cancel(self, job: Job) -> None:
         """Stop the job's whole process group (TERM, then KILL after ``kill_grace``). Idempotent."""
         self._cancelled.add(job.id)
