@@ -7,42 +7,20 @@ that a parent's state is recomputed from counts, never by reading all of its tas
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import time
-from typing import TYPE_CHECKING, Any
 
-from ..gates.base import Gate
 from .errors import InvalidTransition, JobNotFound
+from .manager_part import ManagerPart
 from .model import Job
 from .scheduler import aggregate_array_state
 from .states import HistoryEntry, JobState, check_transition
-from .store import JobStore
 
 
-class ArrayTracking:
+class ArrayTracking(ManagerPart):
     """Mixin of the manager: task counts per array, and parents that follow their tasks."""
 
-    _dirty_parents: set[str]
-    _array_counts: dict[str, dict[JobState, int]]
-    _array_worst: dict[str, int]
-
-    if TYPE_CHECKING:  # provided by WorkloadManager
-        jobs: dict[str, Job]
-        gates: dict[str, Gate]
-        log: logging.Logger
-        _wake: asyncio.Event
-
-        def _set_state(
-            self, job: Job, state: JobState, details: str = "", *, record: bool = False, at: float | None = None
-        ) -> None: ...
-        def _mark(self, job: Job) -> None: ...
-        def _index(self, job: Job) -> None: ...
-        def _flush(self) -> None: ...
-        def _spawn(self, coro: Any) -> None: ...
-        def _require_store(self) -> JobStore: ...
-
     def _with_tasks(self, job: Job) -> list[Job]:
+        """``[job]``, or for an array's parent: the parent, then all of its tasks."""
         if not job.is_array_parent:
             return [job]
         self._load_array_counts(job.id)

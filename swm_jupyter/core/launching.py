@@ -7,50 +7,23 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import shutil
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
-from ..gates.base import Gate, GateStatus, safe_path
+from ..gates.base import safe_path
 from .errors import SiteUnavailable, SwmError, ValidationError
 from .launch import SCRIPT_FILE
+from .manager_part import ManagerPart
 from .model import Job
 from .states import JobState
-from .store import JobStore
 
 #: Seconds a site that could not be reached rests before the scheduler tries it again.
 SITE_RETRY_SECONDS = 5.0
 
 
-class JobLaunching:
+class JobLaunching(ManagerPart):
     """Mixin of the manager: prepare a job's folder and hand the job to its gate."""
-
-    input_root: str
-    site_health: dict[str, str]
-    _ready_sites: set[str]
-    _launching: set[str]
-    _running: bool
-
-    if TYPE_CHECKING:  # provided by WorkloadManager
-        jobs: dict[str, Job]
-        gates: dict[str, Gate]
-        log: logging.Logger
-        _wake: asyncio.Event
-
-        def _set_state(
-            self, job: Job, state: JobState, details: str = "", *, record: bool = False, at: float | None = None
-        ) -> None: ...
-        def _mark(self, job: Job) -> None: ...
-        def _index(self, job: Job) -> None: ...
-        def _flush(self) -> None: ...
-        def _spawn(self, coro: Any) -> None: ...
-        def _require_store(self) -> JobStore: ...
-
-        def _apply_status(self, job: Job, status: GateStatus) -> None: ...
-        def _refresh_parent(self, job: Job) -> None: ...
-        def _with_tasks(self, job: Job) -> list[Job]: ...
 
     async def _launch(self, job: Job, native: list[tuple[str, str]]) -> None:
         """Prepare the job folder and hand the job (or a whole native array) to its gate."""

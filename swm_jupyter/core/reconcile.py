@@ -8,47 +8,17 @@ the answers into the jobs: running, ended (outputs collected, site resources rel
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
-from typing import TYPE_CHECKING, Any
 
-from ..gates.base import Gate, GateStatus, safe_path
+from ..gates.base import GateStatus, safe_path
 from .errors import InvalidTransition, PathNotAllowed
+from .manager_part import ManagerPart
 from .model import Job
 from .states import ACTIVE_STATES, JobState
-from .store import JobStore
 
 
-class SiteReconciliation:
+class SiteReconciliation(ManagerPart):
     """Mixin of the manager: the per-site poll loop and what the gates' answers do to jobs."""
-
-    poll_interval: float
-    site_health: dict[str, str]
-    _ready_sites: set[str]
-    _launching: set[str]
-    _running: bool
-    _active: dict[str, Job]
-    _held_on_site: dict[str, Job]
-    _site_wake: dict[str, asyncio.Event]
-
-    if TYPE_CHECKING:  # provided by WorkloadManager
-        jobs: dict[str, Job]
-        gates: dict[str, Gate]
-        log: logging.Logger
-        _wake: asyncio.Event
-
-        def _set_state(
-            self, job: Job, state: JobState, details: str = "", *, record: bool = False, at: float | None = None
-        ) -> None: ...
-        def _mark(self, job: Job) -> None: ...
-        def _index(self, job: Job) -> None: ...
-        def _flush(self) -> None: ...
-        def _spawn(self, coro: Any) -> None: ...
-        def _require_store(self) -> JobStore: ...
-
-        def _refresh_parent(self, job: Job) -> None: ...
-        def _with_tasks(self, job: Job) -> list[Job]: ...
-        def _schedule_once(self) -> None: ...
 
     def _apply_status(self, job: Job, status: GateStatus) -> None:
         """Fold what the gate said into the job; final states go through :meth:`_finalize`."""
