@@ -10,6 +10,7 @@ from pathlib import Path
 
 from swm_jupyter.core.manager import WorkloadManager
 from swm_jupyter.core.states import JobState
+from swm_jupyter.core.store import JobStore
 
 from .core_helpers import make_manager, run, with_manager
 
@@ -225,3 +226,44 @@ def test_a_job_that_cannot_start_fails_alone(tmp_path: Path) -> None:
         assert done.state is JobState.FINISHED and done.exit_code == 4, "the supervisor kept serving"
 
     run(with_manager(tmp_path, body, sites={"local": {"gate": "local", "cpus": 1, "queue_ahead": 4}}))
+
+
+def test_a_job_that_ran_while_its_launch_was_not_recorded_is_not_run_again(tmp_path: Path) -> None:
+    """A crash lost the record of a launch (the store still says queued) but the supervisor ran the
+    job: the next manager finds its records, reports how it ended, and does not run it again."""
+    times = tmp_path / "times"
+    times.mkdir()
+    sites = {"local": {"gate": "local", "cpus": 1}}
+
+    async def first() -> str:
+        wm = make_manager(tmp_path, sites=sites)
+        await wm.start()
+        try:
+            job = await wm.submit({"command": [*_timed(times, 0)[:2], _timed(times, 0)[2] + "; exit 5"]})
+            assert (await wm.wait(job.id, 30)).exit_code == 5
+            return job.id
+        finally:
+            await wm.stop()
+
+    job_id = run(first())
+    store = JobStore(str(tmp_path / "jobs.sqlite"))
+    try:
+        job = store.get(job_id)
+        job.state, job.native_id, job.gate_data = JobState.QUEUED, None, {}
+        job.start_time = job.end_time = job.exit_code = None
+        job.history = job.history[:1]
+        store.update_jobs([job], events=False)
+    finally:
+        store.close()
+
+    async def second() -> None:
+        wm = make_manager(tmp_path, sites=sites)
+        await wm.start()
+        try:
+            done = await wm.wait(job_id, 20)
+            assert done.state is JobState.FINISHED and done.exit_code == 5
+        finally:
+            await wm.stop()
+
+    run(second())
+    assert list(_spans(times)) == [job_id], "it ran once"

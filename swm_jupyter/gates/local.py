@@ -327,7 +327,8 @@ class LocalGate(Gate):
         if "error" in answer:
             self._walltimes.pop(job.id, None)
             raise GateError(answer["error"])
-        self._tracked.add(job.id)
+        if not answer.get("recorded"):  # a job started before is followed through its files instead
+            self._tracked.add(job.id)
         if answer.get("queued"):
             return GateStatus(JobState.WAITING, details=job.state_details)
         return self._running(job, int(answer["pid"]), answer.get("started"))
@@ -457,6 +458,8 @@ class LocalGate(Gate):
             except Exception:
                 self._tracked.discard(job.id)  # tried again at the next poll
                 return
+            if answer.get("recorded"):
+                self._tracked.discard(job.id)  # started before: its files tell how it ends
             if "error" in answer:
                 self._exits[job.id] = (127, time.time(), str(answer["error"]))
             elif not answer.get("queued"):

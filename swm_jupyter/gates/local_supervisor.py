@@ -17,7 +17,8 @@ Protocol: one JSON object per line.
   ``{"op", "reply": id, "pid", "started"}`` if the job started at once, ``{"op", "reply": id,
   "queued": true}`` if it waits for cpus, or ``{"op", "reply": id, "error"}``. Spawning a job the
   supervisor already has, or one that already wrote ``.swm/pid``, starts nothing: the answer says
-  where that job is (a server that lost its connection can safely send its jobs again).
+  where that job is (a server that lost its connection can safely send its jobs again); for the
+  latter it says ``"recorded": true``, and no end of that job will be reported.
 - ``{"op": "env", "pool", "env"}`` sets the environment the pool's jobs start from (each
   spawn's ``env`` is added to it); a server sends it when it connects.
 - ``{"op": "cancel" | "hold" | "release", "id"}`` are answered ``{"op", "reply": id, "done": bool}``
@@ -221,7 +222,9 @@ class Supervisor:
         if os.path.exists(recorded):  # it started before (under an earlier supervisor): never twice
             with contextlib.suppress(OSError, ValueError):
                 with open(recorded) as handle:
-                    return {"pid": int(handle.read()), "started": os.stat(recorded).st_mtime}
+                    # "recorded": not one of this supervisor's children, so it reports no end of it
+                    pid = int(handle.read())
+                    return {"pid": pid, "started": os.stat(recorded).st_mtime, "recorded": True}
             return {"error": "the job was started before, but its pid record is incomplete"}
         request["env"] = {**pool.base_env, **(request.get("env") or {})}
         self._insert(pool, request)
