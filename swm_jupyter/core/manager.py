@@ -266,7 +266,7 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
             raise ValidationError(
                 "the job cannot run: " + "; ".join(f"{e['field']}: {e['message']}" for e in errors), errors
             )
-        job.folder = str(Path(self.data_dir) / "jobs" / job.id)
+        job.folder = os.path.join(self.data_dir, "jobs", job.id)
         estimate = gate.estimate_cost(job)
         job.cost = {"estimate": estimate, "actual": None}
         initial = JobState.HELD if spec.hold else JobState.QUEUED
@@ -282,7 +282,7 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
                     array_parent=job.id,
                     array_index=index,
                     submit_time=job.submit_time,
-                    folder=str(Path(self.data_dir) / "jobs" / job.id / f"task-{index}"),
+                    folder=os.path.join(job.folder, f"task-{index}"),
                 )
                 task.cost = {"estimate": estimate, "actual": None}
                 task.state = initial

@@ -228,7 +228,16 @@ class JobStore:
                 while end < len(jobs) and jobs[end].array_parent == job.array_parent:
                     end += 1
                 tasks = jobs[at:end]
-                self.db.executemany(_INSERT, [self._row(task, None) for task in tasks])
+                # Tasks of one submission mostly share these fields: encode them once.
+                first = tasks[0]
+                shared = (json.dumps(first.gate_data), json.dumps(first.cost), _history_json(first))
+                rows = [
+                    self._row(task, None)
+                    if task.gate_data != first.gate_data or task.cost != first.cost or task.history != first.history
+                    else self._row(task, None, shared)
+                    for task in tasks
+                ]
+                self.db.executemany(_INSERT, rows)
                 first = self.db.execute("SELECT seq FROM jobs WHERE id=?", (tasks[0].id,)).fetchone()[0]
                 for offset, task in enumerate(tasks):
                     task.seq = first + offset
@@ -287,7 +296,9 @@ class JobStore:
         payload["id"] = cursor.lastrowid
         return payload
 
-    def _row(self, job: Job, spec_json: str | None) -> tuple[Any, ...]:
+    def _row(self, job: Job, spec_json: str | None, encoded: tuple[str, str, str] | None = None) -> tuple[Any, ...]:
+        """The INSERT values of ``job``; ``encoded``: its gate_data, cost and history already as JSON."""
+        gate_data, cost, history = encoded or (json.dumps(job.gate_data), json.dumps(job.cost), _history_json(job))
         return (
             job.id,
             job.spec.name,
@@ -307,9 +318,9 @@ class JobStore:
             job.wanted,
             job.folder,
             spec_json,
-            json.dumps(job.gate_data),
-            json.dumps(job.cost),
-            _history_json(job),
+            gate_data,
+            cost,
+            history,
         )
 
     def prune_events(self, keep: int) -> None:
