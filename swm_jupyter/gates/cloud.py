@@ -685,7 +685,7 @@ class CloudGate(Gate):
                             f"SSH to the master of partition {name} failed for {self.ssh_ready_timeout:g} s: "
                             f"{exc.message}"
                         ) from None
-                    self._progress[job.id] = f"partition {name} is up; waiting for SSH on {record['master']}"
+                    self._step(job.id, f"partition {name} is up; waiting for SSH on {record['master']}")
                     await asyncio.sleep(2)
             transport = master.transport
             result = await transport.run(
@@ -694,7 +694,7 @@ class CloudGate(Gate):
             )
             record["folder"] = result.stdout.strip().splitlines()[-1]
             if job.spec.container_image and "runtime" not in record:
-                self._progress[job.id] = f"looking for a container runtime on {record['master']}"
+                self._step(job.id, f"looking for a container runtime on {record['master']}")
                 record["runtime"] = await self._find_runtime(master)
                 if not record["runtime"]:
                     record["note"] = "no container runtime on the VM; the job ran without its container_image"
@@ -705,7 +705,7 @@ class CloudGate(Gate):
                 record["pid"] = words[2] if len(words) > 2 and words[2].isdigit() else ""
                 self.log.info("cloud site %s: job %s had started on %s already", self.site_name, job.id, name)
             else:
-                self._progress[job.id] = f"staging inputs to {record['master']} (partition {name})"
+                self._step(job.id, f"staging inputs to {record['master']} (partition {name})")
                 started = await master.submit(self._remote_job(job, record))
                 record["pid"] = (started.gate_data or {}).get("pid", "")
                 record["started"] = started.start_time
@@ -719,6 +719,11 @@ class CloudGate(Gate):
             record.update(step=STEP_FAILED, error=f"the job could not be started on partition {name}: {exc}")
         finally:
             self._progress.pop(job.id, None)
+        self.notify()
+
+    def _step(self, job_id: str, text: str) -> None:
+        """Note the step a job's start is at, and have the manager look now so the step is recorded."""
+        self._progress[job_id] = text
         self.notify()
 
     async def _find_runtime(self, master: SshGate) -> str:
