@@ -14,7 +14,7 @@ Exit codes: 0 when every cell ran; 1 when a cell raised (the executed notebook s
 output up to and including the error); 2 when the job could not start (bad ``job.json``, missing
 notebook, unknown kernel). In both error cases the first line printed to stderr is one line such
 as ``cell 3 raised ValueError: boom`` (the cell index counts the cells of the *submitted* notebook
-from 0), and the same line is written to ``.swm/details`` next to ``job.json``, where gates read it
+from 0), and the same line is written to ``.swm-details`` next to ``job.json``, where gates read it
 for the job's ``state_details``.
 
 Only nbformat, nbclient and jupyter_client are needed on the site: the runner imports nothing else
@@ -37,11 +37,11 @@ INJECTED_TAG = "injected-parameters"
 #: Suffix of the executed notebook written beside the submitted one.
 EXECUTED_SUFFIX = ".executed.ipynb"
 #: Where the one-line account of a failure goes, relative to the folder of ``job.json``.
-DETAILS_FILE = os.path.join(".swm", "details")
+DETAILS_FILE = ".swm-details"
 
 
 class RunnerError(Exception):
-    """The job could not start: the message is the one line for ``.swm/details``."""
+    """The job could not start: the message is the one line for ``.swm-details``."""
 
 
 def executed_name(notebook: str) -> str:
@@ -108,7 +108,7 @@ def _one_line(text: str, limit: int = 300) -> str:
 def run(job_file: str | os.PathLike[str]) -> int:
     """Run the notebook job described by ``job_file``; return the process exit code (0, 1 or 2).
 
-    Writes ``<stem>.executed.ipynb`` in the folder of ``job_file`` and, on failure, ``.swm/details``.
+    Writes ``<stem>.executed.ipynb`` in the folder of ``job_file`` and, on failure, ``.swm-details``.
     """
     job_path = Path(job_file).resolve()
     folder = job_path.parent
@@ -121,7 +121,6 @@ def run(job_file: str | os.PathLike[str]) -> int:
     def fail(line: str, code: int) -> int:
         print(line, file=sys.stderr)
         try:
-            details_path.parent.mkdir(exist_ok=True)
             details_path.write_text(line + "\n")
         except OSError as exc:  # the line on stderr is still there
             print(f"swm: could not write {details_path}: {exc}", file=sys.stderr)

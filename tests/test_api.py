@@ -408,7 +408,7 @@ async def test_files_list_and_download(api: Any, swm_started: Any) -> None:
     assert html.headers["X-Content-Type-Options"] == "nosniff"
     assert "sandbox" in html.headers["Content-Security-Policy"]
     assert (await api("jobs", job["id"], "files", "nothing.txt")).code == 404
-    assert (await api("jobs", job["id"], "files", ".swm/rc")).code == 404
+    assert (await api("jobs", job["id"], "files", ".swm-status")).code == 404
 
 
 async def test_path_traversal_is_refused(api: Any, swm_started: Any, tmp_path: Path, jp_fetch: Any) -> None:
@@ -432,7 +432,7 @@ async def test_path_traversal_is_refused(api: Any, swm_started: Any, tmp_path: P
         "dir-out/passwd",
         "out/../../../outside-secret.txt",
         "%00",
-        ".swm/pid",
+        ".swm-status",
     ]
     for attempt in attempts:
         url = f"/a%40b/swm/api/v1/jobs/{job['id']}/files/{attempt}"

@@ -24,6 +24,12 @@ def test_two_hundred_jobs_with_mixed_exit_codes(tmp_path: Path) -> None:
             assert job.state is JobState.FINISHED
             assert job.exit_code == i % 4
             assert Path(job.folder, "stdout").read_text() == f"{i}\n"
+            # the whole job folder: its output and one status record (start with pid, then exit)
+            assert sorted(os.listdir(job.folder)) == [".swm-status", "stderr", "stdout"]
+            record = Path(job.folder, ".swm-status").read_text().split("\n")
+            start, exit_line = record[0].split(), record[1].split()
+            assert start[0] == "start" and start[2] == job.native_id and record[2:] == [""]
+            assert exit_line[:2] == ["exit", str(i % 4)] and float(start[1]) <= float(exit_line[2])
             assert job.start_time and job.end_time and job.submit_time <= job.start_time <= job.end_time
             assert [h.state for h in job.history] == [
                 JobState.QUEUED,
@@ -233,7 +239,8 @@ def test_input_and_output_files_stay_inside(tmp_path: Path) -> None:
         assert wm.file_path(job.id, "out/result").read_text() == "42\n"
         assert {f["path"] for f in wm.list_files(job.id)} >= {"out/result", "data/in.txt", "stdout", "stderr"}
         assert "leak" not in {f["path"] for f in wm.list_files(job.id)}
-        for bad in ["../jobs.sqlite", "/etc/passwd", "leak", "out/../../x", ".swm/pid"]:
+        assert Path(job.folder, ".swm-status").is_file(), "the gate's record is there, but never served"
+        for bad in ["../jobs.sqlite", "/etc/passwd", "leak", "out/../../x", ".swm-status"]:
             with pytest.raises((PathNotAllowed, JobNotFound)) as caught:
                 wm.file_path(job.id, bad)
             assert caught.value.status in (400, 404)

@@ -113,7 +113,7 @@ def test_cancel_hold_and_release_in_the_site_queue(tmp_path: Path) -> None:
         assert done.state is JobState.FINISHED
         assert [h.state.code for h in done.history] == ["Q", "W", "H", "W", "R", "F"]
         assert not (times / waiting.id).exists(), "a job canceled while it waited never ran"
-        assert not Path(wm.get(waiting.id).folder, ".swm", "pid").exists()
+        assert not Path(wm.get(waiting.id).folder, ".swm-status").exists()
 
     run(with_manager(tmp_path, body, sites={"local": {"gate": "local", "cpus": 1, "queue_ahead": 2}}))
 
@@ -267,3 +267,45 @@ def test_a_job_that_ran_while_its_launch_was_not_recorded_is_not_run_again(tmp_p
 
     run(second())
     assert list(_spans(times)) == [job_id], "it ran once"
+
+
+def test_a_launch_cut_before_its_start_was_recorded_is_not_run_again(tmp_path: Path) -> None:
+    """The supervisor creates a job's status record before it spawns the job: a record without a
+    start line means the job may be running unrecorded, so it is failed with that reason, not run."""
+    times = tmp_path / "times"
+    times.mkdir()
+    sites = {"local": {"gate": "local", "cpus": 1}}
+
+    async def first() -> str:
+        wm = make_manager(tmp_path, sites=sites)
+        await wm.start()
+        try:
+            job = await wm.submit({"command": _timed(times, 0)})
+            assert (await wm.wait(job.id, 30)).state is JobState.FINISHED
+            return job.id
+        finally:
+            await wm.stop()
+
+    job_id = run(first())
+    store = JobStore(str(tmp_path / "jobs.sqlite"))
+    try:
+        job = store.get(job_id)
+        job.state, job.native_id, job.gate_data = JobState.QUEUED, None, {}
+        job.start_time = job.end_time = job.exit_code = None
+        job.history = job.history[:1]
+        store.update_jobs([job], events=False)
+        Path(job.folder, ".swm-status").write_text("")  # created, then the supervisor was killed
+    finally:
+        store.close()
+
+    async def second() -> None:
+        wm = make_manager(tmp_path, sites=sites)
+        await wm.start()
+        try:
+            done = await wm.wait(job_id, 20)
+            assert done.state is JobState.ERROR and "has no start: not run again" in done.state_details
+        finally:
+            await wm.stop()
+
+    run(second())
+    assert list(_spans(times)) == [job_id], "it ran once, in the first manager"

@@ -56,7 +56,7 @@ def test_runner_injects_parameters_and_writes_executed_notebook(tmp_path: Path) 
     assert executed.cells[1].metadata["tags"] == ["injected-parameters"]
     assert executed.cells[2].outputs[0]["text"] == "x*2 = 42 label = run\n"
     assert (tmp_path / "result.txt").read_text() == "42"
-    assert not (tmp_path / ".swm" / "details").exists()
+    assert not (tmp_path / ".swm-details").exists()
     # the submitted notebook is left as it was
     assert len(nbformat.read(tmp_path / "analysis.ipynb", as_version=4).cells) == 2
 
@@ -72,7 +72,7 @@ def test_failing_notebook_exits_nonzero_and_names_the_cell(tmp_path: Path) -> No
     result = run_runner(tmp_path, nb, {"fail": True})
     assert result.returncode == 1
     assert result.stderr.splitlines()[0] == "cell 2 raised ValueError: boom"
-    assert (tmp_path / ".swm" / "details").read_text().strip() == "cell 2 raised ValueError: boom"
+    assert (tmp_path / ".swm-details").read_text().strip() == "cell 2 raised ValueError: boom"
     executed = nbformat.read(tmp_path / "analysis.executed.ipynb", as_version=4)
     assert executed.cells[2].outputs[0]["text"] == "before\n"
     assert executed.cells[3].outputs[-1]["ename"] == "ValueError"
@@ -90,7 +90,7 @@ def test_runner_reports_a_missing_notebook(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert result.stderr.startswith("notebook runner: cannot read the job")
-    assert "nope.ipynb" in (tmp_path / ".swm" / "details").read_text()
+    assert "nope.ipynb" in (tmp_path / ".swm-details").read_text()
 
 
 def test_notebook_job_on_the_local_site(swm_server: Server) -> None:  # noqa: F811

@@ -11,6 +11,9 @@ from .model import Job
 SCRIPT_FILE = "job.sh"
 STDOUT_FILE = "stdout"
 STDERR_FILE = "stderr"
+#: Names the gates' own records start with (``.swm-status``, ``.swm-details``, ``.swm-run.sh``):
+#: hidden from a job's file list and never served.
+BOOKKEEPING_PREFIX = ".swm"
 
 
 def job_environment(job: Job, workdir: str) -> dict[str, str]:

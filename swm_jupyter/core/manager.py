@@ -46,6 +46,7 @@ from .errors import (
     SiteUnavailable,
     ValidationError,
 )
+from .launch import BOOKKEEPING_PREFIX
 from .launching import JobLaunching
 from .model import Job, JobSpec, new_job_id
 from .reconcile import SiteReconciliation
@@ -442,8 +443,10 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         if not root.is_dir():
             return out
         for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = sorted(d for d in dirnames if d != ".swm" and not d.startswith("task-"))
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith((BOOKKEEPING_PREFIX, "task-")))
             for name in sorted(filenames):
+                if name.startswith(BOOKKEEPING_PREFIX):
+                    continue
                 full = Path(dirpath) / name
                 if full.is_symlink():
                     continue
@@ -455,7 +458,7 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         """The real path of a file in the job folder; refuses anything outside it."""
         job = self.get(job_id)
         target = safe_path(job.folder, path)
-        if ".swm" in Path(path).parts or not target.is_file():
+        if any(part.startswith(BOOKKEEPING_PREFIX) for part in Path(path).parts) or not target.is_file():
             raise JobNotFound(f"the job has no file {path!r}; list them with GET /jobs/{job.id}/files")
         return target
 

@@ -30,9 +30,9 @@ from ..core.states import JobState
 from .base import Gate, GateStatus
 from .cloud_protocol import PENDING_STATUSES, UP_STATUS, GateAnswerError, GateUnreachable, SkyPortClient
 from .commands import CommandError
-from .slurm import STATUS_FILE
 from .ssh import SshGate
 from .ssh_transport import read_remote_files
+from .status_record import STATUS_FILE
 
 #: Steps of a job on its partition, in order (``gate_data["step"]``).
 STEP_CREATE = "create"  # the gate has not acknowledged a partition yet

@@ -4,10 +4,11 @@ Jobs are handed to the local supervisor (:mod:`swm_jupyter.gates.local_superviso
 process in its own session that outlives the server and, like a batch system, queues them and
 starts each as soon as the host's cpus allow. The manager keeps that queue :attr:`queue_ahead`
 cpus ahead, so the next job starts the moment one ends, without a round trip to the server.
-Each job runs in a session of its own; its pid is in ``.swm/pid`` once it starts and its exit
-status lands in ``.swm/rc`` when it ends, whether or not a server is running then. After a
-restart, :meth:`LocalGate.poll` reads those files and checks the pid, and hands the supervisor
-again any job that had not started (which it recognises), so nothing is lost or run twice.
+Each job runs in a session of its own; the supervisor appends its pid and start time to the job's
+status record (``.swm-status``) when it starts and its exit status when it ends, whether or not a
+server is running then. After a restart, :meth:`LocalGate.poll` reads that record and checks the
+pid, and hands the supervisor again any job that had not started (which it recognises), so
+nothing is lost or run twice.
 """
 
 from __future__ import annotations
@@ -33,10 +34,11 @@ from ..core.launch import STDERR_FILE, STDOUT_FILE, job_argv, job_environment
 from ..core.model import Job
 from ..core.states import JobState
 from ..core.units import format_walltime
+from ..notebook_runner import DETAILS_FILE
 from .base import Gate, GateStatus
 from .local_supervisor import PROTOCOL
+from .status_record import STATUS_FILE, StatusRecord, read_status_file
 
-STATUS_DIR = ".swm"
 #: Seconds a job may be gone without an exit status before it is declared lost.
 VANISH_GRACE = 3.0
 
@@ -91,7 +93,7 @@ class LocalGate(Gate):
 
     kind = "local"
     stages_files = False
-    idempotent_submit = True  # the supervisor keeps one copy of a job, and .swm/pid says it started
+    idempotent_submit = True  # the supervisor keeps one copy of a job, and .swm-status says it started
 
     cpus = Int(help="CPUs jobs may use in total. Default: the number of cores of this host.").tag(config=True)
     memory_mb = Int(help="Memory jobs may ask for, in MB. Default: this host's memory.").tag(config=True)
@@ -260,7 +262,12 @@ class LocalGate(Gate):
             future = self._replies[key] = asyncio.get_running_loop().create_future()
         writer.write((json.dumps(request) + "\n").encode())
         await writer.drain()
-        return await asyncio.wait_for(asyncio.shield(future), timeout)
+        # A timer, not asyncio.wait_for: one of these per job, and wait_for costs a task each time.
+        timer = asyncio.get_running_loop().call_later(timeout, _expire, future, request["op"])
+        try:
+            return await asyncio.shield(future)  # others may wait for the same answer
+        finally:
+            timer.cancel()
 
     def validate(self, job: Job) -> list[dict[str, str]]:
         """Refuse what this host cannot give: more cpus or memory than it has, several nodes, GPUs."""
@@ -311,13 +318,11 @@ class LocalGate(Gate):
             "env": job_environment(job, workdir),
             "stdout": os.path.join(folder, STDOUT_FILE),
             "stderr": os.path.join(folder, STDERR_FILE),
-            "status_dir": os.path.join(folder, STATUS_DIR),
+            "status_file": os.path.join(folder, STATUS_FILE),
         }
 
     async def submit(self, job: Job, dependencies: Sequence[tuple[str, str]] = ()) -> GateStatus:
         """Hand the job to the supervisor: running at once (pid as native id) or waiting for cpus."""
-        with contextlib.suppress(FileExistsError):
-            os.mkdir(os.path.join(job.folder, STATUS_DIR))
         self._exits.pop(job.id, None)
         self._started.pop(job.id, None)
         walltime = job.spec.resources.walltime
@@ -339,10 +344,9 @@ class LocalGate(Gate):
         Done when the job is requeued, never when it is launched: a launch repeated after a crash
         must find the records of its own run, which tell the supervisor the job already started.
         """
-        status_dir = os.path.join(job.folder, STATUS_DIR)
-        for stale in ("rc", "pid", "details"):
+        for stale in (STATUS_FILE, DETAILS_FILE):
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(os.path.join(status_dir, stale))
+                os.unlink(os.path.join(job.folder, stale))
         self._exits.pop(job.id, None)
         self._started.pop(job.id, None)
 
@@ -402,27 +406,26 @@ class LocalGate(Gate):
             if error:
                 self._forget(job.id)
                 return GateStatus(JobState.ERROR, exit_code=rc, end_time=end, details=error)
-            return self._ended(job, rc, end, started[1] if started else None)
+            if started is None:
+                return self._ended(job, rc, end)
+            return self._ended(job, rc, end, started[1], native_id=str(started[0]))
         started = self._started.pop(job.id, None)
         if started is not None:
             return self._running(job, *started)
         if job.id in self._tracked and self._writer is not None:
             return None  # the live supervisor connection tells us when this job starts or ends
-        status_dir = Path(job.folder) / STATUS_DIR
-        rc_path = status_dir / "rc"
-        rc_text = _read_record(rc_path)
-        pid_path = status_dir / "pid"
-        if rc_text:
-            return self._ended(job, int(rc_text), rc_path.stat().st_mtime, _mtime(pid_path))
-        pid_text = _read_record(pid_path)
-        pid = int(pid_text) if pid_text else int(job.native_id or 0)
+        status_file = os.path.join(job.folder, STATUS_FILE)
+        record = read_status_file(status_file)
+        if record is not None and record.ended:
+            return self._ended_as_recorded(job, record)
+        pid = _recorded_pid(record) or int(job.native_id or 0)
         if pid and _is_our_process(pid, job.gate_data.get("started")):
             if job.native_id == str(pid):
                 return GateStatus(JobState.RUNNING, native_id=str(pid))
-            return self._running(job, pid, _mtime(pid_path))  # it started while we were away
-        rc_text = _read_record(rc_path)  # the job may have ended between the two reads
-        if rc_text:
-            return self._ended(job, int(rc_text), rc_path.stat().st_mtime, _mtime(pid_path))
+            return self._running(job, pid, record.start if record else None)  # it started while we were away
+        record = read_status_file(status_file)  # the job may have ended between the two looks
+        if record is not None and record.ended:
+            return self._ended_as_recorded(job, record)
         if not pid:
             if job.state is JobState.WAITING and not job.gate_data.get("launching"):
                 self._hand_over_again(job)
@@ -472,10 +475,17 @@ class LocalGate(Gate):
         self._sends.add(task)  # keep a reference until it is done
         task.add_done_callback(self._sends.discard)
 
+    def _ended_as_recorded(self, job: Job, record: StatusRecord) -> GateStatus:
+        rc = record.exit_code if record.exit_code is not None else 128 + (record.signal or 0)
+        return self._ended(job, rc, record.end or time.time(), record.start, native_id=record.run_id or None)
+
     def _walltime_text(self, job: Job) -> str:
         return f"killed: walltime of {format_walltime(job.spec.resources.walltime or 0)} exceeded"
 
-    def _ended(self, job: Job, rc: int, end: float, started: float | None = None) -> GateStatus:
+    def _ended(
+        self, job: Job, rc: int, end: float, started: float | None = None, native_id: str | None = None
+    ) -> GateStatus:
+        """The final status of a run that ended with ``rc`` (``native_id``: its pid, if known)."""
         self._forget(job.id)
         self._vanished.pop(job.id, None)
         started = job.start_time or (max(started, job.submit_time or 0.0) if started else None)
@@ -490,13 +500,21 @@ class LocalGate(Gate):
                 signal=sig,
                 start_time=started,
                 end_time=end,
+                native_id=native_id,
             )
         details = f"exit code {rc}" if rc else ""
-        reported = _read(os.path.join(job.folder, STATUS_DIR, "details"))  # a runner's own account, if any
+        # The notebook runner's own account of a failure
+        reported = _read(os.path.join(job.folder, DETAILS_FILE)) if rc and job.spec.notebook else ""
         if reported:
             details = f"{details}: {reported}" if details else reported
         return GateStatus(
-            JobState.FINISHED, exit_code=rc, signal=sig, start_time=started, end_time=end, details=details
+            JobState.FINISHED,
+            native_id=native_id,
+            exit_code=rc,
+            signal=sig,
+            start_time=started,
+            end_time=end,
+            details=details,
         )
 
     def _forget(self, job_id: str) -> None:
@@ -512,8 +530,7 @@ class LocalGate(Gate):
         started = self._started.get(job.id)
         pid = int(job.native_id or job.gate_data.get("pid") or (started[0] if started else 0))
         if not pid:
-            pid_text = _read_record(os.path.join(job.folder, STATUS_DIR, "pid"))
-            pid = int(pid_text) if pid_text else 0
+            pid = _recorded_pid(read_status_file(os.path.join(job.folder, STATUS_FILE)))
         if not pid:
             answer = await self._ask({"op": "cancel", "id": job.id})
             pid = int(answer.get("pid") or 0)
@@ -522,7 +539,7 @@ class LocalGate(Gate):
             await self._terminate(pid, job.gate_data.get("started") or (started[1] if started else None))
             if self._writer is not None and job.id not in self._exits:
                 # Wait for the supervisor to record the end of this run, so that nothing of it
-                # (its exit report, its .swm/rc) can be taken for a later run of the same job.
+                # (its exit report, its status record) can be taken for a later run of the same job.
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(reported.wait(), 2.0)
             self._exit_reported.pop(job.id, None)
@@ -572,11 +589,15 @@ class LocalGate(Gate):
         return 1.0
 
 
-def _mtime(path: Path) -> float | None:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return None
+def _expire(future: asyncio.Future[dict[str, Any]], op: str) -> None:
+    if not future.done():
+        future.set_exception(GateError(f"the local supervisor did not answer a {op!r} request in time"))
+        future.exception()  # its waiters get it; no "never retrieved" warning if none is left
+
+
+def _recorded_pid(record: StatusRecord | None) -> int:
+    """The pid in a status record's start line, or 0 if it has none."""
+    return int(record.run_id) if record is not None and record.run_id.isdigit() else 0
 
 
 def _read(path: str | Path) -> str:
@@ -585,13 +606,3 @@ def _read(path: str | Path) -> str:
             return handle.read().strip()
     except (FileNotFoundError, ValueError):
         return ""
-
-
-def _read_record(path: str | Path) -> str:
-    """A one-line record of the supervisor (pid, rc), or "" while it is missing or half-written."""
-    try:
-        with open(path) as handle:
-            text = handle.read()
-    except (FileNotFoundError, ValueError):
-        return ""
-    return text.strip() if text.endswith("\n") else ""

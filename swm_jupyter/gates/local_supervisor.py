@@ -6,17 +6,18 @@ that only its user can open. The supervisor runs in its own session, so it outli
 Like a batch system it keeps a queue per pool (one pool per local site), in the order the server
 gives (priority, then submission), and starts the next job the moment cpus come free, without
 waiting for the server, which only keeps the queue a little ahead.
-For each job it writes ``.swm/pid`` when the job starts and ``.swm/rc`` (atomically) when it ends,
-and tells connected servers at once. It leaves when it has had no job and no client for
-``IDLE_SECONDS``.
+For each job it appends to the job's status record (``.swm-status``, see
+:mod:`swm_jupyter.gates.status_record`) a ``start <epoch> <pid>`` line when the job starts and an
+``exit <code> <epoch>`` line when it ends, and tells connected servers at once. It leaves when it
+has had no job and no client for ``IDLE_SECONDS``.
 
 Protocol: one JSON object per line.
 
 - ``{"op": "spawn", "id", "pool", "capacity", "cpus", "order", "argv", "cwd", "env", "stdout",
-  "stderr", "status_dir"}`` (``order``: a list; smaller starts first) is answered
+  "stderr", "status_file"}`` (``order``: a list; smaller starts first) is answered
   ``{"op", "reply": id, "pid", "started"}`` if the job started at once, ``{"op", "reply": id,
   "queued": true}`` if it waits for cpus, or ``{"op", "reply": id, "error"}``. Spawning a job the
-  supervisor already has, or one that already wrote ``.swm/pid``, starts nothing: the answer says
+  supervisor already has, or one that already has a status record, starts nothing: the answer says
   where that job is (a server that lost its connection can safely send its jobs again); for the
   latter it says ``"recorded": true``, and no end of that job will be reported.
 - ``{"op": "env", "pool", "env"}`` sets the environment the pool's jobs start from (each
@@ -44,24 +45,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from .status_record import read_status_file
+
 IDLE_SECONDS = 20.0
 #: Version of the protocol below; part of the socket's name (see ``LocalGate.supervisor_socket``).
-PROTOCOL = 2
+PROTOCOL = 3
 
 
 _APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND
-
-
-def write_record(path: str, line: str) -> None:
-    """Write a one-line record (``.swm/pid``, ``.swm/rc``) with one ``write``.
-
-    Readers take a record as written only once it ends with a newline.
-    """
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        os.write(fd, line.encode())
-    finally:
-        os.close(fd)
+#: The status record is created by the one launch of a run: if it exists, the job may have started.
+_NEW_RECORD = _APPEND | os.O_EXCL
 
 
 @dataclass
@@ -218,14 +211,12 @@ class Supervisor:
         pool.capacity = max(1, int(request.get("capacity", 1)))
         if any(entry[2]["id"] == job_id for entry in pool.queue) or job_id in pool.held:
             return {"queued": True}
-        recorded = os.path.join(request["status_dir"], "pid")
-        if os.path.exists(recorded):  # it started before (under an earlier supervisor): never twice
-            with contextlib.suppress(OSError, ValueError):
-                with open(recorded) as handle:
-                    # "recorded": not one of this supervisor's children, so it reports no end of it
-                    pid = int(handle.read())
-                    return {"pid": pid, "started": os.stat(recorded).st_mtime, "recorded": True}
-            return {"error": "the job was started before, but its pid record is incomplete"}
+        record = read_status_file(request["status_file"])
+        if record is not None:  # it started before (under an earlier supervisor): never twice
+            if record.start is not None and record.run_id.isdigit():
+                # "recorded": not one of this supervisor's children, so it reports no end of it
+                return {"pid": int(record.run_id), "started": record.start, "recorded": True}
+            return {"error": "the job was launched before, but its status record has no start: not run again"}
         request["env"] = {**pool.base_env, **(request.get("env") or {})}
         self._insert(pool, request)
         for started_id, answer in self._start_ready(name, announce_except=job_id):
@@ -265,10 +256,12 @@ class Supervisor:
         """
         argv = [str(a) for a in request["argv"]]
         env = request["env"]
-        status_dir = request["status_dir"]
+        status_file = request["status_file"]
         here = os.getcwd()
+        status_fd = -1
         try:
             program = self._program(argv[0], env.get("PATH"))
+            status_fd = os.open(status_file, _NEW_RECORD, 0o644)  # before the spawn: never two runs
             os.chdir(request["cwd"])
             try:
                 started = time.time()
@@ -285,14 +278,21 @@ class Supervisor:
                 )
             finally:
                 os.chdir(here)
-            write_record(os.path.join(status_dir, "pid"), f"{pid}\n")
-        except OSError as exc:
-            self.programs.clear()  # a program may have moved: look it up again next time
-            return {"error": f"could not start {argv[0]!r}: {exc.strerror or exc}"}
-        except (ValueError, TypeError) as exc:  # e.g. a NUL character in an argument
+        except (OSError, ValueError, TypeError) as exc:  # ValueError: e.g. a NUL character in an argument
+            if status_fd >= 0:  # nothing ran: leave no record that says it might have
+                os.close(status_fd)
+                with contextlib.suppress(OSError):
+                    os.unlink(status_file)
+            if isinstance(exc, OSError):
+                self.programs.clear()  # a program may have moved: look it up again next time
+                if exc.errno == errno.EEXIST and exc.filename == status_file:
+                    return {"error": "the job was launched before (it has a status record): not run again"}
+                return {"error": f"could not start {argv[0]!r}: {exc.strerror or exc}"}
             return {"error": f"could not start {argv[0]!r}: {exc}"}
+        with contextlib.suppress(OSError):  # a full disk must not take the supervisor down
+            os.write(status_fd, f"start {started:.3f} {pid}\n".encode())
         pidfd = os.pidfd_open(pid)
-        job = {"id": str(request["id"]), "pool": pool_name, "cpus": cpus, "status_dir": status_dir, "pid": pid}
+        job = {"id": str(request["id"]), "pool": pool_name, "cpus": cpus, "status_fd": status_fd, "pid": pid}
         self.children[pidfd] = job
         self.running[job["id"]] = pid
         self.pools[pool_name].used += cpus
@@ -319,12 +319,15 @@ class Supervisor:
         _, status = os.waitpid(job["pid"], 0)
         code = os.waitstatus_to_exitcode(status)
         rc = 128 - code if code < 0 else code  # killed by signal N: 128 + N, as shells report it
-        write_record(os.path.join(job["status_dir"], "rc"), f"{rc}\n")
+        end = time.time()
+        with contextlib.suppress(OSError):
+            os.write(job["status_fd"], f"exit {rc} {end:.3f}\n".encode())
+        os.close(job["status_fd"])
         self.running.pop(job["id"], None)
         pool = self.pools[job["pool"]]
         pool.used -= job["cpus"]
         self._start_ready(job["pool"])  # the next job starts before anyone is told of this one
-        self._broadcast({"exit": job["id"], "rc": rc, "end": time.time()})
+        self._broadcast({"exit": job["id"], "rc": rc, "end": end})
 
 
 def main() -> None:

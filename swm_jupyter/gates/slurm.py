@@ -38,9 +38,9 @@ from ..core.units import format_walltime, parse_memory_mb, parse_walltime_second
 from .base import Gate, GateStatus, read_file_range
 from .commands import CommandError, CommandResult, run_command
 from .ssh_transport import SshTransport, read_remote_files
+from .status_record import STATUS_FILE, StatusRecord, parse_status_file
 
 #: Files the gate writes in a job folder.
-STATUS_FILE = ".swm-status"
 BATCH_FILE = "slurm-batch.sh"
 ARRAY_MAP_FILE = "slurm-array-tasks.tsv"
 
@@ -107,49 +107,6 @@ _SHORT_OPTIONS = {
     "n": "ntasks",
     "H": "hold",
 }
-
-
-@dataclass
-class StatusRecord:
-    """What a job's status file says: when it started, and how it ended (if it did)."""
-
-    start: float | None = None
-    end: float | None = None
-    exit_code: int | None = None
-    signal: int | None = None
-
-    @property
-    def ended(self) -> bool:
-        """True when the file records an exit code or a signal."""
-        return self.exit_code is not None or self.signal is not None
-
-
-def parse_status_file(text: str | None) -> StatusRecord | None:
-    """Parse a status file (lines ``start <epoch> ...``, ``exit <code> <epoch>``, ``signal <n> <epoch>``).
-
-    Returns None for a missing file; unknown or broken lines are skipped.
-    """
-    if text is None:
-        return None
-    record = StatusRecord()
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) < 2:
-            continue
-        try:
-            if parts[0] == "start":
-                record.start = float(parts[1])
-            elif parts[0] in ("exit", "signal"):
-                value = int(parts[1])
-                if parts[0] == "exit":
-                    record.exit_code = value
-                else:
-                    record.signal = value
-                if len(parts) > 2:
-                    record.end = float(parts[2])
-        except ValueError:
-            continue
-    return record
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,8 @@ from ..core.model import Job
 from ..core.states import JobState
 from .base import Gate, GateStatus
 from .commands import CommandError
-from .slurm import STATUS_FILE, parse_status_file
 from .ssh_transport import SshTransport
+from .status_record import STATUS_FILE, parse_status_file
 
 RUN_FILE = ".swm-run.sh"
 
