@@ -50,7 +50,7 @@ async def floor_with_folders(n: int, place: Path) -> float:
     """The floor, plus what the issue asks of every job: a folder of its own with its stdout and
     stderr in files there, and a record of its pid, start, end and exit code (four creates a job)."""
     semaphore = asyncio.Semaphore(CORES)
-    root = Path(tempfile.mkdtemp(prefix="swm-floor-", dir=place))
+    root = Path(tempfile.mkdtemp(prefix="swm-floor-", dir=place))  # removed with ``place`` at the end
 
     async def one(i: int) -> None:
         async with semaphore:
@@ -64,12 +64,9 @@ async def floor_with_folders(n: int, place: Path) -> float:
                 os.write(record, f"exit {rc} {time.time():.3f}\n".encode())
                 os.close(record)
 
-    try:
-        start = time.perf_counter()
-        await asyncio.gather(*(one(i) for i in range(n)))
-        return time.perf_counter() - start
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    start = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(n)))
+    return time.perf_counter() - start
 
 
 def psij(n: int, workdir: Path) -> float | None:
@@ -95,17 +92,14 @@ def psij(n: int, workdir: Path) -> float | None:
 
 def folder_cost_us(place: Path, n: int = 300) -> float:
     """Microseconds of wall time to create a job-like folder with three files, at ``place``."""
-    root = Path(tempfile.mkdtemp(prefix="swm-probe-", dir=place))
-    try:
-        start = time.perf_counter()
-        for i in range(n):
-            folder = root / f"job-{i}"
-            folder.mkdir()
-            for name in ("stdout", "stderr", ".swm-status"):
-                os.close(os.open(folder / name, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644))
-        return (time.perf_counter() - start) / n * 1e6
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+    root = Path(tempfile.mkdtemp(prefix="swm-probe-", dir=place))  # removed with ``place`` at the end
+    start = time.perf_counter()
+    for i in range(n):
+        folder = root / f"job-{i}"
+        folder.mkdir()
+        for name in ("stdout", "stderr", ".swm-status"):
+            os.close(os.open(folder / name, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644))
+    return (time.perf_counter() - start) / n * 1e6
 
 
 async def swm_throughput(n: int, data: Path, synchronous: str) -> float:
@@ -165,11 +159,15 @@ def main() -> None:
         }
         folder_floors: dict[str, list[float]] = {place: [] for place in places}
         try:
-            for attempt in range(args.repeat):  # interleaved, so that a busy moment hits all alike
+            # Interleaved, and in a different order each time, so that a busy moment of the machine
+            # (or of its disk) does not always hit the same contender. Nothing is deleted until the
+            # end: on ext4 without a journal, creating files soon after many were deleted costs more.
+            order = list(runs)
+            for attempt in range(args.repeat):
                 floors.append(asyncio.run(floor(args.jobs)))
                 for place, path in places.items():
                     folder_floors[place].append(asyncio.run(floor_with_folders(args.jobs, path)))
-                for mode, place in runs:
+                for mode, place in order[attempt % len(order) :] + order[: attempt % len(order)]:
                     data = places[place] / f"t-{mode}-{attempt}"
                     runs[mode, place].append(asyncio.run(swm_throughput(args.jobs, data, mode)))
         finally:
