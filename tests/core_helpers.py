@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,11 +25,18 @@ def make_manager(data_dir: Path, **traits: Any) -> WorkloadManager:
     return WorkloadManager(data_dir=str(data_dir), **traits)
 
 
-async def with_manager(data_dir: Path, body: Callable[[WorkloadManager], Awaitable[T]], **traits: Any) -> T:
-    """Start a manager, run ``body(manager)``, and always stop it."""
+@contextlib.asynccontextmanager
+async def running_manager(data_dir: Path, **traits: Any) -> AsyncIterator[WorkloadManager]:
+    """``async with running_manager(...) as wm``: a started manager (see :func:`make_manager`), always stopped."""
     manager = make_manager(data_dir, **traits)
     await manager.start()
     try:
-        return await body(manager)
+        yield manager
     finally:
         await manager.stop()
+
+
+async def with_manager(data_dir: Path, body: Callable[[WorkloadManager], Awaitable[T]], **traits: Any) -> T:
+    """Start a manager, run ``body(manager)``, and always stop it."""
+    async with running_manager(data_dir, **traits) as manager:
+        return await body(manager)

@@ -12,7 +12,7 @@ from swm_jupyter.core.manager import WorkloadManager
 from swm_jupyter.core.states import JobState
 from swm_jupyter.core.store import JobStore
 
-from .core_helpers import make_manager, run, with_manager
+from .core_helpers import make_manager, run, running_manager, with_manager
 
 
 def _timed(times: Path, seconds: float) -> list[str]:
@@ -135,12 +135,8 @@ def test_jobs_waiting_in_the_site_queue_survive_a_server_restart(tmp_path: Path)
     time.sleep(0.7)  # the supervisor starts the next job while no server runs
 
     async def second() -> None:
-        wm = make_manager(tmp_path, sites=sites)
-        await wm.start()
-        try:
+        async with running_manager(tmp_path, sites=sites) as wm:
             done = await asyncio.gather(*(wm.wait(i, 30) for i in ids))
-        finally:
-            await wm.stop()
         assert all(j.state is JobState.FINISHED and j.exit_code == 0 for j in done)
 
     run(second())
@@ -236,14 +232,10 @@ def test_a_job_that_ran_while_its_launch_was_not_recorded_is_not_run_again(tmp_p
     sites = {"local": {"gate": "local", "cpus": 1}}
 
     async def first() -> str:
-        wm = make_manager(tmp_path, sites=sites)
-        await wm.start()
-        try:
+        async with running_manager(tmp_path, sites=sites) as wm:
             job = await wm.submit({"command": [*_timed(times, 0)[:2], _timed(times, 0)[2] + "; exit 5"]})
             assert (await wm.wait(job.id, 30)).exit_code == 5
             return job.id
-        finally:
-            await wm.stop()
 
     job_id = run(first())
     store = JobStore(str(tmp_path / "jobs.sqlite"))
@@ -257,13 +249,9 @@ def test_a_job_that_ran_while_its_launch_was_not_recorded_is_not_run_again(tmp_p
         store.close()
 
     async def second() -> None:
-        wm = make_manager(tmp_path, sites=sites)
-        await wm.start()
-        try:
+        async with running_manager(tmp_path, sites=sites) as wm:
             done = await wm.wait(job_id, 20)
             assert done.state is JobState.FINISHED and done.exit_code == 5
-        finally:
-            await wm.stop()
 
     run(second())
     assert list(_spans(times)) == [job_id], "it ran once"
@@ -277,14 +265,10 @@ def test_a_launch_cut_before_its_start_was_recorded_is_not_run_again(tmp_path: P
     sites = {"local": {"gate": "local", "cpus": 1}}
 
     async def first() -> str:
-        wm = make_manager(tmp_path, sites=sites)
-        await wm.start()
-        try:
+        async with running_manager(tmp_path, sites=sites) as wm:
             job = await wm.submit({"command": _timed(times, 0)})
             assert (await wm.wait(job.id, 30)).state is JobState.FINISHED
             return job.id
-        finally:
-            await wm.stop()
 
     job_id = run(first())
     store = JobStore(str(tmp_path / "jobs.sqlite"))
@@ -299,13 +283,9 @@ def test_a_launch_cut_before_its_start_was_recorded_is_not_run_again(tmp_path: P
         store.close()
 
     async def second() -> None:
-        wm = make_manager(tmp_path, sites=sites)
-        await wm.start()
-        try:
+        async with running_manager(tmp_path, sites=sites) as wm:
             done = await wm.wait(job_id, 20)
             assert done.state is JobState.ERROR and "has no start: not run again" in done.state_details
-        finally:
-            await wm.stop()
 
     run(second())
     assert list(_spans(times)) == [job_id], "it ran once, in the first manager"

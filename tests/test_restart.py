@@ -15,7 +15,7 @@ from swm_jupyter.core.manager import WorkloadManager
 from swm_jupyter.core.states import JobState
 from swm_jupyter.core.store import JobQuery, JobStore
 
-from .core_helpers import make_manager, run
+from .core_helpers import make_manager, run, running_manager
 
 
 def _marking(runs: Path, seconds: float, code: int) -> list[str]:
@@ -45,12 +45,8 @@ def test_restart_mid_run(tmp_path: Path) -> None:
     time.sleep(1.5)  # the quick jobs end while no manager runs
 
     async def second() -> None:
-        wm = make_manager(tmp_path, sites=sites)
-        await wm.start()
-        try:
+        async with running_manager(tmp_path, sites=sites) as wm:
             jobs = await asyncio.gather(*(wm.wait(i, 30) for i in ids))
-        finally:
-            await wm.stop()
         codes = {j.spec.name: j.exit_code for j in jobs}
         assert codes == {"quick0": 0, "quick1": 1, "quick2": 2, "slow": 7, "later0": 10, "later1": 11, "later2": 12}
         assert all(j.state is JobState.FINISHED for j in jobs)

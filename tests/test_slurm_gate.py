@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 
 from swm_jupyter.core.errors import GateError
-from swm_jupyter.core.manager import WorkloadManager
 from swm_jupyter.core.states import JobState
 from swm_jupyter.core.store import JobStore
 from swm_jupyter.gates.slurm import SlurmGate, compress_indices, parse_status_file, script_sbatch_options
 
+from .core_helpers import running_manager
 from .services_fixtures import (
     apply,
     cut_ssh_sessions,
@@ -376,9 +376,7 @@ def test_workload_manager_end_to_end_and_restart(services: dict[str, str], tmp_p
     sites = {"cluster": {"gate": "slurm", **FAST}}
 
     async def first() -> tuple[list[str], str]:
-        wm = WorkloadManager(data_dir=str(tmp_path / "data"), input_root=str(tmp_path), sites=sites)
-        await wm.start()
-        try:
+        async with running_manager(tmp_path / "data", input_root=str(tmp_path), sites=sites) as wm:
             quick = await wm.submit({"site": "cluster", "script": "#SWM cpus 2\necho quick\nexit 3\n"})
             done = await wm.wait(quick.id, 60)
             assert done.state is JobState.FINISHED and done.exit_code == 3
@@ -399,17 +397,13 @@ def test_workload_manager_end_to_end_and_restart(services: dict[str, str], tmp_p
                     break
                 await asyncio.sleep(0.1)
             assert wm.get(slow.id).state is JobState.RUNNING
-        finally:
-            await wm.stop()  # Slurm jobs keep running without the manager
-        return [slow.id, dep.id], arr.id
+        return [slow.id, dep.id], arr.id  # the Slurm jobs keep running without the manager
 
     ids, array_id = run(first())
     time.sleep(2)
 
     async def second() -> None:
-        wm = WorkloadManager(data_dir=str(tmp_path / "data"), input_root=str(tmp_path), sites=sites)
-        await wm.start()
-        try:
+        async with running_manager(tmp_path / "data", input_root=str(tmp_path), sites=sites) as wm:
             slow, dep = [await wm.wait(i, 90) for i in ids]
             assert slow.state is JobState.FINISHED and slow.exit_code == 0
             assert (Path(slow.folder) / "out.txt").read_text() == "slow\n"
@@ -419,8 +413,6 @@ def test_workload_manager_end_to_end_and_restart(services: dict[str, str], tmp_p
             assert parent.state.final
             tasks = wm.store.array_tasks(array_id)  # type: ignore[union-attr]
             assert sorted((t.array_index, t.exit_code) for t in tasks) == [(0, 0), (1, 1), (2, 2)]
-        finally:
-            await wm.stop()
 
     run(second())
 
@@ -456,9 +448,7 @@ def test_manager_holds_and_releases_a_job_waiting_in_slurm(services: dict[str, s
     sites = {"cluster": {"gate": "slurm", **FAST}}
 
     async def body() -> None:
-        wm = WorkloadManager(data_dir=str(tmp_path / "data"), input_root=str(tmp_path), sites=sites)
-        await wm.start()
-        try:
+        async with running_manager(tmp_path / "data", input_root=str(tmp_path), sites=sites) as wm:
             first = await wm.submit({"site": "cluster", "command": ["sleep", "4"]})
             second = await wm.submit({"site": "cluster", "command": ["true"], "depends_on": [first.id]})
             for _ in range(200):
@@ -476,8 +466,6 @@ def test_manager_holds_and_releases_a_job_waiting_in_slurm(services: dict[str, s
             assert released.state is JobState.WAITING
             done = await wm.wait(second.id, 90)
             assert done.state is JobState.FINISHED and done.exit_code == 0
-        finally:
-            await wm.stop()
 
     run(body())
 
@@ -493,9 +481,7 @@ def test_an_array_whose_launch_a_crash_interrupted_is_found_and_runs_once(
     script = f"echo ran >> {runs}/$SWM_ARRAY_TASK_ID; sleep 3; exit 3\n"
 
     async def first() -> tuple[str, str]:
-        wm = WorkloadManager(data_dir=str(tmp_path / "data"), input_root=str(tmp_path), sites=sites)
-        await wm.start()
-        try:
+        async with running_manager(tmp_path / "data", input_root=str(tmp_path), sites=sites) as wm:
             parent = await wm.submit({"site": "cluster", "script": script, "array": "0-3%2"})
             for _ in range(200):
                 tasks = wm._with_tasks(wm.get(parent.id))[1:]
@@ -504,8 +490,6 @@ def test_an_array_whose_launch_a_crash_interrupted_is_found_and_runs_once(
                 await asyncio.sleep(0.1)
             array_id = (tasks[0].native_id or "").split("_")[0]
             assert array_id, "the array reached Slurm"
-        finally:
-            await wm.stop()
         return parent.id, array_id
 
     parent_id, array_id = run(first())
@@ -525,17 +509,13 @@ def test_an_array_whose_launch_a_crash_interrupted_is_found_and_runs_once(
         store.close()
 
     async def second() -> None:
-        wm = WorkloadManager(data_dir=str(tmp_path / "data"), input_root=str(tmp_path), sites=sites)
-        await wm.start()
-        try:
+        async with running_manager(tmp_path / "data", input_root=str(tmp_path), sites=sites) as wm:
             done = await wm.wait(parent_id, 120)
             assert done.state is JobState.FINISHED and done.exit_code == 3, done.state_details
             tasks = wm._with_tasks(done)[1:]
             assert all(t.exit_code == 3 for t in tasks)
             assert {(t.native_id or "").split("_")[0] for t in tasks} == {array_id}, "the same Slurm array"
             assert any("found in Slurm after a restart" in h.details for t in tasks for h in t.history)
-        finally:
-            await wm.stop()
 
     run(second())
     assert sorted(p.name for p in runs.iterdir()) == ["0", "1", "2", "3"]
@@ -548,9 +528,7 @@ def test_a_requeued_job_is_not_taken_for_its_last_run(services: dict[str, str], 
     script = "if [ -f ran-once ]; then exit 0; fi; touch ran-once; exit 3\n"
 
     async def body() -> None:
-        wm = WorkloadManager(data_dir=str(tmp_path / "data"), input_root=str(tmp_path), sites=sites)
-        await wm.start()
-        try:
+        async with running_manager(tmp_path / "data", input_root=str(tmp_path), sites=sites) as wm:
             job = await wm.submit({"site": "cluster", "script": script})
             first = await wm.wait(job.id, 90)
             assert first.state is JobState.FINISHED and first.exit_code == 3
@@ -558,7 +536,5 @@ def test_a_requeued_job_is_not_taken_for_its_last_run(services: dict[str, str], 
             again = await wm.wait(job.id, 90)
             assert again.state is JobState.FINISHED and again.exit_code == 0, again.state_details
             assert "".join(h.state.code for h in again.history).count("R") == 2, "it ran twice, seen running twice"
-        finally:
-            await wm.stop()
 
     run(body())
