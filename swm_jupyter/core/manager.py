@@ -53,6 +53,7 @@ from .reconcile import SiteReconciliation
 from .scheduler import DependencyInfo, SiteCapacity, failed_dependencies, plan, priority_key
 from .states import ACTIVE_STATES, HistoryEntry, JobState, check_transition
 from .store import JobPage, JobQuery, JobStore
+from .wakeup import Wakeup
 
 #: The longest a state change that need not be durable at once waits to be written with others.
 FLUSH_WINDOW = 0.02
@@ -111,8 +112,8 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         self.site_health: dict[str, str] = {}
         self._ready_sites: set[str] = set()
         self._dirty: dict[str, Job] = {}
-        self._wake = asyncio.Event()
-        self._site_wake: dict[str, asyncio.Event] = {}
+        self._wake = Wakeup()
+        self._site_wake: dict[str, Wakeup] = {}
         self._tasks: list[asyncio.Task[Any]] = []
         self._ops: set[asyncio.Task[Any]] = set()
         self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
@@ -154,7 +155,7 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
             self._load_gate(name, dict(options))
         self._running = True
         for name in self.gates:
-            self._site_wake[name] = asyncio.Event()
+            self._site_wake[name] = Wakeup()
             self._tasks.append(asyncio.create_task(self._site_loop(name), name=f"swm-site-{name}"))
         self._tasks.append(asyncio.create_task(self._engine(), name="swm-engine"))
         self.log.info(
@@ -725,10 +726,7 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         last_flush = time.monotonic()
         while self._running:
             timeout = FLUSH_WINDOW if self._dirty or self._dirty_parents else 1.0
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
-            except TimeoutError:
-                pass
+            await self._wake.sleep(timeout)
             self._wake.clear()
             try:
                 self._schedule_once()

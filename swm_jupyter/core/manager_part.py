@@ -10,13 +10,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    import asyncio
     import logging
 
     from ..gates.base import Gate, GateStatus
     from .model import Job
     from .states import JobState
     from .store import JobStore
+    from .wakeup import Wakeup
 
 
 class ManagerPart:
@@ -29,8 +29,8 @@ class ManagerPart:
         input_root: str
         poll_interval: float
         site_health: dict[str, str]
-        _wake: asyncio.Event
-        _site_wake: dict[str, asyncio.Event]
+        _wake: Wakeup
+        _site_wake: dict[str, Wakeup]
         _ready_sites: set[str]
         _launching: set[str]
         _running: bool

@@ -161,10 +161,7 @@ class SiteReconciliation(ManagerPart):
         while self._running:
             delay_of = getattr(gate, "next_poll_delay", None)
             delay = delay_of() if callable(delay_of) else self.poll_interval
-            try:
-                await asyncio.wait_for(wake.wait(), timeout=delay)
-            except TimeoutError:
-                pass
+            await wake.sleep(delay)
             wake.clear()
             jobs = [j for j in self._active.values() if j.site == name and self._pollable(j)]
             jobs += [j for j in self._held_on_site.values() if j.site == name and self._pollable(j)]
