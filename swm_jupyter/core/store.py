@@ -210,39 +210,42 @@ class JobStore:
     # -- writes ------------------------------------------------------------------------------------
 
     def insert_jobs(self, jobs: Iterable[Job]) -> list[dict[str, Any]]:
-        """Store new jobs in one transaction; return their events (already stored)."""
-        events: list[dict[str, Any]] = []
+        """Store new jobs in one transaction; return their events (already stored).
+
+        Array tasks get no event of their own at submission (their parent has one).
+        """
         jobs = list(jobs)
         with self.transaction():
             at = 0
             while at < len(jobs):
-                job = jobs[at]
-                if job.array_parent is None:
-                    cursor = self.db.execute(_INSERT, self._row(job, json.dumps(job.spec.to_dict())))
-                    job.seq = cursor.lastrowid or 0
-                    events.append(self._event(job))
-                    at += 1
-                    continue
-                # An array's tasks in one statement: AUTOINCREMENT gives them consecutive seqs.
+                # One statement for each run of jobs: separate jobs, or the tasks of one array.
+                parent = jobs[at].array_parent
                 end = at
-                while end < len(jobs) and jobs[end].array_parent == job.array_parent:
+                while end < len(jobs) and jobs[end].array_parent == parent:
                     end += 1
-                tasks = jobs[at:end]
-                # Tasks of one submission mostly share these fields: encode them once.
-                first = tasks[0]
-                shared = (json.dumps(first.gate_data), json.dumps(first.cost), _history_json(first))
-                rows = [
-                    self._row(task, None)
-                    if task.gate_data != first.gate_data or task.cost != first.cost or task.history != first.history
-                    else self._row(task, None, shared)
-                    for task in tasks
-                ]
+                batch = jobs[at:end]
+                if parent is None:
+                    rows = [self._row(job, json.dumps(job.spec.to_dict())) for job in batch]
+                else:
+                    # Tasks of one submission mostly share these fields: encode them once.
+                    first = batch[0]
+                    shared = (json.dumps(first.gate_data), _cost_json(first.cost), _history_json(first))
+                    rows = [
+                        self._row(task, None)
+                        if task.gate_data != first.gate_data or task.cost != first.cost or task.history != first.history
+                        else self._row(task, None, shared)
+                        for task in batch
+                    ]
                 self.db.executemany(_INSERT, rows)
-                first = self.db.execute("SELECT seq FROM jobs WHERE id=?", (tasks[0].id,)).fetchone()[0]
-                for offset, task in enumerate(tasks):
-                    task.seq = first + offset
+                # One writer inside one transaction: AUTOINCREMENT gave the rows consecutive seqs.
+                first_seq = self.db.execute("SELECT seq FROM jobs WHERE id=?", (batch[0].id,)).fetchone()[0]
+                for offset, job in enumerate(batch):
+                    job.seq = first_seq + offset
                 at = end
-        return events
+            now = time.time()
+            return self._insert_events(
+                [(job.id, _event_payload(job, None, now)) for job in jobs if not job.array_parent]
+            )
 
     def update_jobs(
         self, jobs: Iterable[Job], *, events: bool = True, steps: dict[str, list[HistoryEntry]] | None = None
@@ -252,53 +255,67 @@ class JobStore:
         A job gets one event per entry of ``steps[job.id]`` (each state it went through since the
         last write, oldest first), or one event with its current state if it has no steps.
         """
-        out: list[dict[str, Any]] = []
-        with self.transaction():
+        jobs = list(jobs)
+        rows = [
+            (
+                job.spec.name,
+                job.site,
+                job.state.value,
+                job.spec.priority,
+                job.start_time,
+                job.end_time,
+                job.exit_code,
+                job.signal,
+                job.native_id,
+                job.state_details,
+                job.wanted,
+                job.folder,
+                _gate_data_json(job.gate_data),
+                _cost_json(job.cost),
+                _history_json(job),
+                job.id,
+            )
+            for job in jobs
+        ]
+        payloads = []
+        if events:
+            now = time.time()
             for job in jobs:
-                cursor = self.db.execute(
-                    "UPDATE jobs SET name=?, site=?, state=?, priority=?, start_time=?, end_time=?, exit_code=?, "
-                    "signal=?, native_id=?, state_details=?, wanted=?, folder=?, gate_data=?, cost=?, history=? "
-                    "WHERE id=?",
-                    (
-                        job.spec.name,
-                        job.site,
-                        job.state.value,
-                        job.spec.priority,
-                        job.start_time,
-                        job.end_time,
-                        job.exit_code,
-                        job.signal,
-                        job.native_id,
-                        job.state_details,
-                        job.wanted,
-                        job.folder,
-                        json.dumps(job.gate_data),
-                        json.dumps(job.cost),
-                        _history_json(job),
-                        job.id,
-                    ),
-                )
-                if cursor.rowcount != 1:
-                    raise JobNotFound(f"job {job.id} is not in the store")
-                if events:
-                    for step in (steps or {}).get(job.id) or [None]:
-                        out.append(self._event(job, step))
-        return out
+                for step in (steps or {}).get(job.id) or [None]:
+                    payloads.append((job.id, _event_payload(job, step, now)))
+        with self.transaction():
+            updated = self.db.executemany(
+                "UPDATE jobs SET name=?, site=?, state=?, priority=?, start_time=?, end_time=?, exit_code=?, "
+                "signal=?, native_id=?, state_details=?, wanted=?, folder=?, gate_data=?, cost=?, history=? "
+                "WHERE id=?",
+                rows,
+            ).rowcount
+            if updated != len(rows):
+                for job in jobs:
+                    if self.db.execute("SELECT 1 FROM jobs WHERE id=?", (job.id,)).fetchone() is None:
+                        raise JobNotFound(f"job {job.id} is not in the store")
+            return self._insert_events(payloads)
 
-    def _event(self, job: Job, step: HistoryEntry | None = None) -> dict[str, Any]:
-        now = time.time()
-        summary = job.summary()
-        if step is not None and step.state is not job.state:
-            summary.update(state=step.state.value, state_code=step.state.code, state_details=step.details)
-        payload = {"type": "job", "time": now, "job": summary}
-        text = json.dumps(payload)
-        cursor = self.db.execute("INSERT INTO events (time, job_id, payload) VALUES (?, ?, ?)", (now, job.id, text))
-        payload["id"] = cursor.lastrowid
-        return payload
+    def _insert_events(self, payloads: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+        """Store events in one statement (inside a transaction); give each payload its id, in order."""
+        if not payloads:
+            return []
+        self.db.executemany(
+            "INSERT INTO events (time, job_id, payload) VALUES (?, ?, ?)",
+            [(payload["time"], job_id, json.dumps(payload)) for job_id, payload in payloads],
+        )
+        # One writer inside one transaction: AUTOINCREMENT gave the rows consecutive ids.
+        last = self.db.execute("SELECT last_insert_rowid()").fetchone()[0]
+        first = last - len(payloads) + 1
+        out = []
+        for offset, (_, payload) in enumerate(payloads):
+            payload["id"] = first + offset
+            out.append(payload)
+        return out
 
     def _row(self, job: Job, spec_json: str | None, encoded: tuple[str, str, str] | None = None) -> tuple[Any, ...]:
         """The INSERT values of ``job``; ``encoded``: its gate_data, cost and history already as JSON."""
-        gate_data, cost, history = encoded or (json.dumps(job.gate_data), json.dumps(job.cost), _history_json(job))
+        gate_data, cost, history = encoded or (_gate_data_json(job.gate_data), _cost_json(job.cost), _history_json(job))
         return (
             job.id,
             job.spec.name,
@@ -496,6 +513,27 @@ class JobStore:
                 self._spec_cache.clear()
             self._spec_cache[parent_id] = spec
         return spec
+
+
+def _event_payload(job: Job, step: HistoryEntry | None, now: float) -> dict[str, Any]:
+    """The event of ``job`` (as of ``step`` of its history, if given: a state it went through)."""
+    summary = job.summary()
+    if step is not None and step.state is not job.state:
+        summary.update(state=step.state.value, state_code=step.state.code, state_details=step.details)
+    return {"type": "job", "time": now, "job": summary}
+
+
+_NO_COST = {"estimate": None, "actual": None}
+_NO_COST_JSON = json.dumps(_NO_COST)
+
+
+def _cost_json(cost: dict[str, Any]) -> str:
+    """``cost`` as JSON; most jobs have no cost, and that JSON is made once."""
+    return _NO_COST_JSON if cost == _NO_COST else json.dumps(cost)
+
+
+def _gate_data_json(gate_data: dict[str, Any]) -> str:
+    return json.dumps(gate_data) if gate_data else "{}"
 
 
 def _history_json(job: Job) -> str:
