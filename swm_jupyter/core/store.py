@@ -236,9 +236,12 @@ class JobStore:
                         else self._row(task, None, shared)
                         for task in batch
                     ]
-                self.db.executemany(_INSERT, rows)
-                # One writer inside one transaction: AUTOINCREMENT gave the rows consecutive seqs.
-                first_seq = self.db.execute("SELECT seq FROM jobs WHERE id=?", (batch[0].id,)).fetchone()[0]
+                if len(rows) == 1:  # a lone submission: no statement more than it needs
+                    first_seq = self.db.execute(_INSERT, rows[0]).lastrowid
+                else:
+                    self.db.executemany(_INSERT, rows)
+                    # One writer inside one transaction: AUTOINCREMENT gave the rows consecutive seqs.
+                    first_seq = self.db.execute("SELECT seq FROM jobs WHERE id=?", (batch[0].id,)).fetchone()[0]
                 for offset, job in enumerate(batch):
                     job.seq = first_seq + offset
                 at = end
@@ -300,12 +303,14 @@ class JobStore:
         """Store events in one statement (inside a transaction); give each payload its id, in order."""
         if not payloads:
             return []
-        self.db.executemany(
-            "INSERT INTO events (time, job_id, payload) VALUES (?, ?, ?)",
-            [(payload["time"], job_id, json.dumps(payload)) for job_id, payload in payloads],
-        )
-        # One writer inside one transaction: AUTOINCREMENT gave the rows consecutive ids.
-        last = self.db.execute("SELECT last_insert_rowid()").fetchone()[0]
+        insert = "INSERT INTO events (time, job_id, payload) VALUES (?, ?, ?)"
+        rows = [(payload["time"], job_id, json.dumps(payload)) for job_id, payload in payloads]
+        if len(rows) == 1:
+            last = self.db.execute(insert, rows[0]).lastrowid
+        else:
+            self.db.executemany(insert, rows)
+            # One writer inside one transaction: AUTOINCREMENT gave the rows consecutive ids.
+            last = self.db.execute("SELECT last_insert_rowid()").fetchone()[0]
         first = last - len(payloads) + 1
         out = []
         for offset, (_, payload) in enumerate(payloads):
