@@ -45,6 +45,31 @@ def test_jobs_survive_reopen(tmp_path: Path) -> None:
     again.close()
 
 
+def test_batched_writes_give_each_job_and_event_its_own_ids(tmp_path: Path) -> None:
+    """Jobs and events written by one statement per batch get the ids the store really gave them."""
+    store = JobStore(tmp_path / "s.sqlite")
+    store.insert_jobs(make_jobs(1))  # ids do not start at 1 for the batch below
+    jobs = make_jobs(5)[1:]
+    events = store.insert_jobs(jobs)
+    assert [job.seq for job in jobs] == [store.get(job.id).seq for job in jobs] == [2, 3, 4, 5]
+    for job in jobs:
+        job.history += [HistoryEntry(2000.0, JobState.WAITING), HistoryEntry(2001.0, JobState.RUNNING)]
+        job.state = JobState.RUNNING
+    events += store.update_jobs(jobs, steps={job.id: job.history[1:] for job in jobs})
+    stored = store.events_after(0)[1:]
+    assert [e["id"] for e in events] == [e["id"] for e in stored] == list(range(2, 14))
+    assert [(e["job"]["id"], e["job"]["state"]) for e in events] == [
+        (e["job"]["id"], e["job"]["state"]) for e in stored
+    ]
+    assert [e["job"]["state"] for e in stored[4:6]] == ["waiting", "running"]
+    missing = make_jobs(7)[6]
+    jobs[0].state = JobState.FINISHED
+    with pytest.raises(JobNotFound, match=missing.id):
+        store.update_jobs([jobs[0], missing])
+    assert store.get(jobs[0].id).state is JobState.RUNNING and len(store.events_after(0)) == 13, "nothing written"
+    store.close()
+
+
 def test_second_store_on_the_same_file_is_refused(tmp_path: Path) -> None:
     store = JobStore(tmp_path / "s.sqlite")
     with pytest.raises(StoreLocked, match="another swm-jupyter manager"):
