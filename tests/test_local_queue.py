@@ -4,7 +4,10 @@ host, can be canceled or held there, and survive a restart of the server or of t
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
+import socket
+import tempfile
 import time
 from pathlib import Path
 
@@ -288,4 +291,61 @@ def test_a_launch_cut_before_its_start_was_recorded_is_not_run_again(tmp_path: P
             assert done.state is JobState.ERROR and "has no start: not run again" in done.state_details
 
     run(second())
+    assert list(_spans(times)) == [job_id], "it ran once, in the first manager"
+
+
+def test_after_an_upgrade_jobs_of_the_older_supervisor_are_read_not_run_again(tmp_path: Path) -> None:
+    """A job started by an older swm-jupyter left ``.swm/pid`` and ``.swm/rc`` (protocols 1 and 2);
+    the store lost its launch: it is reported with that exit code and not started again. While an
+    older supervisor still serves the store, the site waits for it (it would start what it holds)."""
+    times = tmp_path / "times"
+    times.mkdir()
+    sites = {"local": {"gate": "local", "cpus": 1}}
+
+    async def first() -> tuple[str, str]:
+        async with running_manager(tmp_path, sites=sites) as wm:
+            job = await wm.submit({"command": _timed(times, 0)})
+            done = await wm.wait(job.id, 30)
+            assert done.state is JobState.FINISHED
+            return job.id, wm.store_path
+
+    job_id, store_path = run(first())
+    store = JobStore(str(tmp_path / "jobs.sqlite"))
+    try:
+        job = store.get(job_id)
+        job.state, job.native_id, job.gate_data = JobState.QUEUED, None, {}
+        job.start_time = job.end_time = job.exit_code = None
+        job.history = job.history[:1]
+        store.update_jobs([job], events=False)
+        folder = Path(job.folder)
+    finally:
+        store.close()
+    # What the older supervisor left instead of .swm-status
+    (folder / ".swm-status").unlink()
+    (folder / ".swm").mkdir()
+    (folder / ".swm" / "pid").write_text("12345\n")
+    (folder / ".swm" / "rc").write_text("7\n")
+    # An older supervisor of this store still answers on its socket.
+    stem = hashlib.sha1(store_path.encode()).hexdigest()[:16]
+    older = Path(tempfile.gettempdir()) / f"swm-local-{os.getuid()}" / f"{stem}-v2.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(older))
+    listener.listen(8)
+
+    async def second() -> None:
+        async with running_manager(tmp_path, sites=sites) as wm:
+            await _until(lambda: "older swm-jupyter" in wm.site_health.get("local", ""), 10)
+            await asyncio.sleep(1.5)
+            assert wm.get(job_id).state is JobState.QUEUED, "nothing is handed over while it runs"
+            listener.close()
+            older.unlink()
+            done = await wm.wait(job_id, 30)
+            assert done.state is JobState.FINISHED and done.exit_code == 7, done.state_details
+            assert done.native_id == "12345"
+
+    try:
+        run(second())
+    finally:
+        listener.close()
+        older.unlink(missing_ok=True)
     assert list(_spans(times)) == [job_id], "it ran once, in the first manager"

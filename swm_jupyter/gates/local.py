@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -36,8 +37,8 @@ from ..core.states import JobState
 from ..core.units import format_walltime
 from ..notebook_runner import DETAILS_FILE
 from .base import Gate, GateStatus
-from .local_supervisor import PROTOCOL
-from .status_record import STATUS_FILE, StatusRecord, read_status_file
+from .local_supervisor import LEGACY_DIR, PROTOCOL, read_job_record
+from .status_record import STATUS_FILE, StatusRecord
 
 #: Seconds a job may be gone without an exit status before it is declared lost.
 VANISH_GRACE = 3.0
@@ -131,6 +132,29 @@ class LocalGate(Gate):
         # keeps its own socket (and jobs) until it idles out, and is never spoken to wrongly.
         return str(folder / f"{hashlib.sha1(store.encode()).hexdigest()[:16]}-v{PROTOCOL}.sock")
 
+    def _older_supervisor(self) -> str:
+        """The socket of a supervisor of an older swm-jupyter still serving this store, or "".
+
+        Only for the default socket, whose older names are known (``<hash>.sock`` for protocol 1,
+        ``<hash>-v<N>.sock`` after).
+        """
+        suffix = f"-v{PROTOCOL}.sock"
+        if self.supervisor_socket != self._default_socket() or not self.supervisor_socket.endswith(suffix):
+            return ""
+        stem = self.supervisor_socket[: -len(suffix)]
+        for older in [f"{stem}.sock", *(f"{stem}-v{n}.sock" for n in range(2, PROTOCOL))]:
+            if not os.path.exists(older):
+                continue
+            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                probe.connect(older)
+                return older  # it answers: it may still hold (and later start) jobs of this store
+            except OSError:
+                continue  # left behind by a supervisor that is gone
+            finally:
+                probe.close()
+        return ""
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._timers: dict[str, asyncio.TimerHandle] = {}
@@ -158,7 +182,19 @@ class LocalGate(Gate):
     # -- the supervisor connection ------------------------------------------------------------------
 
     async def setup(self) -> None:
-        """Connect to the local supervisor, starting it if none runs."""
+        """Connect to the local supervisor, starting it if none runs.
+
+        While a supervisor of an older swm-jupyter still serves this store (after an upgrade with
+        jobs running or waiting), the site waits for it to finish: it would start the jobs it holds
+        even if they were handed to the new one, and it records them where the gate reads them
+        only for the running ones (legacy ``.swm/pid`` and ``.swm/rc``, read below).
+        """
+        older = self._older_supervisor()
+        if older:
+            raise GateError(
+                f"the local supervisor of an older swm-jupyter still runs or holds jobs of this store ({older}); "
+                "this site starts once it has finished them (it leaves 20 s after its last job)"
+            )
         await self._connection()
 
     async def cleanup(self) -> None:
@@ -344,9 +380,10 @@ class LocalGate(Gate):
         Done when the job is requeued, never when it is launched: a launch repeated after a crash
         must find the records of its own run, which tell the supervisor the job already started.
         """
-        for stale in (STATUS_FILE, DETAILS_FILE):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(os.path.join(job.folder, stale))
+        stale = (STATUS_FILE, DETAILS_FILE, *(os.path.join(LEGACY_DIR, n) for n in ("pid", "rc", "details")))
+        for name in stale:
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                os.unlink(os.path.join(job.folder, name))
         self._exits.pop(job.id, None)
         self._started.pop(job.id, None)
 
@@ -414,8 +451,7 @@ class LocalGate(Gate):
             return self._running(job, *started)
         if job.id in self._tracked and self._writer is not None:
             return None  # the live supervisor connection tells us when this job starts or ends
-        status_file = os.path.join(job.folder, STATUS_FILE)
-        record = read_status_file(status_file)
+        record = read_job_record(job.folder)
         if record is not None and record.ended:
             return self._ended_as_recorded(job, record)
         pid = _recorded_pid(record) or int(job.native_id or 0)
@@ -423,7 +459,7 @@ class LocalGate(Gate):
             if job.native_id == str(pid):
                 return GateStatus(JobState.RUNNING, native_id=str(pid))
             return self._running(job, pid, record.start if record else None)  # it started while we were away
-        record = read_status_file(status_file)  # the job may have ended between the two looks
+        record = read_job_record(job.folder)  # the job may have ended between the two looks
         if record is not None and record.ended:
             return self._ended_as_recorded(job, record)
         if not pid:
@@ -530,7 +566,7 @@ class LocalGate(Gate):
         started = self._started.get(job.id)
         pid = int(job.native_id or job.gate_data.get("pid") or (started[0] if started else 0))
         if not pid:
-            pid = _recorded_pid(read_status_file(os.path.join(job.folder, STATUS_FILE)))
+            pid = _recorded_pid(read_job_record(job.folder))
         if not pid:
             answer = await self._ask({"op": "cancel", "id": job.id})
             pid = int(answer.get("pid") or 0)

@@ -45,7 +45,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .status_record import read_status_file
+from .status_record import STATUS_FILE, StatusRecord, read_status_file
 
 IDLE_SECONDS = 20.0
 #: Version of the protocol below; part of the socket's name (see ``LocalGate.supervisor_socket``).
@@ -55,6 +55,48 @@ PROTOCOL = 3
 _APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND
 #: The status record is created by the one launch of a run: if it exists, the job may have started.
 _NEW_RECORD = _APPEND | os.O_EXCL
+
+
+#: Where protocols 1 and 2 kept a job's records (``pid``, ``rc``): read for jobs they started.
+LEGACY_DIR = ".swm"
+
+
+def read_job_record(folder: str) -> StatusRecord | None:
+    """The status record of the job in ``folder``, or None if it never started.
+
+    A job started by the supervisor of an older swm-jupyter (protocols 1 and 2, before an
+    upgrade) has ``.swm/pid`` and later ``.swm/rc`` instead: they are read into the same form.
+    """
+    record = read_status_file(os.path.join(folder, STATUS_FILE))
+    if record is not None:
+        return record
+    pid_path = os.path.join(folder, LEGACY_DIR, "pid")
+    pid_text = _read_line(pid_path)
+    if not pid_text:
+        return None
+    record = StatusRecord(start=_mtime(pid_path), run_id=pid_text)
+    rc_path = os.path.join(folder, LEGACY_DIR, "rc")
+    rc_text = _read_line(rc_path)
+    if rc_text.lstrip("-").isdigit():
+        record.exit_code, record.end = int(rc_text), _mtime(rc_path)
+    return record
+
+
+def _read_line(path: str) -> str:
+    """A one-line record, or "" while it is missing or half-written (no newline yet)."""
+    try:
+        with open(path) as handle:
+            text = handle.read()
+    except (FileNotFoundError, NotADirectoryError, ValueError):
+        return ""
+    return text.strip() if text.endswith("\n") else ""
+
+
+def _mtime(path: str) -> float | None:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return None
 
 
 @dataclass
@@ -211,7 +253,7 @@ class Supervisor:
         pool.capacity = max(1, int(request.get("capacity", 1)))
         if any(entry[2]["id"] == job_id for entry in pool.queue) or job_id in pool.held:
             return {"queued": True}
-        record = read_status_file(request["status_file"])
+        record = read_job_record(os.path.dirname(request["status_file"]))
         if record is not None:  # it started before (under an earlier supervisor): never twice
             if record.start is not None and record.run_id.isdigit():
                 # "recorded": not one of this supervisor's children, so it reports no end of it
