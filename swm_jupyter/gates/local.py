@@ -185,9 +185,9 @@ class LocalGate(Gate):
         """Connect to the local supervisor, starting it if none runs.
 
         While a supervisor of an older swm-jupyter still serves this store (after an upgrade with
-        jobs running or waiting), the site waits for it to finish: it would start the jobs it holds
-        even if they were handed to the new one, and it records them where the gate reads them
-        only for the running ones (legacy ``.swm/pid`` and ``.swm/rc``, read below).
+        jobs running or waiting), the site waits for it to finish: it would start the jobs waiting
+        in its queue even if they were handed to the new one. The jobs it started are followed
+        through the records it left (:func:`~.local_supervisor.read_job_record`).
         """
         older = self._older_supervisor()
         if older:
