@@ -46,6 +46,21 @@ def _most_at_once(spans: dict[str, tuple[float, float]]) -> int:
     return most
 
 
+def _as_if_its_launch_was_lost(data_dir: Path, job_id: str) -> Path:
+    """Set the stored job back to queued, as if a crash had lost the record of its launch (its
+    run is only in its folder, which is returned)."""
+    store = JobStore(str(data_dir / "jobs.sqlite"))
+    try:
+        job = store.get(job_id)
+        job.state, job.native_id, job.gate_data = JobState.QUEUED, None, {}
+        job.start_time = job.end_time = job.exit_code = None
+        job.history = job.history[:1]
+        store.update_jobs([job], events=False)
+        return Path(job.folder)
+    finally:
+        store.close()
+
+
 async def _until(check, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while not check():
@@ -241,15 +256,7 @@ def test_a_job_that_ran_while_its_launch_was_not_recorded_is_not_run_again(tmp_p
             return job.id
 
     job_id = run(first())
-    store = JobStore(str(tmp_path / "jobs.sqlite"))
-    try:
-        job = store.get(job_id)
-        job.state, job.native_id, job.gate_data = JobState.QUEUED, None, {}
-        job.start_time = job.end_time = job.exit_code = None
-        job.history = job.history[:1]
-        store.update_jobs([job], events=False)
-    finally:
-        store.close()
+    _as_if_its_launch_was_lost(tmp_path, job_id)
 
     async def second() -> None:
         async with running_manager(tmp_path, sites=sites) as wm:
@@ -274,16 +281,8 @@ def test_a_launch_cut_before_its_start_was_recorded_is_not_run_again(tmp_path: P
             return job.id
 
     job_id = run(first())
-    store = JobStore(str(tmp_path / "jobs.sqlite"))
-    try:
-        job = store.get(job_id)
-        job.state, job.native_id, job.gate_data = JobState.QUEUED, None, {}
-        job.start_time = job.end_time = job.exit_code = None
-        job.history = job.history[:1]
-        store.update_jobs([job], events=False)
-        Path(job.folder, ".swm-status").write_text("")  # created, then the supervisor was killed
-    finally:
-        store.close()
+    folder = _as_if_its_launch_was_lost(tmp_path, job_id)
+    (folder / ".swm-status").write_text("")  # created, then the supervisor was killed
 
     async def second() -> None:
         async with running_manager(tmp_path, sites=sites) as wm:
@@ -310,16 +309,7 @@ def test_after_an_upgrade_jobs_of_the_older_supervisor_are_read_not_run_again(tm
             return job.id, wm.store_path
 
     job_id, store_path = run(first())
-    store = JobStore(str(tmp_path / "jobs.sqlite"))
-    try:
-        job = store.get(job_id)
-        job.state, job.native_id, job.gate_data = JobState.QUEUED, None, {}
-        job.start_time = job.end_time = job.exit_code = None
-        job.history = job.history[:1]
-        store.update_jobs([job], events=False)
-        folder = Path(job.folder)
-    finally:
-        store.close()
+    folder = _as_if_its_launch_was_lost(tmp_path, job_id)
     # What the older supervisor left instead of .swm-status
     (folder / ".swm-status").unlink()
     (folder / ".swm").mkdir()
