@@ -62,11 +62,16 @@ MIGRATIONS: dict[int, list[str]] = {
     ],
 }
 
+#: The columns a job's later writes change, in the order of :func:`_changing_values`.
+_CHANGING = (
+    "name, site, state, priority, start_time, end_time, exit_code, signal, native_id, state_details, wanted, "
+    "folder, gate_data, cost, history"
+).split(", ")
 _INSERT = (
-    "INSERT INTO jobs (id, name, site, state, priority, owner, array_parent, array_index, submit_time, "
-    "start_time, end_time, exit_code, signal, native_id, state_details, wanted, folder, spec, gate_data, cost, "
-    "history) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    f"INSERT INTO jobs (id, owner, array_parent, array_index, submit_time, spec, {', '.join(_CHANGING)}) "
+    f"VALUES ({', '.join('?' * (6 + len(_CHANGING)))})"
 )
+_UPDATE = f"UPDATE jobs SET {', '.join(f'{column}=?' for column in _CHANGING)} WHERE id=?"
 
 SORTS = {
     "submit_time": "seq ASC",
@@ -259,27 +264,7 @@ class JobStore:
         last write, oldest first), or one event with its current state if it has no steps.
         """
         jobs = list(jobs)
-        rows = [
-            (
-                job.spec.name,
-                job.site,
-                job.state.value,
-                job.spec.priority,
-                job.start_time,
-                job.end_time,
-                job.exit_code,
-                job.signal,
-                job.native_id,
-                job.state_details,
-                job.wanted,
-                job.folder,
-                _gate_data_json(job.gate_data),
-                _cost_json(job.cost),
-                _history_json(job),
-                job.id,
-            )
-            for job in jobs
-        ]
+        rows = [(*_changing_values(job), job.id) for job in jobs]
         payloads = []
         if events:
             now = time.time()
@@ -287,12 +272,7 @@ class JobStore:
                 for step in (steps or {}).get(job.id) or [None]:
                     payloads.append((job.id, _event_payload(job, step, now)))
         with self.transaction():
-            updated = self.db.executemany(
-                "UPDATE jobs SET name=?, site=?, state=?, priority=?, start_time=?, end_time=?, exit_code=?, "
-                "signal=?, native_id=?, state_details=?, wanted=?, folder=?, gate_data=?, cost=?, history=? "
-                "WHERE id=?",
-                rows,
-            ).rowcount
+            updated = self.db.executemany(_UPDATE, rows).rowcount
             if updated != len(rows):
                 for job in jobs:
                     if self.db.execute("SELECT 1 FROM jobs WHERE id=?", (job.id,)).fetchone() is None:
@@ -320,29 +300,14 @@ class JobStore:
 
     def _row(self, job: Job, spec_json: str | None, encoded: tuple[str, str, str] | None = None) -> tuple[Any, ...]:
         """The INSERT values of ``job``; ``encoded``: its gate_data, cost and history already as JSON."""
-        gate_data, cost, history = encoded or (_gate_data_json(job.gate_data), _cost_json(job.cost), _history_json(job))
         return (
             job.id,
-            job.spec.name,
-            job.site,
-            job.state.value,
-            job.spec.priority,
             job.owner,
             job.array_parent,
             job.array_index,
             job.submit_time,
-            job.start_time,
-            job.end_time,
-            job.exit_code,
-            job.signal,
-            job.native_id,
-            job.state_details,
-            job.wanted,
-            job.folder,
             spec_json,
-            gate_data,
-            cost,
-            history,
+            *_changing_values(job, encoded),
         )
 
     def prune_events(self, keep: int) -> None:
@@ -537,8 +502,30 @@ def _cost_json(cost: dict[str, Any]) -> str:
     return _NO_COST_JSON if cost == _NO_COST else json.dumps(cost)
 
 
-def _gate_data_json(gate_data: dict[str, Any]) -> str:
-    return json.dumps(gate_data) if gate_data else "{}"
+def _changing_values(job: Job, encoded: tuple[str, str, str] | None = None) -> tuple[Any, ...]:
+    """``job``'s values for the :data:`_CHANGING` columns; ``encoded``: gate_data, cost and history as JSON."""
+    gate_data, cost, history = encoded or (
+        json.dumps(job.gate_data) if job.gate_data else "{}",
+        _cost_json(job.cost),
+        _history_json(job),
+    )
+    return (
+        job.spec.name,
+        job.site,
+        job.state.value,
+        job.spec.priority,
+        job.start_time,
+        job.end_time,
+        job.exit_code,
+        job.signal,
+        job.native_id,
+        job.state_details,
+        job.wanted,
+        job.folder,
+        gate_data,
+        cost,
+        history,
+    )
 
 
 def _history_json(job: Job) -> str:
