@@ -63,15 +63,18 @@ def test_a_broken_site_is_reported_when_used_and_others_work(tmp_path: Path) -> 
 
 
 class FlakyGate(LocalGate):
-    """A local gate whose site cannot be reached for its first two submissions."""
+    """A local gate whose site cannot be reached for its first two hand-overs: the first call
+    raises, the second answers each job with the error (the two ways a gate refuses a batch)."""
 
     refusals = 0
 
-    async def submit(self, job, dependencies=()):  # type: ignore[no-untyped-def]
+    async def submit_many(self, jobs):  # type: ignore[no-untyped-def]
         if FlakyGate.refusals < 2:
             FlakyGate.refusals += 1
-            raise SiteUnavailable("connection refused (test)")
-        return await super().submit(job, dependencies)
+            if FlakyGate.refusals == 1:
+                raise SiteUnavailable("connection refused (test)")
+            return [SiteUnavailable("connection refused (test)") for _ in jobs]
+        return await super().submit_many(jobs)
 
 
 def test_an_unreachable_site_requeues_the_job_and_retries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -86,6 +89,6 @@ def test_an_unreachable_site_requeues_the_job_and_retries(tmp_path: Path, monkey
         assert done.state is JobState.FINISHED and done.exit_code == 6
         assert FlakyGate.refusals == 2
         details = [h.details for h in done.history if h.state is JobState.QUEUED]
-        assert any("site unreachable, will retry: connection refused (test)" in d for d in details)
+        assert details.count("site unreachable, will retry: connection refused (test)") == 2
 
     run(with_manager(tmp_path, body, sites={"local": {"gate": "tests.test_registry:FlakyGate"}}))

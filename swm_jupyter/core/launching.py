@@ -53,18 +53,73 @@ class JobLaunching(ManagerPart):
         except asyncio.CancelledError:
             if not self._running:
                 raise
-            self._set_state(job, JobState.CANCELED, "canceled by the user before it started")
-            job.end_time = time.time()
-        except SiteUnavailable as exc:
-            self._site_unreachable(job, exc.message)
-        except SwmError as exc:
-            self._fail_launch(job, exc.message)
+            self._canceled_before_start(job)
         except Exception as exc:
-            self.log.exception("swm: launching job %s on %s failed", job.id, job.site)
-            self._fail_launch(job, f"{type(exc).__name__}: {exc}")
+            self._launch_failed(job, exc)
         finally:
             self._launching.discard(job.id)
             self._wake.set()
+
+    async def _launch_many(self, site: str, batch: list[tuple[Job, list[tuple[str, str]]]]) -> None:
+        """Prepare the folders of several jobs (not arrays sent whole) and hand them to the site's
+        gate in one :meth:`~swm_jupyter.gates.base.Gate.submit_many` call; each job that cannot be
+        prepared or is refused fails alone.
+        """
+        gate = self.gates[site]
+        ready: list[tuple[Job, list[tuple[str, str]]]] = []
+        answered = 0
+        try:
+            for job, native in batch:
+                try:
+                    await self._prepare(job)
+                except Exception as exc:
+                    self._launch_failed(job, exc)
+                    continue
+                if job.wanted == "cancel":
+                    self._canceled_before_start(job)
+                else:
+                    ready.append((job, native))
+            if ready:
+                answers = await gate.submit_many(ready)
+                for (job, _), answer in zip(ready, answers, strict=True):
+                    answered += 1
+                    if isinstance(answer, asyncio.CancelledError):
+                        self._canceled_before_start(job)
+                    elif isinstance(answer, BaseException):
+                        self._launch_failed(job, answer)
+                    else:
+                        job.gate_data.pop("launching", None)
+                        self._apply_status(job, answer)
+        except asyncio.CancelledError:
+            if not self._running:
+                raise
+            for job, _ in ready[answered:]:
+                self._canceled_before_start(job)
+        except Exception as exc:
+            for job, _ in ready[answered:]:
+                self._launch_failed(job, exc)
+        finally:
+            for job, _ in batch:
+                self._launching.discard(job.id)
+            self._wake.set()
+
+    def _canceled_before_start(self, job: Job) -> None:
+        self._set_state(job, JobState.CANCELED, "canceled by the user before it started")
+        job.end_time = time.time()
+
+    def _launch_failed(self, job: Job, exc: BaseException) -> None:
+        """What a launch that raised ``exc`` does to ``job``: queued again while its site cannot be
+        reached, failed (state E with the reason) when the site or the job folder refused it.
+        """
+        if isinstance(exc, SiteUnavailable):
+            self._site_unreachable(job, exc.message)
+        elif isinstance(exc, SwmError):
+            self._fail_launch(job, exc.message)
+        else:
+            self.log.error(
+                "swm: launching job %s on %s failed", job.id, job.site, exc_info=(type(exc), exc, exc.__traceback__)
+            )
+            self._fail_launch(job, f"{type(exc).__name__}: {exc}")
 
     def _site_unreachable(self, job: Job, message: str) -> None:
         """The site could not be reached to take the job: queue it again and rest the site a while."""

@@ -800,9 +800,16 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         # A site that recognises a job it already has needs no such record (one write fewer).
         if any(not self.gates[site].idempotent_submit for site in by_site):
             self._flush()
-        for batch in by_site.values():
+        for site, batch in by_site.items():
+            # A gate that hands many jobs over in one exchange gets them together (arrays sent
+            # whole excepted); to others each job goes on its own, and is seen started on its own.
+            together = type(self.gates[site]).submit_many is not Gate.submit_many
+            single = [(job, native) for job, native in batch if together and not job.is_array_parent]
+            if single:
+                self._spawn(self._launch_many(site, single))
             for job, native in batch:
-                self._spawn(self._launch(job, native))
+                if not together or job.is_array_parent:
+                    self._spawn(self._launch(job, native))
 
     def _dependency_info(self, job_id: str) -> DependencyInfo | None:
         job = self.jobs.get(job_id)

@@ -86,6 +86,19 @@ class Gate(LoggingConfigurable):
         """
         raise NotImplementedError
 
+    async def submit_many(
+        self, jobs: Sequence[tuple[Job, Sequence[tuple[str, str]]]]
+    ) -> list[GateStatus | BaseException]:
+        """Start several jobs, each with its ``dependencies`` as in :meth:`submit`.
+
+        Returns one answer per job, in order: its first status, or the exception that refused it
+        (one refused job does not stop the others). The default calls :meth:`submit` for each,
+        concurrently. A gate that can hand many jobs over in one exchange overrides it; the manager
+        then gives it the jobs that start together in one call (other gates get one
+        :meth:`submit` per job, each job seen started as soon as its own call returns).
+        """
+        return await asyncio.gather(*(self.submit(job, deps) for job, deps in jobs), return_exceptions=True)
+
     async def submit_array(
         self, parent: Job, tasks: list[Job], dependencies: Sequence[tuple[str, str]] = ()
     ) -> dict[str, GateStatus]:

@@ -42,6 +42,8 @@ from .status_record import STATUS_FILE, StatusRecord
 
 #: Seconds a job may be gone without an exit status before it is declared lost.
 VANISH_GRACE = 3.0
+#: Seconds the supervisor has to answer a request before the request fails.
+REPLY_TIMEOUT = 30.0
 
 
 def _meminfo_mb() -> int:
@@ -289,7 +291,7 @@ class LocalGate(Gate):
                 reported.set()
         self.notify()
 
-    async def _ask(self, request: dict[str, Any], timeout: float = 30) -> dict[str, Any]:
+    async def _ask(self, request: dict[str, Any], timeout: float = REPLY_TIMEOUT) -> dict[str, Any]:
         """Send one request to the supervisor and wait for its answer."""
         writer = await self._connection()
         key = (str(request["op"]), str(request["id"]))
@@ -359,15 +361,47 @@ class LocalGate(Gate):
 
     async def submit(self, job: Job, dependencies: Sequence[tuple[str, str]] = ()) -> GateStatus:
         """Hand the job to the supervisor: running at once (pid as native id) or waiting for cpus."""
-        self._exits.pop(job.id, None)
-        self._started.pop(job.id, None)
-        walltime = job.spec.resources.walltime
-        if walltime:
-            self._walltimes[job.id] = (job, walltime)
-        answer = await self._ask(self._spawn_request(job))
-        if "error" in answer:
+        answer = (await self.submit_many([(job, dependencies)]))[0]
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    async def submit_many(
+        self, jobs: Sequence[tuple[Job, Sequence[tuple[str, str]]]]
+    ) -> list[GateStatus | BaseException]:
+        """Hand several jobs to the supervisor in one write and wait for its answers together."""
+        writer = await self._connection()
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[dict[str, Any]]] = []
+        lines: list[str] = []
+        for job, _ in jobs:
+            self._exits.pop(job.id, None)
+            self._started.pop(job.id, None)
+            walltime = job.spec.resources.walltime
+            if walltime:
+                self._walltimes[job.id] = (job, walltime)
+            key = ("spawn", job.id)
+            future = self._replies.get(key)
+            if future is None or future.done():
+                future = self._replies[key] = loop.create_future()
+            futures.append(future)
+            lines.append(json.dumps(self._spawn_request(job)))
+        writer.write(("\n".join(lines) + "\n").encode())
+        await writer.drain()
+        # One timer for the whole batch, not asyncio.wait_for: that costs a task per wait.
+        timer = loop.call_later(REPLY_TIMEOUT, _expire_all, futures, "spawn")
+        try:
+            # Shielded: a job handed over again may wait for the same answer.
+            answers = await asyncio.shield(asyncio.gather(*futures, return_exceptions=True))
+        finally:
+            timer.cancel()
+        return [self._accepted(job, answer) for (job, _), answer in zip(jobs, answers, strict=True)]
+
+    def _accepted(self, job: Job, answer: dict[str, Any] | BaseException) -> GateStatus | BaseException:
+        """The job's first status from the supervisor's answer to its spawn request."""
+        if isinstance(answer, BaseException) or "error" in answer:
             self._walltimes.pop(job.id, None)
-            raise GateError(answer["error"])
+            return answer if isinstance(answer, BaseException) else GateError(answer["error"])
         if not answer.get("recorded"):  # a job started before is followed through its files instead
             self._tracked.add(job.id)
         if answer.get("queued"):
@@ -629,6 +663,11 @@ def _expire(future: asyncio.Future[dict[str, Any]], op: str) -> None:
     if not future.done():
         future.set_exception(GateError(f"the local supervisor did not answer a {op!r} request in time"))
         future.exception()  # its waiters get it; no "never retrieved" warning if none is left
+
+
+def _expire_all(futures: list[asyncio.Future[dict[str, Any]]], op: str) -> None:
+    for future in futures:
+        _expire(future, op)
 
 
 def _recorded_pid(record: StatusRecord | None) -> int:

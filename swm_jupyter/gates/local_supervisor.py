@@ -122,6 +122,7 @@ class Supervisor:
         self.programs: dict[tuple[str, str | None], str] = {}
         self.arrivals = 0
         self.running: dict[str, int] = {}  # job id -> pid
+        self.outbox: dict[socket.socket, list[dict[str, Any]]] = {}  # sent once per turn of the loop
         self.idle_since = time.monotonic()
 
     def listen(self) -> None:
@@ -149,6 +150,7 @@ class Supervisor:
                     self._read(key.fileobj)  # type: ignore[arg-type]
                 else:
                     self._exited(key.data)
+            self._send_outbox()
             if self.children or self.clients or any(p.queue or p.held for p in self.pools.values()):
                 self.idle_since = time.monotonic()
             elif time.monotonic() - self.idle_since > IDLE_SECONDS:
@@ -196,18 +198,32 @@ class Supervisor:
         self._send(conn, replies)
 
     def _send(self, conn: socket.socket, messages: list[dict[str, Any]]) -> None:
-        if not messages:
-            return
-        payload = "".join(json.dumps(m) + "\n" for m in messages).encode()
-        try:
-            conn.setblocking(True)
-            conn.sendall(payload)
-            conn.setblocking(False)
-        except OSError:
-            self._drop(conn)
+        """Queue ``messages`` for ``conn``; they leave, in order, at the end of this turn of the loop
+        (one write for all that a turn says to a client: replies, starts and exits).
+        """
+        if messages:
+            self.outbox.setdefault(conn, []).extend(messages)
+
+    def _send_outbox(self) -> None:
+        outbox, self.outbox = self.outbox, {}
+        for conn, messages in outbox.items():
+            if conn not in self.clients:
+                continue
+            payload = "".join(json.dumps(m) + "\n" for m in messages).encode()
+            try:
+                try:
+                    sent = conn.send(payload)
+                except BlockingIOError:
+                    sent = 0
+                if sent < len(payload):  # the client reads slowly: wait for it rather than drop news
+                    conn.setblocking(True)
+                    conn.sendall(payload[sent:])
+                    conn.setblocking(False)
+            except OSError:
+                self._drop(conn)
 
     def _broadcast(self, message: dict[str, Any]) -> None:
-        for conn in list(self.clients):
+        for conn in self.clients:
             self._send(conn, [message])
 
     def _handle(self, request: dict[str, Any]) -> dict[str, Any]:
