@@ -161,7 +161,7 @@ class LocalGate(Gate):
         super().__init__(**kwargs)
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._over_walltime: set[str] = set()
-        self._exits: dict[str, tuple[int, float, str]] = {}
+        self._exits: dict[str, tuple[int | None, float, str]] = {}  # code None: it never started
         self._started: dict[str, tuple[int, float]] = {}
         self._walltimes: dict[str, tuple[Job, int]] = {}
         self._tracked: set[str] = set()  # jobs the current supervisor connection reports on
@@ -272,6 +272,11 @@ class LocalGate(Gate):
 
     def _on_message(self, message: dict[str, Any]) -> None:
         if "reply" in message:
+            if message.get("op") == "spawn":
+                self._spawn_answered(str(message["reply"]), message)
+                if not message.get("queued"):
+                    self.notify()
+                return
             future = self._replies.pop((str(message.get("op")), str(message["reply"])), None)
             if future is not None and not future.done():
                 future.set_result(message)
@@ -369,44 +374,34 @@ class LocalGate(Gate):
     async def submit_many(
         self, jobs: Sequence[tuple[Job, Sequence[tuple[str, str]]]]
     ) -> list[GateStatus | BaseException]:
-        """Hand several jobs to the supervisor in one write and wait for its answers together."""
+        """Hand several jobs to the supervisor in one write; each is then waiting (state W).
+
+        The supervisor's answer to each (started, queued for cpus, or why it cannot start) comes
+        like its other news (:meth:`_spawn_answered`) and is taken in at the next poll: no task,
+        future or timer per job.
+        """
         writer = await self._connection()
-        loop = asyncio.get_running_loop()
-        futures: list[asyncio.Future[dict[str, Any]]] = []
-        lines: list[str] = []
+        lines = []
         for job, _ in jobs:
             self._exits.pop(job.id, None)
             self._started.pop(job.id, None)
-            walltime = job.spec.resources.walltime
-            if walltime:
-                self._walltimes[job.id] = (job, walltime)
-            key = ("spawn", job.id)
-            future = self._replies.get(key)
-            if future is None or future.done():
-                future = self._replies[key] = loop.create_future()
-            futures.append(future)
+            if job.spec.resources.walltime:
+                self._walltimes[job.id] = (job, job.spec.resources.walltime)
+            self._tracked.add(job.id)
             lines.append(json.dumps(self._spawn_request(job)))
         writer.write(("\n".join(lines) + "\n").encode())
         await writer.drain()
-        # One timer for the whole batch, not asyncio.wait_for: that costs a task per wait.
-        timer = loop.call_later(REPLY_TIMEOUT, _expire_all, futures, "spawn")
-        try:
-            # Shielded: a job handed over again may wait for the same answer.
-            answers = await asyncio.shield(asyncio.gather(*futures, return_exceptions=True))
-        finally:
-            timer.cancel()
-        return [self._accepted(job, answer) for (job, _), answer in zip(jobs, answers, strict=True)]
+        return [GateStatus(JobState.WAITING, details=job.state_details) for job, _ in jobs]
 
-    def _accepted(self, job: Job, answer: dict[str, Any] | BaseException) -> GateStatus | BaseException:
-        """The job's first status from the supervisor's answer to its spawn request."""
-        if isinstance(answer, BaseException) or "error" in answer:
-            self._walltimes.pop(job.id, None)
-            return answer if isinstance(answer, BaseException) else GateError(answer["error"])
-        if not answer.get("recorded"):  # a job started before is followed through its files instead
-            self._tracked.add(job.id)
-        if answer.get("queued"):
-            return GateStatus(JobState.WAITING, details=job.state_details)
-        return self._running(job, int(answer["pid"]), answer.get("started"))
+    def _spawn_answered(self, job_id: str, answer: dict[str, Any]) -> None:
+        """Take in the supervisor's answer to a spawn request (reported at the next poll)."""
+        if answer.get("recorded"):
+            self._tracked.discard(job_id)  # started before, by another supervisor: its files tell how it ends
+        if "error" in answer:
+            self._walltimes.pop(job_id, None)
+            self._exits[job_id] = (None, time.time(), str(answer["error"]))
+        elif not answer.get("queued"):
+            self._started[job_id] = (int(answer["pid"]), float(answer.get("started") or time.time()))
 
     async def reset_run(self, job: Job) -> None:
         """A requeued job runs again in the same folder: remove the records of its last run.
@@ -474,7 +469,7 @@ class LocalGate(Gate):
         if reported is not None:
             rc, end, error = reported
             started = self._started.pop(job.id, None)
-            if error:
+            if error or rc is None:
                 self._forget(job.id)
                 return GateStatus(JobState.ERROR, exit_code=rc, end_time=end, details=error)
             if started is None:
@@ -525,21 +520,12 @@ class LocalGate(Gate):
         if job.spec.resources.walltime:
             self._walltimes.setdefault(job.id, (job, job.spec.resources.walltime))
 
-        async def send() -> None:
+        async def send() -> None:  # answered like any spawn (_spawn_answered)
             try:
-                answer = await self._ask(self._spawn_request(job))
+                writer = await self._connection()  # a new supervisor, if the last one was killed
+                writer.write((json.dumps(self._spawn_request(job)) + "\n").encode())
             except Exception:
                 self._tracked.discard(job.id)  # tried again at the next poll
-                return
-            if answer.get("recorded"):
-                self._tracked.discard(job.id)  # started before: its files tell how it ends
-            if "error" in answer:
-                self._exits[job.id] = (127, time.time(), str(answer["error"]))
-            elif not answer.get("queued"):
-                self._started[job.id] = (int(answer["pid"]), float(answer.get("started") or time.time()))
-            else:
-                return
-            self.notify()
 
         task = asyncio.get_running_loop().create_task(send())
         self._sends.add(task)  # keep a reference until it is done
@@ -663,11 +649,6 @@ def _expire(future: asyncio.Future[dict[str, Any]], op: str) -> None:
     if not future.done():
         future.set_exception(GateError(f"the local supervisor did not answer a {op!r} request in time"))
         future.exception()  # its waiters get it; no "never retrieved" warning if none is left
-
-
-def _expire_all(futures: list[asyncio.Future[dict[str, Any]]], op: str) -> None:
-    for future in futures:
-        _expire(future, op)
 
 
 def _recorded_pid(record: StatusRecord | None) -> int:
