@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import fcntl
-import json
 import os
 import sqlite3
 import time
@@ -16,6 +15,7 @@ from typing import Any
 
 from .checkpoint import BACKSTOP_PAGES, WalCheckpointer
 from .errors import JobNotFound, StoreLocked
+from .jsoncodec import parse, to_text
 from .model import Job, JobSpec, spec_from_json
 from .states import HistoryEntry, JobState
 
@@ -230,11 +230,11 @@ class JobStore:
                     end += 1
                 batch = jobs[at:end]
                 if parent is None:
-                    rows = [self._row(job, json.dumps(job.spec.to_dict())) for job in batch]
+                    rows = [self._row(job, to_text(job.spec.to_dict())) for job in batch]
                 else:
                     # Tasks of one submission mostly share these fields: encode them once.
                     first = batch[0]
-                    shared = (json.dumps(first.gate_data), _cost_json(first.cost), _history_json(first))
+                    shared = (to_text(first.gate_data), _cost_json(first.cost), _history_json(first))
                     rows = [
                         self._row(task, None)
                         if task.gate_data != first.gate_data or task.cost != first.cost or task.history != first.history
@@ -284,7 +284,7 @@ class JobStore:
         if not payloads:
             return []
         insert = "INSERT INTO events (time, job_id, payload) VALUES (?, ?, ?)"
-        rows = [(payload["time"], job_id, json.dumps(payload)) for job_id, payload in payloads]
+        rows = [(payload["time"], job_id, to_text(payload)) for job_id, payload in payloads]
         if len(rows) == 1:
             last = self.db.execute(insert, rows[0]).lastrowid
         else:
@@ -412,7 +412,7 @@ class JobStore:
         ).fetchall()
         out = []
         for event_id, payload in rows:
-            event = json.loads(payload)
+            event = parse(payload)
             event["id"] = event_id
             out.append(event)
         return out
@@ -450,7 +450,7 @@ class JobStore:
         if spec is None and array_parent:
             job_spec = self._parent_spec(array_parent)
         else:
-            job_spec = spec_from_json(json.loads(spec))
+            job_spec = spec_from_json(parse(spec))
         return Job(
             id=job_id,
             spec=job_spec,
@@ -465,11 +465,11 @@ class JobStore:
             submit_time=submit_time,
             start_time=start_time,
             end_time=end_time,
-            history=[HistoryEntry(h["time"], JobState(h["state"]), h.get("details", "")) for h in json.loads(history)],
-            gate_data=json.loads(gate_data),
+            history=[HistoryEntry(h["time"], JobState(h["state"]), h.get("details", "")) for h in parse(history)],
+            gate_data=parse(gate_data),
             wanted=wanted,
             folder=folder,
-            cost=json.loads(cost),
+            cost=parse(cost),
             owner=owner,
             seq=seq,
         )
@@ -478,7 +478,7 @@ class JobStore:
         spec = self._spec_cache.get(parent_id)
         if spec is None:
             row = self.db.execute("SELECT spec FROM jobs WHERE id=?", (parent_id,)).fetchone()
-            spec = spec_from_json(json.loads(row[0]))
+            spec = spec_from_json(parse(row[0]))
             if len(self._spec_cache) > 1000:
                 self._spec_cache.clear()
             self._spec_cache[parent_id] = spec
@@ -494,18 +494,18 @@ def _event_payload(job: Job, step: HistoryEntry | None, now: float) -> dict[str,
 
 
 _NO_COST = {"estimate": None, "actual": None}
-_NO_COST_JSON = json.dumps(_NO_COST)
+_NO_COST_JSON = to_text(_NO_COST)
 
 
 def _cost_json(cost: dict[str, Any]) -> str:
     """``cost`` as JSON; most jobs have no cost, and that JSON is made once."""
-    return _NO_COST_JSON if cost == _NO_COST else json.dumps(cost)
+    return _NO_COST_JSON if cost == _NO_COST else to_text(cost)
 
 
 def _changing_values(job: Job, encoded: tuple[str, str, str] | None = None) -> tuple[Any, ...]:
     """``job``'s values for the :data:`_CHANGING` columns; ``encoded``: gate_data, cost and history as JSON."""
     gate_data, cost, history = encoded or (
-        json.dumps(job.gate_data) if job.gate_data else "{}",
+        to_text(job.gate_data) if job.gate_data else "{}",
         _cost_json(job.cost),
         _history_json(job),
     )
@@ -529,7 +529,7 @@ def _changing_values(job: Job, encoded: tuple[str, str, str] | None = None) -> t
 
 
 def _history_json(job: Job) -> str:
-    return json.dumps([{"time": h.time, "state": h.state.value, "details": h.details} for h in job.history])
+    return to_text([{"time": h.time, "state": h.state.value, "details": h.details} for h in job.history])
 
 
 def _encode_cursor(kind: str, value: int) -> str:

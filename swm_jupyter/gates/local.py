@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import os
 import signal
 import socket
@@ -31,6 +30,7 @@ from typing import Any
 from traitlets import Float, Int, Unicode, default
 
 from ..core.errors import GateError
+from ..core.jsoncodec import parse, to_bytes
 from ..core.launch import STDERR_FILE, STDOUT_FILE, job_argv, job_environment
 from ..core.model import Job
 from ..core.states import JobState
@@ -227,7 +227,7 @@ class LocalGate(Gate):
                 reader, writer = await self._wait_for_supervisor()
             # The server's environment, once per connection: jobs get it plus their own variables.
             base = {"op": "env", "id": "", "pool": self.site_name, "env": dict(os.environ)}
-            writer.write((json.dumps(base) + "\n").encode())
+            writer.write(to_bytes(base) + b"\n")
             self._writer = writer
             self._reader_task = asyncio.create_task(self._read_messages(reader))
             return writer
@@ -259,7 +259,7 @@ class LocalGate(Gate):
     async def _read_messages(self, reader: asyncio.StreamReader) -> None:
         try:
             while line := await reader.readline():
-                self._on_message(json.loads(line))
+                self._on_message(parse(line))
         finally:
             self._writer = None
             self._tracked.clear()  # a new connection must learn each job's state again
@@ -303,7 +303,7 @@ class LocalGate(Gate):
         future = self._replies.get(key)
         if future is None or future.done():
             future = self._replies[key] = asyncio.get_running_loop().create_future()
-        writer.write((json.dumps(request) + "\n").encode())
+        writer.write(to_bytes(request) + b"\n")
         await writer.drain()
         # A timer, not asyncio.wait_for: one of these per job, and wait_for costs a task each time.
         timer = asyncio.get_running_loop().call_later(timeout, _expire, future, request["op"])
@@ -381,15 +381,15 @@ class LocalGate(Gate):
         future or timer per job.
         """
         writer = await self._connection()
-        lines = []
+        lines: list[bytes] = []
         for job, _ in jobs:
             self._exits.pop(job.id, None)
             self._started.pop(job.id, None)
             if job.spec.resources.walltime:
                 self._walltimes[job.id] = (job, job.spec.resources.walltime)
             self._tracked.add(job.id)
-            lines.append(json.dumps(self._spawn_request(job)))
-        writer.write(("\n".join(lines) + "\n").encode())
+            lines.append(to_bytes(self._spawn_request(job)))
+        writer.write(b"\n".join(lines) + b"\n")
         await writer.drain()
         return [GateStatus(JobState.WAITING, details=job.state_details) for job, _ in jobs]
 
@@ -523,7 +523,7 @@ class LocalGate(Gate):
         async def send() -> None:  # answered like any spawn (_spawn_answered)
             try:
                 writer = await self._connection()  # a new supervisor, if the last one was killed
-                writer.write((json.dumps(self._spawn_request(job)) + "\n").encode())
+                writer.write(to_bytes(self._spawn_request(job)) + b"\n")
             except Exception:
                 self._tracked.discard(job.id)  # tried again at the next poll
 

@@ -35,7 +35,6 @@ from __future__ import annotations
 import bisect
 import contextlib
 import errno
-import json
 import os
 import selectors
 import shutil
@@ -45,6 +44,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..core.jsoncodec import parse, to_bytes
 from .status_record import STATUS_FILE, StatusRecord, read_status_file
 
 IDLE_SECONDS = 20.0
@@ -192,7 +192,7 @@ class Supervisor:
         for line in lines:
             if line.strip():
                 try:
-                    replies.append(self._handle(json.loads(line)))
+                    replies.append(self._handle(parse(line)))
                 except Exception as exc:  # one bad request never takes the queue and the running jobs down
                     replies.append({"op": None, "reply": None, "error": f"bad request: {exc!r}"[:300]})
         self._send(conn, replies)
@@ -209,7 +209,7 @@ class Supervisor:
         for conn, messages in outbox.items():
             if conn not in self.clients:
                 continue
-            payload = "".join(json.dumps(m) + "\n" for m in messages).encode()
+            payload = b"".join(to_bytes(m) + b"\n" for m in messages)
             try:
                 try:
                     sent = conn.send(payload)
