@@ -254,7 +254,7 @@ class LocalGate(Gate):
             except OSError as exc:
                 if time.monotonic() > deadline:
                     raise GateError(f"the local supervisor did not start: {exc}") from None
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.01)  # it listens some 50 ms after it was started
 
     async def _read_messages(self, reader: asyncio.StreamReader) -> None:
         try:
