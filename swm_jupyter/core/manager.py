@@ -111,6 +111,7 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         self.gate_errors: dict[str, str] = {}
         self.site_health: dict[str, str] = {}
         self._ready_sites: set[str] = set()
+        self._capacity_of: tuple[frozenset[str], dict[str, SiteCapacity]] = (frozenset(), {})
         self._dirty: dict[str, Job] = {}
         self._wake = Wakeup()
         self._site_wake: dict[str, Wakeup] = {}
@@ -748,18 +749,10 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
                 self._refresh_parent(job)
         if not self._queue:
             return
-        capacity = {}
-        for name, gate in self.gates.items():
-            if name in self._ready_sites:
-                capacity[name] = SiteCapacity(
-                    max_running=gate.max_running,
-                    cpus=getattr(gate, "slot_cpus", None),
-                    native_dependencies=gate.native_dependencies,
-                    native_arrays=gate.native_arrays,
-                )
+        capacity = self._capacity()
 
         def queued() -> Iterable[Job]:
-            for key in list(self._queue):
+            for key in self._queue:  # read only: the plan is carried out after this pass
                 job = self.jobs.get(key[3])
                 if job is None or job.id in self._launching or job.site not in capacity:
                     continue
@@ -810,6 +803,23 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
             for job, native in batch:
                 if not together or job.is_array_parent:
                     self._spawn(self._launch(job, native))
+
+    def _capacity(self) -> dict[str, SiteCapacity]:
+        """What each ready site allows; made again only when the set of ready sites changes."""
+        ready = frozenset(self._ready_sites)
+        if self._capacity_of[0] != ready:
+            capacity = {
+                name: SiteCapacity(
+                    max_running=gate.max_running,
+                    cpus=getattr(gate, "slot_cpus", None),
+                    native_dependencies=gate.native_dependencies,
+                    native_arrays=gate.native_arrays,
+                )
+                for name, gate in self.gates.items()
+                if name in ready
+            }
+            self._capacity_of = (ready, capacity)
+        return self._capacity_of[1]
 
     def _dependency_info(self, job_id: str) -> DependencyInfo | None:
         job = self.jobs.get(job_id)
