@@ -30,6 +30,8 @@ from jupyter_core.paths import jupyter_data_dir
 from swm_jupyter.core.manager import WorkloadManager
 
 CORES = len(os.sched_getaffinity(0))
+#: Microseconds above which creating a job folder and its three files counts as slow (tmpfs: ~60 µs).
+SLOW_FOLDER_US = 400
 
 
 async def floor(n: int) -> float:
@@ -152,8 +154,20 @@ def main() -> None:
         }
         if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
             places["tmpfs"] = Path(tempfile.mkdtemp(prefix="swm-bench-", dir="/dev/shm"))
+        slow_places = []
         for place, path in places.items():
-            print(f"creating a job folder with three files in {place} ({path.parent}): {folder_cost_us(path):.0f} µs")
+            cost = folder_cost_us(path)
+            print(f"creating a job folder with three files in {place} ({path.parent}): {cost:.0f} µs")
+            if cost > SLOW_FOLDER_US:
+                slow_places.append(place)
+        if slow_places:
+            print(
+                f"note: creating files is slow in {', '.join(slow_places)} now. On ext4 without a journal "
+                "the kernel skips, for each new file, every inode deleted in the last 60 to 360 s "
+                "(recently_deleted() in fs/ext4/ialloc.c), so after many deletions (a test run, the end "
+                "of a previous run of this script) each create costs up to a millisecond of CPU for a few "
+                "minutes; the floor with job folders shows it. See benchmarks/README.md."
+            )
         runs: dict[tuple[str, str], list[float]] = {
             (mode, place): [] for place in places for mode in ("NORMAL", "FULL")
         }
