@@ -365,7 +365,7 @@ class LocalGate(Gate):
         }
 
     async def submit(self, job: Job, dependencies: Sequence[tuple[str, str]] = ()) -> GateStatus:
-        """Hand the job to the supervisor: running at once (pid as native id) or waiting for cpus."""
+        """Hand one job to the supervisor (see :meth:`submit_many`); it is then waiting (W)."""
         answer = (await self.submit_many([(job, dependencies)]))[0]
         if isinstance(answer, BaseException):
             raise answer
