@@ -251,6 +251,31 @@ def test_input_and_output_files_stay_inside(tmp_path: Path) -> None:
     run(with_manager(tmp_path, body))
 
 
+def test_a_job_whose_folder_cannot_be_prepared_fails_alone(tmp_path: Path) -> None:
+    """Jobs released together are handed to the supervisor together; one that cannot be prepared
+    (its input file went away after the submission) fails with the reason, the others run."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "in.txt").write_text("1\n")
+
+    async def body(wm: WorkloadManager) -> None:
+        jobs = await wm.submit_many(
+            [
+                {"command": ["cat", "data/in.txt"], "input_files": ["data/in.txt"], "hold": True},
+                {"command": ["sh", "-c", "exit 3"], "hold": True},
+                {"command": ["true"], "hold": True},
+            ]
+        )
+        (tmp_path / "data" / "in.txt").unlink()
+        for job in jobs:
+            await wm.release(job.id)
+        gone, failing, fine = [await wm.wait(job.id, 30) for job in jobs]
+        assert gone.state is JobState.ERROR and "'data/in.txt' no longer exists" in gone.state_details
+        assert failing.state is JobState.FINISHED and failing.exit_code == 3
+        assert fine.state is JobState.FINISHED and fine.exit_code == 0
+
+    run(with_manager(tmp_path, body))
+
+
 def test_jobs_do_not_belong_to_the_server_and_a_lost_supervisor_is_replaced(tmp_path: Path) -> None:
     async def body(wm: WorkloadManager) -> None:
         job = await wm.submit({"command": ["sleep", "30"]})
