@@ -69,13 +69,10 @@ class JobLaunching(ManagerPart):
         ready: list[tuple[Job, list[tuple[str, str]]]] = []
         answered = 0
         try:
-            for job, native in batch:
-                try:
-                    await self._prepare(job)
-                except Exception as exc:
-                    self._launch_failed(job, exc)
-                    continue
-                if job.wanted == "cancel":
+            for (job, native), failure in zip(batch, await self._prepare_all(batch), strict=True):
+                if failure is not None:
+                    self._launch_failed(job, failure)
+                elif job.wanted == "cancel":
                     self._canceled_before_start(job)
                 else:
                     ready.append((job, native))
@@ -102,6 +99,23 @@ class JobLaunching(ManagerPart):
             for job, _ in batch:
                 self._launching.discard(job.id)
             self._wake.set()
+
+    async def _prepare_all(self, batch: list[tuple[Job, list[tuple[str, str]]]]) -> list[BaseException | None]:
+        """Prepare each job's folder; return what went wrong for each (None: ready).
+
+        Folders with nothing to copy are made at once; jobs with files to copy are prepared side by
+        side (each copy in a thread), so that one big input does not hold up the others.
+        """
+        if any(job.spec.input_files or job.spec.notebook for job, _ in batch):
+            return await asyncio.gather(*(self._prepare(job) for job, _ in batch), return_exceptions=True)
+        failures: list[BaseException | None] = []
+        for job, _ in batch:
+            try:
+                self._prepare_folder(job)
+                failures.append(None)
+            except Exception as exc:
+                failures.append(exc)
+        return failures
 
     def _canceled_before_start(self, job: Job) -> None:
         self._set_state(job, JobState.CANCELED, "canceled by the user before it started")
