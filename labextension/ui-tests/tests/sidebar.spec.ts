@@ -28,15 +28,24 @@ async function showFileBrowser(page: Page): Promise<void> {
   await expect(page.locator('.jp-DirListing-item').first()).toBeVisible();
 }
 
-/** Record every state each job row shows, in order, from now on. */
+/**
+ * Record every state each job row shows, in order, from now on. Rows are watched two ways, so
+ * that no state is missed: a MutationObserver on the whole sidebar (kept referenced from
+ * `window`, so it lives as long as the page) and a sampler every 10 ms.
+ */
 async function recordStates(page: Page): Promise<void> {
   await page.evaluate(() => {
     const seen: Record<string, string[]> = {};
-    (window as unknown as { swmSeen: typeof seen }).swmSeen = seen;
+    const w = window as unknown as {
+      swmSeen: typeof seen;
+      swmObserver: MutationObserver;
+      swmSampler: number;
+    };
+    w.swmSeen = seen;
     const note = (el: Element): void => {
       const name = el.querySelector('.swm-JobRow-name')?.textContent ?? '';
       const state = (el as HTMLElement).dataset.state ?? '';
-      if (!name || !state) {
+      if (!name || !state || (el as HTMLElement).hidden) {
         return;
       }
       const list = (seen[name] = seen[name] ?? []);
@@ -44,24 +53,32 @@ async function recordStates(page: Page): Promise<void> {
         list.push(state);
       }
     };
-    const list = document.querySelector('#swm-sidebar .swm-JobList');
-    if (!list) {
-      throw new Error('no job list');
+    const sidebar = document.querySelector('#swm-sidebar');
+    if (!sidebar) {
+      throw new Error('no sidebar');
     }
-    new MutationObserver(records => {
+    const noteAll = (): void => sidebar.querySelectorAll('.swm-JobRow').forEach(note);
+    w.swmObserver = new MutationObserver(records => {
       for (const r of records) {
         const row = (r.target as Element).closest?.('.swm-JobRow');
         if (row) {
           note(row);
         }
+        r.addedNodes.forEach(n => {
+          if (n instanceof Element) {
+            n.querySelectorAll('.swm-JobRow').forEach(note);
+          }
+        });
       }
-    }).observe(list, {
+    });
+    w.swmObserver.observe(sidebar, {
       subtree: true,
       attributes: true,
       childList: true,
-      attributeFilter: ['data-state']
+      attributeFilter: ['data-state', 'hidden']
     });
-    list.querySelectorAll('.swm-JobRow').forEach(note);
+    w.swmSampler = window.setInterval(noteAll, 10);
+    noteAll();
   });
 }
 
@@ -113,6 +130,7 @@ test('submit a script from the file browser and watch it go queued, running, fin
   // The row appears before the job runs. A job leaves `queued` for `waiting` within one
   // scheduling pass (milliseconds), so the first state the row shows is either of the two.
   const states = await seenStates(page, 'slow');
+  console.log('SEEN', JSON.stringify(states));
   expect(['queued', 'waiting']).toContain(states[0]);
   expect(states.indexOf('running')).toBeGreaterThan(0);
   expect(states[states.length - 1]).toBe('finished');
