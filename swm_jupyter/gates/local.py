@@ -258,7 +258,7 @@ class LocalGate(Gate):
 
     async def _read_messages(self, reader: asyncio.StreamReader) -> None:
         try:
-            while line := await reader.readline():
+            while (line := await reader.readline()).endswith(b"\n"):  # a cut last line: it dropped us
                 self._on_message(parse(line))
         finally:
             self._writer = None

@@ -9,7 +9,8 @@ waiting for the server, which only keeps the queue a little ahead.
 For each job it appends to the job's status record (``.swm-status``, see
 :mod:`swm_jupyter.gates.status_record`) a ``start <epoch> <pid>`` line when the job starts and an
 ``exit <code> <epoch>`` line when it ends, and tells connected servers at once. It leaves when it
-has had no job and no client for ``IDLE_SECONDS``.
+has had no job and no client for ``IDLE_SECONDS``. A client that reads none of its news for
+``SEND_TIMEOUT`` is dropped, so that one stuck server never holds up the jobs of the others.
 
 Protocol: one JSON object per line.
 
@@ -48,6 +49,9 @@ from ..core.jsoncodec import parse, to_bytes
 from .status_record import STATUS_FILE, StatusRecord, read_status_file
 
 IDLE_SECONDS = 20.0
+#: How long the supervisor waits for a client that does not read its news before dropping it
+#: (that client reconnects and learns each job's state again from the status records).
+SEND_TIMEOUT = 10.0
 #: Version of the protocol below; part of the socket's name (see ``LocalGate.supervisor_socket``).
 PROTOCOL = 3
 
@@ -215,11 +219,11 @@ class Supervisor:
                     sent = conn.send(payload)
                 except BlockingIOError:
                     sent = 0
-                if sent < len(payload):  # the client reads slowly: wait for it rather than drop news
-                    conn.setblocking(True)
+                if sent < len(payload):  # the client reads slowly: wait a while for it rather than drop news
+                    conn.settimeout(SEND_TIMEOUT)
                     conn.sendall(payload[sent:])
                     conn.setblocking(False)
-            except OSError:
+            except OSError:  # gone, or stuck (TimeoutError): the other clients and the jobs go on
                 self._drop(conn)
 
     def _broadcast(self, message: dict[str, Any]) -> None:
