@@ -30,8 +30,9 @@ async function showFileBrowser(page: Page): Promise<void> {
 
 /**
  * Record every state each job row shows, in order, from now on. Rows are watched two ways, so
- * that no state is missed: a MutationObserver on the whole sidebar (kept referenced from
- * `window`, so it lives as long as the page) and a sampler every 10 ms.
+ * that no state is missed: a MutationObserver on the whole page (kept referenced from `window`,
+ * so it lives as long as the page) and a sampler every 10 ms, both looking up the sidebar's rows
+ * afresh each time.
  */
 async function recordStates(page: Page): Promise<void> {
   await page.evaluate(() => {
@@ -53,25 +54,22 @@ async function recordStates(page: Page): Promise<void> {
         list.push(state);
       }
     };
-    const sidebar = document.querySelector('#swm-sidebar');
-    if (!sidebar) {
-      throw new Error('no sidebar');
-    }
-    const noteAll = (): void => sidebar.querySelectorAll('.swm-JobRow').forEach(note);
+    const ROWS = '#swm-sidebar .swm-JobRow';
+    const noteAll = (): void => document.querySelectorAll(ROWS).forEach(note);
     w.swmObserver = new MutationObserver(records => {
       for (const r of records) {
-        const row = (r.target as Element).closest?.('.swm-JobRow');
+        const row = (r.target as Element).closest?.(ROWS);
         if (row) {
           note(row);
         }
         r.addedNodes.forEach(n => {
           if (n instanceof Element) {
-            n.querySelectorAll('.swm-JobRow').forEach(note);
+            n.querySelectorAll(ROWS).forEach(note);
           }
         });
       }
     });
-    w.swmObserver.observe(sidebar, {
+    w.swmObserver.observe(document.body, {
       subtree: true,
       attributes: true,
       childList: true,
