@@ -261,7 +261,9 @@ class LocalGate(Gate):
             while (line := await reader.readline()).endswith(b"\n"):  # a cut last line: it dropped us
                 self._on_message(parse(line))
         finally:
-            self._writer = None
+            writer, self._writer = self._writer, None
+            if writer is not None:
+                writer.close()  # the next request opens a new connection
             self._tracked.clear()  # a new connection must learn each job's state again
             for future in self._replies.values():
                 if not future.done():
