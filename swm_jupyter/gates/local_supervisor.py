@@ -10,7 +10,7 @@ For each job it appends to the job's status record (``.swm-status``, see
 :mod:`swm_jupyter.gates.status_record`) a ``start <epoch> <pid>`` line when the job starts and an
 ``exit <code> <epoch>`` line when it ends, and tells connected servers at once. It leaves when it
 has had no job and no client for ``IDLE_SECONDS``. A client that reads none of its news for
-``SEND_TIMEOUT`` is dropped, so that one stuck server never holds up the jobs of the others.
+``SEND_TIMEOUT`` is dropped: a stuck server holds up the jobs of the others for that long at most.
 
 Protocol: one JSON object per line.
 
