@@ -1,6 +1,7 @@
 """The local supervisor with clients that read their news slowly, or not at all: a slow reader
-gets every line in order; a stuck one is dropped after ``SEND_TIMEOUT`` and never holds up the
-jobs and news of the others; the gate stops reading at a line the supervisor cut off."""
+gets every line in order; a stuck one is dropped after ``SEND_TIMEOUT``, so it holds up the jobs
+and news of the others no longer than that; the gate stops reading at a line the supervisor cut
+off."""
 
 from __future__ import annotations
 
