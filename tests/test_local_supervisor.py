@@ -11,8 +11,9 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -65,10 +66,13 @@ def _send_aside(client: socket.socket, requests: list[dict[str, object]]) -> thr
     return thread
 
 
-def _read_until(client: socket.socket, done, timeout: float = 20.0) -> tuple[list[dict], bool]:  # type: ignore[no-untyped-def]
+def _read_until(
+    client: socket.socket, done: Callable[[list[dict[str, Any]]], bool], timeout: float = 20.0
+) -> tuple[list[dict[str, Any]], bool]:
     """Read whole lines until ``done(messages)`` or EOF; return the messages and whether EOF came."""
     client.settimeout(timeout)
-    buffer, messages = b"", []
+    buffer = b""
+    messages: list[dict[str, Any]] = []
     while not done(messages):
         data = client.recv(1 << 16)
         if not data:

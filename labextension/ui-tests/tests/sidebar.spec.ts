@@ -28,25 +28,15 @@ async function showFileBrowser(page: Page): Promise<void> {
   await expect(page.locator('.jp-DirListing-item').first()).toBeVisible();
 }
 
-/**
- * Record every state each job row shows, in order, from now on. Rows are watched two ways, so
- * that no state is missed: a MutationObserver on the whole page (kept referenced from `window`,
- * so it lives as long as the page) and a sampler every 10 ms, both looking up the sidebar's rows
- * afresh each time.
- */
+/** Record every state each job row shows, in order, from now on. */
 async function recordStates(page: Page): Promise<void> {
   await page.evaluate(() => {
     const seen: Record<string, string[]> = {};
-    const w = window as unknown as {
-      swmSeen: typeof seen;
-      swmObserver: MutationObserver;
-      swmSampler: number;
-    };
-    w.swmSeen = seen;
+    (window as unknown as { swmSeen: typeof seen }).swmSeen = seen;
     const note = (el: Element): void => {
       const name = el.querySelector('.swm-JobRow-name')?.textContent ?? '';
       const state = (el as HTMLElement).dataset.state ?? '';
-      if (!name || !state || (el as HTMLElement).hidden) {
+      if (!name || !state) {
         return;
       }
       const list = (seen[name] = seen[name] ?? []);
@@ -54,29 +44,24 @@ async function recordStates(page: Page): Promise<void> {
         list.push(state);
       }
     };
-    const ROWS = '#swm-sidebar .swm-JobRow';
-    const noteAll = (): void => document.querySelectorAll(ROWS).forEach(note);
-    w.swmObserver = new MutationObserver(records => {
+    const list = document.querySelector('#swm-sidebar .swm-JobList');
+    if (!list) {
+      throw new Error('no job list');
+    }
+    new MutationObserver(records => {
       for (const r of records) {
-        const row = (r.target as Element).closest?.(ROWS);
+        const row = (r.target as Element).closest?.('.swm-JobRow');
         if (row) {
           note(row);
         }
-        r.addedNodes.forEach(n => {
-          if (n instanceof Element) {
-            n.querySelectorAll(ROWS).forEach(note);
-          }
-        });
       }
-    });
-    w.swmObserver.observe(document.body, {
+    }).observe(list, {
       subtree: true,
       attributes: true,
       childList: true,
-      attributeFilter: ['data-state', 'hidden']
+      attributeFilter: ['data-state']
     });
-    w.swmSampler = window.setInterval(noteAll, 10);
-    noteAll();
+    list.querySelectorAll('.swm-JobRow').forEach(note);
   });
 }
 
