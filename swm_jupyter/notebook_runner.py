@@ -6,7 +6,10 @@
 2. injects the parameters (papermill's convention): a new code cell tagged ``injected-parameters``
    right after the first cell tagged ``parameters``, or at the top when no cell has that tag;
 3. executes it with nbclient in the current folder (the job's working folder), saving the
-   notebook after every cell so its progress can be watched;
+   notebook after every cell so its progress can be watched; the kernel talks to the runner over
+   UNIX sockets in a private temporary folder, not TCP ports: kernels started at the same moment
+   by other jobs can then never take each other's ports (jupyter_client picks free TCP ports and
+   releases them before the kernel binds them, so parallel starts can collide);
 4. writes the executed notebook, with outputs, as ``<stem>.executed.ipynb`` next to the input
    (the submitted notebook is left untouched, so a job can be requeued and compared).
 
@@ -25,7 +28,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -130,6 +135,7 @@ def run(job_file: str | os.PathLike[str]) -> int:
         import nbformat
         from nbclient import NotebookClient
         from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+        from traitlets.config import Config
     except ImportError as exc:
         return fail(f"notebook runner: this Python has no nbclient/nbformat ({exc})", 2)
 
@@ -178,6 +184,7 @@ def run(job_file: str | os.PathLike[str]) -> int:
             return "the injected parameters cell"
         return f"cell {index - 1}"
 
+    sockets = tempfile.mkdtemp(prefix="swm-kernel-")  # short: a UNIX socket path has a limit
     client = NotebookClient(
         nb,
         kernel_name=kernel,
@@ -185,6 +192,7 @@ def run(job_file: str | os.PathLike[str]) -> int:
         resources={"metadata": {"path": os.getcwd()}},
         on_cell_start=on_cell_start,
         on_cell_executed=on_cell_executed,
+        config=Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(sockets, "kernel")}}),
     )
     print(f"swm: running {name} with kernel {kernel}; output {output.name}", flush=True)
     try:
@@ -203,6 +211,8 @@ def run(job_file: str | os.PathLike[str]) -> int:
     except Exception as exc:
         save(force=True)
         return fail(f"notebook runner: {type(exc).__name__}: {_one_line(str(exc))}", 2)
+    finally:
+        shutil.rmtree(sockets, ignore_errors=True)
     save(force=True)
     print(f"swm: {name} ran to the end; executed notebook in {output.name}", flush=True)
     return 0

@@ -61,6 +61,41 @@ def test_runner_injects_parameters_and_writes_executed_notebook(tmp_path: Path) 
     assert len(nbformat.read(tmp_path / "analysis.ipynb", as_version=4).cells) == 2
 
 
+def test_runners_started_together_talk_to_their_kernels_over_private_unix_sockets(tmp_path: Path) -> None:
+    """Kernels on TCP can take each other's ports when started at the same moment (jupyter_client
+    picks free ports, then frees them for the kernel): each runner uses UNIX sockets of its own."""
+    cell = (
+        "import json, os, ipykernel.connect\n"
+        "c = json.load(open(ipykernel.connect.get_connection_file()))\n"
+        "print(c['transport'], os.path.dirname(c['ip']), os.path.exists(c['ip'] + '-' + str(c['shell_port'])))"
+    )
+    folders = [tmp_path / f"job{i}" for i in range(3)]
+    runners = []
+    for folder in folders:
+        folder.mkdir()
+        nbformat.write(notebook(cell), folder / "analysis.ipynb")
+        (folder / "job.json").write_text(json.dumps({"notebook": "analysis.ipynb", "parameters": {}}))
+        runners.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "swm_jupyter.notebook_runner", "job.json"],
+                cwd=folder,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    socket_folders = set()
+    for folder, runner in zip(folders, runners, strict=True):
+        _, stderr = runner.communicate(timeout=120)
+        assert runner.returncode == 0, stderr
+        executed = nbformat.read(folder / "analysis.executed.ipynb", as_version=4)
+        transport, socket_folder, bound = executed.cells[0].outputs[0]["text"].split()
+        assert (transport, bound) == ("ipc", "True")
+        socket_folders.add(socket_folder)
+        assert not Path(socket_folder).exists(), "the runner leaves no socket folder behind"
+    assert len(socket_folders) == 3
+
+
 def test_failing_notebook_exits_nonzero_and_names_the_cell(tmp_path: Path) -> None:
     nb = notebook(
         "fail = False",
