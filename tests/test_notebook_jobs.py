@@ -136,10 +136,10 @@ def test_notebook_job_on_the_local_site(swm_server: Server) -> None:  # noqa: F8
         bad = client.submit(notebook="broken.ipynb")
         good.wait(timeout=90, progress=False)
         bad.wait(timeout=90, progress=False)
-        assert good.state == "finished" and good.exit_code == 0, good.data
+        assert good.state == "finished" and good.exit_code == 0, (good.data, good.logs())
         paths = {f["path"] for f in good.files()}
         assert {"params.ipynb", "params.executed.ipynb", "result.txt"} <= paths
         executed = nbformat.reads(good.fetch("params.executed.ipynb").decode(), as_version=4)
         assert executed.cells[2].outputs[0]["text"] == "x*2 = 8 label = srv\n"
-        assert bad.exit_code == 1
+        assert bad.exit_code == 1, (bad.data, bad.logs())
         assert "cell 0 raised RuntimeError: bad input" in bad.state_details
