@@ -184,7 +184,10 @@ def run(job_file: str | os.PathLike[str]) -> int:
             return "the injected parameters cell"
         return f"cell {index - 1}"
 
-    sockets = tempfile.mkdtemp(prefix="swm-kernel-")  # short: a UNIX socket path has a limit
+    try:
+        sockets = tempfile.mkdtemp(prefix="swm-kernel-")  # short: a UNIX socket path has a limit
+    except OSError as exc:
+        return fail(f"notebook runner: cannot make a folder for the kernel's sockets: {exc}", 2)
     client = NotebookClient(
         nb,
         kernel_name=kernel,
