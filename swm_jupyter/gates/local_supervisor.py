@@ -50,7 +50,8 @@ from .status_record import STATUS_FILE, StatusRecord, read_status_file
 
 IDLE_SECONDS = 20.0
 #: How long the supervisor waits for a client that does not read its news before dropping it
-#: (that client reconnects and learns each job's state again from the status records).
+#: (that client learns each job's state from the status records, and connects anew when it next
+#: sends a request).
 SEND_TIMEOUT = 10.0
 #: Version of the protocol below; part of the socket's name (see ``LocalGate.supervisor_socket``).
 PROTOCOL = 3
