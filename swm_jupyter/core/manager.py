@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_core.paths import jupyter_data_dir
-from traitlets import Dict, Enum, Float, Int, Unicode, default
+from traitlets import Dict, Enum, Float, Int, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from ..gates.base import Gate, safe_path
@@ -82,6 +82,12 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         "submission rate.",
     ).tag(config=True)
     event_retention = Int(100_000, help="How many past events are kept for clients that reconnect.").tag(config=True)
+    secret_env = List(
+        Unicode(),
+        help="Names of the server's environment variables that jobs never inherit, besides the built-in "
+        "JUPYTER_TOKEN, JUPYTER_PASSWORD, JPY_*, JUPYTERHUB_*TOKEN*, JUPYTERHUB_*SECRET*; shell patterns "
+        "(* ?), matched without regard to case.",
+    ).tag(config=True)
 
     @default("data_dir")
     def _default_data_dir(self) -> str:

@@ -9,6 +9,12 @@ status record (``.swm-status``) when it starts and its exit status when it ends,
 server is running then. After a restart, :meth:`LocalGate.poll` reads that record and checks the
 pid, and hands the supervisor again any job that had not started (which it recognises), so
 nothing is lost or run twice.
+
+The supervisor's socket lives in a folder private to this user (:mod:`.local_runtime`), verified
+before every connection, and the gate talks only to a supervisor of its own uid. The gate never
+signals a process itself: cancel and walltime ask the supervisor, which kills only the processes
+of jobs it started. The environment the supervisor gives jobs is the server's minus its secrets
+(:mod:`swm_jupyter.core.job_env`).
 """
 
 from __future__ import annotations
@@ -17,7 +23,6 @@ import asyncio
 import contextlib
 import hashlib
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -29,7 +34,8 @@ from typing import Any
 
 from traitlets import Float, Int, Unicode, default
 
-from ..core.errors import GateError
+from ..core.errors import GateError, SiteUnavailable
+from ..core.job_env import without_secrets
 from ..core.jsoncodec import parse, to_bytes
 from ..core.launch import STDERR_FILE, STDOUT_FILE, job_argv, job_environment
 from ..core.model import Job
@@ -37,7 +43,9 @@ from ..core.states import JobState
 from ..core.units import format_walltime
 from ..notebook_runner import DETAILS_FILE
 from .base import Gate, GateStatus
+from .local_runtime import UnsafeFolder, default_folder, open_append, open_private_folder, peer_uid
 from .local_supervisor import LEGACY_DIR, PROTOCOL, read_job_record
+from .process_tree import same_process
 from .status_record import STATUS_FILE, StatusRecord
 
 #: Seconds a job may be gone without an exit status before it is declared lost.
@@ -55,40 +63,6 @@ def _meminfo_mb() -> int:
     except OSError:
         pass
     return 0
-
-
-def _boot_time() -> float:
-    with open("/proc/stat") as handle:
-        for line in handle:
-            if line.startswith("btime"):
-                return float(line.split()[1])
-    return 0.0
-
-
-_BOOT_TIME = _boot_time()
-_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def _process_start_epoch(pid: int) -> float | None:
-    """When ``pid`` started (epoch seconds, from /proc), or None if there is no such process.
-
-    A zombie counts: it has ended but its parent (the supervisor) has not recorded that yet.
-    """
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            data = handle.read()
-    except OSError:
-        return None
-    fields = data[data.rindex(b")") + 2 :].split()
-    return _BOOT_TIME + int(fields[19]) / _CLOCK_TICKS
-
-
-def _is_our_process(pid: int, started: float | None) -> bool:
-    """True if ``pid`` runs and started when our job did (not a later process reusing the pid)."""
-    begun = _process_start_epoch(pid)
-    if begun is None:
-        return False
-    return started is None or abs(begun - started) < 2.0
 
 
 class LocalGate(Gate):
@@ -109,8 +83,10 @@ class LocalGate(Gate):
         "submission). 0 hands a job over only when its cpus are free. Default: 4 x cpus."
     ).tag(config=True)
     supervisor_socket = Unicode(
-        help="UNIX socket of the local supervisor that starts jobs. Default: one per job store, in a "
-        "folder of the temp dir that only this user can open."
+        help="UNIX socket of the local supervisor that starts jobs. Default: one per job store, in "
+        "$XDG_RUNTIME_DIR/swm-local, or <temp dir>/swm-local-<uid> (created with mode 0700; refused if "
+        "it belongs to another user or has other modes). A socket given here must be in a folder of "
+        "this user that no one else can write to."
     ).tag(config=True)
 
     @default("cpus")
@@ -127,12 +103,26 @@ class LocalGate(Gate):
 
     @default("supervisor_socket")
     def _default_socket(self) -> str:
-        store = str(getattr(self.parent, "store_path", "") or os.getcwd())
-        folder = Path(tempfile.gettempdir()) / f"swm-local-{os.getuid()}"
-        folder.mkdir(mode=0o700, exist_ok=True)
         # The protocol version is in the name: a supervisor left running by an older swm-jupyter
         # keeps its own socket (and jobs) until it idles out, and is never spoken to wrongly.
-        return str(folder / f"{hashlib.sha1(store.encode()).hexdigest()[:16]}-v{PROTOCOL}.sock")
+        return os.path.join(default_folder(), f"{self._store_hash()}-v{PROTOCOL}.sock")
+
+    def _store_hash(self) -> str:
+        store = str(getattr(self.parent, "store_path", "") or os.getcwd())
+        return hashlib.sha1(store.encode()).hexdigest()[:16]
+
+    def _open_folder(self) -> int:
+        """A descriptor of the socket's folder, checked to be this user's alone (see :mod:`.local_runtime`).
+
+        The default folder is created (mode 0700) if missing. Raises :class:`SiteUnavailable` with
+        the reason otherwise: the site is then unhealthy, and its jobs are not handed to anyone.
+        """
+        folder = os.path.dirname(os.path.abspath(self.supervisor_socket))
+        is_default = self.supervisor_socket == self._default_socket()
+        try:
+            return open_private_folder(folder, create=is_default, exact=is_default)
+        except UnsafeFolder as exc:
+            raise SiteUnavailable(str(exc)) from None
 
     def _older_supervisor(self) -> str:
         """The socket of a supervisor of an older swm-jupyter still serving this store, or "".
@@ -144,7 +134,16 @@ class LocalGate(Gate):
         if self.supervisor_socket != self._default_socket() or not self.supervisor_socket.endswith(suffix):
             return ""
         stem = self.supervisor_socket[: -len(suffix)]
-        for older in [f"{stem}.sock", *(f"{stem}-v{n}.sock" for n in range(2, PROTOCOL))]:
+        olders = [f"{stem}.sock", *(f"{stem}-v{n}.sock" for n in range(2, PROTOCOL))]
+        # Protocols up to 3 kept their sockets in <temp dir>/swm-local-<uid>, looked at only if it is ours.
+        legacy = os.path.join(tempfile.gettempdir(), f"swm-local-{os.geteuid()}")
+        if legacy != os.path.dirname(stem):
+            try:
+                os.close(open_private_folder(legacy, create=False, exact=True))
+                olders += [os.path.join(legacy, f"{self._store_hash()}-v{n}.sock") for n in range(2, PROTOCOL)]
+            except UnsafeFolder:
+                pass
+        for older in olders:
             if not os.path.exists(older):
                 continue
             probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -158,10 +157,13 @@ class LocalGate(Gate):
         return ""
 
     def __init__(self, **kwargs: Any) -> None:
+        """Raises :class:`SiteUnavailable` if the supervisor's folder is not private to this user."""
         super().__init__(**kwargs)
+        os.close(self._open_folder())
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._over_walltime: set[str] = set()
-        self._exits: dict[str, tuple[int | None, float, str]] = {}  # code None: it never started
+        # job id -> (exit code, end, error, signal); code None: it never started
+        self._exits: dict[str, tuple[int | None, float, str, int | None]] = {}
         self._started: dict[str, tuple[int, float]] = {}
         self._walltimes: dict[str, tuple[Job, int]] = {}
         self._tracked: set[str] = set()  # jobs the current supervisor connection reports on
@@ -220,20 +222,44 @@ class LocalGate(Gate):
         async with self._connect_lock:
             if self._writer is not None and not self._writer.is_closing():
                 return self._writer
+            os.close(self._open_folder())  # checked again: nothing is sent to a folder not ours alone
             try:
                 reader, writer = await asyncio.open_unix_connection(self.supervisor_socket)
             except OSError:
                 self._start_supervisor()
                 reader, writer = await self._wait_for_supervisor()
-            # The server's environment, once per connection: jobs get it plus their own variables.
-            base = {"op": "env", "id": "", "pool": self.site_name, "env": dict(os.environ)}
+            self._check_peer(writer)
+            # The server's environment without its secrets, once per connection: jobs get it plus
+            # their SWM_* variables and their own env.
+            base = {"op": "env", "id": "", "pool": self.site_name, "env": self.job_base_environment()}
             writer.write(to_bytes(base) + b"\n")
             self._writer = writer
             self._reader_task = asyncio.create_task(self._read_messages(reader))
             return writer
 
+    def job_base_environment(self) -> dict[str, str]:
+        """The environment local jobs start from: the server's, minus the secrets of
+        :mod:`swm_jupyter.core.job_env` and of the manager's ``secret_env``."""
+        return without_secrets(os.environ, getattr(self.parent, "secret_env", None) or ())
+
+    def _check_peer(self, writer: asyncio.StreamWriter) -> None:
+        """Close ``writer`` and raise :class:`SiteUnavailable` unless a process of our uid serves the socket."""
+        uid = peer_uid(writer.get_extra_info("socket"))
+        if uid != os.geteuid():
+            writer.close()
+            raise SiteUnavailable(
+                f"the local supervisor's socket {self.supervisor_socket} is served by uid {uid}, not by this "
+                f"server's user (uid {os.geteuid()}): refusing to talk to it"
+            )
+
     def _start_supervisor(self) -> None:
-        log = open(self.supervisor_socket + ".log", "ab")
+        folder_fd = self._open_folder()
+        try:
+            log = os.fdopen(open_append(os.path.basename(self.supervisor_socket) + ".log", dir_fd=folder_fd), "ab")
+        except OSError as exc:
+            raise SiteUnavailable(f"the local supervisor's log cannot be opened: {exc.strerror or exc}") from None
+        finally:
+            os.close(folder_fd)
         try:
             subprocess.Popen(
                 [sys.executable, "-m", "swm_jupyter.gates.local_supervisor", self.supervisor_socket],
@@ -291,7 +317,13 @@ class LocalGate(Gate):
                 self._arm_walltime(armed[0], int(message["pid"]), float(message["at"]), armed[1])
         elif "exit" in message:
             job_id = str(message["exit"])
-            self._exits[job_id] = (int(message["rc"]), float(message["end"]), str(message.get("error", "")))
+            signum = message.get("signal")
+            self._exits[job_id] = (
+                int(message["rc"]),
+                float(message["end"]),
+                str(message.get("error", "")),
+                int(signum) if signum is not None else None,
+            )
             self._walltimes.pop(job_id, None)
             reported = self._exit_reported.get(job_id)
             if reported is not None:
@@ -401,7 +433,7 @@ class LocalGate(Gate):
             self._tracked.discard(job_id)  # started before, by another supervisor: its files tell how it ends
         if "error" in answer:
             self._walltimes.pop(job_id, None)
-            self._exits[job_id] = (None, time.time(), str(answer["error"]))
+            self._exits[job_id] = (None, time.time(), str(answer["error"]), None)
         elif not answer.get("queued"):
             self._started[job_id] = (int(answer["pid"]), float(answer.get("started") or time.time()))
 
@@ -432,13 +464,12 @@ class LocalGate(Gate):
     def _arm_walltime(self, job: Job, pid: int, started: float, walltime: int) -> None:
         loop = asyncio.get_running_loop()
         delay = max(0.0, started + walltime - time.time())
-        self._timers[job.id] = loop.call_later(
-            delay, lambda: loop.create_task(self._kill_for_walltime(job.id, pid, started))
-        )
+        self._timers[job.id] = loop.call_later(delay, lambda: loop.create_task(self._kill_for_walltime(job)))
 
-    async def _kill_for_walltime(self, job_id: str, pid: int, started: float) -> None:
-        self._over_walltime.add(job_id)
-        await self._terminate(pid, started)
+    async def _kill_for_walltime(self, job: Job) -> None:
+        self._over_walltime.add(job.id)
+        with contextlib.suppress(GateError):  # the supervisor is gone: so is the job (its end is seen by poll)
+            await self._ask(self._kill_request(job))
         self.notify()
 
     async def poll(self, jobs: list[Job]) -> dict[str, GateStatus]:
@@ -461,22 +492,20 @@ class LocalGate(Gate):
             ):
                 self._over_walltime.add(job.id)
                 self._timers[job.id] = asyncio.get_running_loop().call_soon(lambda: None)
-                asyncio.get_running_loop().create_task(
-                    self._kill_for_walltime(job.id, int(job.native_id or 0), started)
-                )
+                asyncio.get_running_loop().create_task(self._kill_for_walltime(job))
         return out
 
     def _status(self, job: Job) -> GateStatus | None:
         reported = self._exits.pop(job.id, None)
         if reported is not None:
-            rc, end, error = reported
+            rc, end, error, signum = reported
             started = self._started.pop(job.id, None)
             if error or rc is None:
                 self._forget(job.id)
                 return GateStatus(JobState.ERROR, exit_code=rc, end_time=end, details=error)
             if started is None:
-                return self._ended(job, rc, end)
-            return self._ended(job, rc, end, started[1], native_id=str(started[0]))
+                return self._ended(job, rc, end, signum=signum)
+            return self._ended(job, rc, end, started[1], native_id=str(started[0]), signum=signum)
         started = self._started.pop(job.id, None)
         if started is not None:
             return self._running(job, *started)
@@ -486,7 +515,7 @@ class LocalGate(Gate):
         if record is not None and record.ended:
             return self._ended_as_recorded(job, record)
         pid = _recorded_pid(record) or int(job.native_id or 0)
-        if pid and _is_our_process(pid, job.gate_data.get("started")):
+        if pid and same_process(pid, job.gate_data.get("started")):
             if job.native_id == str(pid):
                 return GateStatus(JobState.RUNNING, native_id=str(pid))
             return self._running(job, pid, record.start if record else None)  # it started while we were away
@@ -534,21 +563,31 @@ class LocalGate(Gate):
         task.add_done_callback(self._sends.discard)
 
     def _ended_as_recorded(self, job: Job, record: StatusRecord) -> GateStatus:
+        # A signal is reported only when the record says one killed the job (never read into a code).
         rc = record.exit_code if record.exit_code is not None else 128 + (record.signal or 0)
-        return self._ended(job, rc, record.end or time.time(), record.start, native_id=record.run_id or None)
+        return self._ended(
+            job, rc, record.end or time.time(), record.start, native_id=record.run_id or None, signum=record.signal
+        )
 
     def _walltime_text(self, job: Job) -> str:
         return f"killed: walltime of {format_walltime(job.spec.resources.walltime or 0)} exceeded"
 
     def _ended(
-        self, job: Job, rc: int, end: float, started: float | None = None, native_id: str | None = None
+        self,
+        job: Job,
+        rc: int,
+        end: float,
+        started: float | None = None,
+        native_id: str | None = None,
+        signum: int | None = None,
     ) -> GateStatus:
-        """The final status of a run that ended with ``rc`` (``native_id``: its pid, if known)."""
+        """The final status of a run that ended with ``rc`` (``native_id``: its pid, if known;
+        ``signum``: the signal that killed it, if one did)."""
         self._forget(job.id)
         self._vanished.pop(job.id, None)
         started = job.start_time or (max(started, job.submit_time or 0.0) if started else None)
         end = max(end, started or 0.0)  # file times are coarser than the clock
-        sig = rc - 128 if rc > 128 else None
+        sig = signum
         if job.id in self._over_walltime:
             self._over_walltime.discard(job.id)
             return GateStatus(
@@ -583,25 +622,28 @@ class LocalGate(Gate):
             timer.cancel()
 
     async def cancel(self, job: Job) -> None:
-        """Take a waiting job out of the supervisor's queue; TERM a running job's whole process
-        group, then KILL after the grace period."""
-        started = self._started.get(job.id)
-        pid = int(job.native_id or job.gate_data.get("pid") or (started[0] if started else 0))
-        if not pid:
-            pid = _recorded_pid(read_job_record(job.folder))
-        if not pid:
-            answer = await self._ask({"op": "cancel", "id": job.id})
-            pid = int(answer.get("pid") or 0)
-        if pid:
-            reported = self._exit_reported.setdefault(job.id, asyncio.Event())
-            await self._terminate(pid, job.gate_data.get("started") or (started[1] if started else None))
-            if self._writer is not None and job.id not in self._exits:
+        """Take a waiting job out of the supervisor's queue, or have the supervisor kill a running
+        one: TERM to every process of the job, KILL after the grace period."""
+        reported = self._exit_reported.setdefault(job.id, asyncio.Event())
+        try:
+            answer = await self._ask(self._kill_request(job))
+            if answer.get("child") and self._writer is not None and job.id not in self._exits:
                 # Wait for the supervisor to record the end of this run, so that nothing of it
                 # (its exit report, its status record) can be taken for a later run of the same job.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(reported.wait(), 2.0)
+                    await asyncio.wait_for(reported.wait(), self.grace_period + 2.0)
+        finally:
             self._exit_reported.pop(job.id, None)
         self._forget(job.id)
+
+    def _kill_request(self, job: Job) -> dict[str, Any]:
+        """The request that has the supervisor cancel ``job`` (see :mod:`.local_supervisor`)."""
+        return {
+            "op": "cancel",
+            "id": job.id,
+            "grace": self.grace_period,
+            "status_file": os.path.join(job.folder, STATUS_FILE),
+        }
 
     async def hold(self, job: Job) -> bool:
         """Keep a job that waits in the supervisor's queue from starting."""
@@ -613,29 +655,17 @@ class LocalGate(Gate):
         """Put a held job back at the end of the supervisor's queue."""
         return bool((await self._ask({"op": "release", "id": job.id})).get("done"))
 
-    async def _terminate(self, pid: int, started: float | None) -> None:
-        if not pid or not _is_our_process(pid, started):
-            return  # that pid now belongs to another process (or none): never signal it
-        try:
-            os.killpg(pid, signal.SIGTERM)
-        except (ProcessLookupError, PermissionError):
-            return
-        deadline = time.monotonic() + self.grace_period
-        while time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-            try:
-                os.killpg(pid, 0)
-            except ProcessLookupError:
-                return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)
-
     async def describe(self) -> dict[str, Any]:
-        """This host: its cpus and memory."""
+        """This host: its cpus and memory; unhealthy if the supervisor's folder is not ours alone."""
+        try:
+            os.close(self._open_folder())
+            problem = ""
+        except SiteUnavailable as exc:
+            problem = exc.message
         return {
             "kind": self.kind,
-            "healthy": True,
-            "health_message": "",
+            "healthy": not problem,
+            "health_message": problem,
             "limits": {"cpus": self.cpus, "memory": self.memory_mb, "nodes": 1, "gpus": 0, "walltime": None},
             "flavors": [],
             "images": [],

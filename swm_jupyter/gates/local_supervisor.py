@@ -8,9 +8,16 @@ gives (priority, then submission), and starts the next job the moment cpus come 
 waiting for the server, which only keeps the queue a little ahead.
 For each job it appends to the job's status record (``.swm-status``, see
 :mod:`swm_jupyter.gates.status_record`) a ``start <epoch> <pid>`` line when the job starts and an
-``exit <code> <epoch>`` line when it ends, and tells connected servers at once. It leaves when it
-has had no job and no client for ``IDLE_SECONDS``. A client that reads none of its news for
-``SEND_TIMEOUT`` is dropped: a stuck server holds up the jobs of the others for that long at most.
+``exit <code> <epoch>`` line when it ends (``signal <n> <epoch>`` if a signal killed it), and tells
+connected servers at once. It leaves when it has had no job and no client for ``IDLE_SECONDS``. A
+client that reads none of its news for ``SEND_TIMEOUT`` is dropped: a stuck server holds up the
+jobs of the others for that long at most.
+
+Only its own user reaches it: its socket is made in a folder private to that user (it refuses to
+listen in another), and it serves only clients of its own uid (``SO_PEERCRED``), plus those of
+``--allow-uid``. It alone signals jobs, and only the processes of jobs it started (or whose status
+record names a session leader started at the recorded time): by pid and start time, never a pid a
+client names. It writes no file through a symlink.
 
 Protocol: one JSON object per line.
 
@@ -22,30 +29,44 @@ Protocol: one JSON object per line.
   where that job is (a server that lost its connection can safely send its jobs again); for the
   latter it says ``"recorded": true``, and no end of that job will be reported.
 - ``{"op": "env", "pool", "env"}`` sets the environment the pool's jobs start from (each
-  spawn's ``env`` is added to it); a server sends it when it connects.
-- ``{"op": "cancel" | "hold" | "release", "id"}`` are answered ``{"op", "reply": id, "done": bool}``
-  (cancel and hold act on queued jobs only; cancel also answers ``"pid"`` of a running job).
+  spawn's ``env`` is added to it); a server sends it when it connects, without its secrets
+  (:mod:`swm_jupyter.core.job_env`).
+- ``{"op": "hold" | "release", "id"}`` are answered ``{"op", "reply": id, "done": bool}`` (hold acts
+  on queued jobs only).
+- ``{"op": "cancel", "id", "grace", "status_file"}`` takes a queued or held job out of the queue, or
+  kills a running one: TERM to every process of the job (:mod:`.process_tree`, and its cgroup where
+  there is one), KILL ``grace`` seconds later. Answered ``{"op", "reply": id, "done": bool}`` with
+  ``"killing": true`` when it signalled a running job, and ``"child": true`` when that job is one of
+  its own (whose end it will report). ``status_file`` lets it kill a job started by
+  an earlier supervisor of this user, checked by the pid and start time the record gives.
 - Every client receives ``{"started": id, "pid", "at"}`` when a queued job starts and
-  ``{"exit": id, "rc", "end"}`` when a job ends.
+  ``{"exit": id, "rc", "end"}`` when a job ends (with ``"signal": n`` and ``rc`` 128 + n when a
+  signal killed it).
 
-Run as ``python -m swm_jupyter.gates.local_supervisor SOCKET``.
+Run as ``python -m swm_jupyter.gates.local_supervisor SOCKET [--allow-uid UID]``.
 """
 
 from __future__ import annotations
 
+import argparse
 import bisect
 import contextlib
 import errno
 import os
 import selectors
 import shutil
+import signal
 import socket
+import stat
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.jsoncodec import parse, to_bytes
+from .local_runtime import UnsafeFolder, open_append, open_private_folder, peer_uid
+from .process_tree import job_processes, process_info, signal_processes
 from .status_record import STATUS_FILE, StatusRecord, read_status_file
 
 IDLE_SECONDS = 20.0
@@ -54,12 +75,13 @@ IDLE_SECONDS = 20.0
 #: sends a request).
 SEND_TIMEOUT = 10.0
 #: Version of the protocol below; part of the socket's name (see ``LocalGate.supervisor_socket``).
-PROTOCOL = 3
+PROTOCOL = 4
+#: Seconds between TERM and KILL when a cancel request names none.
+DEFAULT_GRACE = 5.0
 
-
-_APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND
-#: The status record is created by the one launch of a run: if it exists, the job may have started.
-_NEW_RECORD = _APPEND | os.O_EXCL
+#: A job's stdout and stderr, opened in the child by posix_spawn: appended to, never through a symlink
+#: (no O_CLOEXEC: they are the job's descriptors 1 and 2).
+_OUTPUT_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW
 
 
 #: Where protocols 1 and 2 kept a job's records (``pid``, ``rc``): read for jobs they started.
@@ -105,6 +127,16 @@ def _mtime(path: str) -> float | None:
 
 
 @dataclass
+class Kill:
+    """A job being killed: TERM was sent; at ``deadline`` every process of it still there gets KILL."""
+
+    deadline: float
+    leader: int
+    leader_start: float
+    processes: dict[int, float]
+
+
+@dataclass
 class Pool:
     """The jobs of one local site: at most ``capacity`` cpus in use, the rest wait in order."""
 
@@ -118,22 +150,36 @@ class Pool:
 class Supervisor:
     """Accepts jobs, starts them in their own sessions as cpus allow, reports their exit status."""
 
-    def __init__(self, socket_path: str) -> None:
+    def __init__(self, socket_path: str, allowed_uids: Iterable[int] = ()) -> None:
         self.socket_path = socket_path
+        #: Clients of these uids are served (this user's, plus ``--allow-uid``); others are dropped.
+        self.allowed_uids = {os.geteuid(), *allowed_uids}
+        self.kills: dict[str, Kill] = {}  # job id -> its kill in progress
         self.selector = selectors.DefaultSelector()
         self.clients: dict[socket.socket, bytearray] = {}
         self.pools: dict[str, Pool] = {}
         self.children: dict[int, dict[str, Any]] = {}  # pidfd -> the job
         self.programs: dict[tuple[str, str | None], str] = {}
         self.arrivals = 0
-        self.running: dict[str, int] = {}  # job id -> pid
+        self.running: dict[str, tuple[int, float]] = {}  # job id -> pid, start time (from /proc)
         self.outbox: dict[socket.socket, list[dict[str, Any]]] = {}  # sent once per turn of the loop
         self.idle_since = time.monotonic()
 
     def listen(self) -> None:
-        """Bind the socket (replacing a stale one) with permissions for this user only."""
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.socket_path)
+        """Bind the socket (replacing a stale one) with permissions for this user only.
+
+        Raises :class:`~.local_runtime.UnsafeFolder` if the socket's folder is not this user's or
+        others may write to it, and OSError if something other than a socket has the socket's name.
+        """
+        folder_fd = open_private_folder(os.path.dirname(os.path.abspath(self.socket_path)), create=False, exact=False)
+        try:
+            name = os.path.basename(self.socket_path)
+            with contextlib.suppress(FileNotFoundError):
+                if not stat.S_ISSOCK(os.lstat(name, dir_fd=folder_fd).st_mode):
+                    raise FileExistsError(errno.EEXIST, "not a socket: not replaced", self.socket_path)
+                os.unlink(name, dir_fd=folder_fd)
+        finally:
+            os.close(folder_fd)
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old_mask = os.umask(0o077)
         try:
@@ -148,7 +194,10 @@ class Supervisor:
     def run(self) -> None:
         """Serve until idle for :data:`IDLE_SECONDS`."""
         while True:
-            for key, _ in self.selector.select(timeout=1.0):
+            timeout = 1.0
+            if self.kills:
+                timeout = max(0.0, min(timeout, min(k.deadline for k in self.kills.values()) - time.monotonic()))
+            for key, _ in self.selector.select(timeout=timeout):
                 if key.data == "accept":
                     self._accept()
                 elif key.data == "client":
@@ -156,7 +205,8 @@ class Supervisor:
                 else:
                     self._exited(key.data)
             self._send_outbox()
-            if self.children or self.clients or any(p.queue or p.held for p in self.pools.values()):
+            self._finish_kills()
+            if self.kills or self.children or self.clients or any(p.queue or p.held for p in self.pools.values()):
                 self.idle_since = time.monotonic()
             elif time.monotonic() - self.idle_since > IDLE_SECONDS:
                 break
@@ -166,7 +216,15 @@ class Supervisor:
             os.unlink(self.socket_path)
 
     def _accept(self) -> None:
-        conn, _ = self.listener.accept()
+        try:
+            conn, _ = self.listener.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        uid = peer_uid(conn)
+        if uid not in self.allowed_uids:  # never another user's requests, nor news to them
+            print(f"swm supervisor: refused a client of uid {uid}", file=sys.stderr, flush=True)
+            conn.close()
+            return
         conn.setblocking(False)
         self.clients[conn] = bytearray()
         self.selector.register(conn, selectors.EVENT_READ, "client")
@@ -252,8 +310,12 @@ class Supervisor:
                         return {"reply": job_id, "done": True}
                 if op == "cancel" and pool.held.pop(job_id, None) is not None:
                     return {"reply": job_id, "done": True}
-            pid = self.running.get(job_id)
-            return {"reply": job_id, "done": False, **({"pid": pid} if op == "cancel" and pid else {})}
+            if op == "cancel":
+                grace = float(request.get("grace", DEFAULT_GRACE))
+                child = job_id in self.running  # its end will be reported
+                killing = self._kill(job_id, str(request.get("status_file") or ""), grace)
+                return {"reply": job_id, "done": killing, "killing": killing, "child": child}
+            return {"reply": job_id, "done": False}
         if op == "release":
             for name, pool in self.pools.items():
                 held = pool.held.pop(job_id, None)
@@ -268,7 +330,7 @@ class Supervisor:
         """Queue a job, start what fits; answer where the job is now."""
         job_id = str(request["id"])
         if job_id in self.running:
-            return {"pid": self.running[job_id], "started": None}
+            return {"pid": self.running[job_id][0], "started": None}
         name = str(request.get("pool", ""))
         pool = self.pools.setdefault(name, Pool())
         pool.capacity = max(1, int(request.get("capacity", 1)))
@@ -315,17 +377,23 @@ class Supervisor:
         """Start one job in a session of its own, its output appended to its files; record its pid.
 
         ``posix_spawn`` (vfork and exec, no Python in the child) opens the output files in the
-        child; the working folder is entered around the call (this process has one thread).
+        child, never through a symlink; the working folder is entered around the call (this
+        process has one thread).
         """
         argv = [str(a) for a in request["argv"]]
         env = request["env"]
         status_file = request["status_file"]
+        cwd = str(request["cwd"])
         here = os.getcwd()
         status_fd = -1
+        stage = "program"
         try:
             program = self._program(argv[0], env.get("PATH"))
-            status_fd = os.open(status_file, _NEW_RECORD, 0o644)  # before the spawn: never two runs
-            os.chdir(request["cwd"])
+            stage = "record"
+            status_fd = open_append(status_file, 0o644, exclusive=True)  # before the spawn: never two runs
+            stage = "workdir"
+            os.chdir(cwd)
+            stage = "spawn"
             try:
                 started = time.time()
                 pid = os.posix_spawn(
@@ -334,8 +402,8 @@ class Supervisor:
                     env,
                     file_actions=[
                         (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-                        (os.POSIX_SPAWN_OPEN, 1, request["stdout"], _APPEND, 0o644),
-                        (os.POSIX_SPAWN_OPEN, 2, request["stderr"], _APPEND, 0o644),
+                        (os.POSIX_SPAWN_OPEN, 1, request["stdout"], _OUTPUT_FLAGS, 0o644),
+                        (os.POSIX_SPAWN_OPEN, 2, request["stderr"], _OUTPUT_FLAGS, 0o644),
                     ],
                     setsid=True,
                 )
@@ -346,21 +414,37 @@ class Supervisor:
                 os.close(status_fd)
                 with contextlib.suppress(OSError):
                     os.unlink(status_file)
-            if isinstance(exc, OSError):
-                self.programs.clear()  # a program may have moved: look it up again next time
-                if exc.errno == errno.EEXIST and exc.filename == status_file:
-                    return {"error": "the job was launched before (it has a status record): not run again"}
-                return {"error": f"could not start {argv[0]!r}: {exc.strerror or exc}"}
-            return {"error": f"could not start {argv[0]!r}: {exc}"}
+            return {"error": self._start_error(exc, stage, argv[0], cwd, request)}
         with contextlib.suppress(OSError):  # a full disk must not take the supervisor down
             os.write(status_fd, f"start {started:.3f} {pid}\n".encode())
         pidfd = os.pidfd_open(pid)
+        info = process_info(pid)
         job = {"id": str(request["id"]), "pool": pool_name, "cpus": cpus, "status_fd": status_fd, "pid": pid}
         self.children[pidfd] = job
-        self.running[job["id"]] = pid
+        self.running[job["id"]] = (pid, info.start if info is not None else started)
         self.pools[pool_name].used += cpus
         self.selector.register(pidfd, selectors.EVENT_READ, pidfd)
         return {"pid": pid, "started": started}
+
+    def _start_error(self, exc: BaseException, stage: str, program: str, cwd: str, request: dict[str, Any]) -> str:
+        """Why a job could not start, in words that say what to fix."""
+        if not isinstance(exc, OSError):
+            return f"could not start {program!r}: {exc}"
+        self.programs.clear()  # a program may have moved: look it up again next time
+        if stage == "record":
+            if exc.errno == errno.EEXIST:
+                return "the job was launched before (it has a status record): not run again"
+            return f"could not write the job's status record {request['status_file']}: {exc.strerror or exc}"
+        if stage == "workdir":
+            if exc.errno == errno.ENOENT:
+                return f"workdir {cwd} does not exist"
+            if exc.errno == errno.ENOTDIR:
+                return f"workdir {cwd} is not a folder"
+            return f"workdir {cwd} cannot be entered: {exc.strerror or exc}"
+        links = [str(request[n]) for n in ("stdout", "stderr") if os.path.islink(str(request[n]))]
+        if stage == "spawn" and exc.errno == errno.ELOOP and links:
+            return f"refused to write the job's output through a symlink: {', '.join(links)}"
+        return f"could not start {program!r}: {exc.strerror or exc}"
 
     def _program(self, name: str, path: str | None) -> str:
         """The file ``name`` runs: as given if it has a slash, else found on the job's ``PATH``."""
@@ -380,23 +464,74 @@ class Supervisor:
         os.close(pidfd)
         job = self.children.pop(pidfd)
         _, status = os.waitpid(job["pid"], 0)
-        code = os.waitstatus_to_exitcode(status)
-        rc = 128 - code if code < 0 else code  # killed by signal N: 128 + N, as shells report it
         end = time.time()
+        news: dict[str, Any] = {"exit": job["id"], "end": end}
+        if os.WIFSIGNALED(status):  # killed by signal N: reported as such, with 128 + N as shells do
+            signum = os.WTERMSIG(status)
+            news.update(rc=128 + signum, signal=signum)
+            line = f"signal {signum} {end:.3f}\n"
+        else:
+            news["rc"] = os.waitstatus_to_exitcode(status)
+            line = f"exit {news['rc']} {end:.3f}\n"
         with contextlib.suppress(OSError):
-            os.write(job["status_fd"], f"exit {rc} {end:.3f}\n".encode())
+            os.write(job["status_fd"], line.encode())
         os.close(job["status_fd"])
         self.running.pop(job["id"], None)
         pool = self.pools[job["pool"]]
         pool.used -= job["cpus"]
         self._start_ready(job["pool"])  # the next job starts before anyone is told of this one
-        self._broadcast({"exit": job["id"], "rc": rc, "end": end})
+        self._broadcast(news)
+
+    def _kill(self, job_id: str, status_file: str, grace: float) -> bool:
+        """TERM every process of a running job; KILL follows after ``grace`` seconds. False if it runs not.
+
+        The job is one this supervisor started, or one whose status record (``status_file``) names
+        a session leader that still runs and started when the record says (an earlier supervisor's).
+        """
+        if job_id in self.running:
+            leader, leader_start = self.running[job_id]
+        else:
+            record = read_job_record(os.path.dirname(status_file)) if status_file else None
+            if record is None or record.ended or record.start is None or not record.run_id.isdigit():
+                return False
+            leader = int(record.run_id)
+            info = process_info(leader)
+            if info is None or info.session != leader or abs(info.start - record.start) > 2.0:
+                return False  # that pid is no longer the job's session leader: signal nothing
+            leader_start = info.start
+        kill = self.kills.get(job_id)
+        processes = job_processes(leader, leader_start, kill.processes if kill else None)
+        signal_processes(processes, signal.SIGTERM)
+        deadline = time.monotonic() + max(0.0, grace)
+        if kill is None or deadline < kill.deadline:
+            self.kills[job_id] = Kill(deadline, leader, leader_start, processes)
+        else:
+            kill.processes.update(processes)
+        return bool(processes)
+
+    def _finish_kills(self) -> None:
+        """KILL what is left of each job whose grace period is over."""
+        now = time.monotonic()
+        for job_id, kill in list(self.kills.items()):
+            if kill.deadline > now:
+                continue
+            del self.kills[job_id]
+            signal_processes(job_processes(kill.leader, kill.leader_start, kill.processes), signal.SIGKILL)
 
 
-def main() -> None:
-    """Entry point: ``python -m swm_jupyter.gates.local_supervisor SOCKET``."""
-    supervisor = Supervisor(sys.argv[1])
-    supervisor.listen()
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: ``python -m swm_jupyter.gates.local_supervisor SOCKET [--allow-uid UID]``."""
+    parser = argparse.ArgumentParser(prog="swm-local-supervisor", description=__doc__.split("\n")[0])
+    parser.add_argument("socket", help="path of the UNIX socket to listen on (its folder: this user's only)")
+    parser.add_argument(
+        "--allow-uid", type=int, action="append", default=[], help="also serve clients of this uid (repeatable)"
+    )
+    args = parser.parse_args(argv)
+    supervisor = Supervisor(args.socket, allowed_uids=args.allow_uid)
+    try:
+        supervisor.listen()
+    except (UnsafeFolder, OSError) as exc:
+        sys.exit(f"swm supervisor: not started: {exc}")
     supervisor.run()
 
 
