@@ -6,6 +6,10 @@ Every gate's wrapper appends to it (the local supervisor, the Slurm and SSH wrap
   SSH jobs, the Slurm job id for Slurm jobs;
 - ``exit <code> <epoch>`` when it ends, or ``signal <n> <epoch>`` when a signal stopped it.
 
+A signal is known only from a ``signal`` line: the local supervisor writes one when the kernel says
+a signal killed the job, the Slurm and SSH wrappers when they are signalled themselves (cancel,
+walltime). It is never read into an exit code: ``exit 255`` is exit code 255, no signal.
+
 Each line is written in one ``write``; a reader takes only lines that end with a newline, so a
 line being written is never half-read. A requeued job's record is removed before it runs again
 (``Gate.reset_run``).
