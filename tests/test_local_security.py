@@ -28,6 +28,7 @@ from swm_jupyter.core.jsoncodec import to_bytes
 from swm_jupyter.core.manager import WorkloadManager
 from swm_jupyter.core.states import JobState
 from swm_jupyter.gates import local_supervisor
+from swm_jupyter.gates.commands import run_command
 from swm_jupyter.gates.local import LocalGate
 from swm_jupyter.gates.local_supervisor import PROTOCOL, Supervisor
 
@@ -387,3 +388,14 @@ def test_a_socket_owned_by_another_user_is_refused_by_the_supervisor(tmp_path: P
         subprocess.run(["rm", "-rf", str(folder)], check=False)
     assert result.returncode != 0 and "can be written by other users" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_gate_commands_do_not_pass_on_the_servers_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``sbatch`` (run by the Slurm gate on this host) hands its own environment to the job."""
+    monkeypatch.setenv("JUPYTER_TOKEN", TOKEN)
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "hub-secret")
+    monkeypatch.setenv("HARMLESS", "kept")
+    out = run(run_command(["env"], env={"GIVEN": "yes"})).stdout
+    names = {line.split("=", 1)[0] for line in out.splitlines()}
+    assert not names & {"JUPYTER_TOKEN", "JUPYTERHUB_API_TOKEN"}
+    assert {"HARMLESS", "GIVEN"} <= names

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ..core.errors import GateError
+from ..core.job_env import without_secrets
 
 #: How much of a command's stderr an error message quotes.
 _STDERR_TAIL = 2000
@@ -69,17 +70,17 @@ async def run_command(
 ) -> CommandResult:
     """Run ``argv`` (no shell) and return its :class:`CommandResult`.
 
-    ``env`` adds to (and overrides) this process's environment. Raises :class:`CommandError` when
+    ``env`` adds to (and overrides) this process's environment, which is passed on without the
+    server's secrets (:data:`~swm_jupyter.core.job_env.BUILTIN_SECRET_ENV`): ``sbatch`` hands the
+    environment it runs in to the job. Raises :class:`CommandError` when
     the program is missing, when it runs longer than ``timeout`` seconds (it is then killed), or —
     with ``check`` — when it exits with a non-zero code. Cancelling the caller kills the command.
     """
     args = [str(a) for a in argv]
     if not args:
         raise ValueError("run_command needs a non-empty argument list")
-    full_env = None
-    if env:
-        full_env = dict(os.environ)
-        full_env.update(env)
+    full_env = without_secrets(os.environ)
+    full_env.update(env or {})
     data = input.encode() if isinstance(input, str) else input
     try:
         proc = await asyncio.create_subprocess_exec(
