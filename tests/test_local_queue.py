@@ -232,9 +232,10 @@ def test_a_job_that_cannot_start_fails_alone(tmp_path: Path) -> None:
             ]
         )
         good = await wm.submit({"command": ["sh", "-c", "exit 4"]})
-        for job in bad:
+        reasons = ["could not start 'no-such-program-swm'", "could not start 'echo'", "workdir /nonexistent-swm does"]
+        for job, reason in zip(bad, reasons, strict=True):
             failed = await wm.wait(job.id, 30)
-            assert failed.state is JobState.ERROR and "could not start" in failed.state_details, failed.state_details
+            assert failed.state is JobState.ERROR and reason in failed.state_details, failed.state_details
         assert (await wm.wait(blocker.id, 30)).state is JobState.FINISHED
         done = await wm.wait(good.id, 30)
         assert done.state is JobState.FINISHED and done.exit_code == 4, "the supervisor kept serving"
