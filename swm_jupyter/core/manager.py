@@ -271,11 +271,16 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
                     errors.append({"field": "input_files", "message": f"{path!r} does not exist in {self.input_root}"})
         job = Job(id=new_job_id(), spec=spec, site=site, owner=owner)
         errors.extend(gate.validate(job))
+        try:
+            account = gate.owner_account(job)
+        except ValidationError as exc:
+            account = None
+            errors.extend(exc.errors)
         if errors:
             raise ValidationError(
                 "the job cannot run: " + "; ".join(f"{e['field']}: {e['message']}" for e in errors), errors
             )
-        job.folder = os.path.join(self.data_dir, "jobs", job.id)
+        job.folder = os.path.join(account.data_root if account else os.path.join(self.data_dir, "jobs"), job.id)
         estimate = gate.estimate_cost(job)
         job.cost = {"estimate": estimate, "actual": None}
         initial = JobState.HELD if spec.hold else JobState.QUEUED
@@ -536,7 +541,9 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         for target in targets:
             if target.state.final or target.is_array_parent:
                 continue
-            if target.state in (JobState.QUEUED, JobState.HELD) and target.id not in self._launching:
+            # A job held in the site's own queue is still there: the site must cancel it too.
+            on_site = bool(target.gate_data.get("held_on_site"))
+            if target.state in (JobState.QUEUED, JobState.HELD) and target.id not in self._launching and not on_site:
                 self._set_state(target, JobState.CANCELED, "canceled by the user")
                 target.end_time = time.time()
             else:
