@@ -25,10 +25,11 @@ import asyncio
 import bisect
 import contextlib
 import os
+import stat
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from jupyter_core.paths import jupyter_data_dir
 from traitlets import Dict, Enum, Float, Int, Unicode, default
@@ -46,6 +47,7 @@ from .errors import (
     SiteUnavailable,
     ValidationError,
 )
+from .job_files import job_path_parts, open_job_file, read_job_file
 from .launch import BOOKKEEPING_PREFIX
 from .launching import JobLaunching
 from .model import Job, JobSpec, new_job_id
@@ -421,7 +423,11 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
                 waiters.remove(future)
 
     async def read_output(self, job_id: str, stream: str, offset: int = 0, limit: int = 1 << 20) -> bytes:
-        """Bytes of the job's stdout or stderr from ``offset`` (live while the job runs)."""
+        """Bytes of the job's stdout or stderr from ``offset`` (live while the job runs).
+
+        Empty while the file does not exist. Raises :class:`~.job_files.UnsafeJobFile` (403) if the
+        job replaced it with a symbolic link or something other than a regular file.
+        """
         if stream not in ("stdout", "stderr"):
             raise ValidationError(
                 "stream must be stdout or stderr", [{"field": "stream", "message": "stdout or stderr"}]
@@ -432,13 +438,12 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         gate = self.gates.get(job.site)
         if gate is not None and job.state in ACTIVE_STATES:
             return await gate.read_output(job, stream, offset, limit)
-        path = Path(job.folder) / stream
-        from ..gates.base import read_file_range
-
-        return await asyncio.to_thread(read_file_range, path, offset, limit)
+        return await asyncio.to_thread(read_job_file, job.folder, stream, offset, limit)
 
     def list_files(self, job_id: str) -> list[dict[str, Any]]:
-        """Files in the job folder (paths relative to it), without the manager's own bookkeeping."""
+        """Regular files in the job folder (paths relative to it), without the manager's own
+        bookkeeping; symbolic links (and what they lead to) are not listed.
+        """
         job = self.get(job_id)
         root = Path(job.folder)
         out: list[dict[str, Any]] = []
@@ -450,19 +455,30 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
                 if name.startswith(BOOKKEEPING_PREFIX):
                     continue
                 full = Path(dirpath) / name
-                if full.is_symlink():
+                try:
+                    info = full.lstat()
+                except OSError:
                     continue
-                info = full.stat()
-                out.append({"path": str(full.relative_to(root)), "size": info.st_size, "mtime": info.st_mtime})
+                if stat.S_ISREG(info.st_mode):
+                    out.append({"path": str(full.relative_to(root)), "size": info.st_size, "mtime": info.st_mtime})
         return out
 
-    def file_path(self, job_id: str, path: str) -> Path:
-        """The real path of a file in the job folder; refuses anything outside it."""
+    async def open_file(self, job_id: str, path: str) -> BinaryIO:
+        """Open a regular file of the job folder for reading, following no symbolic link.
+
+        Raises :class:`PathNotAllowed` (400) for a path leaving the folder, :class:`JobNotFound`
+        (404) if there is no such file, :class:`~.job_files.UnsafeJobFile` (403) for a link or a
+        file that is not a regular file.
+        """
         job = self.get(job_id)
-        target = safe_path(job.folder, path)
-        if any(part.startswith(BOOKKEEPING_PREFIX) for part in Path(path).parts) or not target.is_file():
-            raise JobNotFound(f"the job has no file {path!r}; list them with GET /jobs/{job.id}/files")
-        return target
+        parts = job_path_parts(path)
+        missing = JobNotFound(f"the job has no file {path!r}; list them with GET /jobs/{job.id}/files")
+        if any(part.startswith(BOOKKEEPING_PREFIX) for part in parts):
+            raise missing
+        try:
+            return await asyncio.to_thread(open_job_file, job.folder, path)
+        except (FileNotFoundError, NotADirectoryError):
+            raise missing from None
 
     async def describe_sites(self) -> list[dict[str, Any]]:
         """What each site is and offers, with its health and job counts."""

@@ -268,23 +268,17 @@ class SshGate(Gate):
     async def stage_in(self, job: Job) -> None:
         """Copy the local job folder (script, inputs) into the job's remote folder over SFTP."""
         folder = self._folder(job)
-        await self.transport.makedirs(folder)
         if not job.folder:
+            await self.transport.makedirs(folder)
             return
-        entries = await asyncio.to_thread(_list_dir, job.folder)
-        for entry, is_dir in entries:
-            await self.transport.put(entry, posixpath.join(folder, Path(entry).name), recurse=is_dir)
+        await self.transport.upload_folder(job.folder, folder)
 
     async def stage_out(self, job: Job) -> None:
         """Bring the remote folder (stdout, stderr, outputs) back into the local job folder."""
         if not job.folder:
             return
-        folder = self._folder(job)
         await asyncio.to_thread(Path(job.folder).mkdir, parents=True, exist_ok=True)
-        for name in await self.transport.listdir(folder):
-            if name == RUN_FILE:
-                continue
-            await self.transport.get(posixpath.join(folder, name), str(Path(job.folder) / name), recurse=True)
+        await self.transport.download_folder(self._folder(job), job.folder, skip=(RUN_FILE,))
 
     async def read_output(self, job: Job, stream: str, offset: int = 0, limit: int = 1 << 20) -> bytes:
         """Live log bytes of ``stream`` (stdout or stderr) from ``offset``, read on the host over SFTP."""
@@ -315,13 +309,6 @@ class SshGate(Gate):
         info["healthy"] = True
         info["health_message"] = lines[2].strip()
         return info
-
-
-def _list_dir(folder: str) -> list[tuple[str, bool]]:
-    root = Path(folder)
-    if not root.is_dir():
-        return []
-    return [(str(p), p.is_dir()) for p in sorted(root.iterdir())]
 
 
 __all__ = ["SshGate"]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import mimetypes
+import os
 from datetime import datetime
+from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import quote
 
@@ -316,24 +318,25 @@ class FilesHandler(SwmHandler):
 
 
 class FileHandler(SwmHandler):
-    """``GET /jobs/{id}/files/{path}``: one file of the job folder (paths outside it are refused)."""
+    """``GET /jobs/{id}/files/{path}``: one regular file of the job folder (paths outside it and
+    symbolic links are refused)."""
 
     @web.authenticated
     @authorized
     async def get(self, job_id: str, path: str) -> None:
         """Stream the file; types that a browser could run are sent as a download."""
-        target = self.manager.file_path(job_id, path)
-        kind, _ = mimetypes.guess_type(target.name)
-        if kind not in SAFE_TYPES:
-            kind = "text/plain" if kind and kind.startswith("text/") else "application/octet-stream"
-        content_type = kind + ("; charset=utf-8" if kind.startswith("text/") else "")
-        self.set_header("Content-Type", content_type)
-        self.set_header("X-Content-Type-Options", "nosniff")
-        if kind == "application/octet-stream":
-            self.set_header("Content-Disposition", f"attachment; filename*=UTF-8''{quote(target.name)}")
-        self.set_header("Content-Length", str(target.stat().st_size))
-        handle = await asyncio.to_thread(target.open, "rb")
+        handle = await self.manager.open_file(job_id, path)
         try:
+            name = PurePosixPath(path).name
+            kind, _ = mimetypes.guess_type(name)
+            if kind not in SAFE_TYPES:
+                kind = "text/plain" if kind and kind.startswith("text/") else "application/octet-stream"
+            content_type = kind + ("; charset=utf-8" if kind.startswith("text/") else "")
+            self.set_header("Content-Type", content_type)
+            self.set_header("X-Content-Type-Options", "nosniff")
+            if kind == "application/octet-stream":
+                self.set_header("Content-Disposition", f"attachment; filename*=UTF-8''{quote(name)}")
+            self.set_header("Content-Length", str(os.fstat(handle.fileno()).st_size))
             while chunk := await asyncio.to_thread(handle.read, 1 << 20):
                 self.write(chunk)
                 await self.flush()

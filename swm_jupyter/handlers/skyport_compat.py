@@ -490,7 +490,8 @@ class CompatOutputHandler(CompatHandler):
         self.set_header("X-Content-Type-Options", "nosniff")
         self.set_header("Cache-Control", "no-store")
         if job.state not in ACTIVE_STATES:
-            manager.file_path(job.id, stream)  # 404 unless the file is there (and inside the job folder)
+            # 404 unless the file is there; 403 if the job made it a link (read_output refuses it too)
+            (await manager.open_file(job.id, stream)).close()
         offset = 0
         while True:
             chunk = await manager.read_output(job.id, stream, offset, CHUNK)
