@@ -15,14 +15,14 @@ from __future__ import annotations
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Dict, Enum, Float, Int, Unicode
+from traitlets import Dict, Enum, Float, Int, List, Unicode
 
 from ._version import __version__
 from .core.errors import SwmError
 from .core.manager import WorkloadManager
 
 #: Traits of the app that are handed on to the manager when set (unset: the manager's default).
-MANAGER_TRAITS = ("sites", "default_site", "store_path", "data_dir", "poll_interval", "synchronous")
+MANAGER_TRAITS = ("sites", "default_site", "store_path", "data_dir", "poll_interval", "synchronous", "secret_patterns")
 
 
 class SwmApp(ExtensionApp):
@@ -57,6 +57,14 @@ class SwmApp(ExtensionApp):
         allow_none=True,
         help="SQLite synchronous mode of the store: NORMAL (default) keeps every acknowledged job through a "
         "crash or kill of the server; FULL also through power loss, at about a third of the submission rate.",
+    ).tag(config=True)
+    secret_patterns = List(
+        Unicode(),
+        default_value=None,
+        allow_none=True,
+        help="More names whose values are secret (shell-style patterns matched in upper case, e.g. "
+        "'MYCOMPANY_*' or '*_LICENSE'), hidden in API responses and messages beside the built-in ones "
+        "(*TOKEN*, *SECRET*, *PASS*, *KEY*, *PAT, *COOKIE*, ...). Default: none.",
     ).tag(config=True)
     max_body_bytes = Int(
         16 * 1024 * 1024,

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from jupyter_core.paths import jupyter_data_dir
-from traitlets import Dict, Enum, Float, Int, Unicode, default
+from traitlets import Dict, Enum, Float, Int, List, TraitError, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from ..gates.base import Gate, safe_path
@@ -53,6 +53,7 @@ from .launching import JobLaunching
 from .model import Job, JobSpec, new_job_id
 from .reconcile import SiteReconciliation
 from .scheduler import DependencyInfo, SiteCapacity, failed_dependencies, plan, priority_key
+from .secrets import redact_text
 from .states import ACTIVE_STATES, HistoryEntry, JobState, check_transition
 from .store import JobPage, JobQuery, JobStore
 from .wakeup import Wakeup
@@ -84,6 +85,11 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         "submission rate.",
     ).tag(config=True)
     event_retention = Int(100_000, help="How many past events are kept for clients that reconnect.").tag(config=True)
+    secret_patterns = List(
+        Unicode(),
+        help="Names whose values are secret besides the built-in patterns of swm_jupyter.core.secrets "
+        "(shell-style, matched in upper case). Default: none.",
+    ).tag(config=True)
 
     @default("data_dir")
     def _default_data_dir(self) -> str:
@@ -190,6 +196,10 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         self._waiters.clear()
 
     def _load_gate(self, name: str, options: dict[str, Any]) -> None:
+        """Make the gate of site ``name``; a site that cannot be made is recorded in
+        :attr:`gate_errors` with a message that names the options at fault, never their values
+        (a password may have been put in the wrong option).
+        """
         gate_name = options.pop("gate", name)
         try:
             cls = load_gate_class(str(gate_name))
@@ -200,14 +210,19 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
                     f"unknown option {', '.join(unknown)} for gate {gate_name!r}; "
                     f"its options: {', '.join(sorted(known))}"
                 )
-            gate = cls(parent=self, site_name=name, **options)
+            try:
+                gate = cls(parent=self, site_name=name, **options)
+            except TraitError:
+                raise ValueError(_refused_options(cls, name, options)) from None
         except SiteUnavailable as exc:
-            self.gate_errors[name] = exc.message
-            self.log.warning("swm: site %s is unavailable: %s", name, exc.message)
+            message = redact_text(exc.message)
+            self.gate_errors[name] = message
+            self.log.warning("swm: site %s is unavailable: %s", name, message)
             return
         except Exception as exc:
-            self.gate_errors[name] = f"the site {name!r} is misconfigured: {exc}"
-            self.log.warning("swm: site %s is misconfigured: %s", name, exc)
+            message = redact_text(str(exc))
+            self.gate_errors[name] = f"the site {name!r} is misconfigured: {message}"
+            self.log.warning("swm: site %s is misconfigured: %s", name, message)
             return
         gate.notify = self._notifier(name)
         self.gates[name] = gate
@@ -527,9 +542,11 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         try:
             described = await gate.describe()
         except Exception as exc:
-            info["health_message"] = f"{type(exc).__name__}: {exc}"
+            info["health_message"] = redact_text(f"{type(exc).__name__}: {exc}")
             return info
         info.update({k: v for k, v in described.items() if k not in ("name", "counts")})
+        if isinstance(info.get("health_message"), str):
+            info["health_message"] = redact_text(info["health_message"])
         if name not in self._ready_sites:
             info["healthy"] = False
             info["health_message"] = self.site_health.get(name) or "starting"
@@ -850,6 +867,27 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         task = asyncio.create_task(coro)
         self._ops.add(task)
         task.add_done_callback(self._ops.discard)
+
+
+def _refused_options(cls: type[Gate], site: str, options: dict[str, Any]) -> str:
+    """Why a gate refused its options, naming each option at fault and what it takes, never the value."""
+    traits = cls.class_traits(config=True)
+    bad: list[str] = []
+    for key, value in options.items():
+        try:
+            cls(site_name=site, **{key: value})
+        except TraitError as exc:
+            said = str(exc)  # a gate's own check names the option; traitlets' message shows the value
+            if str(value) and str(value) not in said and repr(value) not in said:
+                bad.append(said)
+            else:
+                trait = traits.get(key)
+                bad.append(f"{key} must be {trait.info()}" if trait is not None else key)
+        except Exception:  # noqa: BLE001, S112 - only TraitError says that this option is at fault
+            continue
+    if not bad:
+        return f"the options {', '.join(sorted(options))} do not fit together (values are not shown)"
+    return "; ".join(bad) + " (values are not shown)"
 
 
 def _nothing_else_ready() -> bool:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from traitlets import Bool, Dict, Float, Int, List, Unicode
+from traitlets import Bool, Dict, Float, Int, List, Unicode, validate
 
 from ..core.errors import GateError, SiteUnavailable
 from ..core.job_files import read_job_file, read_job_text
@@ -38,7 +38,7 @@ from ..core.states import JobState
 from ..core.units import format_walltime, parse_memory_mb, parse_walltime_seconds
 from .base import Gate, GateStatus
 from .commands import CommandError, CommandResult, run_command
-from .ssh_transport import SshTransport, read_remote_files
+from .ssh_transport import SshTransport, check_host_option, read_remote_files
 from .status_record import STATUS_FILE, StatusRecord, parse_status_file
 
 #: Files the gate writes in a job folder.
@@ -311,6 +311,10 @@ class SlurmGate(Gate):
     ).tag(config=True)
     command_timeout = Float(60.0, help="Seconds a Slurm command may take (default 60).").tag(config=True)
     python = Unicode("python3", help="Python on the cluster, for notebook jobs (default python3).").tag(config=True)
+
+    @validate("ssh_host")
+    def _check_ssh_host(self, proposal: Any) -> str:
+        return check_host_option(proposal["value"], "ssh_host", "ssh_user")
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)

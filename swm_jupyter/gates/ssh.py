@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from traitlets import Bool, Dict, Float, Int, Unicode
+from traitlets import Bool, Dict, Float, Int, Unicode, validate
 
 from ..core.errors import GateError, SiteUnavailable
 from ..core.launch import SCRIPT_FILE, STDERR_FILE, STDOUT_FILE, job_argv, job_environment
@@ -24,7 +24,7 @@ from ..core.model import Job
 from ..core.states import JobState
 from .base import Gate, GateStatus
 from .commands import CommandError
-from .ssh_transport import SshTransport
+from .ssh_transport import SshTransport, check_host_option
 from .status_record import STATUS_FILE, parse_status_file
 
 RUN_FILE = ".swm-run.sh"
@@ -84,6 +84,10 @@ class SshGate(Gate):
         config=True
     )
     command_timeout = Float(60.0, help="Seconds a remote command may take (default 60).").tag(config=True)
+
+    @validate("host")
+    def _check_host(self, proposal: Any) -> str:
+        return check_host_option(proposal["value"], "host", "user")
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -13,6 +13,7 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import asyncssh
+from traitlets import TraitError
 
 from ..core.errors import PathNotAllowed, SiteUnavailable
 from ..core.job_files import UnsafeJobFile, create_job_file, make_job_folder, open_job_file
@@ -41,6 +42,20 @@ def remote_command_line(argv: Sequence[str], env: Mapping[str, str] | None = Non
     if env:
         words = ["env", *(f"{k}={v}" for k, v in env.items()), *words]
     return shlex.join(words)
+
+
+def check_host_option(value: str, field: str, user_field: str) -> str:
+    """Return ``value`` if it is a bare host name or address (the gate option ``field``).
+
+    Raises ``traitlets.TraitError`` naming the field (never echoing the value, which may hold a
+    password given in the wrong place) for ``user@host``, ``user:password@host``, spaces or a URL.
+    """
+    if value and (any(c in value for c in "@/ \t\n") or value.count(":") == 1):
+        raise TraitError(
+            f"{field} must be a host name or address only (no user, password, port or URL; the value is not "
+            f"shown): give the user in {user_field}, the port in the port option, and log in with a key"
+        )
+    return value
 
 
 class SshTransport:

@@ -16,7 +16,7 @@ from tornado import web
 from ..core.errors import SwmError, ValidationError
 from ..core.states import JobState
 from ..core.store import SORTS, JobQuery
-from .base import API_PREFIX, SwmHandler, public_job
+from .base import API_PREFIX, SwmHandler
 
 ACTIONS = ("hold", "release", "requeue", "cancel")
 MAX_PAGE = 1000
@@ -181,7 +181,7 @@ class JobsHandler(SwmHandler):
             result = manager.dry_run(request)
             self.write_json(
                 {
-                    "job": public_job(result["job"]),
+                    "job": self.public_job(result["job"]),
                     "cost_estimate": result["cost_estimate"],
                     "tasks": result.get("tasks", 0),
                 }
@@ -191,7 +191,7 @@ class JobsHandler(SwmHandler):
             if not request:
                 raise ValidationError("the list of jobs is empty", [{"field": "", "message": "give at least one job"}])
             jobs = await manager.submit_many(request, owner=self.owner)
-            self.write_json({"jobs": [public_job(job.to_dict()) for job in jobs]}, 201)
+            self.write_json({"jobs": [self.public_job(job.to_dict()) for job in jobs]}, 201)
             return
         if not isinstance(request, dict):
             raise ValidationError(
@@ -199,7 +199,7 @@ class JobsHandler(SwmHandler):
             )
         job = await manager.submit(request, owner=self.owner)
         self.set_header("Location", f"{self.base_url.rstrip('/')}{API_PREFIX}/jobs/{job.id}")
-        self.write_json(public_job(job.to_dict()), 201)
+        self.write_json(self.public_job(job.to_dict()), 201)
 
 
 class JobHandler(SwmHandler):
@@ -209,14 +209,14 @@ class JobHandler(SwmHandler):
     @authorized
     async def get(self, job_id: str) -> None:
         """The full job: spec, history and folder."""
-        self.write_json(public_job(self.manager.get(job_id).to_dict()))
+        self.write_json(self.public_job(self.manager.get(job_id).to_dict()))
 
     @web.authenticated
     @authorized
     async def delete(self, job_id: str) -> None:
         """Ask for the job to be canceled; ``409`` if it already ended."""
         job = await self.manager.cancel(job_id)
-        self.write_json(public_job(job.to_dict()), 202)
+        self.write_json(self.public_job(job.to_dict()), 202)
 
 
 class JobActionHandler(SwmHandler):
@@ -227,7 +227,7 @@ class JobActionHandler(SwmHandler):
     async def post(self, job_id: str, action: str) -> None:
         """Apply the action; ``409`` if the job's state does not allow it."""
         job = await getattr(self.manager, action)(job_id)
-        self.write_json(public_job(job.to_dict()))
+        self.write_json(self.public_job(job.to_dict()))
 
 
 class BulkActionHandler(SwmHandler):

@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from functools import cache
 from typing import Any
@@ -166,7 +167,7 @@ def _host_port(text: str, default_port: int = 0) -> tuple[str, int]:
     return parts.hostname or "", port
 
 
-def compat_site(site: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+def compat_site(site: dict[str, Any], options: dict[str, Any], extra_patterns: Iterable[str] = ()) -> dict[str, Any]:
     """A site described by the manager, as a RemoteSite (no option that may be secret is shown)."""
     kind = str(site.get("kind") or "")
     server, port = "", 0
@@ -179,7 +180,7 @@ def compat_site(site: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]
     elif site.get("gate_url") or options.get("url"):
         server, port = _host_port(str(site.get("gate_url") or options["url"]), 443)
     elif options.get("ssh_host") or options.get("host"):
-        server, port = _host_port(str(options.get("ssh_host") or options.get("host")), int(options.get("port") or 22))
+        server, port = _host_port(str(options.get("ssh_host") or options.get("host")), _int(options.get("port")) or 22)
     default_flavor = str(site.get("default_flavor") or options.get("default_flavor") or "")
     default_image = str(site.get("default_image") or options.get("default_image") or "")
     account = options.get("account")
@@ -193,7 +194,8 @@ def compat_site(site: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]
             "kind": str(site.get("cloud_kind") or kind),
             "default_image_id": default_image,
             "default_flavor_id": default_flavor,
-        }
+        },
+        extra_patterns=extra_patterns,
     )
     return site_out
 
@@ -512,7 +514,9 @@ class CompatRemotesHandler(CompatHandler):
         """The sites, in configuration order."""
         sites = await self.manager.describe_sites()
         options = self.manager.sites
-        self.write_list([compat_site(site, dict(options.get(site["name"]) or {})) for site in sites])
+        self.write_list(
+            [compat_site(site, dict(options.get(site["name"]) or {}), self.secret_patterns) for site in sites]
+        )
 
 
 class CompatFlavorsHandler(CompatHandler):
