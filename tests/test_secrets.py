@@ -82,6 +82,7 @@ async def test_job_secrets_are_hidden_in_every_answer(api: Any, jp_fetch: Any, s
         "command": ["sh", "-c", 'echo "$GITHUB_PAT $ACME_LICENSE"'],
         "env": env,
         "local": {"api_token": "extra-token-0012"},
+        "output_files": ["user:outpw-0013@out.txt"],  # comes back in "missing outputs: ..."
     }
     answers = []
     dry = await api("jobs", json_body=request, params={"dry_run": "1"})
@@ -108,6 +109,10 @@ async def test_job_secrets_are_hidden_in_every_answer(api: Any, jp_fetch: Any, s
         await asyncio.sleep(0.1)
     log = await api("jobs", job["id"], "log")
     assert log.body == b"pat-value-0001 license-value-0006\n"
+    after = [await api("jobs", job["id"]), await api("jobs"), await jp_fetch("user", "job", job["id"])]
+    assert "missing outputs: user:***@out.txt" in body(after[0])["state_details"]
+    for answer in after:
+        assert "outpw-0013" not in answer.body.decode() and "outpw-0013" not in json.dumps(body(answer))
 
 
 async def test_site_options_are_named_never_echoed(

@@ -35,6 +35,26 @@ def redact(value: Any, key: str = "", extra_patterns: Iterable[str] = ()) -> Any
     return secrets.redact(value, extra_patterns, key)
 
 
+def public_summary(summary: dict[str, Any]) -> dict[str, Any]:
+    """A job's short form (lists, events) with secrets in its ``state_details`` hidden."""
+    details = summary.get("state_details")
+    if isinstance(details, str) and details:
+        hidden = secrets.redact_text(details)
+        if hidden != details:
+            return {**summary, "state_details": hidden}
+    return summary
+
+
+def public_event(event: dict[str, Any]) -> dict[str, Any]:
+    """An event for clients: a job event's summary as :func:`public_summary` shows it."""
+    job = event.get("job")
+    if isinstance(job, dict):
+        shown = public_summary(job)
+        if shown is not job:
+            return {**event, "job": shown}
+    return event
+
+
 def public_job(job_dict: dict[str, Any], extra_patterns: Iterable[str] = ()) -> dict[str, Any]:
     """A job's JSON form for clients: secrets in its spec (environment, site extras, parameters,
     URL passwords in any text) and in its state details are hidden.

@@ -21,7 +21,7 @@ from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from ..core.errors import SiteUnavailable, SwmError, ValidationError
 from ..core.manager import WorkloadManager
-from .base import AUTH_RESOURCE, error_reply
+from .base import AUTH_RESOURCE, error_reply, public_event
 
 #: Seconds between reads of a subscribed job's output.
 LOG_INTERVAL = 0.25
@@ -182,7 +182,7 @@ class EventsWebSocket(WebSocketMixin, WebSocketHandler, JupyterHandler):  # type
             while True:
                 events = manager.events_after(self.sent_id)
                 for event in events:
-                    self.send(event)
+                    self.send(public_event(event))
                     self.sent_id = event["id"]
                 if len(events) < REPLAY_BATCH:
                     break
@@ -205,7 +205,7 @@ class EventsWebSocket(WebSocketMixin, WebSocketHandler, JupyterHandler):  # type
                     continue
                 self.sent_id = event_id
             try:
-                self.write_message(json.dumps(event))
+                self.write_message(json.dumps(public_event(event)))
             except WebSocketClosedError:
                 return
 

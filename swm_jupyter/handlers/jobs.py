@@ -16,7 +16,7 @@ from tornado import web
 from ..core.errors import SwmError, ValidationError
 from ..core.states import JobState
 from ..core.store import SORTS, JobQuery
-from .base import API_PREFIX, SwmHandler
+from .base import API_PREFIX, SwmHandler, public_summary
 
 ACTIONS = ("hold", "release", "requeue", "cancel")
 MAX_PAGE = 1000
@@ -139,7 +139,7 @@ class JobsHandler(SwmHandler):
         page = self.manager.list_jobs(query)
         self.write_json(
             {
-                "jobs": [job.summary() for job in page.jobs],
+                "jobs": [public_summary(job.summary()) for job in page.jobs],
                 "total": page.total,
                 "counts": page.counts,
                 "next_cursor": page.next_cursor,

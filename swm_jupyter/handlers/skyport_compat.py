@@ -34,6 +34,7 @@ from tornado import web
 from ..auth import is_certificate_user
 from ..core.errors import JobNotFound, SwmError, ValidationError
 from ..core.model import Job
+from ..core.secrets import redact_text
 from ..core.states import ACTIVE_STATES, JobState
 from ..core.store import JobQuery
 from .base import SwmHandler, redact
@@ -137,7 +138,7 @@ def compat_job(job: Job, now: float | None = None, local_sites: frozenset[str] =
         "id": job.id,
         "name": job.spec.name,
         "state": code,
-        "state_details": details,
+        "state_details": redact_text(details),
         "submit_time": iso_time(job.submit_time),
         "start_time": iso_time(job.start_time),
         "end_time": iso_time(job.end_time),
