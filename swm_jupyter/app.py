@@ -22,7 +22,16 @@ from .core.errors import SwmError
 from .core.manager import WorkloadManager
 
 #: Traits of the app that are handed on to the manager when set (unset: the manager's default).
-MANAGER_TRAITS = ("sites", "default_site", "store_path", "data_dir", "poll_interval", "synchronous", "secret_env")
+MANAGER_TRAITS = (
+    "sites",
+    "default_site",
+    "store_path",
+    "data_dir",
+    "poll_interval",
+    "synchronous",
+    "secret_env",
+    "secret_patterns",
+)
 
 
 class SwmApp(ExtensionApp):
@@ -65,6 +74,14 @@ class SwmApp(ExtensionApp):
         help="Names of the server's environment variables that jobs never inherit, besides the built-in "
         "JUPYTER_TOKEN, JUPYTER_PASSWORD, JPY_*, JUPYTERHUB_*TOKEN*, JUPYTERHUB_*SECRET*; shell patterns "
         "(* ?), matched without regard to case.",
+    ).tag(config=True)
+    secret_patterns = List(
+        Unicode(),
+        default_value=None,
+        allow_none=True,
+        help="More names whose values are secret (shell-style patterns matched in upper case, e.g. "
+        "'MYCOMPANY_*' or '*_LICENSE'), hidden in API responses and messages beside the built-in ones "
+        "(*TOKEN*, *SECRET*, *PASS*, *KEY*, *PAT, *COOKIE*, ...). Default: none.",
     ).tag(config=True)
     max_body_bytes = Int(
         16 * 1024 * 1024,

@@ -236,14 +236,15 @@ def test_input_and_output_files_stay_inside(tmp_path: Path) -> None:
         )
         job = await wm.wait(job.id, 30)
         assert job.state is JobState.FINISHED and "missing outputs: missing.txt" in job.state_details
-        assert wm.file_path(job.id, "out/result").read_text() == "42\n"
+        with await wm.open_file(job.id, "out/result") as handle:
+            assert handle.read() == b"42\n"
         assert {f["path"] for f in wm.list_files(job.id)} >= {"out/result", "data/in.txt", "stdout", "stderr"}
         assert "leak" not in {f["path"] for f in wm.list_files(job.id)}
         assert Path(job.folder, ".swm-status").is_file(), "the gate's record is there, but never served"
         for bad in ["../jobs.sqlite", "/etc/passwd", "leak", "out/../../x", ".swm-status"]:
             with pytest.raises((PathNotAllowed, JobNotFound)) as caught:
-                wm.file_path(job.id, bad)
-            assert caught.value.status in (400, 404)
+                await wm.open_file(job.id, bad)
+            assert caught.value.status in (400, 403, 404)
         for bad_input in ["../secret", "/etc/passwd", "data/link"]:
             with pytest.raises(ValidationError):
                 await wm.submit({"command": ["true"], "input_files": [bad_input]})

@@ -25,13 +25,14 @@ import asyncio
 import bisect
 import contextlib
 import os
+import stat
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from jupyter_core.paths import jupyter_data_dir
-from traitlets import Dict, Enum, Float, Int, List, Unicode, default
+from traitlets import Dict, Enum, Float, Int, List, TraitError, Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from ..gates.base import Gate, safe_path
@@ -46,11 +47,13 @@ from .errors import (
     SiteUnavailable,
     ValidationError,
 )
+from .job_files import job_path_parts, open_job_file, read_job_file
 from .launch import BOOKKEEPING_PREFIX
 from .launching import JobLaunching
 from .model import Job, JobSpec, new_job_id
 from .reconcile import SiteReconciliation
 from .scheduler import DependencyInfo, SiteCapacity, failed_dependencies, plan, priority_key
+from .secrets import redact_text
 from .states import ACTIVE_STATES, HistoryEntry, JobState, check_transition
 from .store import JobPage, JobQuery, JobStore
 from .wakeup import Wakeup
@@ -87,6 +90,11 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         help="Names of the server's environment variables that jobs never inherit, besides the built-in "
         "JUPYTER_TOKEN, JUPYTER_PASSWORD, JPY_*, JUPYTERHUB_*TOKEN*, JUPYTERHUB_*SECRET*; shell patterns "
         "(* ?), matched without regard to case.",
+    ).tag(config=True)
+    secret_patterns = List(
+        Unicode(),
+        help="Names whose values are secret besides the built-in patterns of swm_jupyter.core.secrets "
+        "(shell-style, matched in upper case). Default: none.",
     ).tag(config=True)
 
     @default("data_dir")
@@ -194,6 +202,10 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         self._waiters.clear()
 
     def _load_gate(self, name: str, options: dict[str, Any]) -> None:
+        """Make the gate of site ``name``; a site that cannot be made is recorded in
+        :attr:`gate_errors` with a message that names the options at fault, never their values
+        (a password may have been put in the wrong option).
+        """
         gate_name = options.pop("gate", name)
         try:
             cls = load_gate_class(str(gate_name))
@@ -204,14 +216,19 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
                     f"unknown option {', '.join(unknown)} for gate {gate_name!r}; "
                     f"its options: {', '.join(sorted(known))}"
                 )
-            gate = cls(parent=self, site_name=name, **options)
+            try:
+                gate = cls(parent=self, site_name=name, **options)
+            except TraitError:
+                raise ValueError(_refused_options(cls, name, options)) from None
         except SiteUnavailable as exc:
-            self.gate_errors[name] = exc.message
-            self.log.warning("swm: site %s is unavailable: %s", name, exc.message)
+            message = redact_text(exc.message)
+            self.gate_errors[name] = message
+            self.log.warning("swm: site %s is unavailable: %s", name, message)
             return
         except Exception as exc:
-            self.gate_errors[name] = f"the site {name!r} is misconfigured: {exc}"
-            self.log.warning("swm: site %s is misconfigured: %s", name, exc)
+            message = redact_text(str(exc))
+            self.gate_errors[name] = f"the site {name!r} is misconfigured: {message}"
+            self.log.warning("swm: site %s is misconfigured: %s", name, message)
             return
         gate.notify = self._notifier(name)
         self.gates[name] = gate
@@ -432,7 +449,11 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
                 waiters.remove(future)
 
     async def read_output(self, job_id: str, stream: str, offset: int = 0, limit: int = 1 << 20) -> bytes:
-        """Bytes of the job's stdout or stderr from ``offset`` (live while the job runs)."""
+        """Bytes of the job's stdout or stderr from ``offset`` (live while the job runs).
+
+        Empty while the file does not exist. Raises :class:`~.job_files.UnsafeJobFile` (403) if the
+        job replaced it with a symbolic link or something other than a regular file.
+        """
         if stream not in ("stdout", "stderr"):
             raise ValidationError(
                 "stream must be stdout or stderr", [{"field": "stream", "message": "stdout or stderr"}]
@@ -443,13 +464,12 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         gate = self.gates.get(job.site)
         if gate is not None and job.state in ACTIVE_STATES:
             return await gate.read_output(job, stream, offset, limit)
-        path = Path(job.folder) / stream
-        from ..gates.base import read_file_range
-
-        return await asyncio.to_thread(read_file_range, path, offset, limit)
+        return await asyncio.to_thread(read_job_file, job.folder, stream, offset, limit)
 
     def list_files(self, job_id: str) -> list[dict[str, Any]]:
-        """Files in the job folder (paths relative to it), without the manager's own bookkeeping."""
+        """Regular files in the job folder (paths relative to it), without the manager's own
+        bookkeeping; symbolic links (and what they lead to) are not listed.
+        """
         job = self.get(job_id)
         root = Path(job.folder)
         out: list[dict[str, Any]] = []
@@ -461,19 +481,30 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
                 if name.startswith(BOOKKEEPING_PREFIX):
                     continue
                 full = Path(dirpath) / name
-                if full.is_symlink():
+                try:
+                    info = full.lstat()
+                except OSError:
                     continue
-                info = full.stat()
-                out.append({"path": str(full.relative_to(root)), "size": info.st_size, "mtime": info.st_mtime})
+                if stat.S_ISREG(info.st_mode):
+                    out.append({"path": str(full.relative_to(root)), "size": info.st_size, "mtime": info.st_mtime})
         return out
 
-    def file_path(self, job_id: str, path: str) -> Path:
-        """The real path of a file in the job folder; refuses anything outside it."""
+    async def open_file(self, job_id: str, path: str) -> BinaryIO:
+        """Open a regular file of the job folder for reading, following no symbolic link.
+
+        Raises :class:`PathNotAllowed` (400) for a path leaving the folder, :class:`JobNotFound`
+        (404) if there is no such file, :class:`~.job_files.UnsafeJobFile` (403) for a link or a
+        file that is not a regular file.
+        """
         job = self.get(job_id)
-        target = safe_path(job.folder, path)
-        if any(part.startswith(BOOKKEEPING_PREFIX) for part in Path(path).parts) or not target.is_file():
-            raise JobNotFound(f"the job has no file {path!r}; list them with GET /jobs/{job.id}/files")
-        return target
+        parts = job_path_parts(path)
+        missing = JobNotFound(f"the job has no file {path!r}; list them with GET /jobs/{job.id}/files")
+        if any(part.startswith(BOOKKEEPING_PREFIX) for part in parts):
+            raise missing
+        try:
+            return await asyncio.to_thread(open_job_file, job.folder, path)
+        except (FileNotFoundError, NotADirectoryError):
+            raise missing from None
 
     async def describe_sites(self) -> list[dict[str, Any]]:
         """What each site is and offers, with its health and job counts."""
@@ -522,9 +553,11 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         try:
             described = await gate.describe()
         except Exception as exc:
-            info["health_message"] = f"{type(exc).__name__}: {exc}"
+            info["health_message"] = redact_text(f"{type(exc).__name__}: {exc}")
             return info
         info.update({k: v for k, v in described.items() if k not in ("name", "counts")})
+        if isinstance(info.get("health_message"), str):
+            info["health_message"] = redact_text(info["health_message"])
         if name not in self._ready_sites:
             info["healthy"] = False
             info["health_message"] = self.site_health.get(name) or "starting"
@@ -847,6 +880,27 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         task = asyncio.create_task(coro)
         self._ops.add(task)
         task.add_done_callback(self._ops.discard)
+
+
+def _refused_options(cls: type[Gate], site: str, options: dict[str, Any]) -> str:
+    """Why a gate refused its options, naming each option at fault and what it takes, never the value."""
+    traits = cls.class_traits(config=True)
+    bad: list[str] = []
+    for key, value in options.items():
+        try:
+            cls(site_name=site, **{key: value})
+        except TraitError as exc:
+            said = str(exc)  # a gate's own check names the option; traitlets' message shows the value
+            if str(value) and str(value) not in said and repr(value) not in said:
+                bad.append(said)
+            else:
+                trait = traits.get(key)
+                bad.append(f"{key} must be {trait.info()}" if trait is not None else key)
+        except Exception:  # noqa: BLE001, S112 - only TraitError says that this option is at fault
+            continue
+    if not bad:
+        return f"the options {', '.join(sorted(options))} do not fit together (values are not shown)"
+    return "; ".join(bad) + " (values are not shown)"
 
 
 def _nothing_else_ready() -> bool:

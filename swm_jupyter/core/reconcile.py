@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import time
 
-from ..gates.base import GateStatus, safe_path
-from .errors import InvalidTransition, PathNotAllowed
+from ..gates.base import GateStatus
+from .errors import InvalidTransition
+from .job_files import job_output_exists
 from .manager_part import ManagerPart
 from .model import Job
 from .states import ACTIVE_STATES, JobState
@@ -74,7 +75,7 @@ class SiteReconciliation(ManagerPart):
                 self._set_state(job, JobState.TRANSFERRING, "collecting outputs")
                 self._flush()
             await gate.stage_out(job)
-            missing = [p for p in job.spec.output_files if not _exists_inside(job.folder, p)]
+            missing = [p for p in job.spec.output_files if not job_output_exists(job.folder, p)]
             if missing:
                 details = (details + "; " if details else "") + "missing outputs: " + ", ".join(missing)
         except asyncio.CancelledError:
@@ -97,7 +98,7 @@ class SiteReconciliation(ManagerPart):
         if job.state.final:
             return
         if job.spec.output_files and not getattr(self.gates.get(job.site), "stages_files", True):
-            missing = [p for p in job.spec.output_files if not _exists_inside(job.folder, p)]
+            missing = [p for p in job.spec.output_files if not job_output_exists(job.folder, p)]
             if missing:
                 details = (details + "; " if details else "") + "missing outputs: " + ", ".join(missing)
         job.exit_code = status.exit_code
@@ -240,8 +241,3 @@ class SiteReconciliation(ManagerPart):
         self._flush()
 
 
-def _exists_inside(folder: str, path: str) -> bool:
-    try:
-        return safe_path(folder, path).exists()
-    except PathNotAllowed:
-        return False

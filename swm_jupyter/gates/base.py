@@ -14,6 +14,7 @@ from traitlets.config import LoggingConfigurable
 
 from ..core.accounts import OwnerAccount, OwnerAccounts
 from ..core.errors import PathNotAllowed
+from ..core.job_files import read_job_file
 from ..core.model import Job
 from ..core.states import JobState
 
@@ -172,10 +173,10 @@ class Gate(LoggingConfigurable):
     async def read_output(self, job: Job, stream: str, offset: int = 0, limit: int = 1 << 20) -> bytes:
         """Return up to ``limit`` bytes of ``stream`` (stdout or stderr) from ``offset``.
 
-        The default reads the file in the local job folder.
+        The default reads the file in the local job folder (never through a symbolic link: see
+        :mod:`swm_jupyter.core.job_files`).
         """
-        path = Path(job.folder) / stream
-        return await asyncio.to_thread(read_file_range, path, offset, limit)
+        return await asyncio.to_thread(read_job_file, job.folder, stream, offset, limit)
 
     async def release_resources(self, job: Job) -> None:
         """Give back what the job held on the site (VMs, ...) whatever happened. Idempotent."""
@@ -187,16 +188,6 @@ class Gate(LoggingConfigurable):
     def estimate_cost(self, job: Job) -> float | None:
         """The price of ``job`` before it runs (price x nodes x walltime), or None if free/unknown."""
         return None
-
-
-def read_file_range(path: Path, offset: int, limit: int) -> bytes:
-    """Read ``limit`` bytes of ``path`` from ``offset``; empty if the file does not exist yet."""
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(max(0, offset))
-            return handle.read(limit)
-    except FileNotFoundError:
-        return b""
 
 
 def safe_path(root: str | os.PathLike[str], user_path: str, *, must_exist: bool = False) -> Path:

@@ -29,13 +29,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from traitlets import Float, Int, Unicode, default
 
 from ..core.errors import GateError, SiteUnavailable
 from ..core.job_env import without_secrets
+from ..core.job_files import read_job_text
 from ..core.jsoncodec import parse, to_bytes
 from ..core.launch import STDERR_FILE, STDOUT_FILE, job_argv, job_environment
 from ..core.model import Job
@@ -601,7 +601,7 @@ class LocalGate(Gate):
             )
         details = f"exit code {rc}" if rc else ""
         # The notebook runner's own account of a failure
-        reported = _read(os.path.join(job.folder, DETAILS_FILE)) if rc and job.spec.notebook else ""
+        reported = (read_job_text(job.folder, DETAILS_FILE) or "").strip() if rc and job.spec.notebook else ""
         if reported:
             details = f"{details}: {reported}" if details else reported
         return GateStatus(
@@ -687,10 +687,3 @@ def _recorded_pid(record: StatusRecord | None) -> int:
     """The pid in a status record's start line, or 0 if it has none."""
     return int(record.run_id) if record is not None and record.run_id.isdigit() else 0
 
-
-def _read(path: str | Path) -> str:
-    try:
-        with open(path) as handle:
-            return handle.read().strip()
-    except (FileNotFoundError, ValueError):
-        return ""

@@ -22,25 +22,25 @@ import os
 import posixpath
 import re
 import shlex
-import stat
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from traitlets import Bool, Dict, Float, Int, List, Unicode
+from traitlets import Bool, Dict, Float, Int, List, Unicode, validate
 
 from ..core.accounts import OwnerAccount
 from ..core.errors import GateError, SiteUnavailable
+from ..core.job_files import read_job_file, read_job_text
 from ..core.launch import SCRIPT_FILE, STDERR_FILE, STDOUT_FILE, job_argv, job_environment
 from ..core.model import Job
 from ..core.owned_folders import owned_folder, unlink_owned, write_owned_file
 from ..core.states import JobState
 from ..core.units import format_walltime, parse_memory_mb, parse_walltime_seconds
-from .base import Gate, GateStatus, read_file_range
+from .base import Gate, GateStatus
 from .commands import CommandError, CommandResult, run_command
-from .ssh_transport import SshTransport, read_remote_files
+from .ssh_transport import SshTransport, check_host_option, read_remote_files
 from .status_record import STATUS_FILE, StatusRecord, parse_status_file
 
 #: Files the gate writes in a job folder.
@@ -319,6 +319,10 @@ class SlurmGate(Gate):
     ).tag(config=True)
     command_timeout = Float(60.0, help="Seconds a Slurm command may take (default 60).").tag(config=True)
     python = Unicode("python3", help="Python on the cluster, for notebook jobs (default python3).").tag(config=True)
+
+    @validate("ssh_host")
+    def _check_ssh_host(self, proposal: Any) -> str:
+        return check_host_option(proposal["value"], "ssh_host", "ssh_user")
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -1040,30 +1044,22 @@ class SlurmGate(Gate):
         """Copy the local job folder to the cluster over SFTP (nothing to do on a shared filesystem)."""
         if self.shared or not job.folder:
             return
-        remote = self._folder(job)
-        transport = self._ssh()
-        await transport.makedirs(remote)
-        for entry, is_dir in await asyncio.to_thread(_list_dir, job.folder):
-            await transport.put(entry, posixpath.join(remote, Path(entry).name), recurse=is_dir)
+        await self._ssh().upload_folder(job.folder, self._folder(job))
         self._staged.add(job.id)
 
     async def stage_out(self, job: Job) -> None:
         """Bring the job's remote folder (stdout, stderr, outputs) back into the local job folder."""
         if bool(job.gate_data.get("shared", self.shared)) or not job.folder:
             return
-        remote = self._folder(job)
-        transport = self._ssh()
         await asyncio.to_thread(Path(job.folder).mkdir, parents=True, exist_ok=True)
-        for name in await transport.listdir(remote):
-            await transport.get(posixpath.join(remote, name), str(Path(job.folder) / name), recurse=True)
+        await self._ssh().download_folder(self._folder(job), job.folder)
 
     async def read_output(self, job: Job, stream: str, offset: int = 0, limit: int = 1 << 20) -> bytes:
         """Live log bytes of ``stream`` from ``offset``, from the cluster side while the job runs."""
         if stream not in (STDOUT_FILE, STDERR_FILE):
             raise GateError(f"unknown stream {stream!r}; use stdout or stderr")
         if bool(job.gate_data.get("shared", self.shared)):
-            path = Path(self._folder(job)) / stream
-            return await asyncio.to_thread(read_file_range, path, offset, limit)
+            return await asyncio.to_thread(read_job_file, self._folder(job), stream, offset, limit)
         return await self._ssh().read_range(posixpath.join(self._folder(job), stream), offset, limit)
 
     async def describe(self) -> dict[str, Any]:
@@ -1139,13 +1135,6 @@ def _int(text: str) -> int:
     return int(match.group(0)) if match else 0
 
 
-def _list_dir(folder: str) -> list[tuple[str, bool]]:
-    root = Path(folder)
-    if not root.is_dir():
-        return []
-    return [(str(p), p.is_dir()) for p in sorted(root.iterdir())]
-
-
 def _write_local(path: str, data: bytes, mode: int) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = f"{path}.tmp{os.getpid()}"
@@ -1161,20 +1150,8 @@ def _write_owned(path: str, data: bytes, mode: int, account: OwnerAccount) -> No
 
 
 def _read_local_texts(paths: list[str]) -> dict[str, str | None]:
-    """The first 64 KiB of each status file (None if missing). A job's own account may write in its
-    folder: a link or a FIFO in a status file's place is read as no file, never followed or waited on.
-    """
-    out: dict[str, str | None] = {}
-    for path in paths:
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-        except OSError:
-            out[path] = None
-            continue
-        with os.fdopen(fd, "rb") as handle:
-            regular = stat.S_ISREG(os.fstat(fd).st_mode)
-            out[path] = handle.read(65536).decode("utf-8", errors="replace") if regular else None
-    return out
+    """Status records on the shared filesystem; one the job replaced by a link reads as missing."""
+    return {path: read_job_text(posixpath.dirname(path), posixpath.basename(path)) for path in paths}
 
 
 __all__ = [

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from traitlets import Bool, Dict, Float, Int, Unicode
+from traitlets import Bool, Dict, Float, Int, Unicode, validate
 
 from ..core.errors import GateError, SiteUnavailable
 from ..core.launch import SCRIPT_FILE, STDERR_FILE, STDOUT_FILE, job_argv, job_environment
@@ -24,7 +24,7 @@ from ..core.model import Job
 from ..core.states import JobState
 from .base import Gate, GateStatus
 from .commands import CommandError
-from .ssh_transport import SshTransport
+from .ssh_transport import SshTransport, check_host_option
 from .status_record import STATUS_FILE, parse_status_file
 
 RUN_FILE = ".swm-run.sh"
@@ -84,6 +84,10 @@ class SshGate(Gate):
         config=True
     )
     command_timeout = Float(60.0, help="Seconds a remote command may take (default 60).").tag(config=True)
+
+    @validate("host")
+    def _check_host(self, proposal: Any) -> str:
+        return check_host_option(proposal["value"], "host", "user")
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -268,23 +272,17 @@ class SshGate(Gate):
     async def stage_in(self, job: Job) -> None:
         """Copy the local job folder (script, inputs) into the job's remote folder over SFTP."""
         folder = self._folder(job)
-        await self.transport.makedirs(folder)
         if not job.folder:
+            await self.transport.makedirs(folder)
             return
-        entries = await asyncio.to_thread(_list_dir, job.folder)
-        for entry, is_dir in entries:
-            await self.transport.put(entry, posixpath.join(folder, Path(entry).name), recurse=is_dir)
+        await self.transport.upload_folder(job.folder, folder)
 
     async def stage_out(self, job: Job) -> None:
         """Bring the remote folder (stdout, stderr, outputs) back into the local job folder."""
         if not job.folder:
             return
-        folder = self._folder(job)
         await asyncio.to_thread(Path(job.folder).mkdir, parents=True, exist_ok=True)
-        for name in await self.transport.listdir(folder):
-            if name == RUN_FILE:
-                continue
-            await self.transport.get(posixpath.join(folder, name), str(Path(job.folder) / name), recurse=True)
+        await self.transport.download_folder(self._folder(job), job.folder, skip=(RUN_FILE,))
 
     async def read_output(self, job: Job, stream: str, offset: int = 0, limit: int = 1 << 20) -> bytes:
         """Live log bytes of ``stream`` (stdout or stderr) from ``offset``, read on the host over SFTP."""
@@ -315,13 +313,6 @@ class SshGate(Gate):
         info["healthy"] = True
         info["health_message"] = lines[2].strip()
         return info
-
-
-def _list_dir(folder: str) -> list[tuple[str, bool]]:
-    root = Path(folder)
-    if not root.is_dir():
-        return []
-    return [(str(p), p.is_dir()) for p in sorted(root.iterdir())]
 
 
 __all__ = ["SshGate"]

@@ -6,13 +6,17 @@ import asyncio
 import contextlib
 import logging
 import os
+import posixpath
 import shlex
-from collections.abc import Mapping, Sequence
+import stat
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import asyncssh
+from traitlets import TraitError
 
-from ..core.errors import SiteUnavailable
+from ..core.errors import PathNotAllowed, SiteUnavailable
+from ..core.job_files import UnsafeJobFile, create_job_file, make_job_folder, open_job_file
 from .commands import CommandError, CommandResult
 
 _log = logging.getLogger(__name__)
@@ -38,6 +42,20 @@ def remote_command_line(argv: Sequence[str], env: Mapping[str, str] | None = Non
     if env:
         words = ["env", *(f"{k}={v}" for k, v in env.items()), *words]
     return shlex.join(words)
+
+
+def check_host_option(value: str, field: str, user_field: str) -> str:
+    """Return ``value`` if it is a bare host name or address (the gate option ``field``).
+
+    Raises ``traitlets.TraitError`` naming the field (never echoing the value, which may hold a
+    password given in the wrong place) for ``user@host``, ``user:password@host``, spaces or a URL.
+    """
+    if value and (any(c in value for c in "@/ \t\n") or value.count(":") == 1):
+        raise TraitError(
+            f"{field} must be a host name or address only (no user, password, port or URL; the value is not "
+            f"shown): give the user in {user_field}, the port in the port option, and log in with a key"
+        )
+    return value
 
 
 class SshTransport:
@@ -268,21 +286,97 @@ class SshTransport:
 
         await self._with_sftp(f"mkdir {path}", action)
 
-    async def put(self, local: str | os.PathLike[str], remote: str, *, recurse: bool = False) -> None:
-        """Copy the local file (or folder with ``recurse``) ``local`` to ``remote`` over SFTP."""
+    async def upload_folder(self, local: str, remote: str) -> list[str]:
+        """Copy the regular files and folders of the local job folder ``local`` into the remote
+        folder ``remote`` (made if missing), as a job's inputs are staged in.
+
+        Symbolic links (and anything not a regular file or folder) in the job folder are not
+        followed nor copied; each file is opened with
+        :func:`~swm_jupyter.core.job_files.open_job_file`. Returns the relative paths left out.
+        """
+        refused: list[str] = []
+        entries = await asyncio.to_thread(_job_folder_entries, local, refused)
 
         async def action(sftp: asyncssh.SFTPClient) -> None:
-            await sftp.put(os.fspath(local), remote, recurse=recurse, preserve=True)
+            await sftp.makedirs(remote, exist_ok=True)
+            for relpath, is_dir in entries:
+                target = posixpath.join(remote, relpath)
+                if is_dir:
+                    await sftp.makedirs(target, exist_ok=True)
+                    continue
+                try:
+                    source = await asyncio.to_thread(open_job_file, local, relpath)
+                except (PathNotAllowed, FileNotFoundError):
+                    refused.append(relpath)
+                    continue
+                try:
+                    info = os.fstat(source.fileno())
+                    async with sftp.open(target, "wb") as handle:
+                        while chunk := await asyncio.to_thread(source.read, 1 << 20):
+                            await handle.write(chunk)
+                    await sftp.chmod(target, stat.S_IMODE(info.st_mode))
+                    await sftp.utime(target, (info.st_atime, info.st_mtime))
+                finally:
+                    source.close()
 
         await self._with_sftp(f"put {remote}", action)
+        if refused:
+            self.log.warning("not copied to %s (symbolic links or not regular files): %s", remote, ", ".join(refused))
+        return refused
 
-    async def get(self, remote: str, local: str | os.PathLike[str], *, recurse: bool = False) -> None:
-        """Copy ``remote`` (a file, or a folder with ``recurse``) to ``local`` over SFTP."""
+    async def download_folder(self, remote: str, local: str, *, skip: Collection[str] = ()) -> list[str]:
+        """Copy the regular files and folders under the remote folder ``remote`` into the local job
+        folder ``local`` (output collection), leaving out the top-level names in ``skip``.
+
+        What the job left on the remote side is not trusted: a symbolic link (or FIFO, device...)
+        there is never followed or copied, and each local file is written through
+        :func:`~swm_jupyter.core.job_files.create_job_file`, so nothing outside ``local`` is
+        written whatever the names or links on either side. Returns the relative paths left out
+        because they were links or not regular files. A remote folder that does not exist copies
+        nothing.
+        """
+        refused: list[str] = []
+
+        async def copy_file(sftp: asyncssh.SFTPClient, source: str, relpath: str, attrs: Any) -> None:
+            handle = await asyncio.to_thread(create_job_file, local, relpath)
+            try:
+                async with sftp.open(source, "rb") as remote_file:
+                    while chunk := await remote_file.read(1 << 20):
+                        await asyncio.to_thread(handle.write, chunk)
+                if attrs.mtime is not None:
+                    os.utime(handle.fileno(), (attrs.atime or attrs.mtime, attrs.mtime))
+            finally:
+                handle.close()
+
+        async def walk(sftp: asyncssh.SFTPClient, folder: str, prefix: str) -> None:
+            try:
+                entries = await sftp.readdir(folder)
+            except asyncssh.SFTPNoSuchFile:
+                return
+            for entry in sorted(entries, key=lambda e: str(e.filename)):
+                name = str(entry.filename)
+                if name in (".", "..") or (not prefix and name in skip) or "/" in name:
+                    continue
+                relpath = f"{prefix}{name}"
+                mode = entry.attrs.permissions or 0  # readdir answers lstat: links are seen as links
+                if stat.S_ISDIR(mode):
+                    await asyncio.to_thread(make_job_folder, local, relpath)
+                    await walk(sftp, posixpath.join(folder, name), f"{relpath}/")
+                elif stat.S_ISREG(mode):
+                    await copy_file(sftp, posixpath.join(folder, name), relpath, entry.attrs)
+                else:
+                    refused.append(relpath)
 
         async def action(sftp: asyncssh.SFTPClient) -> None:
-            await sftp.get(remote, os.fspath(local), recurse=recurse, preserve=True)
+            refused.clear()
+            await walk(sftp, remote, "")
 
         await self._with_sftp(f"get {remote}", action)
+        if refused:
+            self.log.warning(
+                "not copied from %s (symbolic links or not regular files): %s", remote, ", ".join(refused[:20])
+            )
+        return refused
 
     async def write_bytes(self, path: str, data: bytes, *, mode: int | None = None) -> None:
         """Write ``data`` to the file ``path`` on the host (replacing it), optionally chmod it."""
@@ -298,11 +392,21 @@ class SshTransport:
     async def read_range(self, path: str, offset: int = 0, limit: int = 1 << 20) -> bytes:
         """Return up to ``limit`` bytes of the remote file ``path`` from ``offset`` (live logs).
 
-        A file that does not exist yet reads as empty.
+        A file that does not exist yet reads as empty. A symbolic link (or anything but a regular
+        file) is not read: :class:`~swm_jupyter.core.job_files.UnsafeJobFile`. (SFTP cannot open
+        without following links; what a link swapped in after the check leads to is read with the
+        rights of the remote account that runs the job, which the job has anyway.)
         """
 
         async def action(sftp: asyncssh.SFTPClient) -> bytes:
             try:
+                mode = (await sftp.lstat(path)).permissions or 0
+                if not stat.S_ISREG(mode):
+                    what = "a symbolic link" if stat.S_ISLNK(mode) else "not a regular file"
+                    raise UnsafeJobFile(
+                        f"the job's {posixpath.basename(path)!r} is {what}; swm reads only regular files "
+                        "inside the job folder"
+                    )
                 async with sftp.open(path, "rb") as handle:
                     await handle.seek(max(0, offset))
                     data: bytes = await handle.read(limit)
@@ -313,17 +417,29 @@ class SshTransport:
         result: bytes = await self._with_sftp(f"read {path}", action)
         return result
 
-    async def listdir(self, path: str) -> list[str]:
-        """Names in the remote folder ``path`` (empty if it does not exist)."""
 
-        async def action(sftp: asyncssh.SFTPClient) -> list[str]:
-            try:
-                return [n for n in await sftp.listdir(path) if n not in (".", "..")]
-            except asyncssh.SFTPNoSuchFile:
-                return []
 
-        result: list[str] = await self._with_sftp(f"list {path}", action)
-        return result
+def _job_folder_entries(folder: str, refused: list[str]) -> list[tuple[str, bool]]:
+    """``(relative path, is a folder)`` of every folder and regular file under ``folder``, parents
+    first, reached through no symbolic link; what is left out goes into ``refused``.
+    """
+    out: list[tuple[str, bool]] = []
+    if not os.path.isdir(folder):
+        return out
+    pending = [""]
+    while pending:
+        prefix = pending.pop()
+        with os.scandir(os.path.join(folder, prefix) if prefix else folder) as scan:
+            for entry in sorted(scan, key=lambda e: e.name):
+                relpath = f"{prefix}{entry.name}"
+                if entry.is_dir(follow_symlinks=False):
+                    out.append((relpath, True))
+                    pending.append(f"{relpath}/")
+                elif entry.is_file(follow_symlinks=False):
+                    out.append((relpath, False))
+                else:
+                    refused.append(relpath)
+    return out
 
 
 #: A constant script: for each named file, a record separator, + or - (exists or not), the name,

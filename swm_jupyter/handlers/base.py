@@ -9,22 +9,19 @@ with a generic message. No traceback ever reaches a client.
 from __future__ import annotations
 
 import json
-import re
+from collections.abc import Iterable
 from http.client import responses
 from typing import Any
 
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
+from ..core import secrets
 from ..core.errors import SiteUnavailable, SwmError, ValidationError
 from ..core.manager import WorkloadManager
 
 AUTH_RESOURCE = "swm"
 API_PREFIX = "/swm/api/v1"
-
-#: Names whose values are never shown (site options, environment variables of a job).
-_SECRET_NAME = re.compile(r"pass(word|phrase)?|secret|token|credential|private|api[_-]?key|(^|_)key(_|$)|auth", re.I)
-REDACTED = "***"
 
 
 class PayloadTooLarge(SwmError):
@@ -33,25 +30,43 @@ class PayloadTooLarge(SwmError):
     status = 413
 
 
-def redact(value: Any, key: str = "") -> Any:
-    """A copy of ``value`` with every entry whose name looks secret replaced by ``"***"``."""
-    if key and _SECRET_NAME.search(key) and value not in (None, "", [], {}) and not isinstance(value, bool):
-        return REDACTED
-    if isinstance(value, dict):
-        return {k: redact(v, str(k)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact(v) for v in value]
-    return value
+def redact(value: Any, key: str = "", extra_patterns: Iterable[str] = ()) -> Any:
+    """A copy of ``value`` with secrets hidden (see :func:`swm_jupyter.core.secrets.redact`)."""
+    return secrets.redact(value, extra_patterns, key)
 
 
-def public_job(job_dict: dict[str, Any]) -> dict[str, Any]:
-    """A job's JSON form for clients: environment values with secret-looking names are hidden."""
-    spec = job_dict.get("spec")
-    if isinstance(spec, dict) and spec.get("env"):
-        spec = dict(spec)
-        spec["env"] = {k: (REDACTED if _SECRET_NAME.search(k) else v) for k, v in spec["env"].items()}
-        job_dict = {**job_dict, "spec": spec}
-    return job_dict
+def public_summary(summary: dict[str, Any]) -> dict[str, Any]:
+    """A job's short form (lists, events) with secrets in its ``state_details`` hidden."""
+    details = summary.get("state_details")
+    if isinstance(details, str) and details:
+        hidden = secrets.redact_text(details)
+        if hidden != details:
+            return {**summary, "state_details": hidden}
+    return summary
+
+
+def public_event(event: dict[str, Any]) -> dict[str, Any]:
+    """An event for clients: a job event's summary as :func:`public_summary` shows it."""
+    job = event.get("job")
+    if isinstance(job, dict):
+        shown = public_summary(job)
+        if shown is not job:
+            return {**event, "job": shown}
+    return event
+
+
+def public_job(job_dict: dict[str, Any], extra_patterns: Iterable[str] = ()) -> dict[str, Any]:
+    """A job's JSON form for clients: secrets in its spec (environment, site extras, parameters,
+    URL passwords in any text) and in its state details are hidden.
+    """
+    out = dict(job_dict)
+    if isinstance(out.get("spec"), dict):
+        out["spec"] = secrets.redact(out["spec"], extra_patterns)
+    if isinstance(out.get("state_details"), str):
+        out["state_details"] = secrets.redact_text(out["state_details"])
+    if isinstance(out.get("history"), list):
+        out["history"] = secrets.redact(out["history"])
+    return out
 
 
 class SwmHandler(APIHandler):
@@ -73,6 +88,20 @@ class SwmHandler(APIHandler):
         if manager is None or error:
             raise SiteUnavailable(error or "the workload manager is not running")
         return manager
+
+    @property
+    def secret_patterns(self) -> list[str]:
+        """The deployment's own secret name patterns (``SwmApp.secret_patterns``), beside the defaults."""
+        manager = self.settings.get("swm_manager")
+        return list(getattr(manager, "secret_patterns", []) or [])
+
+    def public_job(self, job_dict: dict[str, Any]) -> dict[str, Any]:
+        """:func:`public_job` with this deployment's secret patterns."""
+        return public_job(job_dict, self.secret_patterns)
+
+    def redact(self, value: Any) -> Any:
+        """:func:`redact` with this deployment's secret patterns."""
+        return redact(value, extra_patterns=self.secret_patterns)
 
     @property
     def owner(self) -> str:

@@ -21,12 +21,67 @@ from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from ..core.errors import SiteUnavailable, SwmError, ValidationError
 from ..core.manager import WorkloadManager
-from .base import AUTH_RESOURCE, error_reply
+from .base import AUTH_RESOURCE, error_reply, public_event
 
 #: Seconds between reads of a subscribed job's output.
 LOG_INTERVAL = 0.25
 LOG_CHUNK = 1 << 20
 REPLAY_BATCH = 10_000
+#: The most job logs one socket follows at once.
+MAX_TAILS = 100
+#: Largest log offset accepted (as the REST log endpoint's).
+MAX_LOG_OFFSET = 1 << 40
+USAGE = 'send {"subscribe_logs": [job ids] or {job id: offset}} or {"unsubscribe_logs": [job ids]}'
+
+
+def parse_log_request(message: str | bytes) -> tuple[dict[str, dict[str, int]], list[str]]:
+    """Read a client message: ``({job id: {"stdout": n, "stderr": n}}, [job ids to unsubscribe])``.
+
+    Raises ``ValueError`` with a message saying what to send, for anything else (not JSON, too
+    deeply nested, ids that are not strings, offsets that are not whole numbers in range...).
+    """
+    try:
+        data = json.loads(message)
+    except RecursionError:
+        raise ValueError("the message is nested too deeply") from None
+    except ValueError as exc:  # includes UnicodeDecodeError
+        raise ValueError(f"the message is not JSON: {exc}") from None
+    if not isinstance(data, dict) or not set(data) & {"subscribe_logs", "unsubscribe_logs"} or set(data) - {
+        "subscribe_logs",
+        "unsubscribe_logs",
+    }:
+        raise ValueError(USAGE)
+    raw_subscribe = data.get("subscribe_logs") or {}
+    raw_unsubscribe = data.get("unsubscribe_logs") or []
+    if isinstance(raw_subscribe, list):
+        if not all(_is_job_id(i) for i in raw_subscribe):
+            raise ValueError("subscribe_logs takes job ids (non-empty strings)")
+        raw_subscribe = {job_id: 0 for job_id in raw_subscribe}
+    if not isinstance(raw_subscribe, dict) or not isinstance(raw_unsubscribe, list):
+        raise ValueError("subscribe_logs takes a list of job ids or {id: offset}; unsubscribe_logs a list of job ids")
+    if not all(_is_job_id(i) for i in raw_unsubscribe):
+        raise ValueError("unsubscribe_logs takes job ids (non-empty strings)")
+    if len(raw_subscribe) > MAX_TAILS:
+        raise ValueError(f"at most {MAX_TAILS} logs are followed at once per socket")
+    subscribe: dict[str, dict[str, int]] = {}
+    for job_id, offset in raw_subscribe.items():
+        if not _is_job_id(job_id):
+            raise ValueError("subscribe_logs takes job ids (non-empty strings)")
+        offsets = offset if isinstance(offset, dict) else {"stdout": offset, "stderr": 0}
+        if set(offsets) - {"stdout", "stderr"} or not all(_is_offset(v) for v in offsets.values()):
+            raise ValueError(
+                f'an offset is a whole number from 0 to {MAX_LOG_OFFSET} or {{"stdout": n, "stderr": n}} (job {job_id})'
+            )
+        subscribe[job_id] = {"stdout": offsets.get("stdout", 0), "stderr": offsets.get("stderr", 0)}
+    return subscribe, [str(i) for i in raw_unsubscribe]
+
+
+def _is_job_id(value: Any) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= 200
+
+
+def _is_offset(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_LOG_OFFSET
 
 
 class EventsWebSocket(WebSocketMixin, WebSocketHandler, JupyterHandler):  # type: ignore[misc]
@@ -111,6 +166,15 @@ class EventsWebSocket(WebSocketMixin, WebSocketHandler, JupyterHandler):  # type
         self.queue = manager.subscribe()
         newest = manager.last_event_id()
         self.send({"type": "hello", "last_event_id": newest})
+        if self.after is not None and self.after > newest:
+            self.send(
+                {
+                    "type": "error",
+                    "message": f"last_event_id {self.after} is newer than the newest event ({newest}): "
+                    "nothing to replay; events from now on follow",
+                }
+            )
+            self.after = None
         if self.after is None:
             self.sent_id = newest
         else:
@@ -118,7 +182,7 @@ class EventsWebSocket(WebSocketMixin, WebSocketHandler, JupyterHandler):  # type
             while True:
                 events = manager.events_after(self.sent_id)
                 for event in events:
-                    self.send(event)
+                    self.send(public_event(event))
                     self.sent_id = event["id"]
                 if len(events) < REPLAY_BATCH:
                     break
@@ -141,47 +205,54 @@ class EventsWebSocket(WebSocketMixin, WebSocketHandler, JupyterHandler):  # type
                     continue
                 self.sent_id = event_id
             try:
-                self.write_message(json.dumps(event))
+                self.write_message(json.dumps(public_event(event)))
             except WebSocketClosedError:
                 return
 
     def on_message(self, message: str | bytes) -> None:
-        """Handle ``{"subscribe_logs": [ids] or {id: offset}}`` and ``{"unsubscribe_logs": [ids]}``."""
+        """Handle ``{"subscribe_logs": [ids] or {id: offset}}`` and ``{"unsubscribe_logs": [ids]}``.
+
+        A malformed message is answered with an ``error`` message; the socket stays open.
+        """
         try:
-            data = json.loads(message)
-            if not isinstance(data, dict) or not set(data) & {"subscribe_logs", "unsubscribe_logs"}:
-                raise ValueError('send {"subscribe_logs": [job ids]} or {"unsubscribe_logs": [job ids]}')
-            subscribe = data.get("subscribe_logs") or {}
-            if isinstance(subscribe, list):
-                subscribe = {job_id: 0 for job_id in subscribe}
-            unsubscribe = data.get("unsubscribe_logs") or []
-            if not isinstance(subscribe, dict) or not isinstance(unsubscribe, list):
-                raise ValueError("subscribe_logs takes a list of job ids or {id: offset}; unsubscribe_logs a list")
-            for offset in subscribe.values():
-                if not isinstance(offset, (int, dict)) or isinstance(offset, bool):
-                    raise ValueError('an offset is a whole number or {"stdout": n, "stderr": n}')
+            subscribe, unsubscribe = parse_log_request(message)
         except ValueError as exc:
             self.send({"type": "error", "message": str(exc)})
             return
+        try:
+            self._change_tails(subscribe, unsubscribe)
+        except Exception:  # never drop the socket for one message
+            self.log.exception("swm: events websocket message failed")
+            self.send({"type": "error", "message": "the message could not be handled; the server log has details"})
+
+    def _change_tails(self, subscribe: dict[str, dict[str, int]], unsubscribe: list[str]) -> None:
         for job_id in unsubscribe:
-            task = self.tails.pop(str(job_id), None)
+            task = self.tails.pop(job_id, None)
             if task is not None:
                 task.cancel()
-        for job_id, offset in subscribe.items():
-            offsets = offset if isinstance(offset, dict) else {"stdout": offset, "stderr": 0}
+        for job_id, offsets in subscribe.items():
             try:
-                job = self.manager.get(str(job_id))
+                job = self.manager.get(job_id)
             except SwmError as exc:
                 self.send({"type": "error", "job_id": job_id, "message": exc.message})
                 continue
             old = self.tails.pop(job.id, None)
             if old is not None:
                 old.cancel()
+            elif len(self.tails) >= MAX_TAILS:
+                self.send(
+                    {
+                        "type": "error",
+                        "job_id": job_id,
+                        "message": f"at most {MAX_TAILS} logs are followed at once per socket; unsubscribe some first",
+                    }
+                )
+                continue
             self.tails[job.id] = asyncio.create_task(self._tail(job.id, offsets))
 
-    async def _tail(self, job_id: str, offsets: dict[str, Any]) -> None:
+    async def _tail(self, job_id: str, offsets: dict[str, int]) -> None:
         """Send new output of one job until it has ended and everything was sent."""
-        position = {s: min(max(0, int(offsets.get(s, 0) or 0)), 1 << 40) for s in ("stdout", "stderr")}
+        position = {s: offsets.get(s, 0) for s in ("stdout", "stderr")}
         decoders = {s: codecs.getincrementaldecoder("utf-8")(errors="replace") for s in position}
         try:
             while True:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import mimetypes
+import os
 from datetime import datetime
+from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import quote
 
@@ -14,7 +16,7 @@ from tornado import web
 from ..core.errors import SwmError, ValidationError
 from ..core.states import JobState
 from ..core.store import SORTS, JobQuery
-from .base import API_PREFIX, SwmHandler, public_job
+from .base import API_PREFIX, SwmHandler, public_summary
 
 ACTIONS = ("hold", "release", "requeue", "cancel")
 MAX_PAGE = 1000
@@ -137,7 +139,7 @@ class JobsHandler(SwmHandler):
         page = self.manager.list_jobs(query)
         self.write_json(
             {
-                "jobs": [job.summary() for job in page.jobs],
+                "jobs": [public_summary(job.summary()) for job in page.jobs],
                 "total": page.total,
                 "counts": page.counts,
                 "next_cursor": page.next_cursor,
@@ -179,7 +181,7 @@ class JobsHandler(SwmHandler):
             result = manager.dry_run(request)
             self.write_json(
                 {
-                    "job": public_job(result["job"]),
+                    "job": self.public_job(result["job"]),
                     "cost_estimate": result["cost_estimate"],
                     "tasks": result.get("tasks", 0),
                 }
@@ -189,7 +191,7 @@ class JobsHandler(SwmHandler):
             if not request:
                 raise ValidationError("the list of jobs is empty", [{"field": "", "message": "give at least one job"}])
             jobs = await manager.submit_many(request, owner=self.owner)
-            self.write_json({"jobs": [public_job(job.to_dict()) for job in jobs]}, 201)
+            self.write_json({"jobs": [self.public_job(job.to_dict()) for job in jobs]}, 201)
             return
         if not isinstance(request, dict):
             raise ValidationError(
@@ -197,7 +199,7 @@ class JobsHandler(SwmHandler):
             )
         job = await manager.submit(request, owner=self.owner)
         self.set_header("Location", f"{self.base_url.rstrip('/')}{API_PREFIX}/jobs/{job.id}")
-        self.write_json(public_job(job.to_dict()), 201)
+        self.write_json(self.public_job(job.to_dict()), 201)
 
 
 class JobHandler(SwmHandler):
@@ -207,14 +209,14 @@ class JobHandler(SwmHandler):
     @authorized
     async def get(self, job_id: str) -> None:
         """The full job: spec, history and folder."""
-        self.write_json(public_job(self.manager.get(job_id).to_dict()))
+        self.write_json(self.public_job(self.manager.get(job_id).to_dict()))
 
     @web.authenticated
     @authorized
     async def delete(self, job_id: str) -> None:
         """Ask for the job to be canceled; ``409`` if it already ended."""
         job = await self.manager.cancel(job_id)
-        self.write_json(public_job(job.to_dict()), 202)
+        self.write_json(self.public_job(job.to_dict()), 202)
 
 
 class JobActionHandler(SwmHandler):
@@ -225,7 +227,7 @@ class JobActionHandler(SwmHandler):
     async def post(self, job_id: str, action: str) -> None:
         """Apply the action; ``409`` if the job's state does not allow it."""
         job = await getattr(self.manager, action)(job_id)
-        self.write_json(public_job(job.to_dict()))
+        self.write_json(self.public_job(job.to_dict()))
 
 
 class BulkActionHandler(SwmHandler):
@@ -316,24 +318,25 @@ class FilesHandler(SwmHandler):
 
 
 class FileHandler(SwmHandler):
-    """``GET /jobs/{id}/files/{path}``: one file of the job folder (paths outside it are refused)."""
+    """``GET /jobs/{id}/files/{path}``: one regular file of the job folder (paths outside it and
+    symbolic links are refused)."""
 
     @web.authenticated
     @authorized
     async def get(self, job_id: str, path: str) -> None:
         """Stream the file; types that a browser could run are sent as a download."""
-        target = self.manager.file_path(job_id, path)
-        kind, _ = mimetypes.guess_type(target.name)
-        if kind not in SAFE_TYPES:
-            kind = "text/plain" if kind and kind.startswith("text/") else "application/octet-stream"
-        content_type = kind + ("; charset=utf-8" if kind.startswith("text/") else "")
-        self.set_header("Content-Type", content_type)
-        self.set_header("X-Content-Type-Options", "nosniff")
-        if kind == "application/octet-stream":
-            self.set_header("Content-Disposition", f"attachment; filename*=UTF-8''{quote(target.name)}")
-        self.set_header("Content-Length", str(target.stat().st_size))
-        handle = await asyncio.to_thread(target.open, "rb")
+        handle = await self.manager.open_file(job_id, path)
         try:
+            name = PurePosixPath(path).name
+            kind, _ = mimetypes.guess_type(name)
+            if kind not in SAFE_TYPES:
+                kind = "text/plain" if kind and kind.startswith("text/") else "application/octet-stream"
+            content_type = kind + ("; charset=utf-8" if kind.startswith("text/") else "")
+            self.set_header("Content-Type", content_type)
+            self.set_header("X-Content-Type-Options", "nosniff")
+            if kind == "application/octet-stream":
+                self.set_header("Content-Disposition", f"attachment; filename*=UTF-8''{quote(name)}")
+            self.set_header("Content-Length", str(os.fstat(handle.fileno()).st_size))
             while chunk := await asyncio.to_thread(handle.read, 1 << 20):
                 self.write(chunk)
                 await self.flush()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from functools import cache
 from importlib.resources import files
 from typing import Any
@@ -14,9 +15,9 @@ from ..core.errors import JobNotFound
 from .base import API_PREFIX, SwmHandler, redact
 
 
-def public_site(site: dict[str, Any]) -> dict[str, Any]:
-    """A site's description for clients, with secret-looking options hidden."""
-    return redact(site)
+def public_site(site: dict[str, Any], extra_patterns: Iterable[str] = ()) -> dict[str, Any]:
+    """A site's description for clients, with secret-looking options and values hidden."""
+    return redact(site, extra_patterns=extra_patterns)
 
 
 class SitesHandler(SwmHandler):
@@ -28,7 +29,9 @@ class SitesHandler(SwmHandler):
         """``{"sites": [Site...], "default": name}``."""
         manager = self.manager
         sites = await manager.describe_sites()
-        self.write_json({"sites": [public_site(s) for s in sites], "default": manager.default_site})
+        self.write_json(
+            {"sites": [public_site(s, self.secret_patterns) for s in sites], "default": manager.default_site}
+        )
 
 
 class SiteHandler(SwmHandler):
@@ -38,7 +41,7 @@ class SiteHandler(SwmHandler):
     @authorized
     async def get(self, name: str) -> None:
         """The site's description."""
-        self.write_json(public_site(await self.manager.describe_site(name)))
+        self.write_json(public_site(await self.manager.describe_site(name), self.secret_patterns))
 
 
 @cache

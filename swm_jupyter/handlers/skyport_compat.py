@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from functools import cache
 from typing import Any
@@ -33,6 +34,7 @@ from tornado import web
 from ..auth import is_certificate_user
 from ..core.errors import JobNotFound, SwmError, ValidationError
 from ..core.model import Job
+from ..core.secrets import redact_text
 from ..core.states import ACTIVE_STATES, JobState
 from ..core.store import JobQuery
 from .base import SwmHandler, redact
@@ -136,7 +138,7 @@ def compat_job(job: Job, now: float | None = None, local_sites: frozenset[str] =
         "id": job.id,
         "name": job.spec.name,
         "state": code,
-        "state_details": details,
+        "state_details": redact_text(details),
         "submit_time": iso_time(job.submit_time),
         "start_time": iso_time(job.start_time),
         "end_time": iso_time(job.end_time),
@@ -166,7 +168,7 @@ def _host_port(text: str, default_port: int = 0) -> tuple[str, int]:
     return parts.hostname or "", port
 
 
-def compat_site(site: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+def compat_site(site: dict[str, Any], options: dict[str, Any], extra_patterns: Iterable[str] = ()) -> dict[str, Any]:
     """A site described by the manager, as a RemoteSite (no option that may be secret is shown)."""
     kind = str(site.get("kind") or "")
     server, port = "", 0
@@ -179,7 +181,7 @@ def compat_site(site: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]
     elif site.get("gate_url") or options.get("url"):
         server, port = _host_port(str(site.get("gate_url") or options["url"]), 443)
     elif options.get("ssh_host") or options.get("host"):
-        server, port = _host_port(str(options.get("ssh_host") or options.get("host")), int(options.get("port") or 22))
+        server, port = _host_port(str(options.get("ssh_host") or options.get("host")), _int(options.get("port")) or 22)
     default_flavor = str(site.get("default_flavor") or options.get("default_flavor") or "")
     default_image = str(site.get("default_image") or options.get("default_image") or "")
     account = options.get("account")
@@ -193,7 +195,8 @@ def compat_site(site: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]
             "kind": str(site.get("cloud_kind") or kind),
             "default_image_id": default_image,
             "default_flavor_id": default_flavor,
-        }
+        },
+        extra_patterns=extra_patterns,
     )
     return site_out
 
@@ -490,7 +493,8 @@ class CompatOutputHandler(CompatHandler):
         self.set_header("X-Content-Type-Options", "nosniff")
         self.set_header("Cache-Control", "no-store")
         if job.state not in ACTIVE_STATES:
-            manager.file_path(job.id, stream)  # 404 unless the file is there (and inside the job folder)
+            # 404 unless the file is there; 403 if the job made it a link (read_output refuses it too)
+            (await manager.open_file(job.id, stream)).close()
         offset = 0
         while True:
             chunk = await manager.read_output(job.id, stream, offset, CHUNK)
@@ -511,7 +515,9 @@ class CompatRemotesHandler(CompatHandler):
         """The sites, in configuration order."""
         sites = await self.manager.describe_sites()
         options = self.manager.sites
-        self.write_list([compat_site(site, dict(options.get(site["name"]) or {})) for site in sites])
+        self.write_list(
+            [compat_site(site, dict(options.get(site["name"]) or {}), self.secret_patterns) for site in sites]
+        )
 
 
 class CompatFlavorsHandler(CompatHandler):
