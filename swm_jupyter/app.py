@@ -22,7 +22,18 @@ from .core.errors import SwmError
 from .core.manager import WorkloadManager
 
 #: Traits of the app that are handed on to the manager when set (unset: the manager's default).
-MANAGER_TRAITS = ("sites", "default_site", "store_path", "data_dir", "poll_interval", "synchronous")
+MANAGER_TRAITS = (
+    "sites",
+    "default_site",
+    "store_path",
+    "data_dir",
+    "poll_interval",
+    "synchronous",
+    "scheduling_policy",
+    "fairshare_window",
+    "max_running_per_user",
+    "max_queued_per_user",
+)
 
 
 class SwmApp(ExtensionApp):
@@ -57,6 +68,30 @@ class SwmApp(ExtensionApp):
         allow_none=True,
         help="SQLite synchronous mode of the store: NORMAL (default) keeps every acknowledged job through a "
         "crash or kill of the server; FULL also through power loss, at about a third of the submission rate.",
+    ).tag(config=True)
+    scheduling_policy = Enum(
+        ["fifo", "fairshare"],
+        None,
+        allow_none=True,
+        help="Order of queued jobs of different users: fifo (priority, then submission order, whoever the "
+        "owner; the default) or fairshare (the user with the least recent cpu-seconds first).",
+    ).tag(config=True)
+    fairshare_window = Float(
+        None,
+        allow_none=True,
+        help="Half-life of past usage for fair share, in seconds. Default: 604800 (7 days).",
+    ).tag(config=True)
+    max_running_per_user = Int(
+        None,
+        allow_none=True,
+        help="The most jobs of one user on the sites at once (all sites together); more stay queued. "
+        "Default: 0 (no limit). A site may set its own in its options.",
+    ).tag(config=True)
+    max_queued_per_user = Int(
+        None,
+        allow_none=True,
+        help="The most jobs of one user queued or held at once (all sites together); more are refused (429). "
+        "Default: 0 (no limit). A site may set its own in its options.",
     ).tag(config=True)
     max_body_bytes = Int(
         16 * 1024 * 1024,

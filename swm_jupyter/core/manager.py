@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_core.paths import jupyter_data_dir
-from traitlets import Dict, Enum, Float, Int, Unicode, default
+from traitlets import Dict, Enum, Float, Int, TraitError, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
 from ..gates.base import Gate, safe_path
@@ -41,6 +41,7 @@ from .directives import merge_request, parse_directives
 from .errors import (
     InvalidTransition,
     JobNotFound,
+    LimitExceeded,
     PathNotAllowed,
     SiteNotFound,
     SiteUnavailable,
@@ -50,9 +51,10 @@ from .launch import BOOKKEEPING_PREFIX
 from .launching import JobLaunching
 from .model import Job, JobSpec, new_job_id
 from .reconcile import SiteReconciliation
-from .scheduler import DependencyInfo, SiteCapacity, failed_dependencies, plan, priority_key
+from .scheduler import DependencyInfo, SiteCapacity, UserPolicy, failed_dependencies, plan, priority_key
 from .states import ACTIVE_STATES, HistoryEntry, JobState, check_transition
 from .store import JobPage, JobQuery, JobStore
+from .usage import UsageLedger
 from .wakeup import Wakeup
 
 #: The longest a state change that need not be durable at once waits to be written with others.
@@ -82,6 +84,41 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         "submission rate.",
     ).tag(config=True)
     event_retention = Int(100_000, help="How many past events are kept for clients that reconnect.").tag(config=True)
+    scheduling_policy = Enum(
+        ["fifo", "fairshare"],
+        "fifo",
+        help="Order of queued jobs of different users. fifo: priority, then submission order, whoever the "
+        "owner. fairshare: the user with the least recent usage (cpu-seconds, decayed over fairshare_window) "
+        "goes first. Inside one user's jobs, priority then submission order always. Default: fifo.",
+    ).tag(config=True)
+    fairshare_window = Float(
+        7 * 86400.0,
+        help="Half-life of past usage for fair share, in seconds: cpu-seconds used one window ago count half, "
+        "two windows ago a quarter. Default: 604800 (7 days).",
+    ).tag(config=True)
+    max_running_per_user = Int(
+        0,
+        help="The most jobs of one user handed to sites (waiting, transferring or running) at once, all sites "
+        "together; more stay queued. 0 means no limit. A site may set its own in its options. Default: 0.",
+    ).tag(config=True)
+    max_queued_per_user = Int(
+        0,
+        help="The most jobs (array tasks count one each) of one user queued or held at once, all sites together; "
+        "a submission beyond it is refused (429). 0 means no limit. A site may set its own in its options. "
+        "Default: 0.",
+    ).tag(config=True)
+
+    @validate("fairshare_window")
+    def _check_window(self, proposal: Any) -> float:
+        if proposal["value"] <= 0:
+            raise TraitError(f"fairshare_window must be more than 0 seconds, not {proposal['value']}")
+        return float(proposal["value"])
+
+    @validate("max_running_per_user", "max_queued_per_user")
+    def _check_user_limit(self, proposal: Any) -> int:
+        if proposal["value"] < 0:
+            raise TraitError(f"{proposal['trait'].name} must be 0 (no limit) or more, not {proposal['value']}")
+        return int(proposal["value"])
 
     @default("data_dir")
     def _default_data_dir(self) -> str:
@@ -127,6 +164,13 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         # scheduling pass costs what can start, not the length of the queue.
         self._queue: list[tuple[int, int, int, str]] = []
         self._queue_keys: dict[str, tuple[int, int, int, str]] = {}
+        #: The same queue by owner (for fair share), and how many jobs each (owner, site) has queued or held.
+        self._owner_queues: dict[str, list[tuple[int, int, int, str]]] = {}
+        self._pending: dict[tuple[str, str], int] = {}
+        self._pending_of: dict[str, tuple[str, str]] = {}
+        #: Per-site limits of one user's jobs: site -> (max_running_per_user, max_queued_per_user).
+        self._site_user_limits: dict[str, tuple[int, int]] = {}
+        self._usage = UsageLedger(self.fairshare_window)
         self._active: dict[str, Job] = {}
         self._held_on_site: dict[str, Job] = {}
         self._inserts: list[tuple[list[Job], asyncio.Future[None]]] = []
@@ -145,6 +189,8 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         """
         Path(self.data_dir).mkdir(parents=True, exist_ok=True)
         self.store = JobStore(self.store_path, synchronous=self.synchronous)
+        self._usage = UsageLedger(self.fairshare_window)
+        self._usage.load(self.store, time.time())
         for job in self.store.live_jobs():
             self.jobs[job.id] = job
             self._published[job.id] = len(job.history)
@@ -190,6 +236,7 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
     def _load_gate(self, name: str, options: dict[str, Any]) -> None:
         gate_name = options.pop("gate", name)
         try:
+            self._site_user_limits[name] = _user_limits_of(name, options)
             cls = load_gate_class(str(gate_name))
             known = set(cls.class_trait_names(config=True))
             unknown = sorted(set(options) - known)
@@ -321,6 +368,7 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
                     errors,
                 )
         everything = [job for group in prepared for job in group]
+        self._check_queue_limits(everything)
         for group in prepared:
             if len(group) > 1:
                 self._array_counts[group[0].id] = {group[1].state: len(group) - 1}
@@ -336,6 +384,42 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
                 asyncio.get_running_loop().call_soon(self._commit_inserts, store)
         await done
         return [group[0] for group in prepared]
+
+    def _check_queue_limits(self, jobs: list[Job]) -> None:
+        """Raise :class:`LimitExceeded` if ``jobs`` would take an owner over ``max_queued_per_user``
+        (all sites together, or a site's own limit). Jobs still being committed count as queued.
+        """
+        if not self.max_queued_per_user and not any(limit for _, limit in self._site_user_limits.values()):
+            return
+        new = _count_pending(jobs)
+        queued = dict(self._pending)
+        for key, count in _count_pending(job for group, _ in self._inserts for job in group).items():
+            queued[key] = queued.get(key, 0) + count
+        limit = self.max_queued_per_user
+        for owner in {owner for owner, _ in new} if limit else ():
+            now = sum(count for (who, _), count in queued.items() if who == owner)
+            adding = sum(count for (who, _), count in new.items() if who == owner)
+            if now + adding > limit:
+                raise LimitExceeded(
+                    f"{owner or 'this user'} has {now} jobs queued or held and max_queued_per_user is {limit}: "
+                    f"{adding} more cannot be accepted; wait for some to start, or cancel some",
+                    [{"field": "", "message": f"max_queued_per_user {limit}, queued now {now}, submitted {adding}"}],
+                )
+        for (owner, site), adding in new.items():
+            site_limit = self._site_user_limits.get(site, (0, 0))[1]
+            now = queued.get((owner, site), 0)
+            if site_limit and now + adding > site_limit:
+                raise LimitExceeded(
+                    f"{owner or 'this user'} has {now} jobs queued or held on {site} and that site's "
+                    f"max_queued_per_user is {site_limit}: {adding} more cannot be accepted; wait for some to "
+                    "start, or cancel some",
+                    [
+                        {
+                            "field": "site",
+                            "message": f"max_queued_per_user {site_limit}, queued now {now}, submitted {adding}",
+                        }
+                    ],
+                )
 
     def _commit_inserts(self, store: JobStore) -> None:
         """Store every submission queued in this loop turn in one transaction, then answer them."""
@@ -649,6 +733,9 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
                     self._count_task(job, old)
         if state.final:
             self._dependencies_changed = True
+            if changed and job.start_time and not job.is_array_parent:
+                end = job.end_time or time.time()
+                self._usage.add(job.owner, job.spec.resources.cpus * max(0.0, end - job.start_time), end)
             self._finished(job)
 
     def _index(self, job: Job) -> None:
@@ -656,15 +743,28 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         job_id = job.id
         key = self._queue_keys.pop(job_id, None)
         if key is not None:
-            at = bisect.bisect_left(self._queue, key)
-            if at < len(self._queue) and self._queue[at] == key:
-                del self._queue[at]
+            _remove_sorted(self._queue, key)
+            owner_queue = self._owner_queues.get(job.owner)
+            if owner_queue is not None:
+                _remove_sorted(owner_queue, key)
+                if not owner_queue:
+                    del self._owner_queues[job.owner]
+        pending = self._pending_of.pop(job_id, None)
+        if pending is not None:
+            self._pending[pending] -= 1
+            if not self._pending[pending]:
+                del self._pending[pending]
+        if job.state in (JobState.QUEUED, JobState.HELD) and not job.is_array_parent and self.jobs.get(job_id) is job:
+            pending = (job.owner, job.site)
+            self._pending_of[job_id] = pending
+            self._pending[pending] = self._pending.get(pending, 0) + 1
         self._active.pop(job_id, None)
         self._held_on_site.pop(job_id, None)
         self._dependents.pop(job_id, None)
         if job.state is JobState.QUEUED and self.jobs.get(job_id) is job:
             key = priority_key(job)
             bisect.insort(self._queue, key)
+            bisect.insort(self._owner_queues.setdefault(job.owner, []), key)
             self._queue_keys[job_id] = key
             if job.spec.depends_on:
                 self._dependents[job_id] = job
@@ -751,8 +851,8 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
             return
         capacity = self._capacity()
 
-        def queued() -> Iterable[Job]:
-            for key in self._queue:  # read only: the plan is carried out after this pass
+        def queued(keys: list[tuple[int, int, int, str]]) -> Iterable[Job]:
+            for key in keys:  # read only: the plan is carried out after this pass
                 job = self.jobs.get(key[3])
                 if job is None or job.id in self._launching or job.site not in capacity:
                     continue
@@ -770,7 +870,21 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
             return parents[parent_id]
 
         active = self._active.values()
-        decision = plan(queued(), active, capacity, self._dependency_info, throttle)
+        users = UserPolicy(
+            fair_share=self.scheduling_policy == "fairshare",
+            usage=self._usage.now(time.time(), active) if self.scheduling_policy == "fairshare" else {},
+            max_running_per_user=self.max_running_per_user,
+        )
+        decision = plan(
+            {owner: queued(keys) for owner, keys in self._owner_queues.items()}
+            if users.fair_share
+            else queued(self._queue),
+            active,
+            capacity,
+            self._dependency_info,
+            throttle,
+            users,
+        )
         for job, reason in decision.fail:
             self._set_state(job, JobState.ERROR, reason)
             job.end_time = time.time()
@@ -814,6 +928,7 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
                     cpus=getattr(gate, "slot_cpus", None),
                     native_dependencies=gate.native_dependencies,
                     native_arrays=gate.native_arrays,
+                    max_running_per_user=self._site_user_limits.get(name, (0, 0))[0],
                 )
                 for name, gate in self.gates.items()
                 if name in ready
@@ -834,6 +949,36 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         task = asyncio.create_task(coro)
         self._ops.add(task)
         task.add_done_callback(self._ops.discard)
+
+
+def _remove_sorted(keys: list[tuple[int, int, int, str]], key: tuple[int, int, int, str]) -> None:
+    """Remove ``key`` from the sorted list ``keys`` if it is there."""
+    at = bisect.bisect_left(keys, key)
+    if at < len(keys) and keys[at] == key:
+        del keys[at]
+
+
+def _count_pending(jobs: Iterable[Job]) -> dict[tuple[str, str], int]:
+    """How many of ``jobs`` (array parents aside) each (owner, site) has."""
+    counts: dict[tuple[str, str], int] = {}
+    for job in jobs:
+        if not job.is_array_parent:
+            counts[job.owner, job.site] = counts.get((job.owner, job.site), 0) + 1
+    return counts
+
+
+def _user_limits_of(site: str, options: dict[str, Any]) -> tuple[int, int]:
+    """Take the per-user limits out of a site's options: (max_running_per_user, max_queued_per_user).
+
+    Raises ``ValueError`` (the site is then misconfigured) unless each is a whole number >= 0.
+    """
+    limits = []
+    for name in ("max_running_per_user", "max_queued_per_user"):
+        value = options.pop(name, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name} of site {site!r} must be a whole number >= 0 (0: no limit), not {value!r}")
+        limits.append(value)
+    return limits[0], limits[1]
 
 
 def _nothing_else_ready() -> bool:
