@@ -52,13 +52,20 @@ from .launching import JobLaunching
 from .model import Job, JobSpec, new_job_id
 from .reconcile import SiteReconciliation
 from .scheduler import DependencyInfo, SiteCapacity, UserPolicy, failed_dependencies, plan, priority_key
-from .states import ACTIVE_STATES, HistoryEntry, JobState, check_transition
+from .states import ACTIONS, ACTIVE_STATES, Action, HistoryEntry, JobState, check_action, check_transition
 from .store import JobPage, JobQuery, JobStore
 from .usage import UsageLedger
 from .wakeup import Wakeup
 
 #: The longest a state change that need not be durable at once waits to be written with others.
 FLUSH_WINDOW = 0.02
+
+#: Seconds a hold, release or requeue request waits for the reconciler to carry it out; after
+#: that it answers with the wish still pending (``wanted``), which the reconciler keeps at.
+ACTION_WAIT = 10.0
+
+#: How the history tells each action, done.
+_DONE = {Action.CANCEL: "canceled", Action.HOLD: "held", Action.RELEASE: "released", Action.REQUEUE: "requeued"}
 
 
 class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingConfigurable):
@@ -157,6 +164,8 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
         self._waiters: dict[str, list[asyncio.Future[Job]]] = {}
         self._launching: set[str] = set()
+        #: The reconciler's tasks carrying out users' wishes, by job id.
+        self._carrying: dict[str, asyncio.Task[None]] = {}
         self._dirty_parents: set[str] = set()
         self._array_counts: dict[str, dict[JobState, int]] = {}
         self._array_worst: dict[str, int] = {}
@@ -604,96 +613,111 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         return info
 
     # -- user actions ------------------------------------------------------------------------------
+    #
+    # Each action is checked against the one table (states.ACTIONS) before anything changes. What
+    # needs no site (hold or cancel a queued job, release or cancel a job held here) is done at once;
+    # the rest is recorded as the job's wish (``wanted``, stored before the request returns) and
+    # carried out by the reconciler with the gate (reconcile.py), which retries while the site fails
+    # and records the outcome in the job's history.
 
     async def cancel(self, job_id: str) -> Job:
-        """Cancel a job (an array: all its live tasks). Final jobs raise :class:`InvalidTransition`."""
-        job = self.get(job_id)
-        if job.state.final:
-            raise InvalidTransition(f"job {job.id} already ended ({job.state.value}); nothing to cancel")
-        targets = self._with_tasks(job)
-        for target in targets:
-            if target.state.final or target.is_array_parent:
-                continue
-            if target.state in (JobState.QUEUED, JobState.HELD) and target.id not in self._launching:
-                self._set_state(target, JobState.CANCELED, "canceled by the user")
-                target.end_time = time.time()
-            else:
-                target.wanted = "cancel"
-                self._mark(target)
-                self._spawn(self._carry_out_cancel(target))
-        self._refresh_parent(job)
-        self._flush()
-        self._wake.set()
-        return job
+        """Cancel a job (an array: all its live tasks); returns once the wish is stored.
+
+        Raises :class:`InvalidTransition` (409) for a job that ended, :class:`SiteUnavailable` (503)
+        when the site must act and its gate did not load.
+        """
+        return await self._act(job_id, Action.CANCEL, wait=False)
 
     async def hold(self, job_id: str) -> Job:
-        """Keep a queued job from starting (or hold it in the site's queue if the site can)."""
-        job = self.get(job_id)
-        changed = False
-        for target in self._with_tasks(job):
-            if target.is_array_parent:
-                continue
-            if target.state is JobState.QUEUED and target.id not in self._launching:
-                self._set_state(target, JobState.HELD, "held by the user")
-                changed = True
-            elif target.state is JobState.WAITING and await self.gates[target.site].hold(target):
-                target.gate_data["held_on_site"] = True
-                self._set_state(target, JobState.HELD, "held by the user (in the site's queue)")
-                changed = True
-        if not changed:
-            raise InvalidTransition(f"job {job.id} is {job.state.value}; only queued or waiting jobs can be held")
-        self._refresh_parent(job)
-        self._flush()
-        return job
+        """Keep a queued job from starting, or hold a waiting one in the site's queue (if the site can)."""
+        return await self._act(job_id, Action.HOLD)
 
     async def release(self, job_id: str) -> Job:
-        """Let a held job be scheduled again."""
-        job = self.get(job_id)
-        changed = False
-        for target in self._with_tasks(job):
-            if target.is_array_parent or target.state is not JobState.HELD:
-                continue
-            if target.gate_data.pop("held_on_site", False) and await self.gates[target.site].release(target):
-                self._set_state(target, JobState.WAITING, "released by the user")
-            else:
-                self._set_state(target, JobState.QUEUED, "released by the user")
-            changed = True
-        if not changed:
-            raise InvalidTransition(f"job {job.id} is {job.state.value}; only held jobs can be released")
-        self._refresh_parent(job)
-        self._flush()
-        self._wake.set()
-        return job
+        """Let a held job be scheduled again (or released in the site's queue, where it was held)."""
+        return await self._act(job_id, Action.RELEASE)
 
     async def requeue(self, job_id: str) -> Job:
-        """Run a job again: a finished, failed or canceled job goes back to the queue; a running one is
-        stopped on its site first. Its folder keeps the files of the previous run.
+        """Run a job again: a finished, failed or canceled job goes back to the queue; a waiting or
+        running one is stopped on its site first. Its folder keeps the files of the previous run.
+        """
+        return await self._act(job_id, Action.REQUEUE)
+
+    async def _act(self, job_id: str, action: Action, *, wait: bool = True) -> Job:
+        """Check ``action`` for the job (an array: each task), then do it or record it as a wish.
+
+        With ``wait``, give the reconciler up to :data:`ACTION_WAIT` seconds to carry the wishes out
+        before returning (a wish still pending shows in ``job.wanted``).
         """
         job = self.get(job_id)
-        if job.state in (JobState.QUEUED, JobState.HELD):
-            raise InvalidTransition(f"job {job.id} is {job.state.value} already; nothing to requeue")
-        for target in self._with_tasks(job):
-            if target.is_array_parent:
-                continue
-            gate = self.gates.get(target.site)
-            if target.state in ACTIVE_STATES and gate is not None:
-                await gate.cancel(target)
-            if target.state is not JobState.QUEUED:
-                if gate is not None:
-                    await gate.reset_run(target)
-                self._reset_for_run(target)
-                self._set_state(target, JobState.QUEUED, "requeued by the user")
-            self.jobs[target.id] = target
-            self._index(target)
+        targets = [t for t in self._with_tasks(job) if not t.is_array_parent]
+        legal = [t for t in targets if t.state in ACTIONS[action]]
+        if not legal:
+            check_action(job.state, action)
+            raise InvalidTransition(
+                f"no task of array {job.id} can be {action.value}ed now",
+                [{"field": "state", "message": f"{action.value} is allowed from: " + ", ".join(
+                    s.value for s in ACTIONS[action])}],
+            )
+        for target in legal:
+            if target.wanted == Action.CANCEL.value and action is not Action.CANCEL:
+                raise InvalidTransition(f"job {target.id} is being canceled; it cannot be {action.value}ed")
+            if not self._at_once(target, action) and target.site not in self.gates:
+                raise SiteUnavailable(self.gate_errors.get(target.site) or f"no site {target.site!r} is configured")
+        wishes: list[Job] = []
+        for target in legal:
+            if self._at_once(target, action):
+                self._do_at_once(target, action)
+            else:
+                target.wanted = action.value
+                self._mark(target)
+                wishes.append(target)
         self._refresh_parent(job)
-        if job.is_array_parent and job.state is not JobState.QUEUED:
-            self._reset_for_run(job)
-            self._set_state(job, JobState.QUEUED, "requeued by the user")
-        self.jobs[job.id] = job
-        self._index(job)
-        self._flush()
+        self._flush()  # the wish is durable before the request returns
         self._wake.set()
+        carrying = [self._carry_out(target) for target in wishes]
+        if wait and carrying:
+            await asyncio.wait(carrying, timeout=ACTION_WAIT)
+            self._flush()
         return job
+
+    def _at_once(self, job: Job, action: Action) -> bool:
+        """True if ``action`` on ``job`` needs no site: it is queued here (and not being handed over),
+        or held here (not in the site's queue), and the action only moves it between those.
+        """
+        if job.id in self._launching:
+            return False
+        if job.state is JobState.QUEUED:
+            return action in (Action.HOLD, Action.CANCEL)
+        if job.state is JobState.HELD and not job.gate_data.get("held_on_site"):
+            return action in (Action.RELEASE, Action.CANCEL)
+        return False
+
+    def _do_at_once(self, job: Job, action: Action) -> None:
+        """Carry out an action for which :meth:`_at_once` is True."""
+        new = check_action(job.state, action)
+        job.wanted = None
+        self._set_state(job, new, f"{_DONE[action]} by the user")
+        if new is JobState.CANCELED:
+            job.end_time = time.time()
+
+    def _carry_out(self, job: Job) -> asyncio.Task[None]:
+        """The reconciler's task carrying out ``job.wanted`` (started if none runs for that job)."""
+        task = self._carrying.get(job.id)
+        if task is not None:
+            return task
+        task = asyncio.create_task(self._carry_out_wish(job), name=f"swm-wish-{job.id}")
+        self._carrying[job.id] = task
+        self._ops.add(task)
+
+        def done(_: asyncio.Task[None]) -> None:
+            self._ops.discard(task)
+            if self._carrying.get(job.id) is task:
+                del self._carrying[job.id]
+            if self._running and job.wanted and not task.cancelled():
+                self._carry_out(job)  # a wish that came as the last one was finished
+
+        task.add_done_callback(done)
+        return task
 
     @staticmethod
     def _reset_for_run(job: Job) -> None:

@@ -338,10 +338,11 @@ class JobStore:
         return self.db.execute("SELECT 1 FROM jobs WHERE id=?", (job_id,)).fetchone() is not None
 
     def live_jobs(self) -> list[Job]:
-        """Every job not in a final state (what the manager keeps in memory)."""
+        """Every job not in a final state, or with a user's wish not yet carried out (what the manager
+        keeps in memory)."""
         finals = tuple(s.value for s in JobState if s.final)
         rows = self.db.execute(
-            f"SELECT {_COLUMNS} FROM jobs WHERE state NOT IN (?, ?, ?) ORDER BY seq", finals
+            f"SELECT {_COLUMNS} FROM jobs WHERE state NOT IN (?, ?, ?) OR wanted IS NOT NULL ORDER BY seq", finals
         ).fetchall()
         return [self._job(r) for r in rows]
 
