@@ -31,6 +31,10 @@ MANAGER_TRAITS = (
     "synchronous",
     "secret_env",
     "secret_patterns",
+    "scheduling_policy",
+    "fairshare_window",
+    "max_running_per_user",
+    "max_queued_per_user",
 )
 
 
@@ -82,6 +86,30 @@ class SwmApp(ExtensionApp):
         help="More names whose values are secret (shell-style patterns matched in upper case, e.g. "
         "'MYCOMPANY_*' or '*_LICENSE'), hidden in API responses and messages beside the built-in ones "
         "(*TOKEN*, *SECRET*, *PASS*, *KEY*, *PAT, *COOKIE*, ...). Default: none.",
+    ).tag(config=True)
+    scheduling_policy = Enum(
+        ["fifo", "fairshare"],
+        None,
+        allow_none=True,
+        help="Order of queued jobs of different users: fifo (priority, then submission order, whoever the "
+        "owner; the default) or fairshare (the user with the least recent cpu-seconds first).",
+    ).tag(config=True)
+    fairshare_window = Float(
+        None,
+        allow_none=True,
+        help="Half-life of past usage for fair share, in seconds. Default: 604800 (7 days).",
+    ).tag(config=True)
+    max_running_per_user = Int(
+        None,
+        allow_none=True,
+        help="The most jobs of one user on the sites at once (all sites together); more stay queued. "
+        "Default: 0 (no limit). A site may set its own in its options.",
+    ).tag(config=True)
+    max_queued_per_user = Int(
+        None,
+        allow_none=True,
+        help="The most jobs of one user queued or held at once (all sites together); more are refused (429). "
+        "Default: 0 (no limit). A site may set its own in its options.",
     ).tag(config=True)
     max_body_bytes = Int(
         16 * 1024 * 1024,

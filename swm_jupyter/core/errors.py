@@ -38,6 +38,12 @@ class InvalidTransition(SwmError):
     status = 409
 
 
+class LimitExceeded(SwmError):
+    """A per-user limit refuses the request (e.g. ``max_queued_per_user``); the message names it."""
+
+    status = 429
+
+
 class SiteUnavailable(SwmError):
     """The site's gate cannot be loaded or reached right now."""
 

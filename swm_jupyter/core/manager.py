@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from jupyter_core.paths import jupyter_data_dir
-from traitlets import Dict, Enum, Float, Int, List, TraitError, Unicode, default
+from traitlets import Dict, Enum, Float, Int, List, TraitError, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
 from ..gates.base import Gate, safe_path
@@ -42,6 +42,7 @@ from .directives import merge_request, parse_directives
 from .errors import (
     InvalidTransition,
     JobNotFound,
+    LimitExceeded,
     PathNotAllowed,
     SiteNotFound,
     SiteUnavailable,
@@ -52,14 +53,22 @@ from .launch import BOOKKEEPING_PREFIX
 from .launching import JobLaunching
 from .model import Job, JobSpec, new_job_id
 from .reconcile import SiteReconciliation
-from .scheduler import DependencyInfo, SiteCapacity, failed_dependencies, plan, priority_key
+from .scheduler import DependencyInfo, SiteCapacity, UserPolicy, failed_dependencies, plan, priority_key
 from .secrets import redact_text
-from .states import ACTIVE_STATES, HistoryEntry, JobState, check_transition
+from .states import ACTIONS, ACTIVE_STATES, Action, HistoryEntry, JobState, check_action, check_transition
 from .store import JobPage, JobQuery, JobStore
+from .usage import UsageLedger
 from .wakeup import Wakeup
 
 #: The longest a state change that need not be durable at once waits to be written with others.
 FLUSH_WINDOW = 0.02
+
+#: Seconds a hold, release or requeue request waits for the reconciler to carry it out; after
+#: that it answers with the wish still pending (``wanted``), which the reconciler keeps at.
+ACTION_WAIT = 10.0
+
+#: How the history tells each action, done.
+_DONE = {Action.CANCEL: "canceled", Action.HOLD: "held", Action.RELEASE: "released", Action.REQUEUE: "requeued"}
 
 
 class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingConfigurable):
@@ -96,6 +105,42 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         help="Names whose values are secret besides the built-in patterns of swm_jupyter.core.secrets "
         "(shell-style, matched in upper case). Default: none.",
     ).tag(config=True)
+
+    scheduling_policy = Enum(
+        ["fifo", "fairshare"],
+        "fifo",
+        help="Order of queued jobs of different users. fifo: priority, then submission order, whoever the "
+        "owner. fairshare: the user with the least recent usage (cpu-seconds, decayed over fairshare_window) "
+        "goes first. Inside one user's jobs, priority then submission order always. Default: fifo.",
+    ).tag(config=True)
+    fairshare_window = Float(
+        7 * 86400.0,
+        help="Half-life of past usage for fair share, in seconds: cpu-seconds used one window ago count half, "
+        "two windows ago a quarter. Default: 604800 (7 days).",
+    ).tag(config=True)
+    max_running_per_user = Int(
+        0,
+        help="The most jobs of one user handed to sites (waiting, transferring or running) at once, all sites "
+        "together; more stay queued. 0 means no limit. A site may set its own in its options. Default: 0.",
+    ).tag(config=True)
+    max_queued_per_user = Int(
+        0,
+        help="The most jobs (array tasks count one each) of one user queued or held at once, all sites together; "
+        "a submission beyond it is refused (429). 0 means no limit. A site may set its own in its options. "
+        "Default: 0.",
+    ).tag(config=True)
+
+    @validate("fairshare_window")
+    def _check_window(self, proposal: Any) -> float:
+        if proposal["value"] <= 0:
+            raise TraitError(f"fairshare_window must be more than 0 seconds, not {proposal['value']}")
+        return float(proposal["value"])
+
+    @validate("max_running_per_user", "max_queued_per_user")
+    def _check_user_limit(self, proposal: Any) -> int:
+        if proposal["value"] < 0:
+            raise TraitError(f"{proposal['trait'].name} must be 0 (no limit) or more, not {proposal['value']}")
+        return int(proposal["value"])
 
     @default("data_dir")
     def _default_data_dir(self) -> str:
@@ -134,6 +179,8 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
         self._waiters: dict[str, list[asyncio.Future[Job]]] = {}
         self._launching: set[str] = set()
+        #: The reconciler's tasks carrying out users' wishes, by job id.
+        self._carrying: dict[str, asyncio.Task[None]] = {}
         self._dirty_parents: set[str] = set()
         self._array_counts: dict[str, dict[JobState, int]] = {}
         self._array_worst: dict[str, int] = {}
@@ -141,6 +188,13 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         # scheduling pass costs what can start, not the length of the queue.
         self._queue: list[tuple[int, int, int, str]] = []
         self._queue_keys: dict[str, tuple[int, int, int, str]] = {}
+        #: The same queue by owner (for fair share), and how many jobs each (owner, site) has queued or held.
+        self._owner_queues: dict[str, list[tuple[int, int, int, str]]] = {}
+        self._pending: dict[tuple[str, str], int] = {}
+        self._pending_of: dict[str, tuple[str, str]] = {}
+        #: Per-site limits of one user's jobs: site -> (max_running_per_user, max_queued_per_user).
+        self._site_user_limits: dict[str, tuple[int, int]] = {}
+        self._usage = UsageLedger(self.fairshare_window)
         self._active: dict[str, Job] = {}
         self._held_on_site: dict[str, Job] = {}
         self._inserts: list[tuple[list[Job], asyncio.Future[None]]] = []
@@ -159,6 +213,8 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         """
         Path(self.data_dir).mkdir(parents=True, exist_ok=True)
         self.store = JobStore(self.store_path, synchronous=self.synchronous)
+        self._usage = UsageLedger(self.fairshare_window)
+        self._usage.load(self.store, time.time())
         for job in self.store.live_jobs():
             self.jobs[job.id] = job
             self._published[job.id] = len(job.history)
@@ -208,6 +264,7 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         """
         gate_name = options.pop("gate", name)
         try:
+            self._site_user_limits[name] = _user_limits_of(name, options)
             cls = load_gate_class(str(gate_name))
             known = set(cls.class_trait_names(config=True))
             unknown = sorted(set(options) - known)
@@ -349,6 +406,7 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
                     errors,
                 )
         everything = [job for group in prepared for job in group]
+        self._check_queue_limits(everything)
         for group in prepared:
             if len(group) > 1:
                 self._array_counts[group[0].id] = {group[1].state: len(group) - 1}
@@ -364,6 +422,42 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
                 asyncio.get_running_loop().call_soon(self._commit_inserts, store)
         await done
         return [group[0] for group in prepared]
+
+    def _check_queue_limits(self, jobs: list[Job]) -> None:
+        """Raise :class:`LimitExceeded` if ``jobs`` would take an owner over ``max_queued_per_user``
+        (all sites together, or a site's own limit). Jobs still being committed count as queued.
+        """
+        if not self.max_queued_per_user and not any(limit for _, limit in self._site_user_limits.values()):
+            return
+        new = _count_pending(jobs)
+        queued = dict(self._pending)
+        for key, count in _count_pending(job for group, _ in self._inserts for job in group).items():
+            queued[key] = queued.get(key, 0) + count
+        limit = self.max_queued_per_user
+        for owner in {owner for owner, _ in new} if limit else ():
+            now = sum(count for (who, _), count in queued.items() if who == owner)
+            adding = sum(count for (who, _), count in new.items() if who == owner)
+            if now + adding > limit:
+                raise LimitExceeded(
+                    f"{owner or 'this user'} has {now} jobs queued or held and max_queued_per_user is {limit}: "
+                    f"{adding} more cannot be accepted; wait for some to start, or cancel some",
+                    [{"field": "", "message": f"max_queued_per_user {limit}, queued now {now}, submitted {adding}"}],
+                )
+        for (owner, site), adding in new.items():
+            site_limit = self._site_user_limits.get(site, (0, 0))[1]
+            now = queued.get((owner, site), 0)
+            if site_limit and now + adding > site_limit:
+                raise LimitExceeded(
+                    f"{owner or 'this user'} has {now} jobs queued or held on {site} and that site's "
+                    f"max_queued_per_user is {site_limit}: {adding} more cannot be accepted; wait for some to "
+                    "start, or cancel some",
+                    [
+                        {
+                            "field": "site",
+                            "message": f"max_queued_per_user {site_limit}, queued now {now}, submitted {adding}",
+                        }
+                    ],
+                )
 
     def _commit_inserts(self, store: JobStore) -> None:
         """Store every submission queued in this loop turn in one transaction, then answer them."""
@@ -564,98 +658,111 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         return info
 
     # -- user actions ------------------------------------------------------------------------------
+    #
+    # Each action is checked against the one table (states.ACTIONS) before anything changes. What
+    # needs no site (hold or cancel a queued job, release or cancel a job held here) is done at once;
+    # the rest is recorded as the job's wish (``wanted``, stored before the request returns) and
+    # carried out by the reconciler with the gate (reconcile.py), which retries while the site fails
+    # and records the outcome in the job's history.
 
     async def cancel(self, job_id: str) -> Job:
-        """Cancel a job (an array: all its live tasks). Final jobs raise :class:`InvalidTransition`."""
-        job = self.get(job_id)
-        if job.state.final:
-            raise InvalidTransition(f"job {job.id} already ended ({job.state.value}); nothing to cancel")
-        targets = self._with_tasks(job)
-        for target in targets:
-            if target.state.final or target.is_array_parent:
-                continue
-            # A job held in the site's own queue is still there: the site must cancel it too.
-            on_site = bool(target.gate_data.get("held_on_site"))
-            if target.state in (JobState.QUEUED, JobState.HELD) and target.id not in self._launching and not on_site:
-                self._set_state(target, JobState.CANCELED, "canceled by the user")
-                target.end_time = time.time()
-            else:
-                target.wanted = "cancel"
-                self._mark(target)
-                self._spawn(self._carry_out_cancel(target))
-        self._refresh_parent(job)
-        self._flush()
-        self._wake.set()
-        return job
+        """Cancel a job (an array: all its live tasks); returns once the wish is stored.
+
+        Raises :class:`InvalidTransition` (409) for a job that ended, :class:`SiteUnavailable` (503)
+        when the site must act and its gate did not load.
+        """
+        return await self._act(job_id, Action.CANCEL, wait=False)
 
     async def hold(self, job_id: str) -> Job:
-        """Keep a queued job from starting (or hold it in the site's queue if the site can)."""
-        job = self.get(job_id)
-        changed = False
-        for target in self._with_tasks(job):
-            if target.is_array_parent:
-                continue
-            if target.state is JobState.QUEUED and target.id not in self._launching:
-                self._set_state(target, JobState.HELD, "held by the user")
-                changed = True
-            elif target.state is JobState.WAITING and await self.gates[target.site].hold(target):
-                target.gate_data["held_on_site"] = True
-                self._set_state(target, JobState.HELD, "held by the user (in the site's queue)")
-                changed = True
-        if not changed:
-            raise InvalidTransition(f"job {job.id} is {job.state.value}; only queued or waiting jobs can be held")
-        self._refresh_parent(job)
-        self._flush()
-        return job
+        """Keep a queued job from starting, or hold a waiting one in the site's queue (if the site can)."""
+        return await self._act(job_id, Action.HOLD)
 
     async def release(self, job_id: str) -> Job:
-        """Let a held job be scheduled again."""
-        job = self.get(job_id)
-        changed = False
-        for target in self._with_tasks(job):
-            if target.is_array_parent or target.state is not JobState.HELD:
-                continue
-            if target.gate_data.pop("held_on_site", False) and await self.gates[target.site].release(target):
-                self._set_state(target, JobState.WAITING, "released by the user")
-            else:
-                self._set_state(target, JobState.QUEUED, "released by the user")
-            changed = True
-        if not changed:
-            raise InvalidTransition(f"job {job.id} is {job.state.value}; only held jobs can be released")
-        self._refresh_parent(job)
-        self._flush()
-        self._wake.set()
-        return job
+        """Let a held job be scheduled again (or released in the site's queue, where it was held)."""
+        return await self._act(job_id, Action.RELEASE)
 
     async def requeue(self, job_id: str) -> Job:
-        """Run a job again: a finished, failed or canceled job goes back to the queue; a running one is
-        stopped on its site first. Its folder keeps the files of the previous run.
+        """Run a job again: a finished, failed or canceled job goes back to the queue; a waiting or
+        running one is stopped on its site first. Its folder keeps the files of the previous run.
+        """
+        return await self._act(job_id, Action.REQUEUE)
+
+    async def _act(self, job_id: str, action: Action, *, wait: bool = True) -> Job:
+        """Check ``action`` for the job (an array: each task), then do it or record it as a wish.
+
+        With ``wait``, give the reconciler up to :data:`ACTION_WAIT` seconds to carry the wishes out
+        before returning (a wish still pending shows in ``job.wanted``).
         """
         job = self.get(job_id)
-        if job.state in (JobState.QUEUED, JobState.HELD):
-            raise InvalidTransition(f"job {job.id} is {job.state.value} already; nothing to requeue")
-        for target in self._with_tasks(job):
-            if target.is_array_parent:
-                continue
-            gate = self.gates.get(target.site)
-            if target.state in ACTIVE_STATES and gate is not None:
-                await gate.cancel(target)
-            if target.state is not JobState.QUEUED:
-                if gate is not None:
-                    await gate.reset_run(target)
-                self._reset_for_run(target)
-                self._set_state(target, JobState.QUEUED, "requeued by the user")
-            self.jobs[target.id] = target
-            self._index(target)
+        targets = [t for t in self._with_tasks(job) if not t.is_array_parent]
+        legal = [t for t in targets if t.state in ACTIONS[action]]
+        if not legal:
+            check_action(job.state, action)
+            raise InvalidTransition(
+                f"no task of array {job.id} can be {action.value}ed now",
+                [{"field": "state", "message": f"{action.value} is allowed from: " + ", ".join(
+                    s.value for s in ACTIONS[action])}],
+            )
+        for target in legal:
+            if target.wanted == Action.CANCEL.value and action is not Action.CANCEL:
+                raise InvalidTransition(f"job {target.id} is being canceled; it cannot be {action.value}ed")
+            if not self._at_once(target, action) and target.site not in self.gates:
+                raise SiteUnavailable(self.gate_errors.get(target.site) or f"no site {target.site!r} is configured")
+        wishes: list[Job] = []
+        for target in legal:
+            if self._at_once(target, action):
+                self._do_at_once(target, action)
+            else:
+                target.wanted = action.value
+                self._mark(target)
+                wishes.append(target)
         self._refresh_parent(job)
-        if job.is_array_parent and job.state is not JobState.QUEUED:
-            self._reset_for_run(job)
-            self._set_state(job, JobState.QUEUED, "requeued by the user")
-        self.jobs[job.id] = job
-        self._index(job)
-        self._flush()
+        self._flush()  # the wish is durable before the request returns
         self._wake.set()
+        carrying = [self._carry_out(target) for target in wishes]
+        if wait and carrying:
+            await asyncio.wait(carrying, timeout=ACTION_WAIT)
+            self._flush()
         return job
+
+    def _at_once(self, job: Job, action: Action) -> bool:
+        """True if ``action`` on ``job`` needs no site: it is queued here (and not being handed over),
+        or held here (not in the site's queue), and the action only moves it between those.
+        """
+        if job.id in self._launching:
+            return False
+        if job.state is JobState.QUEUED:
+            return action in (Action.HOLD, Action.CANCEL)
+        if job.state is JobState.HELD and not job.gate_data.get("held_on_site"):
+            return action in (Action.RELEASE, Action.CANCEL)
+        return False
+
+    def _do_at_once(self, job: Job, action: Action) -> None:
+        """Carry out an action for which :meth:`_at_once` is True."""
+        new = check_action(job.state, action)
+        job.wanted = None
+        self._set_state(job, new, f"{_DONE[action]} by the user")
+        if new is JobState.CANCELED:
+            job.end_time = time.time()
+
+    def _carry_out(self, job: Job) -> asyncio.Task[None]:
+        """The reconciler's task carrying out ``job.wanted`` (started if none runs for that job)."""
+        task = self._carrying.get(job.id)
+        if task is not None:
+            return task
+        task = asyncio.create_task(self._carry_out_wish(job), name=f"swm-wish-{job.id}")
+        self._carrying[job.id] = task
+        self._ops.add(task)
+
+        def done(_: asyncio.Task[None]) -> None:
+            self._ops.discard(task)
+            if self._carrying.get(job.id) is task:
+                del self._carrying[job.id]
+            if self._running and job.wanted and not task.cancelled():
+                self._carry_out(job)  # a wish that came as the last one was finished
+
+        task.add_done_callback(done)
+        return task
 
     @staticmethod
     def _reset_for_run(job: Job) -> None:
@@ -695,6 +802,9 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
                     self._count_task(job, old)
         if state.final:
             self._dependencies_changed = True
+            if changed and job.start_time and not job.is_array_parent:
+                end = job.end_time or time.time()
+                self._usage.add(job.owner, job.spec.resources.cpus * max(0.0, end - job.start_time), end)
             self._finished(job)
 
     def _index(self, job: Job) -> None:
@@ -702,15 +812,28 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         job_id = job.id
         key = self._queue_keys.pop(job_id, None)
         if key is not None:
-            at = bisect.bisect_left(self._queue, key)
-            if at < len(self._queue) and self._queue[at] == key:
-                del self._queue[at]
+            _remove_sorted(self._queue, key)
+            owner_queue = self._owner_queues.get(job.owner)
+            if owner_queue is not None:
+                _remove_sorted(owner_queue, key)
+                if not owner_queue:
+                    del self._owner_queues[job.owner]
+        pending = self._pending_of.pop(job_id, None)
+        if pending is not None:
+            self._pending[pending] -= 1
+            if not self._pending[pending]:
+                del self._pending[pending]
+        if job.state in (JobState.QUEUED, JobState.HELD) and not job.is_array_parent and self.jobs.get(job_id) is job:
+            pending = (job.owner, job.site)
+            self._pending_of[job_id] = pending
+            self._pending[pending] = self._pending.get(pending, 0) + 1
         self._active.pop(job_id, None)
         self._held_on_site.pop(job_id, None)
         self._dependents.pop(job_id, None)
         if job.state is JobState.QUEUED and self.jobs.get(job_id) is job:
             key = priority_key(job)
             bisect.insort(self._queue, key)
+            bisect.insort(self._owner_queues.setdefault(job.owner, []), key)
             self._queue_keys[job_id] = key
             if job.spec.depends_on:
                 self._dependents[job_id] = job
@@ -797,8 +920,8 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
             return
         capacity = self._capacity()
 
-        def queued() -> Iterable[Job]:
-            for key in self._queue:  # read only: the plan is carried out after this pass
+        def queued(keys: list[tuple[int, int, int, str]]) -> Iterable[Job]:
+            for key in keys:  # read only: the plan is carried out after this pass
                 job = self.jobs.get(key[3])
                 if job is None or job.id in self._launching or job.site not in capacity:
                     continue
@@ -816,7 +939,21 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
             return parents[parent_id]
 
         active = self._active.values()
-        decision = plan(queued(), active, capacity, self._dependency_info, throttle)
+        users = UserPolicy(
+            fair_share=self.scheduling_policy == "fairshare",
+            usage=self._usage.now(time.time(), active) if self.scheduling_policy == "fairshare" else {},
+            max_running_per_user=self.max_running_per_user,
+        )
+        decision = plan(
+            {owner: queued(keys) for owner, keys in self._owner_queues.items()}
+            if users.fair_share
+            else queued(self._queue),
+            active,
+            capacity,
+            self._dependency_info,
+            throttle,
+            users,
+        )
         for job, reason in decision.fail:
             self._set_state(job, JobState.ERROR, reason)
             job.end_time = time.time()
@@ -860,6 +997,7 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
                     cpus=getattr(gate, "slot_cpus", None),
                     native_dependencies=gate.native_dependencies,
                     native_arrays=gate.native_arrays,
+                    max_running_per_user=self._site_user_limits.get(name, (0, 0))[0],
                 )
                 for name, gate in self.gates.items()
                 if name in ready
@@ -901,6 +1039,36 @@ def _refused_options(cls: type[Gate], site: str, options: dict[str, Any]) -> str
     if not bad:
         return f"the options {', '.join(sorted(options))} do not fit together (values are not shown)"
     return "; ".join(bad) + " (values are not shown)"
+
+
+def _remove_sorted(keys: list[tuple[int, int, int, str]], key: tuple[int, int, int, str]) -> None:
+    """Remove ``key`` from the sorted list ``keys`` if it is there."""
+    at = bisect.bisect_left(keys, key)
+    if at < len(keys) and keys[at] == key:
+        del keys[at]
+
+
+def _count_pending(jobs: Iterable[Job]) -> dict[tuple[str, str], int]:
+    """How many of ``jobs`` (array parents aside) each (owner, site) has."""
+    counts: dict[tuple[str, str], int] = {}
+    for job in jobs:
+        if not job.is_array_parent:
+            counts[job.owner, job.site] = counts.get((job.owner, job.site), 0) + 1
+    return counts
+
+
+def _user_limits_of(site: str, options: dict[str, Any]) -> tuple[int, int]:
+    """Take the per-user limits out of a site's options: (max_running_per_user, max_queued_per_user).
+
+    Raises ``ValueError`` (the site is then misconfigured) unless each is a whole number >= 0.
+    """
+    limits = []
+    for name in ("max_running_per_user", "max_queued_per_user"):
+        value = options.pop(name, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name} of site {site!r} must be a whole number >= 0 (0: no limit), not {value!r}")
+        limits.append(value)
+    return limits[0], limits[1]
 
 
 def _nothing_else_ready() -> bool:

@@ -10,11 +10,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import asyncio
     import logging
 
     from ..gates.base import Gate, GateStatus
     from .model import Job
-    from .states import JobState
+    from .states import Action, JobState
     from .store import JobStore
     from .wakeup import Wakeup
 
@@ -34,6 +35,8 @@ class ManagerPart:
         _ready_sites: set[str]
         _launching: set[str]
         _running: bool
+        gate_errors: dict[str, str]
+        _carrying: dict[str, asyncio.Task[None]]
         _active: dict[str, Job]
         _held_on_site: dict[str, Job]
         _dirty_parents: set[str]
@@ -52,3 +55,9 @@ class ManagerPart:
         def _apply_status(self, job: Job, status: GateStatus) -> None: ...
         def _refresh_parent(self, job: Job) -> None: ...
         def _with_tasks(self, job: Job) -> list[Job]: ...
+        def _at_once(self, job: Job, action: Action) -> bool: ...
+        def _do_at_once(self, job: Job, action: Action) -> None: ...
+        def _carry_out(self, job: Job) -> asyncio.Task[None]: ...
+        def _restart_parent(self, task: Job) -> None: ...
+        @staticmethod
+        def _reset_for_run(job: Job) -> None: ...

@@ -11,11 +11,11 @@ import asyncio
 import time
 
 from ..gates.base import GateStatus
-from .errors import InvalidTransition
+from .errors import InvalidTransition, SiteUnavailable, SwmError
 from .job_files import job_output_exists
 from .manager_part import ManagerPart
 from .model import Job
-from .states import ACTIVE_STATES, JobState
+from .states import ACTIONS, ACTIVE_STATES, Action, JobState
 
 
 class SiteReconciliation(ManagerPart):
@@ -117,27 +117,97 @@ class SiteReconciliation(ManagerPart):
             self._refresh_parent(job)
         self._wake.set()
 
-    async def _carry_out_cancel(self, job: Job) -> None:
+    async def _carry_out_wish(self, job: Job) -> None:
+        """Carry out the user's wish in ``job.wanted`` with the site's gate (the reconciler alone acts).
+
+        The wish is checked against :data:`~swm_jupyter.core.states.ACTIONS` again (the job may have
+        moved since it was made); a site that fails is retried with backoff (the first failure is
+        noted in the job's details); the outcome goes into the job's history.
+        """
+        backoff = 1.0
+        noted = False
+        while self._running and job.wanted:
+            while job.id in self._launching:  # noqa: ASYNC110 - a launch ends within one gate call
+                await asyncio.sleep(0.05)
+            wish = Action(job.wanted)
+            try:
+                await self._do_wish(job, wish)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                message = exc.message if isinstance(exc, SwmError) else f"{type(exc).__name__}: {exc}"
+                self.log.warning("swm: %s of job %s on %s failed: %s", wish.value, job.id, job.site, message)
+                if not noted and not job.state.final:
+                    self._set_state(job, job.state, f"{wish.value} failed, retrying: {message}")
+                    noted = True
+                self._flush()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 60)
+                continue
+            if job.wanted == wish.value:
+                job.wanted = None
+                self._mark(job)
+            if job.array_parent:
+                self._refresh_parent(job)
+            self._flush()
+            self._wake.set()
+
+    async def _do_wish(self, job: Job, wish: Action) -> None:
+        """One attempt at ``wish`` (see :meth:`_carry_out_wish`); raises what the gate raised."""
+        if job.state not in ACTIONS[wish]:
+            if not job.state.final or wish is not Action.CANCEL:
+                self._set_state(job, job.state, f"{wish.value} not done: the job is {job.state.value} now")
+            return
+        if self._at_once(job, wish):
+            self._do_at_once(job, wish)
+            return
         gate = self.gates.get(job.site)
-        while job.id in self._launching:  # noqa: ASYNC110 - a launch ends within one gate call
-            await asyncio.sleep(0.05)
-        if job.state.final:
-            job.wanted = None
-            self._mark(job)
-            return
-        try:
-            if gate is not None:
+        if gate is None:
+            raise SiteUnavailable(self.gate_errors.get(job.site) or f"no site {job.site!r} is configured")
+        if wish is Action.CANCEL:
+            await gate.cancel(job)
+            await gate.release_resources(job)
+            if not job.state.final:
+                self._set_state(job, JobState.CANCELED, "canceled by the user")
+                job.end_time = time.time()
+        elif wish is Action.HOLD:
+            if await gate.hold(job):
+                job.gate_data["held_on_site"] = True
+                self._set_state(job, JobState.HELD, "held by the user (in the site's queue)")
+                self._index(job)
+            else:
+                self._set_state(job, job.state, f"not held: {job.site} cannot hold a job waiting in its queue")
+        elif wish is Action.RELEASE:
+            if await gate.release(job):
+                job.gate_data.pop("held_on_site", None)
+                self._set_state(job, JobState.WAITING, "released by the user")
+            else:
+                # The site still holds the job: it must not be queued here again (it would run twice).
+                self._set_state(
+                    job, JobState.HELD, "not released: the site refused; the job stays held there (cancel or retry)"
+                )
+        else:
+            if job.state in ACTIVE_STATES:
                 await gate.cancel(job)
-                await gate.release_resources(job)
-        except Exception as exc:
-            self.log.warning("swm: cancel of job %s on %s failed: %s", job.id, job.site, exc)
+            await gate.reset_run(job)
+            self._reset_for_run(job)
+            self._set_state(job, JobState.QUEUED, "requeued by the user")
+            self.jobs[job.id] = job
+            self._index(job)
+            self._restart_parent(job)
+
+    def _restart_parent(self, task: Job) -> None:
+        """A task of an ended array runs again: its parent is live again, its last run forgotten."""
+        if not task.array_parent:
             return
-        if not job.state.final:
-            job.wanted = None
-            self._set_state(job, JobState.CANCELED, "canceled by the user")
-            job.end_time = time.time()
-            self._refresh_parent(job)
-        self._wake.set()
+        parent = self.jobs.get(task.array_parent)
+        if parent is None:
+            parent = self._require_store().get(task.array_parent)
+        if parent.state.final:
+            self._reset_for_run(parent)
+            self._set_state(parent, JobState.QUEUED, "requeued by the user")
+        self.jobs[parent.id] = parent
+        self._index(parent)
 
     async def _site_loop(self, name: str) -> None:
         """Set the gate up (retrying), adopt jobs from before a restart, then poll in batches."""
@@ -158,6 +228,8 @@ class SiteReconciliation(ManagerPart):
         self._ready_sites.add(name)
         self.site_health.pop(name, None)
         await self._adopt(name)
+        for job in [j for j in self.jobs.values() if j.site == name and j.wanted]:
+            self._carry_out(job)  # wishes stored before a restart
         self._wake.set()
         while self._running:
             delay_of = getattr(gate, "next_poll_delay", None)
@@ -181,14 +253,16 @@ class SiteReconciliation(ManagerPart):
                 status = statuses.get(job.id)
                 if status is not None:
                     self._apply_status(job, status)
-                if job.wanted == "cancel" and not job.state.final and job.id not in self._launching:
-                    self._spawn(self._carry_out_cancel(job))
+                if job.wanted and not job.state.final and job.id not in self._carrying:
+                    self._carry_out(job)
             # Schedule at once: a slot that just came free is filled without another loop turn.
             self._schedule_once()
             self._wake.set()  # the engine writes what changed, batched with other sites' changes
 
     def _pollable(self, job: Job) -> bool:
         if job.is_array_parent or job.id in self._launching or job.gate_data.get("finalizing"):
+            return False
+        if job.wanted == Action.REQUEUE.value:  # its run is being stopped; its end is not the job's
             return False
         return job.state in ACTIVE_STATES or (job.state is JobState.HELD and bool(job.gate_data.get("held_on_site")))
 

@@ -1,4 +1,5 @@
-"""Job states (Sky Port's one-letter codes), the one table of allowed transitions, and history."""
+"""Job states (Sky Port's one-letter codes), the one table of allowed transitions, the one table of
+what each user action does from each state, and history."""
 
 from __future__ import annotations
 
@@ -76,6 +77,51 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     E: frozenset({Q}),
     C: frozenset({Q}),
 }
+
+
+class Action(str, enum.Enum):
+    """What a user may ask of a job."""
+
+    CANCEL = "cancel"
+    HOLD = "hold"
+    RELEASE = "release"
+    REQUEUE = "requeue"
+
+
+#: Every user action, the states it is allowed from, and the state it leads to there. An action
+#: from a state not listed is refused (409) before anything changes. Cancel from T stops collecting
+#: outputs; hold from W holds the job in the site's own queue (if the site can); release of a job
+#: held in the site's queue leads to W (the site still has it); requeue from W or R stops the run
+#: on the site first. Requeue from T is refused: the run's outputs are being collected.
+ACTIONS: dict[Action, dict[JobState, JobState]] = {
+    Action.CANCEL: {Q: C, H: C, W: C, T: C, R: C},
+    Action.HOLD: {Q: H, W: H},
+    Action.RELEASE: {H: Q},
+    Action.REQUEUE: {W: Q, R: Q, F: Q, E: Q, C: Q},
+}
+
+
+def check_action(state: JobState, action: Action) -> JobState:
+    """The state ``action`` leads to from ``state``; :class:`InvalidTransition` (409) if not allowed."""
+    allowed = ACTIONS[action]
+    if state in allowed:
+        return allowed[state]
+    what = {
+        Action.CANCEL: "canceled",
+        Action.HOLD: "held",
+        Action.RELEASE: "released",
+        Action.REQUEUE: "requeued",
+    }[action]
+    why = "it already ended" if action is Action.CANCEL and state.final else ""
+    raise InvalidTransition(
+        f"a job that is {state.value} cannot be {what}" + (f": {why}" if why else ""),
+        [
+            {
+                "field": "state",
+                "message": f"{action.value} is allowed from: " + ", ".join(s.value for s in allowed),
+            }
+        ],
+    )
 
 
 @dataclass(frozen=True)

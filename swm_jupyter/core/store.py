@@ -338,12 +338,27 @@ class JobStore:
         return self.db.execute("SELECT 1 FROM jobs WHERE id=?", (job_id,)).fetchone() is not None
 
     def live_jobs(self) -> list[Job]:
-        """Every job not in a final state (what the manager keeps in memory)."""
+        """Every job not in a final state, or with a user's wish not yet carried out (what the manager
+        keeps in memory)."""
         finals = tuple(s.value for s in JobState if s.final)
         rows = self.db.execute(
-            f"SELECT {_COLUMNS} FROM jobs WHERE state NOT IN (?, ?, ?) ORDER BY seq", finals
+            f"SELECT {_COLUMNS} FROM jobs WHERE state NOT IN (?, ?, ?) OR wanted IS NOT NULL ORDER BY seq", finals
         ).fetchall()
         return [self._job(r) for r in rows]
+
+    def usage_since(self, since: float) -> list[tuple[str, int, float, float]]:
+        """(owner, cpus, start_time, end_time) of every job (array parents aside) that ran and ended at
+        or after ``since``: what fair share between users counts.
+        """
+        rows = self.db.execute(
+            "SELECT j.owner, COALESCE(json_extract(j.spec, '$.resources.cpus'), "
+            "json_extract(p.spec, '$.resources.cpus'), 1), j.start_time, j.end_time "
+            "FROM jobs j LEFT JOIN jobs p ON p.id = j.array_parent "
+            "WHERE j.end_time >= ? AND j.start_time IS NOT NULL "
+            "AND (j.array_index IS NOT NULL OR json_extract(j.spec, '$.array') IS NULL)",
+            (since,),
+        ).fetchall()
+        return [(owner, int(cpus), float(start), float(end)) for owner, cpus, start, end in rows]
 
     def array_tasks(self, parent_id: str) -> list[Job]:
         """The tasks of an array, by index."""

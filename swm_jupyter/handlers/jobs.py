@@ -225,9 +225,11 @@ class JobActionHandler(SwmHandler):
     @web.authenticated
     @authorized
     async def post(self, job_id: str, action: str) -> None:
-        """Apply the action; ``409`` if the job's state does not allow it."""
+        """Apply the action: ``200`` once done, ``202`` while the site still carries it out; ``409`` if
+        the job's state does not allow it (nothing changed), ``503`` if its site's gate did not load.
+        """
         job = await getattr(self.manager, action)(job_id)
-        self.write_json(self.public_job(job.to_dict()))
+        self.write_json(self.public_job(job.to_dict()), 202 if job.wanted else 200)
 
 
 class BulkActionHandler(SwmHandler):
