@@ -142,3 +142,32 @@ async def test_sky_port_submission_reads_forms_and_raw_scripts(jp_fetch: Any, sw
     data, content_type = multipart("#SWM name form\necho hi\n", filename=None)  # what swmclient sends
     assert (await post(data, {"Content-Type": content_type})).code == 200
     assert (await post(b"echo raw\n", {"Content-Type": "application/octet-stream"})).code == 200
+
+
+# -- job specs refused at submission, not at the end -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        ({"command": ["true"], "output_files": ["../escape.txt"]}, "output_files"),
+        ({"command": ["true"], "output_files": ["/etc/passwd"]}, "output_files"),
+        ({"command": ["true"], "workdir": "/tmp/a\u0000b"}, "workdir"),
+        ({"command": ["true"], "env": {"MODE": "a\u0000b"}}, "env.MODE"),
+        ({"command": ["echo", "a\u0000b"]}, "command.1"),
+        ({"command": ["true"], "resources": {"walltime": 1.5}}, "resources.walltime"),
+        ({"command": ["true"], "resources": {"walltime": 10**30}}, "resources.walltime"),
+        ({"script": "#SWM output-files ../x\necho hi\n"}, "line 1"),
+    ],
+)
+async def test_specs_that_would_fail_later_are_400_at_submission(api: Any, spec: dict[str, Any], field: str) -> None:
+    for params in (None, {"dry_run": "1"}):
+        response = await api("jobs", json_body=spec, params=params)
+        assert response.code == 400, (response.code, response.body)
+        assert field in {e["field"] for e in body(response)["errors"]}
+    assert await total_jobs(api) == 0
+
+
+async def test_walltime_maximum_is_named(api: Any) -> None:
+    response = await api("jobs", json_body={"command": ["true"], "resources": {"walltime": 10**30}})
+    assert "at most 31536000 seconds (365-00:00:00)" in body(response)["message"]
