@@ -15,9 +15,10 @@ from __future__ import annotations
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Dict, Enum, Float, Int, Unicode
+from traitlets import Dict, Enum, Float, Int, Unicode, default
 
 from ._version import __version__
+from .auth import server_user_name
 from .core.errors import SwmError
 from .core.manager import WorkloadManager
 
@@ -58,11 +59,20 @@ class SwmApp(ExtensionApp):
         help="SQLite synchronous mode of the store: NORMAL (default) keeps every acknowledged job through a "
         "crash or kill of the server; FULL also through power loss, at about a third of the submission rate.",
     ).tag(config=True)
+    server_owner = Unicode(
+        help="Owner recorded on the jobs of whoever holds the server's token or login cookie (the browser, the "
+        "swm CLI, the Python client, kernels), and the name ?owner= finds them by. Certificate users of the "
+        "Sky Port routes are their certificate's CN. Default: the name of the account running the server.",
+    ).tag(config=True)
     max_body_bytes = Int(
         16 * 1024 * 1024,
         help="Largest request body (a job spec or script) the API accepts, in bytes; larger ones get 413. "
         "Default: 16 MiB.",
     ).tag(config=True)
+
+    @default("server_owner")
+    def _default_server_owner(self) -> str:
+        return server_user_name()
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)

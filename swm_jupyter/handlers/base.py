@@ -16,6 +16,7 @@ from typing import Any
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
+from ..auth import owner_name, server_user_name
 from ..core.errors import SiteUnavailable, SwmError, ValidationError
 from ..core.manager import WorkloadManager
 
@@ -136,9 +137,8 @@ class SwmHandler(APIHandler):
 
     @property
     def owner(self) -> str:
-        """The user name of the authenticated user (recorded as the owner of jobs they submit)."""
-        user = self.current_user
-        return str(getattr(user, "username", "") or "")
+        """The owner name of the authenticated user (recorded on the jobs they submit): see :func:`owner_name`."""
+        return request_owner(self)
 
     # -- request helpers ---------------------------------------------------------------------------
 
@@ -244,6 +244,13 @@ class SwmHandler(APIHandler):
         self.clear_header("Content-Disposition")
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(reply))
+
+
+def request_owner(handler: Any) -> str:
+    """The owner name of a request's authenticated user (REST handlers and the events websocket alike)."""
+    app = handler.settings.get("swm_app")
+    server_owner = str(getattr(app, "server_owner", "") or "") or server_user_name()
+    return owner_name(handler.current_user, handler.identity_provider, server_owner)
 
 
 def error_reply(status_code: int, exc: BaseException | None) -> tuple[int, dict[str, Any]]:
