@@ -6,12 +6,15 @@ Enable it (``jupyter server extension enable swm_jupyter``) and configure it wit
     c.SwmApp.data_dir = "/scratch/me/swm"
 
 The manager's loops start in the extension's start hook (after the server's event loop runs) and
-stop in its stop hook. If the job store is locked by another server, the error is logged and the
-API answers ``503`` with the reason instead of the server failing to start.
+stop in its stop hook. If the job store is locked by another server, or ``data_dir`` cannot be
+written, the error is logged and the API answers ``503`` with the reason (``cannot write data_dir
+/x: Permission denied``) instead of the server failing to start.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
@@ -21,6 +24,26 @@ from ._version import __version__
 from .auth import server_user_name
 from .core.errors import SwmError
 from .core.manager import WorkloadManager
+
+
+class FolderNotWritable(SwmError):
+    """A folder the manager must write (``data_dir``, the store's folder) cannot be written (API: 503)."""
+
+    status = 503
+
+
+def check_writable_folder(path: str, option: str) -> None:
+    """Make ``path`` (with its parents) and write a probe file in it; raise :class:`FolderNotWritable` if not.
+
+    The message names the option and the path and says why: ``cannot write data_dir /x: Permission denied``.
+    """
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path, prefix=".swm-write-test-"):
+            pass
+    except OSError as exc:
+        raise FolderNotWritable(f"cannot write {option} {path}: {exc.strerror or type(exc).__name__}") from None
+
 
 #: Traits of the app that are handed on to the manager when set (unset: the manager's default).
 MANAGER_TRAITS = ("sites", "default_site", "store_path", "data_dir", "poll_interval", "synchronous")
@@ -101,6 +124,8 @@ class SwmApp(ExtensionApp):
         if self.manager is None:
             return
         try:
+            check_writable_folder(self.manager.data_dir, "data_dir")
+            check_writable_folder(os.path.dirname(os.path.abspath(self.manager.store_path)), "the folder of store_path")
             await self.manager.start()
         except SwmError as exc:
             self.start_error = exc.message
