@@ -113,6 +113,13 @@ def is_certificate_user(user: Any) -> bool:
     return isinstance(user, CertificateUser)
 
 
+def accepts_certificate_users(serverapp: Any) -> bool:
+    """True if the server lets TLS client certificates identify users (the Sky Port identity provider with
+    ``ServerApp.client_ca``): people other than the server's owner may then submit jobs."""
+    provider = getattr(serverapp, "identity_provider", None)
+    return isinstance(provider, SkyPortIdentityProvider) and bool(getattr(serverapp, "client_ca", ""))
+
+
 def server_user_name() -> str:
     """The name of the account running the server (its numeric uid if the account has no name)."""
     try:
@@ -151,6 +158,7 @@ def owner_name(user: Any, identity_provider: Any, server_owner: str) -> str:
 __all__ = [
     "CertificateUser",
     "SkyPortIdentityProvider",
+    "accepts_certificate_users",
     "certificate_username",
     "is_certificate_user",
     "owner_name",

@@ -60,6 +60,9 @@ class Gate(LoggingConfigurable):
     #: The manager then need not store its intent to launch before each launch: after a crash it
     #: may simply launch again.
     idempotent_submit = False
+    #: True if the site runs each job under its owner's own account, not the server's: a job then
+    #: cannot read what the server's account can (its token). See ``SwmApp.allow_shared_account``.
+    runs_as_owner = False
 
     #: Called by the gate (no arguments) when it knows that some job changed, to poll sooner.
     notify: Callable[[], None] = staticmethod(lambda: None)
