@@ -6,20 +6,76 @@ Enable it (``jupyter server extension enable swm_jupyter``) and configure it wit
     c.SwmApp.data_dir = "/scratch/me/swm"
 
 The manager's loops start in the extension's start hook (after the server's event loop runs) and
-stop in its stop hook. If the job store is locked by another server, the error is logged and the
-API answers ``503`` with the reason instead of the server failing to start.
+stop in its stop hook. If the job store is locked by another server, or ``data_dir`` cannot be
+written, the error is logged and the API answers ``503`` with the reason (``cannot write data_dir
+/x: Permission denied``) instead of the server failing to start.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Dict, Enum, Float, Int, List, Unicode
+from traitlets import Bool, Dict, Enum, Float, Int, List, TraitType, Unicode, default
 
 from ._version import __version__
+from .auth import accepts_certificate_users, server_user_name
 from .core.errors import SwmError
 from .core.manager import WorkloadManager
+
+
+class FolderNotWritable(SwmError):
+    """A folder the manager must write (``data_dir``, the store's folder) cannot be written (API: 503)."""
+
+    status = 503
+
+
+class SharedAccountRefused(SwmError):
+    """Certificate users would run jobs under the server's account and nobody said that is accepted (503)."""
+
+    status = 503
+
+
+def check_writable_folder(path: str, option: str) -> None:
+    """Make ``path`` (with its parents) and write a probe file in it; raise :class:`FolderNotWritable` if not.
+
+    The message names the option and the path and says why: ``cannot write data_dir /x: Permission denied``.
+    """
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path, prefix=".swm-write-test-"):
+            pass
+    except OSError as exc:
+        raise FolderNotWritable(f"cannot write {option} {path}: {exc.strerror or type(exc).__name__}") from None
+
+
+def shared_account_sites(sites: dict[str, Any]) -> list[str]:
+    """Names of the configured sites whose gate runs jobs under the server's own account.
+
+    A gate says so with its ``runs_as_owner`` attribute (when that is a configurable trait, the site's
+    option of that name or the trait's default). A gate that cannot be loaded runs nothing and is not
+    listed (its site reports the error when used).
+    """
+    from .gates.registry import load_gate_class
+
+    shared: list[str] = []
+    for name, options in sites.items():
+        options = dict(options or {})
+        try:
+            cls = load_gate_class(str(options.get("gate", name)))
+        except SwmError:
+            continue
+        runs_as_owner = getattr(cls, "runs_as_owner", False)
+        if isinstance(runs_as_owner, TraitType):
+            runs_as_owner = options.get("runs_as_owner", runs_as_owner.default_value)
+        if options.get("run_as_owner") is True and getattr(cls, "supports_run_as_owner", False):
+            runs_as_owner = True  # the site's option (see core/accounts.py)
+        if runs_as_owner is not True:
+            shared.append(str(name))
+    return shared
+
 
 #: Traits of the app that are handed on to the manager when set (unset: the manager's default).
 MANAGER_TRAITS = (
@@ -111,11 +167,27 @@ class SwmApp(ExtensionApp):
         help="The most jobs of one user queued or held at once (all sites together); more are refused (429). "
         "Default: 0 (no limit). A site may set its own in its options.",
     ).tag(config=True)
+    server_owner = Unicode(
+        help="Owner recorded on the jobs of whoever holds the server's token or login cookie (the browser, the "
+        "swm CLI, the Python client, kernels), and the name ?owner= finds them by. Certificate users of the "
+        "Sky Port routes are their certificate's CN. Default: the name of the account running the server.",
+    ).tag(config=True)
+    allow_shared_account = Bool(
+        False,
+        help="Serve Sky Port certificate users (ServerApp.client_ca with the SkyPortIdentityProvider) although "
+        "their jobs run on sites that use the server's own account, where a job can read the server's token and "
+        "so act as the server's owner. Default: False, and the swm API then does not start (503 saying why) "
+        "unless every site runs jobs under their owners' accounts.",
+    ).tag(config=True)
     max_body_bytes = Int(
         16 * 1024 * 1024,
         help="Largest request body (a job spec or script) the API accepts, in bytes; larger ones get 413. "
         "Default: 16 MiB.",
     ).tag(config=True)
+
+    @default("server_owner")
+    def _default_server_owner(self) -> str:
+        return server_user_name()
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -144,6 +216,9 @@ class SwmApp(ExtensionApp):
         if self.manager is None:
             return
         try:
+            self.check_certificate_users(serverapp)
+            check_writable_folder(self.manager.data_dir, "data_dir")
+            check_writable_folder(os.path.dirname(os.path.abspath(self.manager.store_path)), "the folder of store_path")
             await self.manager.start()
         except SwmError as exc:
             self.start_error = exc.message
@@ -155,6 +230,24 @@ class SwmApp(ExtensionApp):
             return
         self.start_error = None
         self.log.info("swm: API at %sswm/api/v1/", self.serverapp.base_url if self.serverapp else "/")
+
+    def check_certificate_users(self, serverapp: Any) -> None:
+        """Refuse (:class:`SharedAccountRefused`) to serve certificate users whose jobs would share the server's
+        account, unless ``allow_shared_account`` says the operator accepts it (then log a warning)."""
+        if not accepts_certificate_users(serverapp):
+            return
+        shared = shared_account_sites(self.manager.sites if self.manager is not None else {})
+        if not shared:
+            return
+        risk = (
+            f"Sky Port certificate users (ServerApp.client_ca) can submit jobs to sites that run them under the "
+            f"server's own account ({', '.join(shared)}): such a job can read the server's token and act as its owner"
+        )
+        if not self.allow_shared_account:
+            raise SharedAccountRefused(
+                f"{risk}; set c.SwmApp.allow_shared_account = True to accept that, or remove ServerApp.client_ca"
+            )
+        self.log.warning("swm: %s; allowed by SwmApp.allow_shared_account = True", risk)
 
     async def stop_extension(self) -> None:
         """Stop the manager's loops and close the store; running jobs carry on detached."""

@@ -22,6 +22,8 @@ is not the server's token authenticates nobody; it does not stop the certificate
 
 from __future__ import annotations
 
+import getpass
+import os
 import re
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -85,6 +87,9 @@ class SkyPortIdentityProvider(IdentityProvider):
     has ``accepts_client_certificate = True``. Anything else stays unauthenticated (403).
     """
 
+    #: Whoever holds the server's token or login cookie is the server's owner (see :func:`owner_name`).
+    users_are_server_owner = True
+
     async def get_user(self, handler: web.RequestHandler) -> User | None:
         """The user of a request: token or cookie user, else certificate user, else None."""
         found = super().get_user(handler)
@@ -108,10 +113,56 @@ def is_certificate_user(user: Any) -> bool:
     return isinstance(user, CertificateUser)
 
 
+def accepts_certificate_users(serverapp: Any) -> bool:
+    """True if the server lets TLS client certificates identify users (the Sky Port identity provider with
+    ``ServerApp.client_ca``): people other than the server's owner may then submit jobs."""
+    provider = getattr(serverapp, "identity_provider", None)
+    return isinstance(provider, SkyPortIdentityProvider) and bool(getattr(serverapp, "client_ca", ""))
+
+
+def server_user_name() -> str:
+    """The name of the account running the server (its numeric uid if the account has no name)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry and no LOGNAME/USER (containers with a random uid)
+        return str(os.getuid())
+
+
+def users_are_server_owner(identity_provider: Any) -> bool:
+    """True if every token or cookie user of ``identity_provider`` is the one person who runs the server.
+
+    That holds for jupyter_server's own providers (one shared token or password, whose users get a
+    random anonymous name per browser or request) and for :class:`SkyPortIdentityProvider`. A provider
+    that knows real users (JupyterHub's) says otherwise by setting ``users_are_server_owner = False``,
+    or simply by living outside ``jupyter_server``.
+    """
+    default = type(identity_provider).__module__.startswith("jupyter_server.")
+    return bool(getattr(identity_provider, "users_are_server_owner", default))
+
+
+def owner_name(user: Any, identity_provider: Any, server_owner: str) -> str:
+    """The owner recorded for (and matched against) the jobs of the request's ``user``.
+
+    A certificate user is their certificate's common name. A user of the server's own token or login
+    cookie is ``server_owner`` (the same name for the token, the cookie, the CLI, the Python client and
+    the kernels of one server), not the random name jupyter_server gives them. Any other user (e.g. a
+    JupyterHub user) is their user name.
+    """
+    if is_certificate_user(user):
+        return str(user.username)
+    if users_are_server_owner(identity_provider):
+        return server_owner
+    return str(getattr(user, "username", "") or "")
+
+
 __all__ = [
     "CertificateUser",
     "SkyPortIdentityProvider",
+    "accepts_certificate_users",
     "certificate_username",
     "is_certificate_user",
+    "owner_name",
     "peer_certificate",
+    "server_user_name",
+    "users_are_server_owner",
 ]

@@ -118,12 +118,12 @@ def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
 
 
 def _connect(args: argparse.Namespace) -> Connection:
-    if args.url:
-        return Connection(args.url, args.token or os.environ.get("SWM_TOKEN"), timeout=args.http_timeout)
     try:
+        if args.url:
+            return Connection(args.url, args.token or os.environ.get("SWM_TOKEN"), timeout=args.http_timeout)
         connection = Connection(timeout=args.http_timeout)
     except ServerNotFound as exc:
-        raise CliError(str(exc), EXIT_UNREACHABLE) from None
+        raise CliError(f"swm: {exc}", EXIT_UNREACHABLE) from None
     if args.token:
         connection.token = args.token
     return connection

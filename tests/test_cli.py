@@ -179,6 +179,25 @@ def test_unreachable_server_is_one_line_and_exit_3(tmp_path: Path) -> None:
     assert nothing.returncode == 3 and "no running Jupyter server" in nothing.stderr
 
 
+@pytest.mark.parametrize("url", ["not-a-url", "localhost:8888", "ftp://example.org/", "http://[bad", "http://h:99999/"])
+def test_a_server_url_that_is_not_one_is_one_line_and_exit_3(tmp_path: Path, url: str) -> None:
+    env = {"SWM_URL": url, "SWM_TOKEN": "x", "JUPYTER_RUNTIME_DIR": str(tmp_path)}
+    result = swm(None, "jobs", env=env, cwd=tmp_path)
+    assert result.returncode == 3, (result.returncode, result.stderr)
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
+    assert f"SWM_URL {url!r} is not" in result.stderr and "http://127.0.0.1:8888/" in result.stderr
+    given = swm(None, "jobs", "--url", url, env={"JUPYTER_RUNTIME_DIR": str(tmp_path)}, cwd=tmp_path)
+    assert given.returncode == 3 and given.stderr.count("\n") == 1 and "is not" in given.stderr, given.stderr
+
+
+@pytest.mark.parametrize("path", ["/wrong/base", "/api"])
+def test_a_wrong_path_is_one_line_not_the_html_page(server: ServerProcess, path: str) -> None:
+    result = swm(server, "jobs", env={"SWM_URL": server.url + path})
+    assert result.returncode == 3, (result.returncode, result.stderr)
+    assert result.stderr.count("\n") == 1 and "<" not in result.stderr, result.stderr
+    assert "not the swm API" in result.stderr and "HTTP 404 with text/html" in result.stderr
+
+
 def test_finds_the_server_from_runtime_files(server: ServerProcess) -> None:
     environ = {k: v for k, v in server.env().items() if k not in ("SWM_URL", "SWM_TOKEN")}
     result = subprocess.run(

@@ -84,6 +84,13 @@ def test_every_directive_is_read() -> None:
         ("#SWM cpus 1\n#SWM cpus 2\n", "line 2", "already set on line 1"),
         ("#!/bin/sh\necho hi\n#SWM cpus 2\n", "line 3", "before the first command"),
         ("#SWM input-files ,\n", "line 1", "at least one file"),
+        ("#SWM output-files out.txt ../escape.txt\n", "line 1", "'../escape.txt' must be a relative path"),
+        ("#SWM output-files /etc/passwd\n", "line 1", "'/etc/passwd' must be a relative path"),
+        ("#SWM input-files a/../../b\n", "line 1", "must be a relative path"),
+        ("#SWM walltime 1.5s\n", "line 1", "whole number of seconds"),
+        ("#SWM walltime 9999999999d\n", "line 1", "at most 31536000 seconds (365-00:00:00)"),
+        ("#SWM walltime " + "9" * 400 + "s\n", "line 1", "at most 31536000 seconds"),
+        ("#SWM mem " + "9" * 400 + "G\n", "line 1", "at most 1073741824 MB"),
     ],
 )
 def test_bad_directive_names_its_line(script: str, line: str, needle: str) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from swm_jupyter.core.errors import ValidationError
@@ -111,6 +113,68 @@ def test_walltime_units(text: object, seconds: int) -> None:
 def test_bad_walltimes(bad: object) -> None:
     with pytest.raises(ValueError):
         parse_walltime_seconds(bad)
+
+
+@pytest.mark.parametrize(
+    ("bad", "needle"),
+    [
+        (1.5, "whole number of seconds"),
+        ("1.5s", "whole number of seconds"),
+        (10**30, "at most 31536000 seconds (365-00:00:00)"),
+        (float("inf"), "at most 31536000 seconds"),
+        (float("nan"), "positive"),
+        ("9" * 400 + "d", "at most 31536000 seconds"),
+        ("366-00:00:00", "at most 31536000 seconds"),
+    ],
+)
+def test_walltimes_that_are_not_whole_or_absurd_are_refused(bad: object, needle: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(needle)):
+        parse_walltime_seconds(bad)
+    with pytest.raises(ValidationError) as caught:
+        JobSpec.from_dict({"command": ["true"], "resources": {"walltime": bad}})
+    assert caught.value.errors[0]["field"] == "resources.walltime"
+
+
+def test_the_longest_and_whole_walltimes_are_accepted() -> None:
+    assert parse_walltime_seconds(365 * 86400) == 365 * 86400, "the longest walltime: 365 days"
+    assert parse_walltime_seconds(60.0) == 60 and parse_walltime_seconds("1.5m") == 90
+
+
+@pytest.mark.parametrize(
+    ("spec", "field", "needle"),
+    [
+        ({"command": ["echo", "a\x00b"]}, "command.1", "NUL byte"),
+        ({"command": ["true"], "workdir": "/tmp/x\x00y"}, "workdir", "NUL byte"),
+        ({"command": ["true"], "env": {"MODE": "fa\x00st"}}, "env.MODE", "NUL byte"),
+        ({"command": ["true"], "env": {"MO\x00DE": "fast"}}, "env.MO\x00DE", "NUL byte"),
+        ({"script": "echo hi\x00\n"}, "script", "NUL byte"),
+        ({"command": ["true"], "slurm": {"partition": "gpu\x00"}}, "slurm.partition", "NUL byte"),
+        ({"command": ["true"], "output_files": ["../escape.txt"]}, "output_files", "'../escape.txt' must be"),
+        ({"command": ["true"], "output_files": ["out/../../x"]}, "output_files", "inside the job folder"),
+        ({"command": ["true"], "output_files": ["/etc/passwd"]}, "output_files", "'/etc/passwd' must be a relative"),
+        ({"command": ["true"], "output_files": "ok.txt, ../x"}, "output_files", "'../x' must be a relative"),
+        ({"command": ["true"], "input_files": ["/etc/passwd"]}, "input_files", "must be a relative path"),
+        ({"command": ["true"], "resources": {"cpus": 10**30}}, "resources.cpus", "from 1 to 1000000"),
+        ({"command": ["true"], "resources": {"memory": 10**30}}, "resources.memory", "at most 1073741824 MB"),
+    ],
+)
+def test_what_would_fail_at_run_or_end_is_refused_at_submission(spec: dict, field: str, needle: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        JobSpec.from_dict(spec)
+    assert field in {e["field"] for e in caught.value.errors}
+    assert any(needle in e["message"] for e in caught.value.errors if e["field"] == field), caught.value.errors
+
+
+def test_relative_paths_inside_the_folder_are_accepted() -> None:
+    spec = JobSpec.from_dict({"command": ["true"], "output_files": ["out/result.txt", "./a", "b..c"]})
+    assert spec.output_files == ("out/result.txt", "./a", "b..c")
+
+
+def test_specs_stored_by_an_older_version_still_load() -> None:
+    """A spec accepted before these checks (``..`` in output_files, a long walltime) is still read back."""
+    stored = {"command": ["true"], "output_files": ["../x"], "resources": {"walltime": 10**9, "cpus": 2}}
+    spec = spec_from_json(stored)
+    assert spec.output_files == ("../x",) and spec.resources.walltime == 10**9 and spec.resources.cpus == 2
 
 
 def test_array_syntax() -> None:

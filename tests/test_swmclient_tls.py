@@ -99,6 +99,8 @@ class TlsServer:
             "SwmApp": {
                 "data_dir": str(base / "swm-data"),
                 "poll_interval": 0.5,
+                # The test's certificate users run jobs under the server's own account (local sites).
+                "allow_shared_account": True,
                 "sites": {
                     "local": {"gate": "local", "cpus": 2},
                     "cloudy": {"gate": "tests.test_skyport_compat.CatalogGate", "cpus": 1, "url": "https://gate:8444"},

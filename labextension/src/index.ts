@@ -151,7 +151,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
     void sync.start();
 
     // Notifications when a job ends.
-    const username = (): string => app.serviceManager.user?.identity?.username ?? '';
+    // The server records the jobs of its token/cookie user under one owner name, not the random
+    // name Jupyter gives this browser; its hello says which.
+    const username = (): string => sync.owner || (app.serviceManager.user?.identity?.username ?? '');
     store.changed.connect((_, change) => {
       if (!settings.notifications) {
         return;

@@ -29,6 +29,7 @@ export class JobSync {
   private _statusChanged = new Signal<this, ConnectionStatus>(this);
   private _loadError: SwmApiError | null = null;
   private _loadedSignal = new Signal<this, void>(this);
+  private _owner = '';
 
   constructor(opts: IJobSyncOptions) {
     this.api = opts.api;
@@ -62,6 +63,11 @@ export class JobSync {
 
   get loadError(): SwmApiError | null {
     return this._loadError;
+  }
+
+  /** The owner name of this user's jobs, as the server's hello says ('' until it has said so). */
+  get owner(): string {
+    return this._owner;
   }
 
   /** Open the websocket and load the list once. Calling again returns the same promise. */
@@ -115,6 +121,9 @@ export class JobSync {
   private _onEvent(event: ServerEvent): void {
     switch (event.type) {
       case 'hello':
+        if (typeof event.owner === 'string') {
+          this._owner = event.owner;
+        }
         if (typeof event.last_event_id === 'number' && this.store.lastEventId === 0) {
           this.store.setLastEventId(event.last_event_id);
         }

@@ -193,6 +193,8 @@ export interface ILogEvent {
 export interface IHelloEvent {
   type: 'hello';
   last_event_id: number;
+  /** The name this connection's user owns jobs under (the `owner` of the jobs they submit). */
+  owner?: string;
 }
 
 /** All output of a subscribed job that has ended was sent. */

@@ -8,6 +8,7 @@ folder holds the current folder, else the newest one, found in Jupyter's runtime
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import urllib.error
@@ -46,6 +47,22 @@ def _running_servers() -> list[dict[str, Any]]:
         return []
 
 
+def check_base_url(url: str, source: str = "the server URL") -> str:
+    """``url`` if it is an ``http(s)://host[:port][/base/]`` address; else :class:`ServerNotFound` saying so.
+
+    ``source`` names where the URL came from (``SWM_URL``, ``--url``) in the message.
+    """
+    example = "write it like http://127.0.0.1:8888/ (the Jupyter server's address and base path)"
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port_ok = parts.port is None or 0 < parts.port < 65536
+    except ValueError as exc:
+        raise ServerNotFound(f"{source} {url!r} is not a URL ({exc}): {example}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        raise ServerNotFound(f"{source} {url!r} is not an http:// or https:// URL: {example}")
+    return url
+
+
 def find_server() -> tuple[str, str | None]:
     """Return ``(base_url, token)`` of the swm server to talk to. Raises :class:`ServerNotFound`.
 
@@ -54,7 +71,7 @@ def find_server() -> tuple[str, str | None]:
     """
     url = os.environ.get("SWM_URL")
     if url:
-        url = url.rstrip("/")
+        url = check_base_url(url.strip(), "SWM_URL").rstrip("/")
         if url.endswith("/" + API_PATH):
             url = url[: -len(API_PATH) - 1]
         return url + "/", os.environ.get("SWM_TOKEN") or None
@@ -102,10 +119,24 @@ class Response:
     status: int
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
+    url: str = ""
 
     def json(self) -> Any:
-        """The body parsed as JSON."""
-        return json.loads(self.body)
+        """The body parsed as JSON. Raises :class:`ServerNotFound` if it is not JSON (not the swm API)."""
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            raise ServerNotFound(not_the_api(self.url, self.status, self.headers.get("content-type", ""))) from None
+
+
+def not_the_api(url: str, status: int, content_type: str) -> str:
+    """One line saying that ``url`` answered something other than the swm API's JSON."""
+    kind = content_type.split(";")[0].strip() or "no content type"
+    where = url.split("?")[0]
+    return (
+        f"{where} answered HTTP {status} with {kind}, not the swm API: check that the URL is the Jupyter "
+        "server's address and base path (SWM_URL or --url) and that swm_jupyter is enabled there"
+    )
 
 
 class Connection:
@@ -115,7 +146,9 @@ class Connection:
         if base_url is None:
             base_url, found = find_server()
             token = token or found
-        self.base_url = base_url.rstrip("/") + "/"
+        else:
+            check_base_url(base_url.strip())
+        self.base_url = base_url.strip().rstrip("/") + "/"
         self.token = token
         self.timeout = timeout
 
@@ -153,24 +186,28 @@ class Connection:
             headers["Content-Type"] = content_type
         if data is None and method in ("POST", "PUT", "PATCH"):
             data = b""
-        request = urllib.request.Request(self.url(path, params), data=data, method=method, headers=headers)
+        url = self.url(path, params)
+        request = urllib.request.Request(url, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=timeout or self.timeout) as answer:
-                return Response(answer.status, {k.lower(): v for k, v in answer.headers.items()}, answer.read())
+                found = {k.lower(): v for k, v in answer.headers.items()}
+                return Response(answer.status, found, answer.read(), answer.geturl())
         except urllib.error.HTTPError as exc:
             raw = exc.read()
             try:
                 data_json = json.loads(raw)
-                message = str(data_json.get("message") or exc.reason)
+                message = str(data_json["message"] or exc.reason)
                 errors = data_json.get("errors") or []
-            except (ValueError, AttributeError):
-                message, errors = (raw.decode(errors="replace").strip()[:300] or str(exc.reason)), []
+            except (ValueError, TypeError, KeyError, AttributeError):
+                raise ServerNotFound(not_the_api(url, exc.code, exc.headers.get("Content-Type", ""))) from None
             if exc.code == 403 and not self.token:
                 message += " (no token: set SWM_TOKEN)"
             raise ApiError(exc.code, message, errors) from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise ServerNotFound(f"cannot reach the swm server at {self.base_url}: {reason}") from None
+        except (ValueError, http.client.HTTPException) as exc:  # a URL urllib cannot use, a garbled answer
+            raise ServerNotFound(f"cannot talk to the swm server at {self.base_url}: {exc}") from None
 
     def get_json(self, path: str, **params: Any) -> Any:
         """``GET`` a JSON document."""
@@ -194,4 +231,4 @@ def _text(value: Any) -> Any:
     return value
 
 
-__all__ = ["ApiError", "Connection", "Response", "ServerNotFound", "find_server", "server_info"]
+__all__ = ["ApiError", "Connection", "Response", "ServerNotFound", "check_base_url", "find_server", "server_info"]

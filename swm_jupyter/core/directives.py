@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .errors import ValidationError
-from .model import ArraySpec
+from .model import ArraySpec, is_inside_path
 from .units import parse_memory_mb, parse_walltime_seconds
 
 PREFIX = "#SWM"
@@ -50,6 +50,9 @@ def _file_list(value: str) -> list[str]:
     files = [v for v in re.split(r"[,\s]+", value) if v]
     if not files:
         raise ValueError("needs at least one file name")
+    outside = [f for f in files if not is_inside_path(f)]
+    if outside:
+        raise ValueError(f"{outside[0]!r} must be a relative path (no '..', not absolute)")
     return files
 
 

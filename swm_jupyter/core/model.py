@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import posixpath
 import re
 import time
 import uuid
@@ -18,6 +19,10 @@ DEPENDENCY_TYPES = ("afterok", "afterany")
 _NAME = re.compile(r"^[A-Za-z0-9_.@+=:,-][A-Za-z0-9_.@+=:, -]{0,127}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ARRAY = re.compile(r"^(\d+)(?:-(\d+)(?::(\d+))?)?$")
+#: Largest number of nodes, cpus or gpus a job may ask for (a typo, not a request, above it).
+MAX_COUNT = 1_000_000
+#: The resources as :meth:`JobSpec.to_dict` stores them -> the fields of :class:`Resources`.
+_STORED_RESOURCES = {"nodes": "nodes", "cpus": "cpus", "memory": "memory_mb", "gpus": "gpus", "walltime": "walltime"}
 
 
 @dataclass(frozen=True)
@@ -125,10 +130,15 @@ class JobSpec:
     )
 
     @classmethod
-    def from_dict(cls, data: Any, *, extra_sections: tuple[str, ...] = EXTRA_SECTIONS) -> JobSpec:
+    def from_dict(
+        cls, data: Any, *, extra_sections: tuple[str, ...] = EXTRA_SECTIONS, stored: bool = False
+    ) -> JobSpec:
         """Validate a JSON-like request and return the spec.
 
-        Raises :class:`ValidationError` listing every bad field (``field`` is a dotted path).
+        Raises :class:`ValidationError` listing every bad field (``field`` is a dotted path). A new
+        request is refused if anything would only fail when the job runs or ends: a NUL byte in any
+        text, an input or output file path that is absolute or has a ``..`` part. ``stored=True``
+        (specs read back from the store, accepted by an earlier version) skips those checks.
         """
         if not isinstance(data, dict):
             raise ValidationError("a job must be a JSON object", [{"field": "", "message": "expected an object"}])
@@ -137,6 +147,10 @@ class JobSpec:
 
         def bad(path: str, message: str) -> None:
             errors.append({"field": path, "message": message})
+
+        if not stored:
+            for path in _nul_paths(data):
+                bad(path, "has a NUL byte (\\0), which no file name, argument or variable can hold")
 
         for key in data:
             if key not in cls.FIELDS and key not in extra_sections:
@@ -203,7 +217,7 @@ class JobSpec:
                         bad(f"env.{name}", "value must be a string")
                 out["env"] = {str(k): str(v) for k, v in env.items()}
 
-        out["resources"] = _resources(data.get("resources"), bad)
+        out["resources"] = _resources(data.get("resources"), bad, stored=stored)
 
         for key in ("input_files", "output_files"):
             value = data.get(key)
@@ -213,6 +227,11 @@ class JobSpec:
                 value = [v for v in re.split(r"[,\s]+", value) if v]
             if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
                 bad(key, "must be a list of file paths")
+                continue
+            outside = [v for v in value if not stored and not is_inside_path(v)]
+            if outside:
+                where = "job folder" if key == "output_files" else "server's root folder"
+                bad(key, f"{outside[0]!r} must be a relative path inside the {where} (no '..', not absolute)")
             else:
                 out[key] = tuple(value)
 
@@ -303,9 +322,12 @@ class JobSpec:
         return self.extras.get(section, {})
 
 
-def _resources(value: Any, bad: Any) -> Resources:
+def _resources(value: Any, bad: Any, *, stored: bool = False) -> Resources:
     if value is None:
         return Resources()
+    if stored and isinstance(value, dict) and set(value) <= set(_STORED_RESOURCES):
+        # Stored by to_dict as whole numbers, within the limits of the version that accepted them.
+        return Resources(**{_STORED_RESOURCES[k]: v for k, v in value.items() if v is not None})
     if not isinstance(value, dict):
         bad("resources", 'must be an object such as {"cpus": 4, "memory": "8G"}')
         return Resources()
@@ -321,8 +343,8 @@ def _resources(value: Any, bad: Any) -> Resources:
         if isinstance(number, str) and number.isdigit():
             number = int(number)
         minimum = 0 if key == "gpus" else 1
-        if isinstance(number, bool) or not isinstance(number, int) or number < minimum:
-            bad(f"resources.{key}", f"must be a whole number of at least {minimum}")
+        if isinstance(number, bool) or not isinstance(number, int) or not minimum <= number <= MAX_COUNT:
+            bad(f"resources.{key}", f"must be a whole number from {minimum} to {MAX_COUNT}")
         else:
             kwargs[key] = number
     memory = value.get("memory", value.get("mem"))
@@ -337,6 +359,32 @@ def _resources(value: Any, bad: Any) -> Resources:
         except ValueError as exc:
             bad("resources.walltime", str(exc))
     return Resources(**kwargs)
+
+
+def _nul_paths(data: Any, path: str = "") -> list[str]:
+    """The dotted paths of every string (value or key) in ``data`` that holds a NUL byte."""
+    found: list[str] = []
+    stack: list[tuple[str, Any]] = [(path, data)]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                found.append(where)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                name = f"{where}.{key}" if where else str(key)
+                if isinstance(key, str) and "\x00" in key:
+                    found.append(name)
+                else:
+                    stack.append((name, item))
+        elif isinstance(value, list | tuple):
+            stack.extend((f"{where}.{i}", item) for i, item in enumerate(value))
+    return sorted(found)
+
+
+def is_inside_path(path: str) -> bool:
+    """True for a relative path with no ``..`` part (it cannot leave the folder it is relative to)."""
+    return not posixpath.isabs(path) and not path.startswith("\\") and ".." not in re.split(r"[/\\]", path)
 
 
 def _dependencies(value: Any, bad: Any) -> tuple[Dependency, ...]:
@@ -461,7 +509,17 @@ class Job:
 def spec_from_json(data: dict[str, Any]) -> JobSpec:
     """Rebuild a spec stored by :meth:`JobSpec.to_dict` (trusted input from the store)."""
     clean = {k: v for k, v in data.items() if v is not None and v != [] and v != {}}
-    return JobSpec.from_dict(clean)
+    return JobSpec.from_dict(clean, stored=True)
 
 
-__all__ = ["ArraySpec", "Dependency", "Job", "JobSpec", "Resources", "asdict", "new_job_id", "spec_from_json"]
+__all__ = [
+    "ArraySpec",
+    "Dependency",
+    "Job",
+    "JobSpec",
+    "Resources",
+    "asdict",
+    "is_inside_path",
+    "new_job_id",
+    "spec_from_json",
+]

@@ -557,9 +557,10 @@ def _decode_cursor(cursor: str) -> tuple[str, int]:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         kind, value = text.split(":", 1)
-        if kind not in ("s", "o") or int(value) < 0:
+        number = int(value)
+        if kind not in ("s", "o") or not 0 <= number < 1 << 63:  # SQLite integers are 64-bit
             raise ValueError
-        return kind, int(value)
+        return kind, number
     except ValueError:
         raise ValidationError(
             "the cursor is not one this server gave out", [{"field": "cursor", "message": "use next_cursor as given"}]

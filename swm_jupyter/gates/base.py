@@ -72,6 +72,7 @@ class Gate(LoggingConfigurable):
     supports_run_as_owner = False
     #: True when this site runs each job under its owner's OS account (configured and supported):
     #: the core then checks owners at submission and makes job folders the owner's.
+    #: A job then cannot read what the server's account can (its token): see ``SwmApp.allow_shared_account``.
     runs_as_owner = False
 
     #: Called by the gate (no arguments) when it knows that some job changed, to poll sooner.

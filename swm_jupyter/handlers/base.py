@@ -16,12 +16,19 @@ from typing import Any
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
+from ..auth import owner_name, server_user_name
 from ..core import secrets
 from ..core.errors import SiteUnavailable, SwmError, ValidationError
 from ..core.manager import WorkloadManager
 
 AUTH_RESOURCE = "swm"
 API_PREFIX = "/swm/api/v1"
+#: Media type of a JSON body.
+JSON_TYPES = ("application/json",)
+#: Media types a raw job script may be sent as.
+SCRIPT_TYPES = ("text/x-shellscript", "text/x-sh", "application/x-sh", "text/plain")
+#: Deepest nesting of arrays and objects a JSON body may have (a job spec needs a handful).
+MAX_JSON_DEPTH = 64
 
 
 class PayloadTooLarge(SwmError):
@@ -33,6 +40,60 @@ class PayloadTooLarge(SwmError):
 def redact(value: Any, key: str = "", extra_patterns: Iterable[str] = ()) -> Any:
     """A copy of ``value`` with secrets hidden (see :func:`swm_jupyter.core.secrets.redact`)."""
     return secrets.redact(value, extra_patterns, key)
+
+
+class UnsupportedMediaType(SwmError):
+    """The request body's ``Content-Type`` is missing or not one the route reads (answered ``415``)."""
+
+    status = 415
+
+
+def json_depth(data: Any) -> int:
+    """How deeply arrays and objects nest in ``data`` (``0`` for a scalar), counted without recursion."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            value = list(value.values())
+        if isinstance(value, list):
+            deepest = max(deepest, depth + 1)
+            if deepest > MAX_JSON_DEPTH:
+                return deepest
+            stack.extend((item, depth + 1) for item in value)
+    return deepest
+
+
+def load_json(text: str | bytes) -> Any:
+    """Parse JSON text from a client. Raises :class:`ValidationError` (400) saying what is wrong.
+
+    Refuses invalid JSON, nesting deeper than :data:`MAX_JSON_DEPTH`, numbers out of range (``1e999``)
+    and text that is not valid Unicode (an unpaired ``\\u`` surrogate), so that nothing later fails on it.
+    """
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        data, error = None, f"nested deeper than {MAX_JSON_DEPTH} levels"
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValidationError(
+            f"the body is not valid JSON: {exc}", [{"field": "", "message": f"invalid JSON: {exc}"}]
+        ) from None
+    else:
+        error = f"nested deeper than {MAX_JSON_DEPTH} levels" if json_depth(data) > MAX_JSON_DEPTH else ""
+    if error:
+        raise ValidationError(f"the body's JSON is {error}", [{"field": "", "message": error}])
+    try:
+        json.dumps(data, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(
+            "the body has text that is not valid Unicode (an unpaired \\u surrogate escape)",
+            [{"field": "", "message": "send valid UTF-8 text"}],
+        ) from None
+    except ValueError:  # out-of-range numbers such as 1e999 read as infinity
+        raise ValidationError(
+            "the body has a number out of range", [{"field": "", "message": "numbers must be finite"}]
+        ) from None
+    return data
 
 
 def public_summary(summary: dict[str, Any]) -> dict[str, Any]:
@@ -105,9 +166,8 @@ class SwmHandler(APIHandler):
 
     @property
     def owner(self) -> str:
-        """The user name of the authenticated user (recorded as the owner of jobs they submit)."""
-        user = self.current_user
-        return str(getattr(user, "username", "") or "")
+        """The owner name of the authenticated user (recorded on the jobs they submit): see :func:`owner_name`."""
+        return request_owner(self)
 
     # -- request helpers ---------------------------------------------------------------------------
 
@@ -121,31 +181,44 @@ class SwmHandler(APIHandler):
                 [{"field": "", "message": f"at most {limit} bytes"}],
             )
 
+    def media_type(self) -> str:
+        """The request's ``Content-Type`` without parameters, lower-case (``""`` when there is none)."""
+        return self.request.headers.get("Content-Type", "").split(";")[0].strip().lower()
+
+    def require_media_type(self, accepted: tuple[str, ...]) -> str:
+        """The request's media type if it is one of ``accepted``; else :class:`UnsupportedMediaType` (415).
+
+        A ``charset`` parameter is allowed when it says UTF-8 (or its subset US-ASCII).
+        """
+        header = self.request.headers.get("Content-Type", "")
+        media_type = self.media_type()
+        params = dict(
+            (key.strip().lower(), value.strip().strip('"').lower())
+            for key, _, value in (part.partition("=") for part in header.split(";")[1:])
+        )
+        charset = params.get("charset", "utf-8")
+        if media_type in accepted and charset in ("utf-8", "utf8", "us-ascii"):
+            return media_type
+        got = f"Content-Type {header.strip()!r}" if header.strip() else "no Content-Type"
+        hint = "charset=utf-8" if media_type in accepted else ", ".join(accepted)
+        raise UnsupportedMediaType(
+            f"cannot read a body sent with {got}; send one of: {', '.join(accepted)} (UTF-8)",
+            [{"field": "Content-Type", "message": f"use {hint}"}],
+        )
+
     def json_body(self) -> Any:
-        """The request body parsed as JSON. Raises :class:`ValidationError` (400) if it is not JSON."""
+        """The request body parsed as JSON (``Content-Type: application/json`` required).
+
+        Raises :class:`UnsupportedMediaType` (415) for another content type, :class:`PayloadTooLarge`
+        (413) and :class:`ValidationError` (400) for a body that is empty or not usable JSON.
+        """
+        self.require_media_type(JSON_TYPES)
         self.check_body_size()
         if not self.request.body.strip():
             raise ValidationError(
                 "the request has no body; send a JSON object", [{"field": "", "message": "expected JSON"}]
             )
-        try:
-            data = json.loads(self.request.body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ValidationError(
-                f"the body is not valid JSON: {exc}", [{"field": "", "message": f"invalid JSON: {exc}"}]
-            ) from None
-        try:
-            json.dumps(data, ensure_ascii=False, allow_nan=False).encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValidationError(
-                "the body has text that is not valid Unicode (an unpaired \\u surrogate escape)",
-                [{"field": "", "message": "send valid UTF-8 text"}],
-            ) from None
-        except ValueError:  # out-of-range numbers such as 1e999 read as infinity
-            raise ValidationError(
-                "the body has a number out of range", [{"field": "", "message": "numbers must be finite"}]
-            ) from None
-        return data
+        return load_json(self.request.body)
 
     def int_argument(self, name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
         """A whole-number query argument within bounds. Raises :class:`ValidationError` (400)."""
@@ -200,6 +273,13 @@ class SwmHandler(APIHandler):
         self.clear_header("Content-Disposition")
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(reply))
+
+
+def request_owner(handler: Any) -> str:
+    """The owner name of a request's authenticated user (REST handlers and the events websocket alike)."""
+    app = handler.settings.get("swm_app")
+    server_owner = str(getattr(app, "server_owner", "") or "") or server_user_name()
+    return owner_name(handler.current_user, handler.identity_provider, server_owner)
 
 
 def error_reply(status_code: int, exc: BaseException | None) -> tuple[int, dict[str, Any]]:

@@ -21,7 +21,7 @@ from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from ..core.errors import SiteUnavailable, SwmError, ValidationError
 from ..core.manager import WorkloadManager
-from .base import AUTH_RESOURCE, error_reply, public_event
+from .base import AUTH_RESOURCE, error_reply, public_event, request_owner
 
 #: Seconds between reads of a subscribed job's output.
 LOG_INTERVAL = 0.25
@@ -165,7 +165,7 @@ class EventsWebSocket(WebSocketMixin, WebSocketHandler, JupyterHandler):  # type
         self.open_sockets.add(self)
         self.queue = manager.subscribe()
         newest = manager.last_event_id()
-        self.send({"type": "hello", "last_event_id": newest})
+        self.send({"type": "hello", "last_event_id": newest, "owner": request_owner(self)})
         if self.after is not None and self.after > newest:
             self.send(
                 {

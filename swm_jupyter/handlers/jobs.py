@@ -16,7 +16,7 @@ from tornado import web
 from ..core.errors import SwmError, ValidationError
 from ..core.states import JobState
 from ..core.store import SORTS, JobQuery
-from .base import API_PREFIX, SwmHandler, public_summary
+from .base import API_PREFIX, JSON_TYPES, SCRIPT_TYPES, SwmHandler, public_summary
 
 ACTIONS = ("hold", "release", "requeue", "cancel")
 MAX_PAGE = 1000
@@ -35,7 +35,6 @@ SAFE_TYPES = {
     "text/plain",
     "text/csv",
 }
-SCRIPT_TYPES = ("text/x-shellscript", "text/x-sh", "application/x-sh", "text/plain")
 
 
 def parse_states(values: list[str]) -> tuple[JobState, ...]:
@@ -151,7 +150,7 @@ class JobsHandler(SwmHandler):
     async def post(self) -> None:
         """Submit: JSON object or list, ``{"script": ...}``, or a raw script (``text/x-shellscript``)."""
         manager = self.manager
-        content_type = self.request.headers.get("Content-Type", "application/json").split(";")[0].strip().lower()
+        content_type = self.require_media_type(JSON_TYPES + SCRIPT_TYPES)
         dry_run = self.bool_argument("dry_run", False)
         if content_type in SCRIPT_TYPES:
             self.check_body_size()
@@ -166,13 +165,8 @@ class JobsHandler(SwmHandler):
                 value = self.get_argument(key, None)
                 if value:
                     request[key] = value
-        elif content_type in ("application/json", ""):
-            request = self.json_body()
         else:
-            raise ValidationError(
-                f"cannot read a body of type {content_type!r}",
-                [{"field": "Content-Type", "message": "send application/json or text/x-shellscript"}],
-            )
+            request = self.json_body()
         if dry_run:
             if not isinstance(request, dict):
                 raise ValidationError(

@@ -37,7 +37,7 @@ from ..core.model import Job
 from ..core.secrets import redact_text
 from ..core.states import ACTIVE_STATES, JobState
 from ..core.store import JobQuery
-from .base import SwmHandler, redact
+from .base import SCRIPT_TYPES, SwmHandler, redact
 
 #: The API version the reference core reports at ``GET /user``.
 API_VERSION = 1
@@ -49,6 +49,10 @@ PAGE = 1000
 CHUNK = 1 << 20
 #: The only ``modification`` header value of ``PATCH /user/job/{id}``.
 MODIFICATIONS = ("requeue",)
+#: Forms that carry the script in their ``script_content`` field.
+FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+#: Content types ``POST /user/job`` reads: a form (what ``swmclient`` sends), or the raw script.
+SUBMIT_TYPES = (*FORM_TYPES, *SCRIPT_TYPES, "application/octet-stream")
 
 
 class NotSupported(SwmError):
@@ -204,7 +208,7 @@ def compat_site(site: dict[str, Any], options: dict[str, Any], extra_patterns: I
 def _int(value: Any) -> int:
     try:
         return int(float(value))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return 0
 
 
@@ -411,6 +415,7 @@ class CompatJobsHandler(CompatHandler):
                 [{"field": "path", "message": "not supported: send the script content"}],
             )
         self.check_body_size()
+        self.require_media_type(SUBMIT_TYPES)
         script = self._script()
         try:
             text = script.decode("utf-8")
@@ -427,8 +432,7 @@ class CompatJobsHandler(CompatHandler):
 
     def _script(self) -> bytes:
         """The script bytes: the multipart field ``script_content`` (file or plain field), else the body."""
-        content_type = self.request.headers.get("Content-Type", "").split(";")[0].strip().lower()
-        if content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        if self.media_type() in FORM_TYPES:
             files = self.request.files.get("script_content") or []
             if files:
                 return bytes(files[0]["body"])
