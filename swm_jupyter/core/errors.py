@@ -50,6 +50,15 @@ class StoreLocked(SwmError):
     status = 503
 
 
+class StoreFull(SwmError):
+    """The job store cannot be written: its file system has no space left.
+
+    Nothing is lost: the manager keeps its unwritten changes and writes them once there is space.
+    """
+
+    status = 507
+
+
 class GateError(SwmError):
     """A gate failed to do what it was asked (the message says what the site answered)."""
 

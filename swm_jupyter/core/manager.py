@@ -44,6 +44,7 @@ from .errors import (
     PathNotAllowed,
     SiteNotFound,
     SiteUnavailable,
+    StoreFull,
     ValidationError,
 )
 from .launch import BOOKKEEPING_PREFIX
@@ -57,6 +58,8 @@ from .wakeup import Wakeup
 
 #: The longest a state change that need not be durable at once waits to be written with others.
 FLUSH_WINDOW = 0.02
+#: Seconds between tries to write changes the store refused for want of space.
+STORE_RETRY_SECONDS = 1.0
 
 
 class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingConfigurable):
@@ -134,6 +137,9 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         self._dependencies_changed = True
         #: How many history entries of each live job have been published as events.
         self._published: dict[str, int] = {}
+        #: Why the store could not be written the last time (None: it could), and when to try again.
+        self.store_error: str | None = None
+        self._store_retry_at = 0.0
         self._running = False
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -171,8 +177,13 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         await asyncio.gather(*self._tasks, *self._ops, return_exceptions=True)
         self._tasks.clear()
         self._ops.clear()
-        if self.store is not None:
-            self._flush()
+        if self.store is not None and not self._flush(retry_now=True):
+            self.log.error(
+                "swm: %d job changes could not be written before stopping (%s); the sites still have them, "
+                "and the next start asks the sites again",
+                len(self._dirty),
+                self.store_error,
+            )
         for name, gate in self.gates.items():
             try:
                 await gate.cleanup()
@@ -334,7 +345,12 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
                 self._commit_inserts(store)
             else:
                 asyncio.get_running_loop().call_soon(self._commit_inserts, store)
-        await done
+        try:
+            await done
+        except StoreFull as exc:
+            for group in prepared:
+                self._array_counts.pop(group[0].id, None)
+            raise StoreFull(exc.message + "; the submission was not stored: send it again once there is space") from exc
         return [group[0] for group in prepared]
 
     def _commit_inserts(self, store: JobStore) -> None:
@@ -382,18 +398,18 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         return self._require_store().get(job_id)
 
     def list_jobs(self, query: JobQuery) -> JobPage:
-        """A page of jobs from the store (pending writes are flushed first)."""
-        self._flush()
+        """A page of jobs from the store (pending writes are flushed first, if the store has space)."""
+        self._flush(retry_now=True)
         return self._require_store().query(query)
 
     def events_after(self, last_id: int) -> list[dict[str, Any]]:
         """Stored events after ``last_id`` (for clients that reconnect)."""
-        self._flush()
+        self._flush(retry_now=True)
         return self._require_store().events_after(last_id)
 
     def last_event_id(self) -> int:
         """The id of the newest stored event."""
-        self._flush()
+        self._flush(retry_now=True)
         return self._require_store().last_event_id()
 
     def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
@@ -538,7 +554,7 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
                 self._mark(target)
                 self._spawn(self._carry_out_cancel(target))
         self._refresh_parent(job)
-        self._flush()
+        self._flush_action("cancel")
         self._wake.set()
         return job
 
@@ -559,7 +575,7 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         if not changed:
             raise InvalidTransition(f"job {job.id} is {job.state.value}; only queued or waiting jobs can be held")
         self._refresh_parent(job)
-        self._flush()
+        self._flush_action("hold")
         return job
 
     async def release(self, job_id: str) -> Job:
@@ -577,7 +593,7 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         if not changed:
             raise InvalidTransition(f"job {job.id} is {job.state.value}; only held jobs can be released")
         self._refresh_parent(job)
-        self._flush()
+        self._flush_action("release")
         self._wake.set()
         return job
 
@@ -607,7 +623,7 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
             self._set_state(job, JobState.QUEUED, "requeued by the user")
         self.jobs[job.id] = job
         self._index(job)
-        self._flush()
+        self._flush_action("requeue")
         self._wake.set()
         return job
 
@@ -681,27 +697,59 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
             if not future.done():
                 future.set_result(job)
 
-    def _flush(self) -> None:
-        """Write every changed job in one transaction, then publish their events."""
+    def _flush(self, *, retry_now: bool = False) -> bool:
+        """Write every changed job in one transaction, then publish their events.
+
+        Returns True when everything is written. A write the store refuses for want of space keeps
+        every change (and its events) for the next try, made at most every
+        :data:`STORE_RETRY_SECONDS` (at once with ``retry_now``); :attr:`store_error` says why.
+        """
         if self.store is None:
-            return
+            return True
         if self._dirty_parents:
             self._update_parents()
         if not self._dirty:
-            return
+            return True
+        if self.store_error is not None and not retry_now and time.monotonic() < self._store_retry_at:
+            return False
         jobs = list(self._dirty.values())
-        self._dirty.clear()
         steps: dict[str, list[HistoryEntry]] = {}
         for job in jobs:
-            published = self._published.get(job.id, max(len(job.history) - 1, 0))
+            published = self._published.setdefault(job.id, max(len(job.history) - 1, 0))
             steps[job.id] = job.history[published:]
+        try:
+            events = self.store.update_jobs(jobs, events=True, steps=steps)
+        except StoreFull as exc:
+            if self.store_error is None:
+                self.log.error(
+                    "swm: %s; %d changed jobs are kept and written when there is space", exc.message, len(jobs)
+                )
+            self.store_error = exc.message
+            self._store_retry_at = time.monotonic() + STORE_RETRY_SECONDS
+            return False
+        if self.store_error is not None:
+            self.log.warning("swm: the job store can be written again; %d changed jobs written", len(jobs))
+            self.store_error = None
+        self._dirty.clear()  # nothing runs during the (synchronous) write: these are exactly the jobs written
+        for job in jobs:
             self._published[job.id] = len(job.history)
-        events = self.store.update_jobs(jobs, events=True, steps=steps)
         for job in jobs:
             if job.state.final and job.id in self.jobs and not self._busy(job):
                 del self.jobs[job.id]
                 self._published.pop(job.id, None)
         self._publish(events)
+        return True
+
+    def _flush_action(self, action: str) -> None:
+        """Write a user action's changes at once; raises :class:`StoreFull` (507) if there is no space.
+
+        The change is kept either way and written as soon as the store has space again.
+        """
+        if not self._flush(retry_now=True):
+            raise StoreFull(
+                f"{self.store_error}; the {action} is kept and stored as soon as there is space again",
+                [{"field": "", "message": "the job store's file system is full"}],
+            )
 
     def _busy(self, job: Job) -> bool:
         return job.wanted is not None
@@ -727,6 +775,8 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         last_flush = time.monotonic()
         while self._running:
             timeout = FLUSH_WINDOW if self._dirty or self._dirty_parents else 1.0
+            if self.store_error is not None:
+                timeout = max(self._store_retry_at - time.monotonic(), FLUSH_WINDOW)
             await self._wake.sleep(timeout)
             self._wake.clear()
             try:
@@ -741,6 +791,8 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
                 await asyncio.sleep(0.5)
 
     def _schedule_once(self) -> None:
+        if self.store_error is not None and self._dirty:
+            return  # nothing starts while changes wait for space in the store (its intent could not be kept)
         if self._dependencies_changed and self._dependents:
             self._dependencies_changed = False
             for job, reason in failed_dependencies(list(self._dependents.values()), self._dependency_info):
@@ -791,8 +843,13 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         # The intent to launch is durable before any job reaches its site: a crash in between
         # makes the restarted manager check the site instead of starting the job a second time.
         # A site that recognises a job it already has needs no such record (one write fewer).
-        if any(not self.gates[site].idempotent_submit for site in by_site):
-            self._flush()
+        if any(not self.gates[site].idempotent_submit for site in by_site) and not self._flush(retry_now=True):
+            for batch in by_site.values():  # the intent could not be stored: start none of them now
+                for job, _ in batch:
+                    self._launching.discard(job.id)
+                    job.gate_data.pop("launching", None)
+                    self._set_state(job, JobState.QUEUED, "waiting for space in the job store")
+            return
         for site, batch in by_site.items():
             # A gate that hands many jobs over in one exchange gets them together (arrays sent
             # whole excepted); to others each job goes on its own, and is seen started on its own.

@@ -8,13 +8,14 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .checkpoint import BACKSTOP_PAGES, WalCheckpointer
-from .errors import JobNotFound, StoreLocked
+from .disk_full import is_disk_full, no_space_text
+from .errors import JobNotFound, StoreFull, StoreLocked
 from .jsoncodec import parse, to_text
 from .model import Job, JobSpec, spec_from_json
 from .states import HistoryEntry, JobState
@@ -203,14 +204,27 @@ class JobStore:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """Run the block in one transaction, committed (durably) at the end, rolled back on error."""
-        self.db.execute("BEGIN IMMEDIATE")
+        """Run the block in one transaction, committed (durably) at the end, rolled back on error.
+
+        Raises :class:`StoreFull` when the file system has no space left (at any statement or at
+        the commit); the transaction is then rolled back, the store is as before and usable again.
+        """
         try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+                self.db.execute("COMMIT")
+            except BaseException:
+                if self.db.in_transaction:  # SQLite may have rolled back already (a full disk can)
+                    with suppress(sqlite3.Error):
+                        self.db.execute("ROLLBACK")
+                raise
+        except (sqlite3.Error, OSError) as exc:
+            if is_disk_full(exc):
+                raise StoreFull(
+                    f"the job store cannot be written: {no_space_text(self.path)} (free space, nothing was lost)"
+                ) from exc
             raise
-        self.db.execute("COMMIT")
 
     # -- writes ------------------------------------------------------------------------------------
 
