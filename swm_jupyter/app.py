@@ -22,7 +22,15 @@ from .core.errors import SwmError
 from .core.manager import WorkloadManager
 
 #: Traits of the app that are handed on to the manager when set (unset: the manager's default).
-MANAGER_TRAITS = ("sites", "default_site", "store_path", "data_dir", "poll_interval", "synchronous")
+MANAGER_TRAITS = (
+    "sites",
+    "default_site",
+    "store_path",
+    "data_dir",
+    "poll_interval",
+    "synchronous",
+    "max_array_size",
+)
 
 
 class SwmApp(ExtensionApp):
@@ -57,6 +65,12 @@ class SwmApp(ExtensionApp):
         allow_none=True,
         help="SQLite synchronous mode of the store: NORMAL (default) keeps every acknowledged job through a "
         "crash or kill of the server; FULL also through power loss, at about a third of the submission rate.",
+    ).tag(config=True)
+    max_array_size = Int(
+        None,
+        allow_none=True,
+        help="Most tasks one job array may have (like Slurm's MaxArraySize); larger arrays get 400. "
+        "Default: 100001 (indices 0-100000).",
     ).tag(config=True)
     max_body_bytes = Int(
         16 * 1024 * 1024,

@@ -107,9 +107,7 @@ async def stored_events(server: ServerProcess) -> list[dict[str, Any]]:
     return events
 
 
-def test_full_disk_answers_507_loses_nothing_and_catches_up_without_restart(
-    tmp_path: Path, small_disk: Path
-) -> None:
+def test_full_disk_answers_507_loses_nothing_and_catches_up_without_restart(tmp_path: Path, small_disk: Path) -> None:
     runs = tmp_path / "runs.log"
     runs.touch()
     go = tmp_path / "go"

@@ -38,6 +38,12 @@ class InvalidTransition(SwmError):
     status = 409
 
 
+class IdempotencyKeyReused(SwmError):
+    """An ``Idempotency-Key`` already used for a different request."""
+
+    status = 422
+
+
 class SiteUnavailable(SwmError):
     """The site's gate cannot be loaded or reached right now."""
 

@@ -24,14 +24,17 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import hashlib
+import json
 import os
+import re
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from jupyter_core.paths import jupyter_data_dir
-from traitlets import Dict, Enum, Float, Int, Unicode, default
+from traitlets import Dict, Enum, Float, Int, TraitError, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
 from ..gates.base import Gate, safe_path
@@ -39,6 +42,7 @@ from ..gates.registry import load_gate_class
 from .arrays import ArrayTracking
 from .directives import merge_request, parse_directives
 from .errors import (
+    IdempotencyKeyReused,
     InvalidTransition,
     JobNotFound,
     PathNotAllowed,
@@ -49,17 +53,21 @@ from .errors import (
 )
 from .launch import BOOKKEEPING_PREFIX
 from .launching import JobLaunching
-from .model import Job, JobSpec, new_job_id
+from .model import ARRAY_TASKS_CAP, Job, JobSpec, array_task_count, new_job_id
 from .reconcile import SiteReconciliation
 from .scheduler import DependencyInfo, SiteCapacity, failed_dependencies, plan, priority_key
 from .states import ACTIVE_STATES, HistoryEntry, JobState, check_transition
-from .store import JobPage, JobQuery, JobStore
+from .store import IdempotencyRecord, JobPage, JobQuery, JobStore
 from .wakeup import Wakeup
 
 #: The longest a state change that need not be durable at once waits to be written with others.
 FLUSH_WINDOW = 0.02
 #: Seconds between tries to write changes the store refused for want of space.
 STORE_RETRY_SECONDS = 1.0
+#: How long an ``Idempotency-Key`` keeps answering with the jobs of its first submission.
+IDEMPOTENCY_WINDOW = 24 * 3600.0
+#: What an ``Idempotency-Key`` may be: 1 to 200 visible ASCII characters.
+_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,200}")
 
 
 class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingConfigurable):
@@ -85,6 +93,18 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         "submission rate.",
     ).tag(config=True)
     event_retention = Int(100_000, help="How many past events are kept for clients that reconnect.").tag(config=True)
+    max_array_size = Int(
+        100_001,
+        help="Most tasks one job array may have (like Slurm's MaxArraySize): larger arrays are refused with 400. "
+        f"Default: 100001 (indices 0-100000); at most {ARRAY_TASKS_CAP}.",
+    ).tag(config=True)
+
+    @validate("max_array_size")
+    def _validate_max_array_size(self, proposal: Any) -> int:
+        value = int(proposal["value"])
+        if not 1 <= value <= ARRAY_TASKS_CAP:
+            raise TraitError(f"max_array_size must be between 1 and {ARRAY_TASKS_CAP} (got {value})")
+        return value
 
     @default("data_dir")
     def _default_data_dir(self) -> str:
@@ -132,7 +152,9 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         self._queue_keys: dict[str, tuple[int, int, int, str]] = {}
         self._active: dict[str, Job] = {}
         self._held_on_site: dict[str, Job] = {}
-        self._inserts: list[tuple[list[Job], asyncio.Future[None]]] = []
+        self._inserts: list[tuple[list[Job], asyncio.Future[None], IdempotencyRecord | None]] = []
+        #: Submissions with an Idempotency-Key still being stored, by key.
+        self._keys_in_flight: dict[str, asyncio.Future[None]] = {}
         self._dependents: dict[str, Job] = {}
         self._dependencies_changed = True
         #: How many history entries of each live job have been published as events.
@@ -236,19 +258,23 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
 
     # -- submission --------------------------------------------------------------------------------
 
-    def prepare(self, request: dict[str, Any] | JobSpec, *, owner: str = "") -> list[Job]:
-        """Validate a request and build its jobs (an array's parent first, then its tasks).
+    def prepare(self, request: dict[str, Any] | JobSpec, *, owner: str = "", with_tasks: bool = True) -> list[Job]:
+        """Validate a request and build its jobs (an array's parent first, then its tasks, unless
+        ``with_tasks`` is False).
 
         Raises :class:`ValidationError` (400) or :class:`SiteUnavailable` (503). Stores nothing.
         """
         if isinstance(request, JobSpec):
             spec = request
+            if spec.array is not None:
+                self._check_array_size(spec.array.text, len(spec.array.indices))
         else:
             if not isinstance(request, dict):
                 raise ValidationError("a job must be a JSON object", [{"field": "", "message": "expected an object"}])
             data = dict(request)
             if isinstance(data.get("script"), str):
                 data = merge_request(parse_directives(data["script"]), data)
+            self._check_array_size(data.get("array"))
             spec = JobSpec.from_dict(data)
         site = spec.site or self.default_site
         if site not in self.sites:
@@ -286,7 +312,7 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         initial = JobState.HELD if spec.hold else JobState.QUEUED
         self._set_state(job, initial, "held at submission" if spec.hold else "", record=True)
         jobs = [job]
-        if spec.array is not None:
+        if spec.array is not None and with_tasks:
             for index in spec.array.indices:
                 task = Job(
                     id=new_job_id(),
@@ -305,12 +331,77 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
                 jobs.append(task)
         return jobs
 
+    def _check_array_size(self, array: Any, count: int | None = None) -> None:
+        """Refuse (400) an array of more than :attr:`max_array_size` tasks, before any task is made."""
+        if array is None or isinstance(array, bool) or not isinstance(array, str | int):
+            return  # absent, or malformed: JobSpec.from_dict says what is wrong with it
+        if count is None:
+            try:
+                count = array_task_count(str(array))
+            except ValueError:
+                return
+        limit = self.max_array_size
+        if count > limit:
+            message = (
+                f"the array {str(array)!r} has {count:,} tasks, more than the limit of {limit:,} "
+                f"(max_array_size); split it into smaller arrays, or raise SwmApp.max_array_size"
+            )
+            raise ValidationError(message, [{"field": "array", "message": f"at most {limit} tasks (max_array_size)"}])
+
     async def submit(self, request: dict[str, Any] | JobSpec, *, owner: str = "") -> Job:
         """Validate, store durably, and queue one job (or array). Returns the job once committed."""
         return (await self.submit_many([request], owner=owner))[0]
 
-    async def submit_many(self, requests: Iterable[dict[str, Any] | JobSpec], *, owner: str = "") -> list[Job]:
-        """Submit several jobs in one transaction: all are stored, or none (the first error is raised)."""
+    async def submit_once(self, key: str, body: Any, *, owner: str = "") -> tuple[list[Job], bool]:
+        """Submit ``body`` (one request, or a list of them) unless it was already submitted with ``key``.
+
+        Returns the jobs and whether they come from an earlier submission with the same key and the
+        same body (made within :data:`IDEMPOTENCY_WINDOW`): a retried request never makes a second
+        job. Raises :class:`IdempotencyKeyReused` (422) if the key was used for another body, and
+        :class:`ValidationError` (400) for a malformed key. The key is stored with the jobs, in the
+        same transaction. Keys are one namespace per server (clients send random UUIDs): the
+        answer to another body names no job.
+        """
+        if not isinstance(key, str) or not _IDEMPOTENCY_KEY.fullmatch(key):
+            raise ValidationError(
+                "the Idempotency-Key header must be 1 to 200 visible ASCII characters (a UUID is a good choice)",
+                [{"field": "Idempotency-Key", "message": "1 to 200 visible ASCII characters"}],
+            )
+        fingerprint = hashlib.sha256(
+            json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode("utf-8", "surrogatepass")
+        ).hexdigest()
+        while key in self._keys_in_flight:  # the same key is being submitted right now: wait for it
+            await asyncio.shield(self._keys_in_flight[key])
+        earlier = self._require_store().idempotency_record(key, time.time() - IDEMPOTENCY_WINDOW)
+        if earlier is not None:
+            if earlier.fingerprint != fingerprint:
+                raise IdempotencyKeyReused(
+                    f"the Idempotency-Key {key!r} was used for a different request in the last 24 hours; "
+                    "use a new key (a new UUID) for each new submission, the same one only to retry it",
+                    [{"field": "Idempotency-Key", "message": "already used for another request"}],
+                )
+            return [self.get(job_id) for job_id in earlier.job_ids], True
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._keys_in_flight[key] = done
+        try:
+            requests = body if isinstance(body, list) else [body]
+            return await self.submit_many(requests, owner=owner, idempotency=(key, fingerprint)), False
+        finally:
+            del self._keys_in_flight[key]
+            done.set_result(None)
+
+    async def submit_many(
+        self,
+        requests: Iterable[dict[str, Any] | JobSpec],
+        *,
+        owner: str = "",
+        idempotency: tuple[str, str] | None = None,
+    ) -> list[Job]:
+        """Submit several jobs in one transaction: all are stored, or none (the first error is raised).
+
+        ``idempotency``: the ``(key, fingerprint)`` of the request, stored with the jobs (see
+        :meth:`submit_once`).
+        """
         store = self._require_store()
         requests = list(requests)
         if len(requests) == 1:
@@ -339,7 +430,11 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         # share one transaction. Each caller still returns only after its jobs are committed.
         # When nothing else is ready to run in this turn, no one could join: commit at once.
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._inserts.append((everything, done))
+        record = None
+        if idempotency is not None:
+            ids = tuple(group[0].id for group in prepared)
+            record = IdempotencyRecord(owner, idempotency[0], idempotency[1], ids, time.time())
+        self._inserts.append((everything, done, record))
         if len(self._inserts) == 1:
             if _nothing_else_ready():
                 self._commit_inserts(store)
@@ -356,11 +451,12 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
     def _commit_inserts(self, store: JobStore) -> None:
         """Store every submission queued in this loop turn in one transaction, then answer them."""
         batch, self._inserts = self._inserts, []
-        jobs = [job for group, _ in batch for job in group]
+        jobs = [job for group, _, _ in batch for job in group]
+        keys = [record for _, _, record in batch if record is not None]
         try:
-            events = store.insert_jobs(jobs)
+            events = store.insert_jobs(jobs, keys, keep_keys=IDEMPOTENCY_WINDOW)
         except Exception as exc:
-            for _, done in batch:
+            for _, done, _ in batch:
                 if not done.done():
                     done.set_exception(exc)
             return
@@ -371,7 +467,7 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         self._publish(events)
         if any(job.state is JobState.QUEUED for job in jobs):
             self._wake.set()
-        for _, done in batch:
+        for _, done, _ in batch:
             if not done.done():
                 done.set_result(None)
 
@@ -383,10 +479,11 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
 
     def dry_run(self, request: dict[str, Any]) -> dict[str, Any]:
         """Validate a request and return what would be submitted and its cost estimate; store nothing."""
-        jobs = self.prepare(request)
-        data = jobs[0].to_dict()
+        job = self.prepare(request, with_tasks=False)[0]  # an array's tasks are counted, not made
+        data = job.to_dict()
         data.pop("id", None)
-        return {"job": data, "cost_estimate": jobs[0].cost.get("estimate"), "tasks": len(jobs) - 1}
+        tasks = len(job.spec.array.indices) if job.spec.array is not None else 0
+        return {"job": data, "cost_estimate": job.cost.get("estimate"), "tasks": tasks}
 
     # -- reads -------------------------------------------------------------------------------------
 
