@@ -91,6 +91,7 @@ MANAGER_TRAITS = (
     "fairshare_window",
     "max_running_per_user",
     "max_queued_per_user",
+    "max_array_size",
 )
 
 
@@ -178,6 +179,12 @@ class SwmApp(ExtensionApp):
         "their jobs run on sites that use the server's own account, where a job can read the server's token and "
         "so act as the server's owner. Default: False, and the swm API then does not start (503 saying why) "
         "unless every site runs jobs under their owners' accounts.",
+    ).tag(config=True)
+    max_array_size = Int(
+        None,
+        allow_none=True,
+        help="Most tasks one job array may have (like Slurm's MaxArraySize); larger arrays get 400. "
+        "Default: 100001 (indices 0-100000).",
     ).tag(config=True)
     max_body_bytes = Int(
         16 * 1024 * 1024,

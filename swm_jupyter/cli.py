@@ -17,6 +17,7 @@ import os
 import shlex
 import sys
 import time
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -214,7 +215,8 @@ def cmd_submit(conn: Connection, args: argparse.Namespace) -> int:
         raise CliError("say what to run: swm submit FILE, or swm submit -- COMMAND ARGS...", EXIT_USAGE)
     if args.param and "notebook" not in spec:
         raise CliError("-p parameters go with a notebook (.ipynb)", EXIT_USAGE)
-    answer = conn.request("POST", "jobs", params=params, json_body=spec).json()
+    key = None if args.dry_run else str(uuid.uuid4())  # one per submission, reused on retries
+    answer = conn.request("POST", "jobs", params=params, json_body=spec, idempotency_key=key).json()
     if args.dry_run:
         _emit(
             args,

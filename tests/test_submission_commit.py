@@ -28,10 +28,10 @@ def _count_transactions(wm: WorkloadManager) -> list[int]:
     assert store is not None
     insert = store.insert_jobs
 
-    def counting(jobs: Any) -> list[dict[str, Any]]:
+    def counting(jobs: Any, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
         jobs = list(jobs)
         sizes.append(len(jobs))
-        return insert(jobs)
+        return insert(jobs, *args, **kwargs)
 
     store.insert_jobs = counting  # type: ignore[method-assign]
     return sizes
@@ -64,7 +64,7 @@ def test_a_failed_commit_fails_every_submission_that_shared_it(tmp_path: Path) -
         assert store is not None
         insert = store.insert_jobs
 
-        def broken(jobs: Any) -> list[dict[str, Any]]:
+        def broken(jobs: Any, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
             raise sqlite3.OperationalError("disk I/O error")
 
         store.insert_jobs = broken  # type: ignore[method-assign]

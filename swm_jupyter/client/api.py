@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+import uuid
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -22,6 +23,10 @@ from . import render
 from .events import EventStream
 
 API_PATH = "/swm/api/v1"
+#: Seconds to wait before each new try of a submission whose answer was lost (same Idempotency-Key).
+SUBMIT_RETRY_DELAYS = (0.5, 1.0, 2.0)
+#: Answers after which a submission is tried again: the server or a proxy in front was not ready.
+RETRY_STATUSES = (502, 503, 504)
 RESOURCE_KEYS = ("nodes", "cpus", "memory", "gpus", "walltime")
 
 
@@ -123,6 +128,15 @@ class _Call:
     content: Any = None
     headers: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def retry_delays(self) -> tuple[float, ...]:
+        """Pauses before each new try: only a request with an ``Idempotency-Key`` may be sent again."""
+        return SUBMIT_RETRY_DELAYS if "Idempotency-Key" in self.headers else ()
+
+    def should_retry(self, response: httpx.Response | None) -> bool:
+        """True if the request got no answer (``None``) or one that says to try again later."""
+        return response is None or response.status_code in RETRY_STATUSES
+
     def request_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of ``httpx``'s ``request`` (sync and async alike)."""
         return {"params": self.params, "json": self.json, "content": self.content, "headers": self.headers}
@@ -213,6 +227,8 @@ class _Api:
             self._remember(data)
             return self._handle(data)
 
+        # One key per logical submission, sent again on each retry: the server makes its jobs once.
+        key = {} if dry_run else {"Idempotency-Key": str(uuid.uuid4())}
         if script:
             return _Call(
                 "POST",
@@ -220,9 +236,9 @@ class _Api:
                 parse,
                 params=query,
                 content=body.encode(),
-                headers={"Content-Type": "text/x-shellscript"},
+                headers={"Content-Type": "text/x-shellscript", **key},
             )
-        return _Call("POST", "/jobs", parse, params=query, json=body)
+        return _Call("POST", "/jobs", parse, params=query, json=body, headers=key)
 
     def _handle(self, data: dict[str, Any]) -> Any:  # pragma: no cover - implemented by subclasses
         raise NotImplementedError
@@ -394,10 +410,19 @@ class Client(_Api):
         self._http = httpx.Client(base_url=self.url + API_PATH, headers=self.headers, timeout=timeout)
 
     def _call(self, call: _Call) -> Any:
-        try:
-            response = self._http.request(call.method, call.path, **call.request_kwargs())
-        except httpx.HTTPError as exc:
-            raise self._unreachable(exc) from None
+        for delay in (*call.retry_delays, None):
+            try:
+                response: httpx.Response | None = self._http.request(call.method, call.path, **call.request_kwargs())
+            except httpx.TransportError as exc:
+                if delay is None:
+                    raise self._unreachable(exc) from None
+                response = None
+            except httpx.HTTPError as exc:
+                raise self._unreachable(exc) from None
+            if delay is None or not call.should_retry(response):
+                break
+            time.sleep(delay)
+        assert response is not None
         return call.answer(response)
 
     def _handle(self, data: dict[str, Any]) -> Job:
@@ -431,10 +456,21 @@ class AsyncClient(_Api):
         self._http = httpx.AsyncClient(base_url=self.url + API_PATH, headers=self.headers, timeout=timeout)
 
     async def _call(self, call: _Call) -> Any:
-        try:
-            response = await self._http.request(call.method, call.path, **call.request_kwargs())
-        except httpx.HTTPError as exc:
-            raise self._unreachable(exc) from None
+        for delay in (*call.retry_delays, None):
+            try:
+                response: httpx.Response | None = await self._http.request(
+                    call.method, call.path, **call.request_kwargs()
+                )
+            except httpx.TransportError as exc:
+                if delay is None:
+                    raise self._unreachable(exc) from None
+                response = None
+            except httpx.HTTPError as exc:
+                raise self._unreachable(exc) from None
+            if delay is None or not call.should_retry(response):
+                break
+            await asyncio.sleep(delay)
+        assert response is not None
         return call.answer(response)
 
     def _handle(self, data: dict[str, Any]) -> AsyncJob:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -139,6 +140,10 @@ def not_the_api(url: str, status: int, content_type: str) -> str:
     )
 
 
+#: Seconds to wait before each new try of a request sent with an Idempotency-Key.
+RETRY_DELAYS = (0.5, 1.0, 2.0)
+
+
 class Connection:
     """Authenticated HTTP requests to one swm server (``urllib``; one request at a time)."""
 
@@ -176,9 +181,39 @@ class Connection:
         data: bytes | None = None,
         content_type: str | None = None,
         timeout: float | None = None,
+        idempotency_key: str | None = None,
     ) -> Response:
-        """Send a request and return the answer. Raises :class:`ApiError` (4xx/5xx) or :class:`ServerNotFound`."""
+        """Send a request and return the answer. Raises :class:`ApiError` (4xx/5xx) or :class:`ServerNotFound`.
+
+        With ``idempotency_key`` (sent as ``Idempotency-Key``) a request that got no answer, or 502,
+        503 or 504, is sent again a few times with the same key: the server acts on it once.
+        """
+        delays = RETRY_DELAYS if idempotency_key else ()
+        for delay in delays:
+            try:
+                return self._send(method, path, params, json_body, data, content_type, timeout, idempotency_key)
+            except ServerNotFound:
+                pass
+            except ApiError as exc:
+                if exc.status not in (502, 503, 504):
+                    raise
+            time.sleep(delay)
+        return self._send(method, path, params, json_body, data, content_type, timeout, idempotency_key)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        params: Any,
+        json_body: Any,
+        data: bytes | None,
+        content_type: str | None,
+        timeout: float | None,
+        idempotency_key: str | None,
+    ) -> Response:
         headers = self.headers()
+        if idempotency_key:
+            headers["Idempotency-Key"] = idempotency_key
         if json_body is not None:
             data = json.dumps(json_body).encode()
             content_type = "application/json"

@@ -44,6 +44,12 @@ class LimitExceeded(SwmError):
     status = 429
 
 
+class IdempotencyKeyReused(SwmError):
+    """An ``Idempotency-Key`` already used for a different request."""
+
+    status = 422
+
+
 class SiteUnavailable(SwmError):
     """The site's gate cannot be loaded or reached right now."""
 
@@ -54,6 +60,15 @@ class StoreLocked(SwmError):
     """Another workload manager already drives this store."""
 
     status = 503
+
+
+class StoreFull(SwmError):
+    """The job store cannot be written: its file system has no space left.
+
+    Nothing is lost: the manager keeps its unwritten changes and writes them once there is space.
+    """
+
+    status = 507
 
 
 class GateError(SwmError):

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..gates.base import safe_path
 from .accounts import OwnerAccount
+from .disk_full import is_disk_full, no_space_text
 from .errors import SiteUnavailable, SwmError, ValidationError
 from .launch import SCRIPT_FILE
 from .manager_part import ManagerPart
@@ -126,10 +127,13 @@ class JobLaunching(ManagerPart):
 
     def _launch_failed(self, job: Job, exc: BaseException) -> None:
         """What a launch that raised ``exc`` does to ``job``: queued again while its site cannot be
-        reached, failed (state E with the reason) when the site or the job folder refused it.
+        reached or its folder's file system is full, failed (state E with the reason) when the site
+        or the job folder refused it.
         """
         if isinstance(exc, SiteUnavailable):
             self._site_unreachable(job, exc.message)
+        elif is_disk_full(exc):  # the job folder cannot be written: wait for space, as for a site away
+            self._site_unreachable(job, f"the job folder cannot be written: {no_space_text(job.folder)}")
         elif isinstance(exc, SwmError):
             self._fail_launch(job, exc.message)
         else:

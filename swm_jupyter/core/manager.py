@@ -24,7 +24,10 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import hashlib
+import json
 import os
+import re
 import stat
 import time
 from collections.abc import Iterable
@@ -40,28 +43,36 @@ from ..gates.registry import load_gate_class
 from .arrays import ArrayTracking
 from .directives import merge_request, parse_directives
 from .errors import (
+    IdempotencyKeyReused,
     InvalidTransition,
     JobNotFound,
     LimitExceeded,
     PathNotAllowed,
     SiteNotFound,
     SiteUnavailable,
+    StoreFull,
     ValidationError,
 )
 from .job_files import job_path_parts, open_job_file, read_job_file
 from .launch import BOOKKEEPING_PREFIX
 from .launching import JobLaunching
-from .model import Job, JobSpec, new_job_id
+from .model import ARRAY_TASKS_CAP, Job, JobSpec, array_task_count, new_job_id
 from .reconcile import SiteReconciliation
 from .scheduler import DependencyInfo, SiteCapacity, UserPolicy, failed_dependencies, plan, priority_key
 from .secrets import redact_text
 from .states import ACTIONS, ACTIVE_STATES, Action, HistoryEntry, JobState, check_action, check_transition
-from .store import JobPage, JobQuery, JobStore
+from .store import IdempotencyRecord, JobPage, JobQuery, JobStore
 from .usage import UsageLedger
 from .wakeup import Wakeup
 
 #: The longest a state change that need not be durable at once waits to be written with others.
 FLUSH_WINDOW = 0.02
+#: Seconds between tries to write changes the store refused for want of space.
+STORE_RETRY_SECONDS = 1.0
+#: How long an ``Idempotency-Key`` keeps answering with the jobs of its first submission.
+IDEMPOTENCY_WINDOW = 24 * 3600.0
+#: What an ``Idempotency-Key`` may be: 1 to 200 visible ASCII characters.
+_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,200}")
 
 #: Seconds a hold, release or requeue request waits for the reconciler to carry it out; after
 #: that it answers with the wish still pending (``wanted``), which the reconciler keeps at.
@@ -142,6 +153,19 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
             raise TraitError(f"{proposal['trait'].name} must be 0 (no limit) or more, not {proposal['value']}")
         return int(proposal["value"])
 
+    max_array_size = Int(
+        100_001,
+        help="Most tasks one job array may have (like Slurm's MaxArraySize): larger arrays are refused with 400. "
+        f"Default: 100001 (indices 0-100000); at most {ARRAY_TASKS_CAP}.",
+    ).tag(config=True)
+
+    @validate("max_array_size")
+    def _validate_max_array_size(self, proposal: Any) -> int:
+        value = int(proposal["value"])
+        if not 1 <= value <= ARRAY_TASKS_CAP:
+            raise TraitError(f"max_array_size must be between 1 and {ARRAY_TASKS_CAP} (got {value})")
+        return value
+
     @default("data_dir")
     def _default_data_dir(self) -> str:
         return os.path.join(jupyter_data_dir(), "swm")
@@ -197,11 +221,16 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         self._usage = UsageLedger(self.fairshare_window)
         self._active: dict[str, Job] = {}
         self._held_on_site: dict[str, Job] = {}
-        self._inserts: list[tuple[list[Job], asyncio.Future[None]]] = []
+        self._inserts: list[tuple[list[Job], asyncio.Future[None], IdempotencyRecord | None]] = []
+        #: Submissions with an Idempotency-Key still being stored, by key.
+        self._keys_in_flight: dict[str, asyncio.Future[None]] = {}
         self._dependents: dict[str, Job] = {}
         self._dependencies_changed = True
         #: How many history entries of each live job have been published as events.
         self._published: dict[str, int] = {}
+        #: Why the store could not be written the last time (None: it could), and when to try again.
+        self.store_error: str | None = None
+        self._store_retry_at = 0.0
         self._running = False
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -241,8 +270,13 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         await asyncio.gather(*self._tasks, *self._ops, return_exceptions=True)
         self._tasks.clear()
         self._ops.clear()
-        if self.store is not None:
-            self._flush()
+        if self.store is not None and not self._flush(retry_now=True):
+            self.log.error(
+                "swm: %d job changes could not be written before stopping (%s); the sites still have them, "
+                "and the next start asks the sites again",
+                len(self._dirty),
+                self.store_error,
+            )
         for name, gate in self.gates.items():
             try:
                 await gate.cleanup()
@@ -305,19 +339,23 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
 
     # -- submission --------------------------------------------------------------------------------
 
-    def prepare(self, request: dict[str, Any] | JobSpec, *, owner: str = "") -> list[Job]:
-        """Validate a request and build its jobs (an array's parent first, then its tasks).
+    def prepare(self, request: dict[str, Any] | JobSpec, *, owner: str = "", with_tasks: bool = True) -> list[Job]:
+        """Validate a request and build its jobs (an array's parent first, then its tasks, unless
+        ``with_tasks`` is False).
 
         Raises :class:`ValidationError` (400) or :class:`SiteUnavailable` (503). Stores nothing.
         """
         if isinstance(request, JobSpec):
             spec = request
+            if spec.array is not None:
+                self._check_array_size(spec.array.text, len(spec.array.indices))
         else:
             if not isinstance(request, dict):
                 raise ValidationError("a job must be a JSON object", [{"field": "", "message": "expected an object"}])
             data = dict(request)
             if isinstance(data.get("script"), str):
                 data = merge_request(parse_directives(data["script"]), data)
+            self._check_array_size(data.get("array"))
             spec = JobSpec.from_dict(data)
         site = spec.site or self.default_site
         if site not in self.sites:
@@ -360,7 +398,7 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         initial = JobState.HELD if spec.hold else JobState.QUEUED
         self._set_state(job, initial, "held at submission" if spec.hold else "", record=True)
         jobs = [job]
-        if spec.array is not None:
+        if spec.array is not None and with_tasks:
             for index in spec.array.indices:
                 task = Job(
                     id=new_job_id(),
@@ -379,12 +417,78 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
                 jobs.append(task)
         return jobs
 
+    def _check_array_size(self, array: Any, count: int | None = None) -> None:
+        """Refuse (400) an array of more than :attr:`max_array_size` tasks, before any task is made."""
+        if array is None or isinstance(array, bool) or not isinstance(array, str | int):
+            return  # absent, or malformed: JobSpec.from_dict says what is wrong with it
+        if count is None:
+            try:
+                count = array_task_count(str(array))
+            except ValueError:
+                return
+        limit = self.max_array_size
+        if count > limit:
+            message = (
+                f"the array {str(array)!r} has {count:,} tasks, more than the limit of {limit:,} "
+                f"(max_array_size); split it into smaller arrays, or raise SwmApp.max_array_size"
+            )
+            raise ValidationError(message, [{"field": "array", "message": f"at most {limit} tasks (max_array_size)"}])
+
     async def submit(self, request: dict[str, Any] | JobSpec, *, owner: str = "") -> Job:
         """Validate, store durably, and queue one job (or array). Returns the job once committed."""
         return (await self.submit_many([request], owner=owner))[0]
 
-    async def submit_many(self, requests: Iterable[dict[str, Any] | JobSpec], *, owner: str = "") -> list[Job]:
-        """Submit several jobs in one transaction: all are stored, or none (the first error is raised)."""
+    async def submit_once(self, key: str, body: Any, *, owner: str = "") -> tuple[list[Job], bool]:
+        """Submit ``body`` (one request, or a list of them) unless it was already submitted with ``key``.
+
+        Returns the jobs and whether they come from an earlier submission with the same key and the
+        same body (made within :data:`IDEMPOTENCY_WINDOW`): a retried request never makes a second
+        job. Raises :class:`IdempotencyKeyReused` (422) if the key was used for another body, and
+        :class:`ValidationError` (400) for a malformed key. The key is stored with the jobs, in the
+        same transaction. Keys are one namespace per server (clients send random UUIDs): the
+        answer to another body names no job.
+        """
+        if not isinstance(key, str) or not _IDEMPOTENCY_KEY.fullmatch(key):
+            raise ValidationError(
+                "the Idempotency-Key header must be 1 to 200 visible ASCII characters (a UUID is a good choice)",
+                [{"field": "Idempotency-Key", "message": "1 to 200 visible ASCII characters"}],
+            )
+        fingerprint = hashlib.sha256(
+            json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode("utf-8", "surrogatepass")
+        ).hexdigest()
+        while key in self._keys_in_flight:  # the same key is being submitted right now: wait for it
+            await asyncio.shield(self._keys_in_flight[key])
+        earlier = self._require_store().idempotency_record(key, time.time() - IDEMPOTENCY_WINDOW)
+        if earlier is not None:
+            # Another user's key (on a hub) is refused like another body: it never shows their jobs.
+            if earlier.fingerprint != fingerprint or earlier.owner != owner:
+                raise IdempotencyKeyReused(
+                    f"the Idempotency-Key {key!r} was used for a different request in the last 24 hours; "
+                    "use a new key (a new UUID) for each new submission, the same one only to retry it",
+                    [{"field": "Idempotency-Key", "message": "already used for another request"}],
+                )
+            return [self.get(job_id) for job_id in earlier.job_ids], True
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._keys_in_flight[key] = done
+        try:
+            requests = body if isinstance(body, list) else [body]
+            return await self.submit_many(requests, owner=owner, idempotency=(key, fingerprint)), False
+        finally:
+            del self._keys_in_flight[key]
+            done.set_result(None)
+
+    async def submit_many(
+        self,
+        requests: Iterable[dict[str, Any] | JobSpec],
+        *,
+        owner: str = "",
+        idempotency: tuple[str, str] | None = None,
+    ) -> list[Job]:
+        """Submit several jobs in one transaction: all are stored, or none (the first error is raised).
+
+        ``idempotency``: the ``(key, fingerprint)`` of the request, stored with the jobs (see
+        :meth:`submit_once`).
+        """
         store = self._require_store()
         requests = list(requests)
         if len(requests) == 1:
@@ -414,13 +518,22 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         # share one transaction. Each caller still returns only after its jobs are committed.
         # When nothing else is ready to run in this turn, no one could join: commit at once.
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._inserts.append((everything, done))
+        record = None
+        if idempotency is not None:
+            ids = tuple(group[0].id for group in prepared)
+            record = IdempotencyRecord(owner, idempotency[0], idempotency[1], ids, time.time())
+        self._inserts.append((everything, done, record))
         if len(self._inserts) == 1:
             if _nothing_else_ready():
                 self._commit_inserts(store)
             else:
                 asyncio.get_running_loop().call_soon(self._commit_inserts, store)
-        await done
+        try:
+            await done
+        except StoreFull as exc:
+            for group in prepared:
+                self._array_counts.pop(group[0].id, None)
+            raise StoreFull(exc.message + "; the submission was not stored: send it again once there is space") from exc
         return [group[0] for group in prepared]
 
     def _check_queue_limits(self, jobs: list[Job]) -> None:
@@ -462,11 +575,12 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
     def _commit_inserts(self, store: JobStore) -> None:
         """Store every submission queued in this loop turn in one transaction, then answer them."""
         batch, self._inserts = self._inserts, []
-        jobs = [job for group, _ in batch for job in group]
+        jobs = [job for group, _, _ in batch for job in group]
+        keys = [record for _, _, record in batch if record is not None]
         try:
-            events = store.insert_jobs(jobs)
+            events = store.insert_jobs(jobs, keys, keep_keys=IDEMPOTENCY_WINDOW)
         except Exception as exc:
-            for _, done in batch:
+            for _, done, _ in batch:
                 if not done.done():
                     done.set_exception(exc)
             return
@@ -477,7 +591,7 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         self._publish(events)
         if any(job.state is JobState.QUEUED for job in jobs):
             self._wake.set()
-        for _, done in batch:
+        for _, done, _ in batch:
             if not done.done():
                 done.set_result(None)
 
@@ -489,10 +603,11 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
 
     def dry_run(self, request: dict[str, Any]) -> dict[str, Any]:
         """Validate a request and return what would be submitted and its cost estimate; store nothing."""
-        jobs = self.prepare(request)
-        data = jobs[0].to_dict()
+        job = self.prepare(request, with_tasks=False)[0]  # an array's tasks are counted, not made
+        data = job.to_dict()
         data.pop("id", None)
-        return {"job": data, "cost_estimate": jobs[0].cost.get("estimate"), "tasks": len(jobs) - 1}
+        tasks = len(job.spec.array.indices) if job.spec.array is not None else 0
+        return {"job": data, "cost_estimate": job.cost.get("estimate"), "tasks": tasks}
 
     # -- reads -------------------------------------------------------------------------------------
 
@@ -504,18 +619,18 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         return self._require_store().get(job_id)
 
     def list_jobs(self, query: JobQuery) -> JobPage:
-        """A page of jobs from the store (pending writes are flushed first)."""
-        self._flush()
+        """A page of jobs from the store (pending writes are flushed first, if the store has space)."""
+        self._flush(retry_now=True)
         return self._require_store().query(query)
 
     def events_after(self, last_id: int) -> list[dict[str, Any]]:
         """Stored events after ``last_id`` (for clients that reconnect)."""
-        self._flush()
+        self._flush(retry_now=True)
         return self._require_store().events_after(last_id)
 
     def last_event_id(self) -> int:
         """The id of the newest stored event."""
-        self._flush()
+        self._flush(retry_now=True)
         return self._require_store().last_event_id()
 
     def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
@@ -717,7 +832,7 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
                 self._mark(target)
                 wishes.append(target)
         self._refresh_parent(job)
-        self._flush()  # the wish is durable before the request returns
+        self._flush_action(action.value)  # the wish is durable before the request returns
         self._wake.set()
         carrying = [self._carry_out(target) for target in wishes]
         if wait and carrying:
@@ -850,27 +965,59 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
             if not future.done():
                 future.set_result(job)
 
-    def _flush(self) -> None:
-        """Write every changed job in one transaction, then publish their events."""
+    def _flush(self, *, retry_now: bool = False) -> bool:
+        """Write every changed job in one transaction, then publish their events.
+
+        Returns True when everything is written. A write the store refuses for want of space keeps
+        every change (and its events) for the next try, made at most every
+        :data:`STORE_RETRY_SECONDS` (at once with ``retry_now``); :attr:`store_error` says why.
+        """
         if self.store is None:
-            return
+            return True
         if self._dirty_parents:
             self._update_parents()
         if not self._dirty:
-            return
+            return True
+        if self.store_error is not None and not retry_now and time.monotonic() < self._store_retry_at:
+            return False
         jobs = list(self._dirty.values())
-        self._dirty.clear()
         steps: dict[str, list[HistoryEntry]] = {}
         for job in jobs:
-            published = self._published.get(job.id, max(len(job.history) - 1, 0))
+            published = self._published.setdefault(job.id, max(len(job.history) - 1, 0))
             steps[job.id] = job.history[published:]
+        try:
+            events = self.store.update_jobs(jobs, events=True, steps=steps)
+        except StoreFull as exc:
+            if self.store_error is None:
+                self.log.error(
+                    "swm: %s; %d changed jobs are kept and written when there is space", exc.message, len(jobs)
+                )
+            self.store_error = exc.message
+            self._store_retry_at = time.monotonic() + STORE_RETRY_SECONDS
+            return False
+        if self.store_error is not None:
+            self.log.warning("swm: the job store can be written again; %d changed jobs written", len(jobs))
+            self.store_error = None
+        self._dirty.clear()  # nothing runs during the (synchronous) write: these are exactly the jobs written
+        for job in jobs:
             self._published[job.id] = len(job.history)
-        events = self.store.update_jobs(jobs, events=True, steps=steps)
         for job in jobs:
             if job.state.final and job.id in self.jobs and not self._busy(job):
                 del self.jobs[job.id]
                 self._published.pop(job.id, None)
         self._publish(events)
+        return True
+
+    def _flush_action(self, action: str) -> None:
+        """Write a user action's changes at once; raises :class:`StoreFull` (507) if there is no space.
+
+        The change is kept either way and written as soon as the store has space again.
+        """
+        if not self._flush(retry_now=True):
+            raise StoreFull(
+                f"{self.store_error}; the {action} is kept and stored as soon as there is space again",
+                [{"field": "", "message": "the job store's file system is full"}],
+            )
 
     def _busy(self, job: Job) -> bool:
         return job.wanted is not None
@@ -896,6 +1043,8 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         last_flush = time.monotonic()
         while self._running:
             timeout = FLUSH_WINDOW if self._dirty or self._dirty_parents else 1.0
+            if self.store_error is not None:
+                timeout = max(self._store_retry_at - time.monotonic(), FLUSH_WINDOW)
             await self._wake.sleep(timeout)
             self._wake.clear()
             try:
@@ -910,6 +1059,8 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
                 await asyncio.sleep(0.5)
 
     def _schedule_once(self) -> None:
+        if self.store_error is not None and self._dirty:
+            return  # nothing starts while changes wait for space in the store (its intent could not be kept)
         if self._dependencies_changed and self._dependents:
             self._dependencies_changed = False
             for job, reason in failed_dependencies(list(self._dependents.values()), self._dependency_info):
@@ -974,8 +1125,13 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         # The intent to launch is durable before any job reaches its site: a crash in between
         # makes the restarted manager check the site instead of starting the job a second time.
         # A site that recognises a job it already has needs no such record (one write fewer).
-        if any(not self.gates[site].idempotent_submit for site in by_site):
-            self._flush()
+        if any(not self.gates[site].idempotent_submit for site in by_site) and not self._flush(retry_now=True):
+            for batch in by_site.values():  # the intent could not be stored: start none of them now
+                for job, _ in batch:
+                    self._launching.discard(job.id)
+                    job.gate_data.pop("launching", None)
+                    self._set_state(job, JobState.QUEUED, "waiting for space in the job store")
+            return
         for site, batch in by_site.items():
             # A gate that hands many jobs over in one exchange gets them together (arrays sent
             # whole excepted); to others each job goes on its own, and is seen started on its own.

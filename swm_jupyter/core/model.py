@@ -36,6 +36,37 @@ class Resources:
     walltime: int | None = None
 
 
+#: The most tasks an array can ever have, whatever ``max_array_size`` says (Slurm's own ceiling).
+ARRAY_TASKS_CAP = 4_000_001
+
+
+def _array_ranges(text: str) -> tuple[list[range], int | None]:
+    """The index ranges and the throttle of an array written in Slurm's syntax. Raises ``ValueError``."""
+    body, _, throttle_text = str(text).strip().partition("%")
+    throttle = None
+    if throttle_text:
+        if not throttle_text.isdigit() or int(throttle_text) < 1:
+            raise ValueError(f"array throttle {throttle_text!r} must be a positive whole number")
+        throttle = int(throttle_text)
+    ranges: list[range] = []
+    for part in body.split(","):
+        match = _ARRAY.match(part.strip())
+        if not match:
+            raise ValueError(f"cannot read array {text!r}: write 0-99, 0-99%10 or 1,3,5-9:2")
+        start = int(match.group(1))
+        end = int(match.group(2)) if match.group(2) is not None else start
+        step = int(match.group(3)) if match.group(3) is not None else 1
+        if end < start or step < 1:
+            raise ValueError(f"array range {part!r} must go upwards with a positive step")
+        ranges.append(range(start, end + 1, step))
+    return ranges, throttle
+
+
+def array_task_count(text: str) -> int:
+    """How many tasks an array written in Slurm's syntax has (counted as written). Raises ``ValueError``."""
+    return sum(len(r) for r in _array_ranges(text)[0])
+
+
 @dataclass(frozen=True)
 class ArraySpec:
     """A job array: task indices and the most tasks allowed to run at once (None: no limit)."""
@@ -45,27 +76,19 @@ class ArraySpec:
     text: str = ""
 
     @classmethod
-    def parse(cls, text: str) -> ArraySpec:
-        """Parse Slurm's syntax: ``0-99``, ``0-99%10``, ``1,3,5-9:2%4``. Raises ``ValueError``."""
-        body, _, throttle_text = str(text).strip().partition("%")
-        throttle = None
-        if throttle_text:
-            if not throttle_text.isdigit() or int(throttle_text) < 1:
-                raise ValueError(f"array throttle {throttle_text!r} must be a positive whole number")
-            throttle = int(throttle_text)
+    def parse(cls, text: str, *, max_tasks: int = ARRAY_TASKS_CAP) -> ArraySpec:
+        """Parse Slurm's syntax: ``0-99``, ``0-99%10``, ``1,3,5-9:2%4``. Raises ``ValueError``.
+
+        An array of more than ``max_tasks`` tasks (counted as written) is refused before any index
+        is made.
+        """
+        ranges, throttle = _array_ranges(text)
+        count = sum(len(r) for r in ranges)
+        if count > max_tasks:
+            raise ValueError(f"the array has {count:,} tasks; at most {max_tasks:,} are allowed")
         indices: list[int] = []
-        for part in body.split(","):
-            match = _ARRAY.match(part.strip())
-            if not match:
-                raise ValueError(f"cannot read array {text!r}: write 0-99, 0-99%10 or 1,3,5-9:2")
-            start = int(match.group(1))
-            end = int(match.group(2)) if match.group(2) is not None else start
-            step = int(match.group(3)) if match.group(3) is not None else 1
-            if end < start or step < 1:
-                raise ValueError(f"array range {part!r} must go upwards with a positive step")
-            indices.extend(range(start, end + 1, step))
-            if len(indices) > 1_000_000:
-                raise ValueError("an array may have at most 1,000,000 tasks")
+        for indices_of_part in ranges:
+            indices.extend(indices_of_part)
         unique = tuple(sorted(set(indices)))
         return cls(indices=unique, throttle=throttle, text=str(text).strip())
 

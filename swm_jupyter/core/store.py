@@ -8,18 +8,19 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .checkpoint import BACKSTOP_PAGES, WalCheckpointer
-from .errors import JobNotFound, StoreLocked
+from .disk_full import is_disk_full, no_space_text
+from .errors import JobNotFound, StoreFull, StoreLocked
 from .jsoncodec import parse, to_text
 from .model import Job, JobSpec, spec_from_json
 from .states import HistoryEntry, JobState
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: Migrations: MIGRATIONS[n] takes a store from version n to n + 1.
 MIGRATIONS: dict[int, list[str]] = {
@@ -60,7 +61,30 @@ MIGRATIONS: dict[int, list[str]] = {
             payload TEXT NOT NULL
         )""",
     ],
+    1: [
+        # Idempotency-Key of a submission: the same key answers with the same jobs.
+        """CREATE TABLE idempotency_keys (
+            key TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            fingerprint TEXT NOT NULL,
+            job_ids TEXT NOT NULL,
+            created REAL NOT NULL
+        )""",
+        "CREATE INDEX idempotency_created ON idempotency_keys (created)",
+    ],
 }
+
+
+@dataclass(frozen=True)
+class IdempotencyRecord:
+    """A submission made with an ``Idempotency-Key``: whose, the key, the request's fingerprint, its jobs."""
+
+    owner: str
+    key: str
+    fingerprint: str
+    job_ids: tuple[str, ...]
+    created: float
+
 
 #: The columns a job's later writes change, in the order of :func:`_changing_values`.
 _CHANGING = (
@@ -203,24 +227,48 @@ class JobStore:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """Run the block in one transaction, committed (durably) at the end, rolled back on error."""
-        self.db.execute("BEGIN IMMEDIATE")
+        """Run the block in one transaction, committed (durably) at the end, rolled back on error.
+
+        Raises :class:`StoreFull` when the file system has no space left (at any statement or at
+        the commit); the transaction is then rolled back, the store is as before and usable again.
+        """
         try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+                self.db.execute("COMMIT")
+            except BaseException:
+                if self.db.in_transaction:  # SQLite may have rolled back already (a full disk can)
+                    with suppress(sqlite3.Error):
+                        self.db.execute("ROLLBACK")
+                raise
+        except (sqlite3.Error, OSError) as exc:
+            if is_disk_full(exc):
+                raise StoreFull(
+                    f"the job store cannot be written: {no_space_text(self.path)} (free space, nothing was lost)"
+                ) from exc
             raise
-        self.db.execute("COMMIT")
 
     # -- writes ------------------------------------------------------------------------------------
 
-    def insert_jobs(self, jobs: Iterable[Job]) -> list[dict[str, Any]]:
-        """Store new jobs in one transaction; return their events (already stored).
+    def insert_jobs(
+        self, jobs: Iterable[Job], keys: Iterable[IdempotencyRecord] = (), *, keep_keys: float = 86400.0
+    ) -> list[dict[str, Any]]:
+        """Store new jobs (and the idempotency ``keys`` of their submissions) in one transaction;
+        return their events (already stored). Keys older than ``keep_keys`` seconds are dropped.
 
         Array tasks get no event of their own at submission (their parent has one).
         """
         jobs = list(jobs)
+        keys = list(keys)
         with self.transaction():
+            if keys:
+                self.db.execute("DELETE FROM idempotency_keys WHERE created < ?", (time.time() - keep_keys,))
+                self.db.executemany(
+                    "INSERT OR REPLACE INTO idempotency_keys (owner, key, fingerprint, job_ids, created) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    [(k.owner, k.key, k.fingerprint, to_text(list(k.job_ids)), k.created) for k in keys],
+                )
             at = 0
             while at < len(jobs):
                 # One statement for each run of jobs: separate jobs, or the tasks of one array.
@@ -332,6 +380,16 @@ class JobStore:
         if row is None:
             raise JobNotFound(f"no job {job_id!r}; list jobs with `swm jobs` or GET /swm/api/v1/jobs")
         return self._job(row)
+
+    def idempotency_record(self, key: str, since: float) -> IdempotencyRecord | None:
+        """The submission made with ``key`` at ``since`` or later, if any."""
+        row = self.db.execute(
+            "SELECT owner, fingerprint, job_ids, created FROM idempotency_keys WHERE key=? AND created >= ?",
+            (key, since),
+        ).fetchone()
+        if row is None:
+            return None
+        return IdempotencyRecord(row[0], key, row[1], tuple(parse(row[2])), row[3])
 
     def exists(self, job_id: str) -> bool:
         """True if a job with exactly this id is stored."""

@@ -184,16 +184,24 @@ class JobsHandler(SwmHandler):
         if isinstance(request, list):
             if not request:
                 raise ValidationError("the list of jobs is empty", [{"field": "", "message": "give at least one job"}])
-            jobs = await manager.submit_many(request, owner=self.owner)
-            self.write_json({"jobs": [self.public_job(job.to_dict()) for job in jobs]}, 201)
-            return
-        if not isinstance(request, dict):
+        elif not isinstance(request, dict):
             raise ValidationError(
                 "a job must be a JSON object (or a list of them)", [{"field": "", "message": "expected an object"}]
             )
-        job = await manager.submit(request, owner=self.owner)
-        self.set_header("Location", f"{self.base_url.rstrip('/')}{API_PREFIX}/jobs/{job.id}")
-        self.write_json(self.public_job(job.to_dict()), 201)
+        key = self.request.headers.get("Idempotency-Key")
+        if key is not None:  # a retry of a submission already stored gets the same jobs, as the first time
+            jobs, replayed = await manager.submit_once(key, request, owner=self.owner)
+            if replayed:
+                self.set_header("Idempotent-Replayed", "true")
+        elif isinstance(request, list):
+            jobs = await manager.submit_many(request, owner=self.owner)
+        else:
+            jobs = [await manager.submit(request, owner=self.owner)]
+        if isinstance(request, list):
+            self.write_json({"jobs": [self.public_job(job.to_dict()) for job in jobs]}, 201)
+            return
+        self.set_header("Location", f"{self.base_url.rstrip('/')}{API_PREFIX}/jobs/{jobs[0].id}")
+        self.write_json(self.public_job(jobs[0].to_dict()), 201)
 
 
 class JobHandler(SwmHandler):
