@@ -210,7 +210,7 @@ c.JupyterHub.load_roles.append({{
 
     def server_pid(self, user: str) -> int:
         """The pid of ``user``'s single-user server process (from the hub's user model)."""
-        status, model = self.admin("GET", f"users/{user}")
+        _, model = self.admin("GET", f"users/{user}")
         state = model["servers"][""].get("state") or {}
         return int(state["pid"])
 
@@ -243,4 +243,7 @@ def hub(hub_users: tuple[str, ...], tmp_path_factory: pytest.TempPathFactory) ->
         yield running
     finally:
         running.stop()
-        print(f"hub log: {running.log_path}")
+        kept = REPO / "tests" / ".artifacts" / "hub.log"
+        kept.parent.mkdir(exist_ok=True)
+        shutil.copyfile(running.log_path, kept)
+        print(f"hub log: {kept}")

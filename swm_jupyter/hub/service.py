@@ -95,6 +95,18 @@ class SwmServiceApp(ServerApp):
             )
         )
 
+    def init_webapp(self) -> None:
+        """Make the web app; XSRF is checked by Jupyter Server after the hub identified the caller.
+
+        Tornado's own check runs before authentication, when a hub token cannot be seen yet: it is
+        switched off as ``jupyterhub-singleuser`` does; every handler still checks XSRF for
+        cookie-authenticated requests (browsers), never for token-authenticated ones.
+        """
+        super().init_webapp()
+        self.web_app.settings["xsrf_cookies"] = False
+        headers = self.web_app.settings.setdefault("headers", {})
+        headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
+
     def init_server_extensions(self) -> None:
         """Load only the swm extension, whatever else the environment enables."""
         self.jpserver_extensions = {name: False for name in self.jpserver_extensions} | {EXTENSION: True}
