@@ -99,6 +99,23 @@ def run_cli_as(user: str, env: dict[str, str], *args: str, stdin: str = "") -> A
     return json.loads(result.stdout)
 
 
+def test_service_started_outside_a_hub_says_so_without_a_traceback(tmp_path: Path) -> None:
+    """``python -m swm_jupyter.hub.service`` without the hub's environment: exit 2 and one clear line."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTERHUB_")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+    result = subprocess.run(
+        [str(BIN / "python"), "-m", "swm_jupyter.hub.service"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "JUPYTERHUB_SERVICE_URL is not set" in result.stderr and "c.JupyterHub.services" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
 def test_users_see_and_act_on_their_own_jobs_admins_on_all(hub: Hub) -> None:
     """alice submits from her server's API and its terminal's swm; bob gets 404; admin sees all; no scope: 403."""
     alice, bob, admin = hub.user_token("alice"), hub.user_token("bob"), hub.user_token("admin")
@@ -145,6 +162,11 @@ def test_users_see_and_act_on_their_own_jobs_admins_on_all(hub: Hub) -> None:
     assert status == 200 and {from_api["id"], from_cli["id"], bobs["id"]} <= {j["id"] for j in page["jobs"]}, page
     status, job = hub.call("DELETE", job_path, token=admin)
     assert status == 202, job
+
+    # no token reaches a log: the hub's log holds the service's, the servers' and the hub's own
+    log = hub.log_tail(size=10**8)
+    for secret in (alice, bob, admin, env["JUPYTERHUB_API_TOKEN"]):
+        assert secret not in log
 
     # a token without the swm scope, or without access to the service: 403
     no_swm = hub.user_token("alice", ["access:services!service=swm"])
