@@ -156,6 +156,15 @@ def test_users_see_and_act_on_their_own_jobs_admins_on_all(hub: Hub) -> None:
     assert {e["job"]["owner"] for e in replay if e["type"] == "job"} == {"bob"}, replay
     status, job = hub.call("GET", job_path, token=alice)
     assert status == 200 and job["state"] not in ("canceled",), job
+    # nor can alice learn of bob's job by depending on it: the same 400 as for a job that does not exist
+    missing = "00000000-0000-0000-0000-000000000000"
+    answers = {}
+    for dep in (bobs["id"], missing):
+        spec = {"command": ["true"], "depends_on": {"afterok": [dep]}}
+        status, answer = hub.call("POST", f"{SERVICE_API}/jobs", token=alice, body=spec)
+        assert status == 400, (status, answer)
+        answers[dep] = answer["message"].replace(dep, "ID")
+    assert answers[bobs["id"]] == answers[missing], answers
 
     # admin sees both users' jobs and may act on them
     status, page = hub.call("GET", f"{SERVICE_API}/jobs", token=admin)

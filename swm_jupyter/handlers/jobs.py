@@ -11,9 +11,10 @@ from urllib.parse import quote
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
-from ..core.errors import SwmError, ValidationError
+from ..core.errors import JobNotFound, SwmError, ValidationError
 from ..core.states import JobState
 from ..core.store import SORTS, JobQuery
+from .access import visible_job
 from .base import API_PREFIX, SwmHandler, public_job
 
 ACTIONS = ("hold", "release", "requeue", "cancel")
@@ -177,6 +178,7 @@ class JobsHandler(SwmHandler):
                 f"cannot read a body of type {content_type!r}",
                 [{"field": "Content-Type", "message": "send application/json or text/x-shellscript"}],
             )
+        self.check_dependencies(request if isinstance(request, list) else [request])
         if dry_run:
             if not isinstance(request, dict):
                 raise ValidationError(
@@ -204,6 +206,27 @@ class JobsHandler(SwmHandler):
         job = await manager.submit(request, owner=self.owner)
         self.set_header("Location", f"{self.base_url.rstrip('/')}{API_PREFIX}/jobs/{job.id}")
         self.write_json(public_job(job.to_dict()), 201)
+
+
+    def check_dependencies(self, requests: list[Any]) -> None:
+        """Refuse a dependency on a job the caller may not see, exactly as one on a missing job (400)."""
+        if self.visible_owner is None:
+            return
+        for request in requests:
+            if not isinstance(request, dict) or not (request.get("depends_on") or request.get("script")):
+                continue
+            try:
+                spec = self.manager.prepare(request, owner=self.owner)[0].spec
+            except SwmError:
+                continue  # the submission itself reports what is wrong
+            for dep in spec.depends_on:
+                try:
+                    visible_job(self.current_user, self.manager.get(dep.job_id), dep.job_id)
+                except JobNotFound:
+                    raise ValidationError(
+                        f"the job cannot run: depends_on: no job {dep.job_id!r} to depend on",
+                        [{"field": "depends_on", "message": f"no job {dep.job_id!r} to depend on"}],
+                    ) from None
 
 
 class JobHandler(SwmHandler):
