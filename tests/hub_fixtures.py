@@ -224,6 +224,7 @@ c.JupyterHub.load_roles.append({{
     def stop(self) -> None:
         """Stop the hub (its proxy, services and servers with it)."""
         if self.proc is None or self.proc.poll() is not None:
+            self.stop_left_proxy()
             return
         os.killpg(self.proc.pid, signal.SIGTERM)
         try:
@@ -231,6 +232,18 @@ c.JupyterHub.load_roles.append({{
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
+        self.stop_left_proxy()
+
+    def stop_left_proxy(self) -> None:
+        """Stop the proxy if the hub left it running (it does when it exits during its own start)."""
+        pid_file = self.root / "state" / "jupyterhub-proxy.pid"
+        try:
+            pid = int(pid_file.read_text().strip())
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            return
+        if b"configurable-http-proxy" in command and str(self.proxy_api_port).encode() in command:
+            os.kill(pid, signal.SIGTERM)
 
 
 @pytest.fixture(scope="module")
@@ -238,9 +251,9 @@ def hub(hub_users: tuple[str, ...], tmp_path_factory: pytest.TempPathFactory) ->
     """A running hub with the swm service (one per test module)."""
     root = tmp_path_factory.mktemp("hub")
     os.chmod(root, 0o755)
-    running = Hub(root).start()
+    running = Hub(root)
     try:
-        yield running
+        yield running.start()
     finally:
         running.stop()
         kept = REPO / "tests" / ".artifacts" / "hub.log"
