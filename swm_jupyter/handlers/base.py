@@ -20,6 +20,8 @@ from ..auth import owner_name, server_user_name
 from ..core import secrets
 from ..core.errors import SiteUnavailable, SwmError, ValidationError
 from ..core.manager import WorkloadManager
+from ..core.model import Job
+from .access import visible_job, visible_owner
 
 AUTH_RESOURCE = "swm"
 API_PREFIX = "/swm/api/v1"
@@ -168,6 +170,15 @@ class SwmHandler(APIHandler):
     def owner(self) -> str:
         """The owner name of the authenticated user (recorded on the jobs they submit): see :func:`owner_name`."""
         return request_owner(self)
+
+    @property
+    def visible_owner(self) -> str | None:
+        """The owner whose jobs the caller may see, or None for every job (see :mod:`.access`)."""
+        return visible_owner(self.current_user)
+
+    def visible_job(self, job_id: str) -> Job:
+        """The job with that id if the caller may see it. Raises :class:`JobNotFound` (404) otherwise."""
+        return visible_job(self.current_user, self.manager.get(job_id), job_id)
 
     # -- request helpers ---------------------------------------------------------------------------
 

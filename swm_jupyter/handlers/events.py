@@ -21,6 +21,7 @@ from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from ..core.errors import SiteUnavailable, SwmError, ValidationError
 from ..core.manager import WorkloadManager
+from .access import may_see, visible_job
 from .base import AUTH_RESOURCE, error_reply, public_event, request_owner
 
 #: Seconds between reads of a subscribed job's output.
@@ -182,7 +183,8 @@ class EventsWebSocket(WebSocketMixin, WebSocketHandler, JupyterHandler):  # type
             while True:
                 events = manager.events_after(self.sent_id)
                 for event in events:
-                    self.send(public_event(event))
+                    if self.may_see_event(event):
+                        self.send(public_event(event))
                     self.sent_id = event["id"]
                 if len(events) < REPLAY_BATCH:
                     break
@@ -195,6 +197,11 @@ class EventsWebSocket(WebSocketMixin, WebSocketHandler, JupyterHandler):  # type
         except WebSocketClosedError:
             pass
 
+    def may_see_event(self, event: dict[str, Any]) -> bool:
+        """True if this socket's user may see the event (events of others' jobs are not sent)."""
+        job = event.get("job")
+        return not isinstance(job, dict) or may_see(self.current_user, job)
+
     async def _pump(self) -> None:
         assert self.queue is not None
         while True:
@@ -204,6 +211,8 @@ class EventsWebSocket(WebSocketMixin, WebSocketHandler, JupyterHandler):  # type
                 if event_id <= self.sent_id:
                     continue
                 self.sent_id = event_id
+            if not self.may_see_event(event):
+                continue
             try:
                 self.write_message(json.dumps(public_event(event)))
             except WebSocketClosedError:
@@ -232,7 +241,7 @@ class EventsWebSocket(WebSocketMixin, WebSocketHandler, JupyterHandler):  # type
                 task.cancel()
         for job_id, offsets in subscribe.items():
             try:
-                job = self.manager.get(job_id)
+                job = visible_job(self.current_user, self.manager.get(str(job_id)), str(job_id))
             except SwmError as exc:
                 self.send({"type": "error", "job_id": job_id, "message": exc.message})
                 continue

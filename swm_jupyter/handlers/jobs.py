@@ -13,9 +13,10 @@ from urllib.parse import quote
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
-from ..core.errors import SwmError, ValidationError
+from ..core.errors import JobNotFound, SwmError, ValidationError
 from ..core.states import JobState
 from ..core.store import SORTS, JobQuery
+from .access import visible_job
 from .base import API_PREFIX, JSON_TYPES, SCRIPT_TYPES, SwmHandler, public_summary
 
 ACTIONS = ("hold", "release", "requeue", "cancel")
@@ -128,6 +129,12 @@ class JobsHandler(SwmHandler):
             "owner": self.get_argument("owner", None),
             "top_level": self.bool_argument("top_level", False),
         }
+        own = self.visible_owner
+        if own is not None:
+            if filters["owner"] not in (None, "", own):
+                self.write_json({"jobs": [], "total": 0, "counts": {}, "next_cursor": None})
+                return
+            filters["owner"] = own
         query = job_query(
             filters,
             sort=sort,
@@ -167,6 +174,7 @@ class JobsHandler(SwmHandler):
                     request[key] = value
         else:
             request = self.json_body()
+        self.check_dependencies(request if isinstance(request, list) else [request])
         if dry_run:
             if not isinstance(request, dict):
                 raise ValidationError(
@@ -204,6 +212,27 @@ class JobsHandler(SwmHandler):
         self.write_json(self.public_job(jobs[0].to_dict()), 201)
 
 
+    def check_dependencies(self, requests: list[Any]) -> None:
+        """Refuse a dependency on a job the caller may not see, exactly as one on a missing job (400)."""
+        if self.visible_owner is None:
+            return
+        for request in requests:
+            if not isinstance(request, dict) or not (request.get("depends_on") or request.get("script")):
+                continue
+            try:
+                spec = self.manager.prepare(request, owner=self.owner)[0].spec
+            except SwmError:
+                continue  # the submission itself reports what is wrong
+            for dep in spec.depends_on:
+                try:
+                    visible_job(self.current_user, self.manager.get(dep.job_id), dep.job_id)
+                except JobNotFound:
+                    raise ValidationError(
+                        f"the job cannot run: depends_on: no job {dep.job_id!r} to depend on",
+                        [{"field": "depends_on", "message": f"no job {dep.job_id!r} to depend on"}],
+                    ) from None
+
+
 class JobHandler(SwmHandler):
     """``GET /jobs/{id}`` shows a job; ``DELETE /jobs/{id}`` cancels it (``202``)."""
 
@@ -211,13 +240,13 @@ class JobHandler(SwmHandler):
     @authorized
     async def get(self, job_id: str) -> None:
         """The full job: spec, history and folder."""
-        self.write_json(self.public_job(self.manager.get(job_id).to_dict()))
+        self.write_json(self.public_job(self.visible_job(job_id).to_dict()))
 
     @web.authenticated
     @authorized
     async def delete(self, job_id: str) -> None:
         """Ask for the job to be canceled; ``409`` if it already ended."""
-        job = await self.manager.cancel(job_id)
+        job = await self.manager.cancel(self.visible_job(job_id).id)
         self.write_json(self.public_job(job.to_dict()), 202)
 
 
@@ -230,7 +259,7 @@ class JobActionHandler(SwmHandler):
         """Apply the action: ``200`` once done, ``202`` while the site still carries it out; ``409`` if
         the job's state does not allow it (nothing changed), ``503`` if its site's gate did not load.
         """
-        job = await getattr(self.manager, action)(job_id)
+        job = await getattr(self.manager, action)(self.visible_job(job_id).id)
         self.write_json(self.public_job(job.to_dict()), 202 if job.wanted else 200)
 
 
@@ -260,7 +289,7 @@ class BulkActionHandler(SwmHandler):
         failed: list[dict[str, str]] = []
         for job_id in dict.fromkeys(ids):
             try:
-                job = await getattr(manager, action)(job_id)
+                job = await getattr(manager, action)(self.visible_job(job_id).id)
             except SwmError as exc:
                 failed.append({"id": job_id, "message": exc.message})
             else:
@@ -277,6 +306,11 @@ class BulkActionHandler(SwmHandler):
                 f"unknown filter {', '.join(unknown)}",
                 [{"field": f"filter.{k}", "message": f"known filters: {', '.join(sorted(known))}"} for k in unknown],
             )
+        own = self.visible_owner
+        if own is not None:
+            if filters.get("owner") not in (None, "", own):
+                return []
+            filters = {**filters, "owner": own}
         query = job_query({"top_level": "array_parent" not in filters, **filters}, limit=MAX_PAGE)
         ids: list[str] = []
         while True:
@@ -303,7 +337,7 @@ class LogHandler(SwmHandler):
         offset = self.int_argument("offset", 0, minimum=0, maximum=MAX_LOG_OFFSET)
         limit = self.int_argument("limit", 1 << 20, minimum=1, maximum=MAX_LOG_CHUNK)
         manager = self.manager
-        job = manager.get(job_id)
+        job = self.visible_job(job_id)
         data = await manager.read_output(job.id, stream, offset, limit)
         self.set_header("X-Log-Offset", str(offset + len(data)))
         self.set_header("X-Job-State", job.state.value)
@@ -318,7 +352,7 @@ class FilesHandler(SwmHandler):
     @authorized
     async def get(self, job_id: str) -> None:
         """``{"files": [{"path", "size", "mtime"}]}``."""
-        self.write_json({"files": self.manager.list_files(job_id)})
+        self.write_json({"files": self.manager.list_files(self.visible_job(job_id).id)})
 
 
 class FileHandler(SwmHandler):
@@ -329,7 +363,7 @@ class FileHandler(SwmHandler):
     @authorized
     async def get(self, job_id: str, path: str) -> None:
         """Stream the file; types that a browser could run are sent as a download."""
-        handle = await self.manager.open_file(job_id, path)
+        handle = await self.manager.open_file(self.visible_job(job_id).id, path)
         try:
             name = PurePosixPath(path).name
             kind, _ = mimetypes.guess_type(name)
