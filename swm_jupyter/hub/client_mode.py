@@ -40,6 +40,8 @@ PASSED_HEADERS = (
     "X-Content-Type-Options",
     "X-Log-Offset",
     "X-Job-State",
+    "Location",
+    "Idempotent-Replayed",
 )
 #: Seconds to wait for the service to answer a request (long enough for a large file).
 REQUEST_TIMEOUT = 600.0
@@ -167,7 +169,7 @@ class ServiceForwardHandler(SwmHandler):
         query = self.request.query
         url = self.link.api_url + path + (f"?{query}" if query else "")
         headers = self.link.headers()
-        for name in ("Content-Type", "Accept"):
+        for name in ("Content-Type", "Accept", "Idempotency-Key"):
             if name in self.request.headers:
                 headers[name] = self.request.headers[name]
         method = self.request.method or "GET"
