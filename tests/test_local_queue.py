@@ -227,12 +227,16 @@ def test_a_job_that_cannot_start_fails_alone(tmp_path: Path) -> None:
         bad = await wm.submit_many(
             [
                 {"command": ["no-such-program-swm"]},
-                {"command": ["echo", "a\x00b"]},
+                {"command": ["/etc/hostname"]},  # not executable (a NUL byte is now refused at submission)
                 {"command": ["true"], "workdir": "/nonexistent-swm"},
             ]
         )
         good = await wm.submit({"command": ["sh", "-c", "exit 4"]})
-        reasons = ["could not start 'no-such-program-swm'", "could not start 'echo'", "workdir /nonexistent-swm does"]
+        reasons = [
+            "could not start 'no-such-program-swm'",
+            "could not start '/etc/hostname'",
+            "workdir /nonexistent-swm does",
+        ]
         for job, reason in zip(bad, reasons, strict=True):
             failed = await wm.wait(job.id, 30)
             assert failed.state is JobState.ERROR and reason in failed.state_details, failed.state_details
