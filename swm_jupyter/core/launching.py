@@ -7,15 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import time
 from pathlib import Path
 
 from ..gates.base import safe_path
+from .accounts import OwnerAccount
 from .errors import SiteUnavailable, SwmError, ValidationError
 from .launch import SCRIPT_FILE
 from .manager_part import ManagerPart
 from .model import Job
+from .owned_folders import copy_into_owned, owned_folder, write_owned_file
 from .states import JobState
 
 #: Seconds a site that could not be reached rests before the scheduler tries it again.
@@ -171,7 +174,15 @@ class JobLaunching(ManagerPart):
             self._prepare_folder(job)
 
     def _prepare_folder(self, job: Job) -> None:
-        """Create the job folder, write the script, copy the inputs in (paths checked)."""
+        """Create the job folder, write the script, copy the inputs in (paths checked).
+
+        On a site that runs jobs as their owner, the folder and everything in it belong to the owner
+        (see :func:`_prepare_owned_folder`).
+        """
+        account = self.gates[job.site].owner_account(job)
+        if account is not None:
+            self._prepare_owned_folder(job, account)
+            return
         folder = Path(job.folder)
         folder.mkdir(parents=True, exist_ok=True)
         if job.spec.script is not None:
@@ -182,16 +193,39 @@ class JobLaunching(ManagerPart):
             (folder / "job.json").write_text(
                 json.dumps({"notebook": Path(job.spec.notebook).name, "parameters": job.spec.parameters})
             )
-        inputs = list(job.spec.input_files)
-        if job.spec.notebook is not None:
-            inputs.append(job.spec.notebook)
-        for path in inputs:
-            source = safe_path(self.input_root, path)
-            if not source.exists():
-                raise ValidationError(f"input file {path!r} no longer exists in {self.input_root}")
-            target = safe_path(folder, Path(path).name if job.spec.notebook == path else path)
+        for source, relative in self._inputs(job):
+            target = safe_path(folder, relative)
             target.parent.mkdir(parents=True, exist_ok=True)
             if source.is_dir():
                 shutil.copytree(source, target, dirs_exist_ok=True, symlinks=True)
             else:
                 shutil.copy2(source, target)
+
+    def _inputs(self, job: Job) -> list[tuple[Path, str]]:
+        """The files to copy into the job folder: ``(source, path relative to the job folder)``.
+
+        Raises :class:`ValidationError` when an input left ``input_root`` or no longer exists.
+        """
+        inputs = list(job.spec.input_files)
+        if job.spec.notebook is not None:
+            inputs.append(job.spec.notebook)
+        found: list[tuple[Path, str]] = []
+        for path in inputs:
+            source = safe_path(self.input_root, path)
+            if not source.exists():
+                raise ValidationError(f"input file {path!r} no longer exists in {self.input_root}")
+            found.append((source, os.path.normpath(Path(path).name if job.spec.notebook == path else path)))
+        return found
+
+    def _prepare_owned_folder(self, job: Job, account: OwnerAccount) -> None:
+        """:meth:`_prepare_folder` for a job that runs as ``account``: the folder is made the account's
+        (mode 0700) before anything is written in it, and no link the owner could make is followed.
+        """
+        with owned_folder(job.folder, account) as folder:
+            if job.spec.script is not None:
+                write_owned_file(folder, SCRIPT_FILE, job.spec.script.encode(), 0o700, account)
+            if job.spec.notebook is not None:
+                data = json.dumps({"notebook": Path(job.spec.notebook).name, "parameters": job.spec.parameters})
+                write_owned_file(folder, "job.json", data.encode(), 0o600, account)
+            for path, target in self._inputs(job):
+                copy_into_owned(str(path), folder, target, account)

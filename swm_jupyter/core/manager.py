@@ -271,11 +271,16 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
                     errors.append({"field": "input_files", "message": f"{path!r} does not exist in {self.input_root}"})
         job = Job(id=new_job_id(), spec=spec, site=site, owner=owner)
         errors.extend(gate.validate(job))
+        try:
+            account = gate.owner_account(job)
+        except ValidationError as exc:
+            account = None
+            errors.extend(exc.errors)
         if errors:
             raise ValidationError(
                 "the job cannot run: " + "; ".join(f"{e['field']}: {e['message']}" for e in errors), errors
             )
-        job.folder = os.path.join(self.data_dir, "jobs", job.id)
+        job.folder = os.path.join(account.data_root if account else os.path.join(self.data_dir, "jobs"), job.id)
         estimate = gate.estimate_cost(job)
         job.cost = {"estimate": estimate, "actual": None}
         initial = JobState.HELD if spec.hold else JobState.QUEUED

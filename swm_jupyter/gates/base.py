@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from traitlets import Int, Unicode
+from traitlets import Bool, Int, Unicode
 from traitlets.config import LoggingConfigurable
 
+from ..core.accounts import OwnerAccount, OwnerAccounts
 from ..core.errors import PathNotAllowed
 from ..core.model import Job
 from ..core.states import JobState
@@ -50,6 +51,12 @@ class Gate(LoggingConfigurable):
     site_name = Unicode("", help="The name of the site this gate drives (set by the manager).")
     max_running = Int(0, help="The most jobs of this site running at once; 0 means no limit.").tag(config=True)
     description = Unicode("", help="A sentence shown to users about this site.").tag(config=True)
+    run_as_owner = Bool(
+        False,
+        help="Run each job under its owner's OS account, with job folders in that account's data root "
+        "(see OwnerAccounts); only gates that support it accept True (default False: every job runs as "
+        "the server's own account).",
+    ).tag(config=True)
 
     #: True if the site runs a whole array from one submission (:meth:`submit_array`).
     native_arrays = False
@@ -60,9 +67,33 @@ class Gate(LoggingConfigurable):
     #: The manager then need not store its intent to launch before each launch: after a crash it
     #: may simply launch again.
     idempotent_submit = False
+    #: True if this kind of gate can run jobs under their owner's OS account (``run_as_owner``).
+    supports_run_as_owner = False
+    #: True when this site runs each job under its owner's OS account (configured and supported):
+    #: the core then checks owners at submission and makes job folders the owner's.
+    runs_as_owner = False
 
     #: Called by the gate (no arguments) when it knows that some job changed, to poll sooner.
     notify: Callable[[], None] = staticmethod(lambda: None)
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        #: Maps owners to OS accounts when :attr:`runs_as_owner`; None otherwise.
+        self.accounts: OwnerAccounts | None = None
+        if self.run_as_owner:
+            if not self.supports_run_as_owner:
+                raise ValueError(f"the {self.kind} gate cannot run jobs under their owner's account (run_as_owner)")
+            self.accounts = OwnerAccounts(parent=self)
+            self.runs_as_owner = True
+
+    def owner_account(self, job: Job) -> OwnerAccount | None:
+        """The OS account ``job`` runs as on this site, or None when the site runs every job as itself.
+
+        Raises :class:`~swm_jupyter.core.errors.ValidationError` when the owner has no usable account.
+        """
+        if self.accounts is None:
+            return None
+        return self.accounts.resolve(job.owner, self.site_name)
 
     async def setup(self) -> None:
         """Open connections and sessions. Called once when the manager starts."""

@@ -22,6 +22,7 @@ import os
 import posixpath
 import re
 import shlex
+import stat
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -30,9 +31,11 @@ from typing import Any
 
 from traitlets import Bool, Dict, Float, Int, List, Unicode
 
+from ..core.accounts import OwnerAccount
 from ..core.errors import GateError, SiteUnavailable
 from ..core.launch import SCRIPT_FILE, STDERR_FILE, STDOUT_FILE, job_argv, job_environment
 from ..core.model import Job
+from ..core.owned_folders import owned_folder, unlink_owned, write_owned_file
 from ..core.states import JobState
 from ..core.units import format_walltime, parse_memory_mb, parse_walltime_seconds
 from .base import Gate, GateStatus, read_file_range
@@ -260,11 +263,17 @@ class SlurmGate(Gate):
 
     Per-job data kept in ``gate_data`` (enough for a new process after a restart): ``slurm_id``,
     ``folder`` (the job folder as the cluster sees it), ``shared``.
+
+    With ``run_as_owner``, ``sbatch``, ``scancel`` and ``scontrol`` run as the job's owner through
+    ``OwnerAccounts.exec_prefix`` (so Slurm records the real user and applies their limits); the
+    batched ``squeue``/``sacct`` status calls stay one call as the server's account, which sees
+    every user's jobs unless the cluster sets ``PrivateData=jobs``.
     """
 
     kind = "slurm"
     native_arrays = True
     native_dependencies = True
+    supports_run_as_owner = True
 
     ssh_host = Unicode("", help="Login node to run Slurm commands on over SSH; empty: run them here.").tag(config=True)
     ssh_port = Int(22, help="SSH port of the login node (default 22).").tag(config=True)
@@ -313,6 +322,10 @@ class SlurmGate(Gate):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        if self.runs_as_owner and not self.shared:
+            raise ValueError(
+                "run_as_owner needs job folders that the cluster shares (the owner's data root); remove remote_workdir"
+            )
         self._transport: SshTransport | None = None
         self._rows: dict[str, SlurmRow] = {}
         self._rows_time = 0.0
@@ -367,14 +380,30 @@ class SlurmGate(Gate):
             await self._transport.close()
 
     async def _run(
-        self, argv: Sequence[str], *, check: bool = True, idempotent: bool = True, status_call: bool = False
+        self,
+        argv: Sequence[str],
+        *,
+        check: bool = True,
+        idempotent: bool = True,
+        status_call: bool = False,
+        account: OwnerAccount | None = None,
     ) -> CommandResult:
+        """Run a Slurm command here or on the login node; as ``account`` (through the exec prefix) if given."""
         self.command_counts[argv[0]] += 1
+        if account is not None and self.accounts is not None:
+            argv = self.accounts.command(account, argv, self._owner_env())
         if status_call:
             self._call_times.append(time.monotonic())
         if self.ssh_host:
             return await self._ssh().run(argv, check=check, idempotent=idempotent, timeout=self.command_timeout)
         return await run_command(argv, env=self.env or None, check=check, timeout=self.command_timeout)
+
+    def _owner_env(self) -> dict[str, str]:
+        """Variables given to a command run as a job's owner (the exec prefix resets the environment):
+        the site's ``env``, and this server's own ``SLURM_CONF`` when the commands run here.
+        """
+        env = {} if self.ssh_host or "SLURM_CONF" not in os.environ else {"SLURM_CONF": os.environ["SLURM_CONF"]}
+        return {**env, **self.env}
 
     def _folder(self, job: Job) -> str:
         """The job folder as the cluster sees it."""
@@ -388,8 +417,10 @@ class SlurmGate(Gate):
     def _slurm_id(self, job: Job) -> str | None:
         return str(job.gate_data.get("slurm_id") or job.native_id or "") or None
 
-    async def _write(self, path: str, data: bytes, mode: int = 0o644) -> None:
-        if self.shared:
+    async def _write(self, path: str, data: bytes, mode: int = 0o644, account: OwnerAccount | None = None) -> None:
+        if account is not None:
+            await asyncio.to_thread(_write_owned, path, data, mode & 0o700, account)
+        elif self.shared:
             await asyncio.to_thread(_write_local, path, data, mode)
         else:
             await self._ssh().write_bytes(path, data, mode=mode)
@@ -636,9 +667,9 @@ class SlurmGate(Gate):
 
     # --- submission --------------------------------------------------------------------------------
 
-    async def _sbatch(self, script_path: str) -> str:
+    async def _sbatch(self, script_path: str, account: OwnerAccount | None) -> str:
         try:
-            result = await self._run(["sbatch", "--parsable", script_path], idempotent=False)
+            result = await self._run(["sbatch", "--parsable", script_path], idempotent=False, account=account)
         except CommandError as exc:
             if exc.exit_code is None or _CONTROLLER_DOWN.search(exc.stderr):
                 raise SiteUnavailable(f"Slurm could not take the job now: {exc.message}") from None
@@ -660,13 +691,14 @@ class SlurmGate(Gate):
         or the login node cannot be reached.
         """
         options = self._request_options(job, dependencies)
+        account = self.owner_account(job)
         folder = self._folder(job)
         if not self.shared and job.id not in self._staged:
             await self.stage_in(job)
         script = self._batch_script(job, options, folder=folder)
         script_path = posixpath.join(folder, BATCH_FILE)
-        await self._write(script_path, script.encode(), 0o755)
-        slurm_id = await self._sbatch(script_path)
+        await self._write(script_path, script.encode(), 0o755, account)
+        slurm_id = await self._sbatch(script_path, account)
         self.log.info("slurm site %s: job %s is Slurm job %s", self.site_name, job.id, slurm_id)
         return GateStatus(
             JobState.WAITING,
@@ -693,6 +725,7 @@ class SlurmGate(Gate):
         if spec_array is not None and spec_array.throttle:
             text += f"%{spec_array.throttle}"
         options = self._request_options(parent, dependencies, array=text)
+        account = self.owner_account(parent)
         if self.shared:
             array_folder = parent.folder or tasks[0].folder
         else:
@@ -709,11 +742,11 @@ class SlurmGate(Gate):
             if not self.shared and task.id not in self._staged:
                 await self.stage_in(task)
         map_path = posixpath.join(array_folder, ARRAY_MAP_FILE)
-        await self._write(map_path, "".join(lines).encode())
+        await self._write(map_path, "".join(lines).encode(), 0o644, account)
         script = self._batch_script(parent, options, folder=array_folder, array_map=map_path, array_parent=parent.id)
         script_path = posixpath.join(array_folder, BATCH_FILE)
-        await self._write(script_path, script.encode(), 0o755)
-        array_id = await self._sbatch(script_path)
+        await self._write(script_path, script.encode(), 0o755, account)
+        array_id = await self._sbatch(script_path, account)
         self.log.info("slurm site %s: array %s is Slurm array %s (%s)", self.site_name, parent.id, array_id, text)
         out: dict[str, GateStatus] = {}
         for task in tasks:
@@ -955,6 +988,10 @@ class SlurmGate(Gate):
         Otherwise a poll made while the new run is still pending would read the old run's end.
         """
         path = posixpath.join(self._folder(job), STATUS_FILE)
+        account = self.owner_account(job)
+        if account is not None:
+            await asyncio.to_thread(unlink_owned, self._folder(job), STATUS_FILE, account)
+            return
         if self.shared and not self.ssh_host:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
@@ -967,7 +1004,7 @@ class SlurmGate(Gate):
         self._cancelled.add(job.id)
         if not slurm_id:
             return
-        result = await self._run(["scancel", slurm_id], check=False)
+        result = await self._run(["scancel", slurm_id], check=False, account=self.owner_account(job))
         if (
             result.exit_code != 0
             and "invalid job id" not in result.stderr.lower()
@@ -988,7 +1025,7 @@ class SlurmGate(Gate):
         slurm_id = self._slurm_id(job)
         if not slurm_id:
             return False
-        result = await self._run(["scontrol", action, slurm_id], check=False)
+        result = await self._run(["scontrol", action, slurm_id], check=False, account=self.owner_account(job))
         self._speed_up()
         if result.exit_code != 0:
             self.log.info(
@@ -1118,14 +1155,25 @@ def _write_local(path: str, data: bytes, mode: int) -> None:
     os.replace(tmp, path)
 
 
+def _write_owned(path: str, data: bytes, mode: int, account: OwnerAccount) -> None:
+    with owned_folder(os.path.dirname(path), account) as folder:
+        write_owned_file(folder, os.path.basename(path), data, mode, account)
+
+
 def _read_local_texts(paths: list[str]) -> dict[str, str | None]:
+    """The first 64 KiB of each status file (None if missing). A job's own account may write in its
+    folder: a link or a FIFO in a status file's place is read as no file, never followed or waited on.
+    """
     out: dict[str, str | None] = {}
     for path in paths:
         try:
-            with open(path, encoding="utf-8", errors="replace") as handle:
-                out[path] = handle.read(65536)
-        except (FileNotFoundError, NotADirectoryError, PermissionError):
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
             out[path] = None
+            continue
+        with os.fdopen(fd, "rb") as handle:
+            regular = stat.S_ISREG(os.fstat(fd).st_mode)
+            out[path] = handle.read(65536).decode("utf-8", errors="replace") if regular else None
     return out
 
 
