@@ -67,7 +67,7 @@ from typing import Any
 from ..core.jsoncodec import parse, to_bytes
 from .local_runtime import UnsafeFolder, open_append, open_private_folder, peer_uid
 from .process_tree import job_processes, process_info, signal_processes
-from .status_record import STATUS_FILE, StatusRecord, read_status_file
+from .status_record import STATUS_FILE, StatusRecord, read_job_file, read_status_file
 
 IDLE_SECONDS = 20.0
 #: How long the supervisor waits for a client that does not read its news before dropping it
@@ -110,12 +110,9 @@ def read_job_record(folder: str) -> StatusRecord | None:
 
 
 def _read_line(path: str) -> str:
-    """A one-line record, or "" while it is missing or half-written (no newline yet)."""
-    try:
-        with open(path) as handle:
-            text = handle.read()
-    except (FileNotFoundError, NotADirectoryError, ValueError):
-        return ""
+    """A one-line record, or "" while it is missing or half-written (no newline yet); never read
+    through a link or from a FIFO (:func:`~.status_record.read_job_file`)."""
+    text = read_job_file(path) or ""
     return text.strip() if text.endswith("\n") else ""
 
 
