@@ -412,7 +412,9 @@ class LocalGate(Gate):
                     raise GateError(f"the local supervisor{whose} did not start: {exc}") from None
                 await asyncio.sleep(0.01)  # it listens some 50 ms after it was started
 
-    async def _read_messages(self, reader: asyncio.StreamReader, link: SupervisorLink) -> None:
+    async def _read_messages(self, reader: asyncio.StreamReader, link: SupervisorLink | None = None) -> None:
+        """Take in a supervisor's news and answers until it closes (``link``: whose; default the site's own)."""
+        link = link if link is not None else self._link(None)
         try:
             while (line := await reader.readline()).endswith(b"\n"):  # a cut last line: it dropped us
                 self._on_message(parse(line), link)
