@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from traitlets.config import Config
 
 import swm_jupyter
 from swm_jupyter.core.manager import WorkloadManager
@@ -204,3 +205,57 @@ def test_the_sites_cpus_are_one_pool_for_all_owners(owners: dict[str, pwd.struct
                 await wm.submit({"site": "local", "command": ["true"]}, owner=ALICE)
 
     run(body(), timeout=120)
+
+
+def test_a_link_to_another_supervisor_in_the_owners_socket_folder_is_refused(
+    owners: dict[str, pwd.struct_passwd], tmp_path: Path
+) -> None:
+    """Alice replaces her supervisor's socket with a link to the service's own supervisor (running as
+    root): the gate sees the peer is not alice and sends it nothing; her job fails saying why, and
+    runs as no one."""
+    alice = owners[ALICE]
+    sites = {"own": {"gate": "local"}, "local": OWNED_LOCAL}
+
+    async def body() -> None:
+        async with running_manager(tmp_path / "data", sites=sites) as wm:
+            warm = await wm.submit({"site": "own", "command": ["true"]}, owner=ALICE)
+            assert (await wm.wait(warm.id, 30)).state is JobState.FINISHED  # the root supervisor listens
+            gate: Any = wm.gates["local"]
+            account = gate.owner_account(warm)
+            link = gate._link(account)
+            folder = Path(link.socket_path).parent
+            folder.mkdir(parents=True, exist_ok=True)
+            os.chown(folder, alice.pw_uid, alice.pw_gid)
+            os.chmod(folder, 0o700)
+            Path(link.socket_path).unlink(missing_ok=True)
+            os.symlink(wm.gates["own"].supervisor_socket, link.socket_path)
+            os.lchown(link.socket_path, alice.pw_uid, alice.pw_gid)
+
+            job = await wm.submit({"site": "local", "command": ["touch", str(tmp_path / "ran")]}, owner=ALICE)
+            failed = await wm.wait(job.id, 30)
+            assert failed.state is JobState.ERROR
+            assert f"served by uid 0, not by {ALICE}'s (uid {alice.pw_uid})" in failed.state_details
+            assert not (tmp_path / "ran").exists()
+            os.unlink(link.socket_path)
+
+            # The site stays up for the others.
+            other = await wm.submit({"site": "local", "command": ["id", "-un"]}, owner=BOB)
+            assert (await wm.wait(other.id, 30)).state is JobState.FINISHED
+
+    run(body(), timeout=120)
+
+
+def test_a_supervisor_that_cannot_start_is_named_with_its_last_words(
+    owners: dict[str, pwd.struct_passwd], tmp_path: Path
+) -> None:
+    config = Config({"OwnerAccounts": {"exec_prefix": ["sudo", "-n", "-u", "{username}", "/nonexistent/swm-prefix"]}})
+
+    async def body() -> None:
+        async with running_manager(tmp_path / "data", sites={"local": OWNED_LOCAL}, config=config) as wm:
+            job = await wm.submit({"site": "local", "command": ["true"]}, owner=ALICE)
+            failed = await wm.wait(job.id, 30)
+            assert failed.state is JobState.ERROR
+            assert failed.state_details.startswith(f"the local supervisor of {ALICE} did not start (exit 1)")
+            assert "/nonexistent/swm-prefix" in failed.state_details, failed.state_details
+
+    run(body(), timeout=60)

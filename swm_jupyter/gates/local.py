@@ -566,7 +566,10 @@ class LocalGate(Gate):
             except (GateError, SiteUnavailable) as exc:
                 if link.account is None:
                     raise  # the site's own supervisor: nothing can start
-                failed.update((job.id, exc) for job in group)  # one account's trouble is not the others'
+                # One account's trouble (its folder, its supervisor) fails its jobs with the reason; the
+                # site stays up for the others (SiteUnavailable would rest the whole site).
+                refused = GateError(exc.message)
+                failed.update((job.id, refused) for job in group)
                 continue
             lines: list[bytes] = []
             for job in group:
