@@ -259,3 +259,26 @@ def test_a_supervisor_that_cannot_start_is_named_with_its_last_words(
             assert "/nonexistent/swm-prefix" in failed.state_details, failed.state_details
 
     run(body(), timeout=60)
+
+
+def test_walltime_and_hold_release_act_on_the_owners_jobs(owners: dict[str, pwd.struct_passwd], tmp_path: Path) -> None:
+    async def body() -> None:
+        async with running_manager(tmp_path / "data", sites={"local": OWNED_LOCAL}) as wm:
+            long = await wm.submit(
+                {"site": "local", "command": ["sleep", "60"], "resources": {"walltime": 1}}, owner=BOB
+            )
+            held = await wm.submit({"site": "local", "command": ["id", "-un"], "hold": True}, owner=ALICE)
+            await _wait_state(wm, long.id, JobState.RUNNING)
+            pid = int(wm.get(long.id).native_id or 0)
+            assert _uid_of(pid) == owners[BOB].pw_uid
+            killed = await wm.wait(long.id, 20)
+            assert killed.state is JobState.ERROR and "walltime" in killed.state_details, killed.state_details
+            assert _uid_of(pid) is None
+
+            assert wm.get(held.id).state is JobState.HELD
+            await wm.release(held.id)
+            done = await wm.wait(held.id, 20)
+            assert done.state is JobState.FINISHED, done.state_details
+            assert (Path(done.folder) / "stdout").read_text() == f"{ALICE}\n"
+
+    run(body(), timeout=60)
