@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 if [ "${1:-}" = "--system-packages" ]; then
   missing=()
-  for pkg in slurm-wlm munge openssh-server sudo chromium chromium-driver; do
+  for pkg in slurm-wlm munge openssh-server sudo acl chromium chromium-driver; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
   done
   if [ "${#missing[@]}" -gt 0 ]; then
