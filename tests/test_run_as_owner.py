@@ -12,6 +12,7 @@ import pwd
 import shutil
 import stat
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -63,8 +64,11 @@ def data_roots(os_users: dict[str, pwd.struct_passwd]) -> Iterator[dict[str, Pat
         shutil.rmtree(root.parent, ignore_errors=True)
 
 
-def _slurmctld_log(services: dict[str, str]) -> str:
-    return (Path(services["SWM_TEST_SERVICES_DIR"]) / "slurm" / "log" / "slurmctld.log").read_text(errors="replace")
+def _slurmctld_log(services: dict[str, str], offset: int = 0) -> str:
+    """slurmctld's log from byte ``offset`` (it records the uid of every hold and kill request)."""
+    with open(Path(services["SWM_TEST_SERVICES_DIR"]) / "slurm" / "log" / "slurmctld.log", "rb") as handle:
+        handle.seek(offset)
+        return handle.read().decode(errors="replace")
 
 
 async def _wait_state(wm: WorkloadManager, job_id: str, state: JobState, timeout: float = 60) -> None:
@@ -184,6 +188,7 @@ def test_slurm_records_the_owner_who_alone_holds_and_cancels(
     services: dict[str, str], data_roots: dict[str, Path], os_users: dict[str, pwd.struct_passwd], tmp_path: Path
 ) -> None:
     uid = os_users[ALICE].pw_uid
+    start = (Path(services["SWM_TEST_SERVICES_DIR"]) / "slurm" / "log" / "slurmctld.log").stat().st_size
 
     async def body() -> None:
         async with running_manager(tmp_path / "data", sites={"cluster": OWNED_SITE}) as wm:
@@ -199,13 +204,16 @@ def test_slurm_records_the_owner_who_alone_holds_and_cancels(
             second_id = wm.get(second.id).native_id or ""
             held = await wm.hold(second.id)
             assert held.state is JobState.HELD and "site's queue" in held.state_details
-            assert f"hold on JobId={second_id} by uid {uid}" in _slurmctld_log(services)
+            assert f"hold on JobId={second_id} by uid {uid}" in _slurmctld_log(services, start)
 
             canceled = await wm.cancel(first.id)
             await _wait_state(wm, first.id, JobState.CANCELED)
             assert canceled.id == first.id
-            assert f"REQUEST_KILL_JOB JobId={slurm_id} uid {uid}" in _slurmctld_log(services)
-            await wm.cancel(second.id)
+            assert f"REQUEST_KILL_JOB JobId={slurm_id} uid {uid}" in _slurmctld_log(services, start)
+            await wm.cancel(second.id)  # held in Slurm's queue: Slurm must cancel it too (as her)
+            await _wait_state(wm, second.id, JobState.CANCELED)
+            assert f"REQUEST_KILL_JOB JobId={second_id} uid {uid}" in _slurmctld_log(services, start)
+            assert scontrol_show_job(second_id)["JobState"] == "CANCELLED"
 
     run(body(), timeout=240)
 
@@ -267,3 +275,64 @@ def test_a_fifo_in_place_of_a_status_file_does_not_hang_the_poll(services: dict[
             await gate.cleanup()
 
     run(body())
+
+
+@pytest.fixture
+def shared_inputs() -> Iterator[Path]:
+    """A folder of input files every account may reach (pytest's own tmp folders are root's alone)."""
+    path = Path(tempfile.mkdtemp(prefix="swm-inputs-", dir="/tmp"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.mark.slurm
+def test_inputs_and_arrays_land_in_the_owners_folder_as_their_files(
+    services: dict[str, str],
+    data_roots: dict[str, Path],
+    os_users: dict[str, pwd.struct_passwd],
+    shared_inputs: Path,
+    tmp_path: Path,
+) -> None:
+    alice = os_users[ALICE]
+    (shared_inputs / "data").mkdir()
+    (shared_inputs / "data" / "numbers.txt").write_text("1 2 3\n")
+    (shared_inputs / "data" / "link").symlink_to("numbers.txt")
+    (shared_inputs / "secret.txt").write_text("root only\n")
+    (shared_inputs / "secret.txt").chmod(0o600)
+    sites = {"cluster": OWNED_SITE}
+
+    async def body() -> None:
+        async with running_manager(tmp_path / "data", input_root=str(shared_inputs), sites=sites) as wm:
+            job = await wm.submit(
+                {"site": "cluster", "script": "cat data/numbers.txt data/link\n", "input_files": ["data"]},
+                owner=ALICE,
+            )
+            done = await wm.wait(job.id, 90)
+            assert done.state is JobState.FINISHED and done.exit_code == 0, done.state_details
+            folder = Path(done.folder)
+            assert (folder / "stdout").read_text() == "1 2 3\n1 2 3\n"
+            for name in ("data", "data/numbers.txt", "data/link"):
+                assert (folder / name).lstat().st_uid == alice.pw_uid, name
+            assert (folder / "data" / "link").is_symlink()
+
+            refused = await wm.submit(
+                {"site": "cluster", "command": ["cat", "secret.txt"], "input_files": ["secret.txt"]}, owner=ALICE
+            )
+            failed = await wm.wait(refused.id, 60)
+            assert failed.state is JobState.ERROR and f"not readable by {ALICE}" in failed.state_details
+            assert not (Path(failed.folder) / "secret.txt").exists()
+
+            array = await wm.submit({"site": "cluster", "script": "id -un\n", "array": "0-1"}, owner=ALICE)
+            await wm.wait(array.id, 90)
+            tasks = wm.store.array_tasks(array.id)  # type: ignore[union-attr]
+            assert len(tasks) == 2
+            for task in tasks:
+                assert task.state is JobState.FINISHED and task.exit_code == 0, task.state_details
+                assert (Path(task.folder) / "stdout").read_text() == f"{ALICE}\n"
+                assert Path(task.folder).stat().st_uid == alice.pw_uid
+            parent = Path(wm.get(array.id).folder)
+            for name in ("slurm-batch.sh", "slurm-array-tasks.tsv"):
+                assert (parent / name).stat().st_uid == alice.pw_uid, name
+
+    run(body(), timeout=240)

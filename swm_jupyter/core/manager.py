@@ -541,7 +541,9 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         for target in targets:
             if target.state.final or target.is_array_parent:
                 continue
-            if target.state in (JobState.QUEUED, JobState.HELD) and target.id not in self._launching:
+            # A job held in the site's own queue is still there: the site must cancel it too.
+            on_site = bool(target.gate_data.get("held_on_site"))
+            if target.state in (JobState.QUEUED, JobState.HELD) and target.id not in self._launching and not on_site:
                 self._set_state(target, JobState.CANCELED, "canceled by the user")
                 target.end_time = time.time()
             else:
