@@ -34,8 +34,8 @@ Protocol: one JSON object per line.
 - ``{"op": "hold" | "release", "id"}`` are answered ``{"op", "reply": id, "done": bool}`` (hold acts
   on queued jobs only).
 - ``{"op": "cancel", "id", "grace", "status_file"}`` takes a queued or held job out of the queue, or
-  kills a running one: TERM to every process of the job (:mod:`.process_tree`, and its cgroup where
-  there is one), KILL ``grace`` seconds later. Answered ``{"op", "reply": id, "done": bool}`` with
+  kills a running one: TERM to every process of the job (:mod:`.process_tree`), KILL ``grace``
+  seconds later. Answered ``{"op", "reply": id, "done": bool}`` with
   ``"killing": true`` when it signalled a running job, and ``"child": true`` when that job is one of
   its own (whose end it will report). ``status_file`` lets it kill a job started by
   an earlier supervisor of this user, checked by the pid and start time the record gives.
