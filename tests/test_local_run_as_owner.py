@@ -15,10 +15,12 @@ import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+import nbformat
 import pytest
 from traitlets.config import Config
 
@@ -29,6 +31,7 @@ from swm_jupyter.gates.local_owners import default_owners_folder
 from swm_jupyter.gates.process_tree import process_info
 
 from .core_helpers import run, running_manager
+from .notebook_fixtures import notebook, outputs_text
 from .test_run_as_owner import ALICE, BOB, data_roots, os_users  # noqa: F401 (fixtures)
 
 OWNED_LOCAL = {"gate": "local", "run_as_owner": True, "grace_period": 1.0}
@@ -282,3 +285,27 @@ def test_walltime_and_hold_release_act_on_the_owners_jobs(owners: dict[str, pwd.
             assert (Path(done.folder) / "stdout").read_text() == f"{ALICE}\n"
 
     run(body(), timeout=60)
+
+
+def test_a_notebook_job_runs_as_its_owner(owners: dict[str, pwd.struct_passwd], tmp_path: Path) -> None:
+    """The notebook runner and its kernel run as alice, with her HOME (they need the server's Python and
+    swm_jupyter, and a runtime folder of hers)."""
+    inputs = Path(tempfile.mkdtemp(prefix="swm-owner-inputs-"))  # readable by alice, unlike tmp_path
+    try:
+        inputs.chmod(0o755)
+        nb = notebook("import getpass, os\nprint(getpass.getuser(), os.environ['HOME'])")
+        nbformat.write(nb, inputs / "who.ipynb")
+        (inputs / "who.ipynb").chmod(0o644)
+
+        async def body() -> None:
+            async with running_manager(tmp_path / "data", sites={"local": OWNED_LOCAL}, input_root=str(inputs)) as wm:
+                job = await wm.submit({"site": "local", "notebook": "who.ipynb"}, owner=ALICE)
+                done = await wm.wait(job.id, 90)
+                log = (Path(done.folder) / "stdout").read_text() + (Path(done.folder) / "stderr").read_text()
+                assert done.state is JobState.FINISHED and done.exit_code == 0, f"{done.state_details}\n{log}"
+                executed = nbformat.read(Path(done.folder) / "who.executed.ipynb", as_version=4)
+                assert outputs_text(executed.cells[0]).strip() == f"{ALICE} {owners[ALICE].pw_dir}"
+
+        run(body(), timeout=120)
+    finally:
+        shutil.rmtree(inputs, ignore_errors=True)
