@@ -136,12 +136,12 @@ def test_owners_without_a_usable_account_are_refused_at_submission(
 
 
 def test_run_as_owner_on_a_gate_that_cannot_is_a_clear_site_error(tmp_path: Path) -> None:
-    sites = {"local": {"gate": "local", "run_as_owner": True}}
+    sites = {"remote": {"gate": "ssh", "host": "localhost", "run_as_owner": True}}
 
     async def body() -> None:
         async with running_manager(tmp_path / "data", sites=sites) as wm:
             with pytest.raises(SiteUnavailable, match="cannot run jobs under their owner's account"):
-                await wm.submit({"site": "local", "command": ["true"]}, owner=ALICE)
+                await wm.submit({"site": "remote", "command": ["true"]}, owner=ALICE)
 
     run(body())
 

@@ -15,6 +15,12 @@ before every connection, and the gate talks only to a supervisor of its own uid.
 signals a process itself: cancel and walltime ask the supervisor, which kills only the processes
 of jobs it started. The environment the supervisor gives jobs is the server's minus its secrets
 (:mod:`swm_jupyter.core.job_env`).
+
+With ``run_as_owner`` each job runs under its owner's OS account: the gate starts one supervisor
+per account, through the exec prefix, and talks to each over a socket only that account and the
+service can reach (:mod:`.local_owners`). The cpus of the site stay one pool for every account:
+the scheduler hands the supervisors no more jobs than the site has cpus (``queue_ahead`` is 0), so
+whatever each supervisor starts at once fits.
 """
 
 from __future__ import annotations
@@ -23,26 +29,37 @@ import asyncio
 import contextlib
 import hashlib
 import os
+import pwd
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from traitlets import Float, Int, Unicode, default
 
-from ..core.errors import GateError, SiteUnavailable
-from ..core.job_env import without_secrets
+from ..core.accounts import OwnerAccount
+from ..core.errors import GateError, SiteUnavailable, ValidationError
+from ..core.job_env import for_account, without_secrets
 from ..core.job_files import read_job_text
 from ..core.jsoncodec import parse, to_bytes
 from ..core.launch import STDERR_FILE, STDOUT_FILE, job_argv, job_environment
 from ..core.model import Job
+from ..core.owned_folders import unlink_owned
 from ..core.states import JobState
 from ..core.units import format_walltime
 from ..notebook_runner import DETAILS_FILE
 from .base import Gate, GateStatus
+from .local_owners import (
+    default_owners_folder,
+    log_tail,
+    open_owner_folder,
+    open_owners_folder,
+    supervisor_command,
+)
 from .local_runtime import UnsafeFolder, default_folder, open_append, open_private_folder, peer_uid
 from .local_supervisor import LEGACY_DIR, PROTOCOL, read_job_record
 from .process_tree import same_process
@@ -52,6 +69,29 @@ from .status_record import STATUS_FILE, StatusRecord
 VANISH_GRACE = 3.0
 #: Seconds the supervisor has to answer a request before the request fails.
 REPLY_TIMEOUT = 30.0
+
+
+@dataclass
+class SupervisorLink:
+    """The gate's connection to one supervisor: the service's own, or one OS account's (``run_as_owner``)."""
+
+    socket_path: str
+    account: OwnerAccount | None = None
+    writer: asyncio.StreamWriter | None = None
+    reader_task: asyncio.Task[None] | None = None
+    #: Requests waiting for their answer, by (op, job id).
+    replies: dict[tuple[str, str], asyncio.Future[dict[str, Any]]] = field(default_factory=dict)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def uid(self) -> int:
+        """The uid the supervisor must run as."""
+        return self.account.uid if self.account is not None else os.geteuid()
+
+    @property
+    def connected(self) -> bool:
+        """True while the connection is open."""
+        return self.writer is not None and not self.writer.is_closing()
 
 
 def _meminfo_mb() -> int:
@@ -71,6 +111,7 @@ class LocalGate(Gate):
     kind = "local"
     stages_files = False
     idempotent_submit = True  # the supervisor keeps one copy of a job, and .swm-status says it started
+    supports_run_as_owner = True  # one supervisor per account (see the module docstring)
 
     cpus = Int(help="CPUs jobs may use in total. Default: the number of cores of this host.").tag(config=True)
     memory_mb = Int(help="Memory jobs may ask for, in MB. Default: this host's memory.").tag(config=True)
@@ -80,7 +121,9 @@ class LocalGate(Gate):
     queue_ahead = Int(
         help="CPUs' worth of jobs handed to the local supervisor beyond what the host runs at once, "
         "so that the next job starts the moment one ends (they wait in state W, by priority, then "
-        "submission). 0 hands a job over only when its cpus are free. Default: 4 x cpus."
+        "submission). 0 hands a job over only when its cpus are free. Default: 4 x cpus; 0 with run_as_owner, "
+        "which allows no other value (each account has its own supervisor: the site's cpus are counted by "
+        "the scheduler alone)."
     ).tag(config=True)
     supervisor_socket = Unicode(
         help="UNIX socket of the local supervisor that starts jobs. Default: one per job store, in "
@@ -88,6 +131,15 @@ class LocalGate(Gate):
         "it belongs to another user or has other modes). A socket given here must be in a folder of "
         "this user that no one else can write to."
     ).tag(config=True)
+    owners_folder = Unicode(
+        help="With run_as_owner: the folder of the per-account folders that hold each account's supervisor "
+        "socket (<uid>, mode 0700, the account's). Made by the service with mode 0711; refused if another "
+        "user owns it or may write to it. Default: <temp dir>/swm-local-<service uid>-owners."
+    ).tag(config=True)
+
+    @default("owners_folder")
+    def _default_owners_folder(self) -> str:
+        return default_owners_folder()
 
     @default("cpus")
     def _default_cpus(self) -> int:
@@ -95,7 +147,7 @@ class LocalGate(Gate):
 
     @default("queue_ahead")
     def _default_queue_ahead(self) -> int:
-        return 4 * self.cpus
+        return 0 if self.run_as_owner else 4 * self.cpus
 
     @default("memory_mb")
     def _default_memory(self) -> int:
@@ -157,8 +209,14 @@ class LocalGate(Gate):
         return ""
 
     def __init__(self, **kwargs: Any) -> None:
-        """Raises :class:`SiteUnavailable` if the supervisor's folder is not private to this user."""
+        """Raises :class:`SiteUnavailable` if the supervisor's folder is not private to this user, and
+        ValueError for ``queue_ahead`` with ``run_as_owner``."""
         super().__init__(**kwargs)
+        if self.runs_as_owner and self.queue_ahead:
+            raise ValueError(
+                "queue_ahead must be 0 with run_as_owner: each account has its own supervisor, so only the "
+                "scheduler can keep the site's jobs within its cpus; remove queue_ahead"
+            )
         os.close(self._open_folder())
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._over_walltime: set[str] = set()
@@ -166,24 +224,22 @@ class LocalGate(Gate):
         self._exits: dict[str, tuple[int | None, float, str, int | None]] = {}
         self._started: dict[str, tuple[int, float]] = {}
         self._walltimes: dict[str, tuple[Job, int]] = {}
-        self._tracked: set[str] = set()  # jobs the current supervisor connection reports on
+        self._tracked: dict[str, SupervisorLink] = {}  # jobs a live supervisor connection reports on
         self._exit_reported: dict[str, asyncio.Event] = {}  # jobs being canceled, until their end is known
         self._vanished: dict[str, float] = {}
-        self._replies: dict[tuple[str, str], asyncio.Future[dict[str, Any]]] = {}
         self._sends: set[asyncio.Task[None]] = set()
-        self._writer: asyncio.StreamWriter | None = None
-        self._reader_task: asyncio.Task[None] | None = None
-        self._connect_lock = asyncio.Lock()
+        self._links: dict[int | None, SupervisorLink] = {}  # by the account's uid; None: the service's own
 
     @property
     def slot_cpus(self) -> int:
         """CPUs of the jobs the scheduler hands over at once: those running plus the queue ahead.
 
-        The supervisor itself never runs jobs asking for more than :attr:`cpus` in total.
+        The supervisor itself never runs jobs asking for more than :attr:`cpus` in total. With
+        ``run_as_owner`` (no queue ahead) this is the site's whole limit, whatever the accounts.
         """
         return self.cpus + max(0, self.queue_ahead)
 
-    # -- the supervisor connection ------------------------------------------------------------------
+    # -- the supervisor connections -----------------------------------------------------------------
 
     async def setup(self) -> None:
         """Connect to the local supervisor, starting it if none runs.
@@ -192,120 +248,197 @@ class LocalGate(Gate):
         jobs running or waiting), the site waits for it to finish: it would start the jobs waiting
         in its queue even if they were handed to the new one. The jobs it started are followed
         through the records it left (:func:`~.local_supervisor.read_job_record`).
+
+        With ``run_as_owner`` nothing is started here: each account's supervisor is started with
+        the first request for one of its jobs; the owners' folder is checked.
         """
+        if self.runs_as_owner:
+            self._check_owners_folder()
+            return
         older = self._older_supervisor()
         if older:
             raise GateError(
                 f"the local supervisor of an older swm-jupyter still runs or holds jobs of this store ({older}); "
                 "this site starts once it has finished them (it leaves 20 s after its last job)"
             )
-        await self._connection()
+        await self._connection(self._link(None))
 
     async def cleanup(self) -> None:
-        """Disconnect from the supervisor; it and the jobs keep running."""
+        """Disconnect from the supervisors; they and the jobs keep running."""
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
-        if self._reader_task is not None:
-            self._reader_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._reader_task
-            self._reader_task = None
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        for link in self._links.values():
+            if link.reader_task is not None:
+                link.reader_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await link.reader_task
+                link.reader_task = None
+            if link.writer is not None:
+                link.writer.close()
+                link.writer = None
 
-    async def _connection(self) -> asyncio.StreamWriter:
-        writer = self._writer
+    def _link(self, account: OwnerAccount | None) -> SupervisorLink:
+        """The link to the supervisor of ``account`` (None: the service's own)."""
+        key = account.uid if account is not None else None
+        link = self._links.get(key)
+        if link is None:
+            path = self.supervisor_socket
+            if account is not None:
+                path = os.path.join(self.owners_folder, str(account.uid), f"{self._store_hash()}-v{PROTOCOL}.sock")
+            link = self._links[key] = SupervisorLink(path, account)
+        return link
+
+    def _link_for(self, job: Job) -> SupervisorLink:
+        """The link to the supervisor that runs ``job`` (its owner's with ``run_as_owner``)."""
+        try:
+            return self._link(self.owner_account(job))
+        except ValidationError as exc:  # the account went away after the job was accepted
+            raise GateError(exc.message) from None
+
+    def _check_owners_folder(self) -> None:
+        """Raise :class:`SiteUnavailable` unless the owners' folder is the service's alone (made if missing)."""
+        try:
+            os.close(open_owners_folder(self.owners_folder))
+        except UnsafeFolder as exc:
+            raise SiteUnavailable(str(exc)) from None
+
+    def _open_link_folder(self, link: SupervisorLink) -> int:
+        """A descriptor of the folder of ``link``'s socket, checked (see :mod:`.local_owners`)."""
+        if link.account is None:
+            return self._open_folder()
+        try:
+            owners = open_owners_folder(self.owners_folder)
+            try:
+                return open_owner_folder(owners, link.account)
+            finally:
+                os.close(owners)
+        except UnsafeFolder as exc:
+            raise SiteUnavailable(str(exc)) from None
+
+    async def _connection(self, link: SupervisorLink) -> asyncio.StreamWriter:
+        writer = link.writer
         if writer is not None and not writer.is_closing():
             return writer
-        async with self._connect_lock:
-            if self._writer is not None and not self._writer.is_closing():
-                return self._writer
-            os.close(self._open_folder())  # checked again: nothing is sent to a folder not ours alone
+        async with link.lock:
+            if link.writer is not None and not link.writer.is_closing():
+                return link.writer
+            os.close(self._open_link_folder(link))  # checked again: nothing is sent to a folder not ours alone
             try:
-                reader, writer = await asyncio.open_unix_connection(self.supervisor_socket)
+                reader, writer = await asyncio.open_unix_connection(link.socket_path)
             except OSError:
-                self._start_supervisor()
-                reader, writer = await self._wait_for_supervisor()
-            self._check_peer(writer)
+                process, log_path = self._start_supervisor(link)
+                reader, writer = await self._wait_for_supervisor(link, process, log_path)
+            self._check_peer(writer, link)
             # The server's environment without its secrets, once per connection: jobs get it plus
             # their SWM_* variables and their own env.
-            base = {"op": "env", "id": "", "pool": self.site_name, "env": self.job_base_environment()}
+            base = {"op": "env", "id": "", "pool": self.site_name, "env": self.job_base_environment(link.account)}
             writer.write(to_bytes(base) + b"\n")
-            self._writer = writer
-            self._reader_task = asyncio.create_task(self._read_messages(reader))
+            link.writer = writer
+            link.reader_task = asyncio.create_task(self._read_messages(reader, link))
             return writer
 
-    def job_base_environment(self) -> dict[str, str]:
+    def job_base_environment(self, account: OwnerAccount | None = None) -> dict[str, str]:
         """The environment local jobs start from: the server's, minus the secrets of
-        :mod:`swm_jupyter.core.job_env` and of the manager's ``secret_env``."""
-        return without_secrets(os.environ, getattr(self.parent, "secret_env", None) or ())
+        :mod:`swm_jupyter.core.job_env` and of the manager's ``secret_env``; for a job of ``account``,
+        with that account's ``HOME``, ``USER``, ``LOGNAME`` and ``SHELL``."""
+        env = without_secrets(os.environ, getattr(self.parent, "secret_env", None) or ())
+        if account is not None:
+            env = for_account(env, pwd.getpwuid(account.uid))
+        return env
 
-    def _check_peer(self, writer: asyncio.StreamWriter) -> None:
-        """Close ``writer`` and raise :class:`SiteUnavailable` unless a process of our uid serves the socket."""
+    def _check_peer(self, writer: asyncio.StreamWriter, link: SupervisorLink) -> None:
+        """Close ``writer`` and raise :class:`SiteUnavailable` unless a process of ``link``'s uid serves the socket."""
         uid = peer_uid(writer.get_extra_info("socket"))
-        if uid != os.geteuid():
+        if uid != link.uid:
             writer.close()
+            whose = f"{link.account.username}'s" if link.account is not None else "this server's user"
             raise SiteUnavailable(
-                f"the local supervisor's socket {self.supervisor_socket} is served by uid {uid}, not by this "
-                f"server's user (uid {os.geteuid()}): refusing to talk to it"
+                f"the local supervisor's socket {link.socket_path} is served by uid {uid}, not by {whose} "
+                f"(uid {link.uid}): refusing to talk to it"
             )
 
-    def _start_supervisor(self) -> None:
+    def _start_supervisor(self, link: SupervisorLink) -> tuple[subprocess.Popen[bytes], str]:
+        """Start the supervisor of ``link`` (through the exec prefix for an account); return it and its log.
+
+        The log is in the service's own folder: an account's supervisor writes to it through the
+        descriptor it is given, and cannot reach it otherwise.
+        """
         folder_fd = self._open_folder()
+        name = os.path.basename(link.socket_path) + ".log"
+        argv = [sys.executable, "-m", "swm_jupyter.gates.local_supervisor", link.socket_path]
+        if link.account is not None and self.accounts is not None:
+            name = f"{link.account.username}-{name}"
+            argv = supervisor_command(self.accounts, link.account, link.socket_path)
         try:
-            log = os.fdopen(open_append(os.path.basename(self.supervisor_socket) + ".log", dir_fd=folder_fd), "ab")
+            log = os.fdopen(open_append(name, dir_fd=folder_fd), "ab")
         except OSError as exc:
             raise SiteUnavailable(f"the local supervisor's log cannot be opened: {exc.strerror or exc}") from None
         finally:
             os.close(folder_fd)
         try:
-            subprocess.Popen(
-                [sys.executable, "-m", "swm_jupyter.gates.local_supervisor", self.supervisor_socket],
+            process = subprocess.Popen(
+                argv,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
                 start_new_session=True,
                 close_fds=True,
+                cwd="/" if link.account is not None else None,  # the service's folder may be closed to the account
             )
+        except OSError as exc:
+            raise GateError(f"the local supervisor could not be started ({argv[0]}): {exc.strerror or exc}") from None
         finally:
             log.close()
+        return process, os.path.join(os.path.dirname(os.path.abspath(self.supervisor_socket)), name)
 
-    async def _wait_for_supervisor(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def _wait_for_supervisor(
+        self, link: SupervisorLink, process: subprocess.Popen[bytes], log_path: str
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """Connect to the supervisor just started; fail with its last words if it ends first."""
         deadline = time.monotonic() + 15
+        whose = f" of {link.account.username}" if link.account is not None else ""
         while True:
             try:
-                return await asyncio.open_unix_connection(self.supervisor_socket)
+                return await asyncio.open_unix_connection(link.socket_path)
             except OSError as exc:
+                if process.poll() is not None:
+                    said = log_tail(log_path)
+                    raise GateError(
+                        f"the local supervisor{whose} did not start (exit {process.returncode})"
+                        + (f": {said}" if said else "")
+                    ) from None
                 if time.monotonic() > deadline:
-                    raise GateError(f"the local supervisor did not start: {exc}") from None
+                    raise GateError(f"the local supervisor{whose} did not start: {exc}") from None
                 await asyncio.sleep(0.01)  # it listens some 50 ms after it was started
 
-    async def _read_messages(self, reader: asyncio.StreamReader) -> None:
+    async def _read_messages(self, reader: asyncio.StreamReader, link: SupervisorLink | None = None) -> None:
+        """Take in a supervisor's news and answers until it closes (``link``: whose; default the site's own)."""
+        link = link if link is not None else self._link(None)
         try:
             while (line := await reader.readline()).endswith(b"\n"):  # a cut last line: it dropped us
-                self._on_message(parse(line))
+                self._on_message(parse(line), link)
         finally:
-            writer, self._writer = self._writer, None
+            writer, link.writer = link.writer, None
             if writer is not None:
                 writer.close()  # the next request opens a new connection
-            self._tracked.clear()  # a new connection must learn each job's state again
-            for future in self._replies.values():
+            for job_id in [j for j, by in self._tracked.items() if by is link]:
+                del self._tracked[job_id]  # a new connection must learn each job's state again
+            for future in link.replies.values():
                 if not future.done():
                     future.set_exception(GateError("the local supervisor went away"))
                     future.exception()  # its waiters get it; no "never retrieved" warning if none is left
-            self._replies.clear()
+            link.replies.clear()
             self.notify()
 
-    def _on_message(self, message: dict[str, Any]) -> None:
+    def _on_message(self, message: dict[str, Any], link: SupervisorLink) -> None:
         if "reply" in message:
             if message.get("op") == "spawn":
                 self._spawn_answered(str(message["reply"]), message)
                 if not message.get("queued"):
                     self.notify()
                 return
-            future = self._replies.pop((str(message.get("op")), str(message["reply"])), None)
+            future = link.replies.pop((str(message.get("op")), str(message["reply"])), None)
             if future is not None and not future.done():
                 future.set_result(message)
             return
@@ -330,13 +463,15 @@ class LocalGate(Gate):
                 reported.set()
         self.notify()
 
-    async def _ask(self, request: dict[str, Any], timeout: float = REPLY_TIMEOUT) -> dict[str, Any]:
-        """Send one request to the supervisor and wait for its answer."""
-        writer = await self._connection()
+    async def _ask(
+        self, request: dict[str, Any], link: SupervisorLink, timeout: float = REPLY_TIMEOUT
+    ) -> dict[str, Any]:
+        """Send one request to the supervisor of ``link`` and wait for its answer."""
+        writer = await self._connection(link)
         key = (str(request["op"]), str(request["id"]))
-        future = self._replies.get(key)
+        future = link.replies.get(key)
         if future is None or future.done():
-            future = self._replies[key] = asyncio.get_running_loop().create_future()
+            future = link.replies[key] = asyncio.get_running_loop().create_future()
         writer.write(to_bytes(request) + b"\n")
         await writer.drain()
         # A timer, not asyncio.wait_for: one of these per job, and wait_for costs a task each time.
@@ -414,23 +549,44 @@ class LocalGate(Gate):
         like its other news (:meth:`_spawn_answered`) and is taken in at the next poll: no task,
         future or timer per job.
         """
-        writer = await self._connection()
-        lines: list[bytes] = []
+        by_link: dict[int, tuple[SupervisorLink, list[Job]]] = {}
+        answers: list[GateStatus | BaseException] = []
         for job, _ in jobs:
-            self._exits.pop(job.id, None)
-            self._started.pop(job.id, None)
-            if job.spec.resources.walltime:
-                self._walltimes[job.id] = (job, job.spec.resources.walltime)
-            self._tracked.add(job.id)
-            lines.append(to_bytes(self._spawn_request(job)))
-        writer.write(b"\n".join(lines) + b"\n")
-        await writer.drain()
-        return [GateStatus(JobState.WAITING, details=job.state_details) for job, _ in jobs]
+            try:
+                link = self._link_for(job)
+            except GateError as exc:
+                answers.append(exc)
+                continue
+            by_link.setdefault(id(link), (link, []))[1].append(job)
+            answers.append(GateStatus(JobState.WAITING, details=job.state_details))
+        failed: dict[str, BaseException] = {}
+        for link, group in by_link.values():
+            try:
+                writer = await self._connection(link)
+            except (GateError, SiteUnavailable) as exc:
+                if link.account is None:
+                    raise  # the site's own supervisor: nothing can start
+                # One account's trouble (its folder, its supervisor) fails its jobs with the reason; the
+                # site stays up for the others (SiteUnavailable would rest the whole site).
+                refused = GateError(exc.message)
+                failed.update((job.id, refused) for job in group)
+                continue
+            lines: list[bytes] = []
+            for job in group:
+                self._exits.pop(job.id, None)
+                self._started.pop(job.id, None)
+                if job.spec.resources.walltime:
+                    self._walltimes[job.id] = (job, job.spec.resources.walltime)
+                self._tracked[job.id] = link
+                lines.append(to_bytes(self._spawn_request(job)))
+            writer.write(b"\n".join(lines) + b"\n")
+            await writer.drain()
+        return [failed.get(job.id, answer) for (job, _), answer in zip(jobs, answers, strict=True)]
 
     def _spawn_answered(self, job_id: str, answer: dict[str, Any]) -> None:
         """Take in the supervisor's answer to a spawn request (reported at the next poll)."""
         if answer.get("recorded"):
-            self._tracked.discard(job_id)  # started before, by another supervisor: its files tell how it ends
+            self._tracked.pop(job_id, None)  # started before, by another supervisor: its files tell how it ends
         if "error" in answer:
             self._walltimes.pop(job_id, None)
             self._exits[job_id] = (None, time.time(), str(answer["error"]), None)
@@ -443,10 +599,14 @@ class LocalGate(Gate):
         Done when the job is requeued, never when it is launched: a launch repeated after a crash
         must find the records of its own run, which tell the supervisor the job already started.
         """
-        stale = (STATUS_FILE, DETAILS_FILE, *(os.path.join(LEGACY_DIR, n) for n in ("pid", "rc", "details")))
-        for name in stale:
-            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-                os.unlink(os.path.join(job.folder, name))
+        account = self.owner_account(job)
+        if account is not None:  # the owner's folder: nothing followed that the owner may have put there
+            for name in (STATUS_FILE, DETAILS_FILE):
+                await asyncio.to_thread(unlink_owned, job.folder, name, account)
+        else:
+            for name in (STATUS_FILE, DETAILS_FILE, *(os.path.join(LEGACY_DIR, n) for n in ("pid", "rc", "details"))):
+                with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                    os.unlink(os.path.join(job.folder, name))
         self._exits.pop(job.id, None)
         self._started.pop(job.id, None)
 
@@ -469,7 +629,7 @@ class LocalGate(Gate):
     async def _kill_for_walltime(self, job: Job) -> None:
         self._over_walltime.add(job.id)
         with contextlib.suppress(GateError):  # the supervisor is gone: so is the job (its end is seen by poll)
-            await self._ask(self._kill_request(job))
+            await self._ask(self._kill_request(job), self._link_for(job))
         self.notify()
 
     async def poll(self, jobs: list[Job]) -> dict[str, GateStatus]:
@@ -509,7 +669,8 @@ class LocalGate(Gate):
         started = self._started.pop(job.id, None)
         if started is not None:
             return self._running(job, *started)
-        if job.id in self._tracked and self._writer is not None:
+        link = self._tracked.get(job.id)
+        if link is not None and link.connected:
             return None  # the live supervisor connection tells us when this job starts or ends
         record = read_job_record(job.folder)
         if record is not None and record.ended:
@@ -547,16 +708,20 @@ class LocalGate(Gate):
         supervisor's queue (which then keeps it once) or was lost with a killed supervisor (which
         then starts it: it had never run, since it left no pid file).
         """
-        self._tracked.add(job.id)
+        try:
+            link = self._link_for(job)
+        except GateError:
+            return  # its account is gone: the job waits (cancel it, or make the account again)
+        self._tracked[job.id] = link
         if job.spec.resources.walltime:
             self._walltimes.setdefault(job.id, (job, job.spec.resources.walltime))
 
         async def send() -> None:  # answered like any spawn (_spawn_answered)
             try:
-                writer = await self._connection()  # a new supervisor, if the last one was killed
+                writer = await self._connection(link)  # a new supervisor, if the last one was killed
                 writer.write(to_bytes(self._spawn_request(job)) + b"\n")
             except Exception:
-                self._tracked.discard(job.id)  # tried again at the next poll
+                self._tracked.pop(job.id, None)  # tried again at the next poll
 
         task = asyncio.get_running_loop().create_task(send())
         self._sends.add(task)  # keep a reference until it is done
@@ -615,7 +780,7 @@ class LocalGate(Gate):
         )
 
     def _forget(self, job_id: str) -> None:
-        self._tracked.discard(job_id)
+        self._tracked.pop(job_id, None)
         self._walltimes.pop(job_id, None)
         timer = self._timers.pop(job_id, None)
         if timer is not None:
@@ -626,8 +791,9 @@ class LocalGate(Gate):
         one: TERM to every process of the job, KILL after the grace period."""
         reported = self._exit_reported.setdefault(job.id, asyncio.Event())
         try:
-            answer = await self._ask(self._kill_request(job))
-            if answer.get("child") and self._writer is not None and job.id not in self._exits:
+            link = self._link_for(job)
+            answer = await self._ask(self._kill_request(job), link)
+            if answer.get("child") and link.connected and job.id not in self._exits:
                 # Wait for the supervisor to record the end of this run, so that nothing of it
                 # (its exit report, its status record) can be taken for a later run of the same job.
                 with contextlib.suppress(TimeoutError):
@@ -649,16 +815,18 @@ class LocalGate(Gate):
         """Keep a job that waits in the supervisor's queue from starting."""
         if job.native_id:
             return False
-        return bool((await self._ask({"op": "hold", "id": job.id})).get("done"))
+        return bool((await self._ask({"op": "hold", "id": job.id}, self._link_for(job))).get("done"))
 
     async def release(self, job: Job) -> bool:
         """Put a held job back at the end of the supervisor's queue."""
-        return bool((await self._ask({"op": "release", "id": job.id})).get("done"))
+        return bool((await self._ask({"op": "release", "id": job.id}, self._link_for(job))).get("done"))
 
     async def describe(self) -> dict[str, Any]:
         """This host: its cpus and memory; unhealthy if the supervisor's folder is not ours alone."""
         try:
             os.close(self._open_folder())
+            if self.runs_as_owner:
+                self._check_owners_folder()
             problem = ""
         except SiteUnavailable as exc:
             problem = exc.message

@@ -49,12 +49,17 @@ def default_folder() -> str:
     return os.path.join(tempfile.gettempdir(), f"swm-local-{os.geteuid()}")
 
 
-def open_private_folder(path: str, *, create: bool, exact: bool) -> int:
+#: What an :class:`UnsafeFolder` message tells the operator to do, by default.
+SOCKET_REMEDY = "set LocalGate.supervisor_socket to a socket in a folder only this user can write to"
+
+
+def open_private_folder(path: str, *, create: bool, exact: bool, remedy: str = SOCKET_REMEDY) -> int:
     """A descriptor of the folder ``path`` after checking it is private to this user.
 
     With ``create`` it is made (mode 0700) if missing. With ``exact`` its mode must be 0700;
     otherwise (a folder the operator chose) group and others may not write to it. Raises
-    :class:`UnsafeFolder` naming the problem: a symlink, not a folder, another owner, other modes.
+    :class:`UnsafeFolder` naming the problem: a symlink, not a folder, another owner, other modes
+    (and ``remedy``: the option that chooses another folder).
     """
     if create:
         try:
@@ -86,8 +91,7 @@ def open_private_folder(path: str, *, create: bool, exact: bool) -> int:
         os.close(fd)
         raise UnsafeFolder(
             f"the local supervisor's folder {path} {problem}: refusing to use it (another user could stand "
-            "in for the supervisor); remove it, or set LocalGate.supervisor_socket to a socket in a folder "
-            "only this user can write to"
+            f"in for the supervisor); remove it, or {remedy}"
         )
     return fd
 

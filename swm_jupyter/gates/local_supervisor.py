@@ -34,8 +34,8 @@ Protocol: one JSON object per line.
 - ``{"op": "hold" | "release", "id"}`` are answered ``{"op", "reply": id, "done": bool}`` (hold acts
   on queued jobs only).
 - ``{"op": "cancel", "id", "grace", "status_file"}`` takes a queued or held job out of the queue, or
-  kills a running one: TERM to every process of the job (:mod:`.process_tree`, and its cgroup where
-  there is one), KILL ``grace`` seconds later. Answered ``{"op", "reply": id, "done": bool}`` with
+  kills a running one: TERM to every process of the job (:mod:`.process_tree`), KILL ``grace``
+  seconds later. Answered ``{"op", "reply": id, "done": bool}`` with
   ``"killing": true`` when it signalled a running job, and ``"child": true`` when that job is one of
   its own (whose end it will report). ``status_file`` lets it kill a job started by
   an earlier supervisor of this user, checked by the pid and start time the record gives.
@@ -67,7 +67,7 @@ from typing import Any
 from ..core.jsoncodec import parse, to_bytes
 from .local_runtime import UnsafeFolder, open_append, open_private_folder, peer_uid
 from .process_tree import job_processes, process_info, signal_processes
-from .status_record import STATUS_FILE, StatusRecord, read_status_file
+from .status_record import STATUS_FILE, StatusRecord, read_job_file, read_status_file
 
 IDLE_SECONDS = 20.0
 #: How long the supervisor waits for a client that does not read its news before dropping it
@@ -110,12 +110,9 @@ def read_job_record(folder: str) -> StatusRecord | None:
 
 
 def _read_line(path: str) -> str:
-    """A one-line record, or "" while it is missing or half-written (no newline yet)."""
-    try:
-        with open(path) as handle:
-            text = handle.read()
-    except (FileNotFoundError, NotADirectoryError, ValueError):
-        return ""
+    """A one-line record, or "" while it is missing or half-written (no newline yet); never read
+    through a link or from a FIFO (:func:`~.status_record.read_job_file`)."""
+    text = read_job_file(path) or ""
     return text.strip() if text.endswith("\n") else ""
 
 

@@ -5,8 +5,8 @@ leader itself, every process of its session, every descendant of those (by paren
 sessions those descendants started (``setsid``). A process is named by its pid AND its start time,
 so a pid that the kernel gave to an unrelated process later is never signalled. A process that
 left both the session and the tree (a daemon that forked twice and whose parent is gone) is out of
-reach of this module: a job's cgroup (:mod:`swm_jupyter.gates.job_cgroup`) holds it where cgroups
-can be used.
+reach of this module (and is not killed on cancel; putting each job in a cgroup of its own would
+catch it, which is not done yet).
 """
 
 from __future__ import annotations

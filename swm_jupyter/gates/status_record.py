@@ -17,6 +17,8 @@ line being written is never half-read. A requeued job's record is removed before
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass
 
 #: Name of the record in the job folder.
@@ -69,9 +71,27 @@ def parse_status_file(text: str | None) -> StatusRecord | None:
 
 
 def read_status_file(path: str) -> StatusRecord | None:
-    """The record at ``path`` on this machine, or None if there is none."""
+    """The record at ``path`` on this machine, or None if there is none (see :func:`read_job_file`)."""
+    return parse_status_file(read_job_file(path))
+
+
+#: The most of a job's bookkeeping file that is read.
+READ_LIMIT = 1 << 16
+
+
+def read_job_file(path: str, limit: int = READ_LIMIT) -> str | None:
+    """The first ``limit`` bytes of a small file the job's account may have written (its status record,
+    its notebook runner's details), or None if it is missing.
+
+    The reader may have more rights than the job (a service that runs jobs as their owners): a symbolic
+    link in the file's place is not followed and anything but a regular file (a FIFO would block the
+    reader) is read as no file.
+    """
     try:
-        with open(path) as handle:
-            return parse_status_file(handle.read())
-    except (FileNotFoundError, NotADirectoryError, ValueError):
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
         return None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return handle.read(limit).decode("utf-8", errors="replace")
