@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Set up a machine for swm-jupyter: Debian packages (with --system-packages), a virtual environment
-# in .venv (or $SWM_VENV) with swm-jupyter and the extras named in $SWM_EXTRAS, the front end built.
+# in .venv (or $SWM_VENV) with swm-jupyter and the extras named in $SWM_EXTRAS, the front end built,
+# and (with the test or hub extra) JupyterHub's configurable-http-proxy from npm inside that environment.
 # Idempotent: a second run only checks. Used by .ci/lab.sh and .ci/test.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ "${1:-}" = "--system-packages" ]; then
   missing=()
-  for pkg in slurm-wlm munge openssh-server chromium chromium-driver; do
+  for pkg in slurm-wlm munge openssh-server chromium chromium-driver acl; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
   done
   if [ "${#missing[@]}" -gt 0 ]; then
@@ -27,3 +28,12 @@ fi
 echo "== pip install -e .[${SWM_EXTRAS:-lab}] (builds the JupyterLab extension with npm)"
 "$venv/bin/pip" install -q --disable-pip-version-check -e ".[${SWM_EXTRAS:-lab}]" 2>&1 \
   | sed '/^WARNING: Location .* is ignored/d'
+
+case ",${SWM_EXTRAS:-lab}," in
+  *,test,* | *,hub,*)
+    if [ ! -x "$venv/bin/configurable-http-proxy" ]; then
+      echo "== npm install configurable-http-proxy into $venv (JupyterHub's proxy, found there by the example hub)"
+      npm install -g --prefix "$venv" --no-audit --no-fund --loglevel=error "configurable-http-proxy@5"
+    fi
+    ;;
+esac

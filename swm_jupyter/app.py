@@ -8,10 +8,15 @@ Enable it (``jupyter server extension enable swm_jupyter``) and configure it wit
 The manager's loops start in the extension's start hook (after the server's event loop runs) and
 stop in its stop hook. If the job store is locked by another server, the error is logged and the
 API answers ``503`` with the reason instead of the server failing to start.
+
+In a JupyterHub user's server, when the hub runs the swm service (or ``c.SwmApp.service_url`` is
+set), the extension runs no manager: it forwards its API to the service (client mode, see
+:mod:`swm_jupyter.hub.client_mode`).
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
@@ -20,6 +25,8 @@ from traitlets import Dict, Enum, Float, Int, List, Unicode
 from ._version import __version__
 from .core.errors import SwmError
 from .core.manager import WorkloadManager
+from .hub import SERVICE_NAME
+from .hub.client_mode import ServiceLink, find_service, in_hub_single_user_server, server_token, service_base_url
 
 #: Traits of the app that are handed on to the manager when set (unset: the manager's default).
 MANAGER_TRAITS = ("sites", "default_site", "store_path", "data_dir", "poll_interval", "synchronous", "secret_env")
@@ -72,14 +79,47 @@ class SwmApp(ExtensionApp):
         "Default: 16 MiB.",
     ).tag(config=True)
 
+    service_url = Unicode(
+        None,
+        allow_none=True,
+        help="URL of a JupyterHub's swm service (with its prefix, e.g. http://127.0.0.1:10101/services/swm/). "
+        "When set, this server runs no workload manager and forwards its swm API to the service with its "
+        "JUPYTERHUB_API_TOKEN (client mode). Default: in a hub user's server, the URL of the hub's service "
+        "named service_name if the hub has one; elsewhere none (standalone).",
+    ).tag(config=True)
+    service_name = Unicode(
+        SERVICE_NAME, help="Name of the hub's swm service looked up in a hub user's server. Default: swm."
+    ).tag(config=True)
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.manager: WorkloadManager | None = None
+        #: Where the hub's swm service is, in client mode (None: standalone, this server runs the manager).
+        self.service_link: ServiceLink | None = None
         #: Why the manager is not running (e.g. the store is locked), answered as 503 by the API.
         self.start_error: str | None = None
 
+    def find_service_link(self) -> ServiceLink | None:
+        """The hub's swm service to forward to, or None to run a manager here (see :attr:`service_url`)."""
+        url = self.service_url
+        if not url and in_hub_single_user_server(os.environ):
+            url, why_not = find_service(self.service_name, os.environ)
+            if not url:
+                self.log.warning("swm: no swm service found on this hub (%s); running a workload manager here", why_not)
+        if not url:
+            return None
+        token = server_token()
+        if not token:
+            self.log.warning("swm: SwmApp.service_url is set but JUPYTERHUB_API_TOKEN is not: the service will refuse")
+        return ServiceLink(service_base_url(url), token)
+
     def initialize_settings(self) -> None:
         """Make the manager (not started yet) and hand it to the handlers through the settings."""
+        self.service_link = self.find_service_link()
+        if self.service_link is not None:
+            self.settings.update({"swm_app": self, "swm_manager": None})
+            self.log.info("swm: client of the hub's swm service at %s", self.service_link.url)
+            return
         traits = {name: getattr(self, name) for name in MANAGER_TRAITS if getattr(self, name) is not None}
         root_dir = getattr(self.serverapp, "root_dir", None) if self.serverapp is not None else None
         if root_dir:
@@ -92,6 +132,11 @@ class SwmApp(ExtensionApp):
         """Register the REST and websocket handlers under ``/swm/api/v1/``."""
         from .handlers import default_handlers, skyport_compat
 
+        if self.service_link is not None:
+            from .hub.client_mode import client_handlers
+
+            self.handlers.extend(client_handlers(self.service_link))
+            return
         self.handlers.extend(default_handlers + skyport_compat.compat_handlers())
 
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
@@ -114,8 +159,10 @@ class SwmApp(ExtensionApp):
     async def stop_extension(self) -> None:
         """Stop the manager's loops and close the store; running jobs carry on detached."""
         from .handlers.events import EventsWebSocket
+        from .hub.client_mode import ServiceEventsSocket
 
         EventsWebSocket.close_all()
+        ServiceEventsSocket.close_all()
         if self.manager is not None and self.start_error is None:
             self.start_error = "the workload manager is stopping"
             await self.manager.stop()

@@ -18,6 +18,8 @@ from tornado import web
 
 from ..core.errors import SiteUnavailable, SwmError, ValidationError
 from ..core.manager import WorkloadManager
+from ..core.model import Job
+from .access import visible_job, visible_owner
 
 AUTH_RESOURCE = "swm"
 API_PREFIX = "/swm/api/v1"
@@ -79,6 +81,15 @@ class SwmHandler(APIHandler):
         """The user name of the authenticated user (recorded as the owner of jobs they submit)."""
         user = self.current_user
         return str(getattr(user, "username", "") or "")
+
+    @property
+    def visible_owner(self) -> str | None:
+        """The owner whose jobs the caller may see, or None for every job (see :mod:`.access`)."""
+        return visible_owner(self.current_user)
+
+    def visible_job(self, job_id: str) -> Job:
+        """The job with that id if the caller may see it. Raises :class:`JobNotFound` (404) otherwise."""
+        return visible_job(self.current_user, self.manager.get(job_id), job_id)
 
     # -- request helpers ---------------------------------------------------------------------------
 

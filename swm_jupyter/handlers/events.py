@@ -21,6 +21,7 @@ from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from ..core.errors import SiteUnavailable, SwmError, ValidationError
 from ..core.manager import WorkloadManager
+from .access import may_see, visible_job
 from .base import AUTH_RESOURCE, error_reply
 
 #: Seconds between reads of a subscribed job's output.
@@ -118,7 +119,8 @@ class EventsWebSocket(WebSocketMixin, WebSocketHandler, JupyterHandler):  # type
             while True:
                 events = manager.events_after(self.sent_id)
                 for event in events:
-                    self.send(event)
+                    if self.may_see_event(event):
+                        self.send(event)
                     self.sent_id = event["id"]
                 if len(events) < REPLAY_BATCH:
                     break
@@ -131,6 +133,11 @@ class EventsWebSocket(WebSocketMixin, WebSocketHandler, JupyterHandler):  # type
         except WebSocketClosedError:
             pass
 
+    def may_see_event(self, event: dict[str, Any]) -> bool:
+        """True if this socket's user may see the event (events of others' jobs are not sent)."""
+        job = event.get("job")
+        return not isinstance(job, dict) or may_see(self.current_user, job)
+
     async def _pump(self) -> None:
         assert self.queue is not None
         while True:
@@ -140,6 +147,8 @@ class EventsWebSocket(WebSocketMixin, WebSocketHandler, JupyterHandler):  # type
                 if event_id <= self.sent_id:
                     continue
                 self.sent_id = event_id
+            if not self.may_see_event(event):
+                continue
             try:
                 self.write_message(json.dumps(event))
             except WebSocketClosedError:
@@ -170,7 +179,7 @@ class EventsWebSocket(WebSocketMixin, WebSocketHandler, JupyterHandler):  # type
         for job_id, offset in subscribe.items():
             offsets = offset if isinstance(offset, dict) else {"stdout": offset, "stderr": 0}
             try:
-                job = self.manager.get(str(job_id))
+                job = visible_job(self.current_user, self.manager.get(str(job_id)), str(job_id))
             except SwmError as exc:
                 self.send({"type": "error", "job_id": job_id, "message": exc.message})
                 continue

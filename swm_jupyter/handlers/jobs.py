@@ -127,6 +127,12 @@ class JobsHandler(SwmHandler):
             "owner": self.get_argument("owner", None),
             "top_level": self.bool_argument("top_level", False),
         }
+        own = self.visible_owner
+        if own is not None:
+            if filters["owner"] not in (None, "", own):
+                self.write_json({"jobs": [], "total": 0, "counts": {}, "next_cursor": None})
+                return
+            filters["owner"] = own
         query = job_query(
             filters,
             sort=sort,
@@ -207,13 +213,13 @@ class JobHandler(SwmHandler):
     @authorized
     async def get(self, job_id: str) -> None:
         """The full job: spec, history and folder."""
-        self.write_json(public_job(self.manager.get(job_id).to_dict()))
+        self.write_json(public_job(self.visible_job(job_id).to_dict()))
 
     @web.authenticated
     @authorized
     async def delete(self, job_id: str) -> None:
         """Ask for the job to be canceled; ``409`` if it already ended."""
-        job = await self.manager.cancel(job_id)
+        job = await self.manager.cancel(self.visible_job(job_id).id)
         self.write_json(public_job(job.to_dict()), 202)
 
 
@@ -224,7 +230,7 @@ class JobActionHandler(SwmHandler):
     @authorized
     async def post(self, job_id: str, action: str) -> None:
         """Apply the action; ``409`` if the job's state does not allow it."""
-        job = await getattr(self.manager, action)(job_id)
+        job = await getattr(self.manager, action)(self.visible_job(job_id).id)
         self.write_json(public_job(job.to_dict()))
 
 
@@ -254,7 +260,7 @@ class BulkActionHandler(SwmHandler):
         failed: list[dict[str, str]] = []
         for job_id in dict.fromkeys(ids):
             try:
-                job = await getattr(manager, action)(job_id)
+                job = await getattr(manager, action)(self.visible_job(job_id).id)
             except SwmError as exc:
                 failed.append({"id": job_id, "message": exc.message})
             else:
@@ -271,6 +277,11 @@ class BulkActionHandler(SwmHandler):
                 f"unknown filter {', '.join(unknown)}",
                 [{"field": f"filter.{k}", "message": f"known filters: {', '.join(sorted(known))}"} for k in unknown],
             )
+        own = self.visible_owner
+        if own is not None:
+            if filters.get("owner") not in (None, "", own):
+                return []
+            filters = {**filters, "owner": own}
         query = job_query({"top_level": "array_parent" not in filters, **filters}, limit=MAX_PAGE)
         ids: list[str] = []
         while True:
@@ -297,7 +308,7 @@ class LogHandler(SwmHandler):
         offset = self.int_argument("offset", 0, minimum=0, maximum=MAX_LOG_OFFSET)
         limit = self.int_argument("limit", 1 << 20, minimum=1, maximum=MAX_LOG_CHUNK)
         manager = self.manager
-        job = manager.get(job_id)
+        job = self.visible_job(job_id)
         data = await manager.read_output(job.id, stream, offset, limit)
         self.set_header("X-Log-Offset", str(offset + len(data)))
         self.set_header("X-Job-State", job.state.value)
@@ -312,7 +323,7 @@ class FilesHandler(SwmHandler):
     @authorized
     async def get(self, job_id: str) -> None:
         """``{"files": [{"path", "size", "mtime"}]}``."""
-        self.write_json({"files": self.manager.list_files(job_id)})
+        self.write_json({"files": self.manager.list_files(self.visible_job(job_id).id)})
 
 
 class FileHandler(SwmHandler):
@@ -322,7 +333,7 @@ class FileHandler(SwmHandler):
     @authorized
     async def get(self, job_id: str, path: str) -> None:
         """Stream the file; types that a browser could run are sent as a download."""
-        target = self.manager.file_path(job_id, path)
+        target = self.manager.file_path(self.visible_job(job_id).id, path)
         kind, _ = mimetypes.guess_type(target.name)
         if kind not in SAFE_TYPES:
             kind = "text/plain" if kind and kind.startswith("text/") else "application/octet-stream"

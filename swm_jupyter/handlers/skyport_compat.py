@@ -335,7 +335,7 @@ class CompatHandler(SwmHandler):
     @property
     def scope_owner(self) -> str | None:
         """The owner whose jobs the caller may see, or None for all jobs (the Jupyter token/cookie user)."""
-        return self.owner if is_certificate_user(self.current_user) else None
+        return self.visible_owner
 
     def owned_job(self, job_id: str) -> Job:
         """The caller's job with that id. Raises :class:`JobNotFound` (404) for others' jobs too."""
