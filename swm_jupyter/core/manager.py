@@ -48,7 +48,7 @@ from .errors import (
 )
 from .launch import BOOKKEEPING_PREFIX
 from .launching import JobLaunching
-from .model import Job, JobSpec, new_job_id
+from .model import Job, JobSpec, new_job_id, parse_private_env
 from .reconcile import SiteReconciliation
 from .scheduler import DependencyInfo, SiteCapacity, failed_dependencies, plan, priority_key
 from .states import ACTIVE_STATES, HistoryEntry, JobState, check_transition
@@ -236,12 +236,14 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
 
         Raises :class:`ValidationError` (400) or :class:`SiteUnavailable` (503). Stores nothing.
         """
+        private_env: dict[str, str] = {}
         if isinstance(request, JobSpec):
             spec = request
         else:
             if not isinstance(request, dict):
                 raise ValidationError("a job must be a JSON object", [{"field": "", "message": "expected an object"}])
             data = dict(request)
+            private_env = parse_private_env(data.pop("private_env", None))
             if isinstance(data.get("script"), str):
                 data = merge_request(parse_directives(data["script"]), data)
             spec = JobSpec.from_dict(data)
@@ -269,7 +271,9 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
                     continue
                 if not source.exists():
                     errors.append({"field": "input_files", "message": f"{path!r} does not exist in {self.input_root}"})
-        job = Job(id=new_job_id(), spec=spec, site=site, owner=owner)
+        job = Job(id=new_job_id(), spec=spec, site=site, owner=owner, private_env=private_env)
+        if private_env and not gate.private_env:
+            errors.append({"field": "private_env", "message": f"site {site!r} cannot pass private variables to a job"})
         errors.extend(gate.validate(job))
         if errors:
             raise ValidationError(
@@ -292,6 +296,7 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
                     array_index=index,
                     submit_time=job.submit_time,
                     folder=os.path.join(job.folder, f"task-{index}"),
+                    private_env=private_env,
                 )
                 task.cost = {"estimate": estimate, "actual": None}
                 task.state = initial

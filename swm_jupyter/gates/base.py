@@ -60,6 +60,10 @@ class Gate(LoggingConfigurable):
     #: The manager then need not store its intent to launch before each launch: after a crash it
     #: may simply launch again.
     idempotent_submit = False
+    #: True if the gate gives a job's ``private_env`` to its process without writing it into a
+    #: script, spec or log (see :attr:`~swm_jupyter.core.model.Job.private_env`). Other gates refuse
+    #: a job that has one.
+    private_env = False
 
     #: Called by the gate (no arguments) when it knows that some job changed, to poll sooner.
     notify: Callable[[], None] = staticmethod(lambda: None)
