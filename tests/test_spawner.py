@@ -51,7 +51,8 @@ c.JupyterHub.tornado_settings = {{"slow_spawn_timeout": 0}}  # start requests an
 
 def broken_server(spawner):
     if spawner.name == {BROKEN_SERVER!r}:
-        fail = "import sys, time; time.sleep(3); sys.exit('cannot import jupyterlab_missing_thing' and 7)"
+        fail = "import sys, time; time.sleep(3); sys.stderr.write('cannot import jupyterlab_missing_thing')"
+        fail += "; sys.exit(7)"
         spawner.cmd = ["python3", "-c", fail]
 
 c.Spawner.pre_spawn_hook = broken_server
