@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from swm_jupyter.core.errors import ValidationError
 from swm_jupyter.core.manager import WorkloadManager
 from swm_jupyter.core.states import JobState
 
-from .core_helpers import run, with_manager
+from .core_helpers import run, running_manager, with_manager
 
 SECRET = "s3cr3t-value-that-must-stay-in-the-process"
 
@@ -59,3 +60,33 @@ def test_private_env_is_checked_and_refused_where_a_site_cannot_keep_it(tmp_path
 
     sites = {"local": {"gate": "local"}, "remote": {"gate": "ssh", "host": "127.0.0.1", "port": 1}}
     run(with_manager(tmp_path, body, sites=sites))
+
+
+@pytest.mark.slurm
+def test_private_env_on_slurm_reaches_the_job_and_leaves_no_file(services: dict[str, str], tmp_path: Path) -> None:
+    """On the one-node Slurm: the job sees the variable; no file of the job folder holds it, run or canceled."""
+    sites = {"cluster": {"gate": "slurm", "poll_interval_min": 0.5, "poll_interval_max": 2.0}}
+    check = 'case "$HUB_TOKEN" in s3cr3t-*) echo present;; *) echo missing;; esac'
+
+    async def body() -> None:
+        async with running_manager(tmp_path / "data", input_root=str(tmp_path), sites=sites) as wm:
+            secret = {"HUB_TOKEN": SECRET}
+            ran = await wm.submit({"site": "cluster", "command": ["sh", "-c", check], "private_env": secret})
+            done = await wm.wait(ran.id, 90)
+            assert done.state is JobState.FINISHED and Path(done.folder, "stdout").read_text() == "present\n", done
+            first = await wm.submit({"site": "cluster", "command": ["sleep", "300"]})
+            pending = await wm.submit(
+                {"site": "cluster", "command": ["true"], "private_env": secret, "depends_on": [first.id]}
+            )
+            for _ in range(100):  # handed to Slurm, pending there behind its dependency
+                if wm.get(pending.id).native_id:
+                    break
+                await asyncio.sleep(0.2)
+            assert files_holding(Path(wm.get(pending.id).folder), SECRET), "the pending job's private file"
+            await wm.cancel(pending.id)
+            await wm.cancel(first.id)
+            await wm.wait(pending.id, 60)
+            await wm.wait(first.id, 60)
+
+    run(body(), timeout=180)
+    assert files_holding(tmp_path, SECRET) == [], "the value is in a file"
