@@ -56,7 +56,7 @@ from .errors import (
 from .job_files import job_path_parts, open_job_file, read_job_file
 from .launch import BOOKKEEPING_PREFIX
 from .launching import JobLaunching
-from .model import ARRAY_TASKS_CAP, Job, JobSpec, array_task_count, new_job_id
+from .model import ARRAY_TASKS_CAP, Job, JobSpec, array_task_count, new_job_id, parse_private_env
 from .reconcile import SiteReconciliation
 from .scheduler import DependencyInfo, SiteCapacity, UserPolicy, failed_dependencies, plan, priority_key
 from .secrets import redact_text
@@ -345,6 +345,7 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
 
         Raises :class:`ValidationError` (400) or :class:`SiteUnavailable` (503). Stores nothing.
         """
+        private_env: dict[str, str] = {}
         if isinstance(request, JobSpec):
             spec = request
             if spec.array is not None:
@@ -353,6 +354,7 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
             if not isinstance(request, dict):
                 raise ValidationError("a job must be a JSON object", [{"field": "", "message": "expected an object"}])
             data = dict(request)
+            private_env = parse_private_env(data.pop("private_env", None))
             if isinstance(data.get("script"), str):
                 data = merge_request(parse_directives(data["script"]), data)
             self._check_array_size(data.get("array"))
@@ -381,7 +383,9 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
                     continue
                 if not source.exists():
                     errors.append({"field": "input_files", "message": f"{path!r} does not exist in {self.input_root}"})
-        job = Job(id=new_job_id(), spec=spec, site=site, owner=owner)
+        job = Job(id=new_job_id(), spec=spec, site=site, owner=owner, private_env=private_env)
+        if private_env and not gate.private_env:
+            errors.append({"field": "private_env", "message": f"site {site!r} cannot pass private variables to a job"})
         errors.extend(gate.validate(job))
         try:
             account = gate.owner_account(job)
@@ -409,6 +413,7 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
                     array_index=index,
                     submit_time=job.submit_time,
                     folder=os.path.join(job.folder, f"task-{index}"),
+                    private_env=private_env,
                 )
                 task.cost = {"estimate": estimate, "actual": None}
                 task.state = initial

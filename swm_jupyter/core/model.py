@@ -492,6 +492,10 @@ class Job:
     cost: dict[str, Any] = field(default_factory=dict)
     owner: str = ""
     seq: int = 0
+    #: Variables given to the job's process only (e.g. a hub token): kept in memory from
+    #: submission to launch, never stored, never in :meth:`to_dict`, events or logs. Lost if the
+    #: manager restarts before the job is launched (the job then starts without them).
+    private_env: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def is_array_parent(self) -> bool:
@@ -529,6 +533,28 @@ class Job:
         return out
 
 
+def parse_private_env(value: Any) -> dict[str, str]:
+    """Validate a request's ``private_env`` (``{"NAME": "value"}``); errors name the variable, never its value.
+
+    Raises :class:`ValidationError`.
+    """
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValidationError(
+            "private_env must be an object of NAME: value strings",
+            [{"field": "private_env", "message": "must be an object of NAME: value strings"}],
+        )
+    errors = [
+        {"field": f"private_env.{name}", "message": "needs a valid variable name and a string value"}
+        for name, text in value.items()
+        if not isinstance(name, str) or not _ENV_NAME.match(name) or not isinstance(text, str)
+    ]
+    if errors:
+        raise ValidationError("private_env has bad entries: " + ", ".join(e["field"] for e in errors), errors)
+    return dict(value)
+
+
 def spec_from_json(data: dict[str, Any]) -> JobSpec:
     """Rebuild a spec stored by :meth:`JobSpec.to_dict` (trusted input from the store)."""
     clean = {k: v for k, v in data.items() if v is not None and v != [] and v != {}}
@@ -544,5 +570,6 @@ __all__ = [
     "asdict",
     "is_inside_path",
     "new_job_id",
+    "parse_private_env",
     "spec_from_json",
 ]

@@ -74,6 +74,10 @@ class Gate(LoggingConfigurable):
     #: the core then checks owners at submission and makes job folders the owner's.
     #: A job then cannot read what the server's account can (its token): see ``SwmApp.allow_shared_account``.
     runs_as_owner = False
+    #: True if the gate gives a job's ``private_env`` to its process without writing it into a
+    #: script, spec or log (see :attr:`~swm_jupyter.core.model.Job.private_env`). Other gates refuse
+    #: a job that has one.
+    private_env = False
 
     #: Called by the gate (no arguments) when it knows that some job changed, to poll sooner.
     notify: Callable[[], None] = staticmethod(lambda: None)

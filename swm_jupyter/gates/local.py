@@ -112,6 +112,7 @@ class LocalGate(Gate):
     stages_files = False
     idempotent_submit = True  # the supervisor keeps one copy of a job, and .swm-status says it started
     supports_run_as_owner = True  # one supervisor per account (see the module docstring)
+    private_env = True  # sent to the supervisor with the spawn request; lives only in the job's process
 
     cpus = Int(help="CPUs jobs may use in total. Default: the number of cores of this host.").tag(config=True)
     memory_mb = Int(help="Memory jobs may ask for, in MB. Default: this host's memory.").tag(config=True)
@@ -527,7 +528,7 @@ class LocalGate(Gate):
             "order": [-job.spec.priority, job.seq, job.array_index or 0],
             "argv": argv,
             "cwd": workdir,
-            "env": job_environment(job, workdir),
+            "env": {**job_environment(job, workdir), **job.private_env},  # private_env: process only, never on disk
             "stdout": os.path.join(folder, STDOUT_FILE),
             "stderr": os.path.join(folder, STDERR_FILE),
             "status_file": os.path.join(folder, STATUS_FILE),

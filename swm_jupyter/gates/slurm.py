@@ -46,6 +46,8 @@ from .status_record import STATUS_FILE, StatusRecord, parse_status_file
 #: Files the gate writes in a job folder.
 BATCH_FILE = "slurm-batch.sh"
 ARRAY_MAP_FILE = "slurm-array-tasks.tsv"
+#: A job's private_env, 0600 in its folder from submission until the batch script reads and removes it.
+PRIVATE_ENV_FILE = ".swm-private-env"
 
 _SQUEUE_FORMAT = "%i|%T|%r|%S|%e"
 #: Every batch script carries ``--comment=swm:<job id>`` so that a job can be found by its id.
@@ -274,6 +276,7 @@ class SlurmGate(Gate):
     native_arrays = True
     native_dependencies = True
     supports_run_as_owner = True
+    private_env = True  # a 0600 file in the job folder, read and removed by the batch script (or at cancel)
 
     ssh_host = Unicode("", help="Login node to run Slurm commands on over SSH; empty: run them here.").tag(config=True)
     ssh_port = Int(22, help="SSH port of the login node (default 22).").tag(config=True)
@@ -421,6 +424,15 @@ class SlurmGate(Gate):
     def _slurm_id(self, job: Job) -> str | None:
         return str(job.gate_data.get("slurm_id") or job.native_id or "") or None
 
+    async def _remove_private_env(self, path: str, account: OwnerAccount | None = None) -> None:
+        """Remove a job's private_env file (the job did not start, so it will not remove it)."""
+        if account is not None:
+            await asyncio.to_thread(unlink_owned, posixpath.dirname(path), posixpath.basename(path), account)
+        elif self.shared:
+            await asyncio.to_thread(_remove_local, path)
+        else:
+            await self._ssh().run(["rm", "-f", path], check=False)
+
     async def _write(self, path: str, data: bytes, mode: int = 0o644, account: OwnerAccount | None = None) -> None:
         if account is not None:
             await asyncio.to_thread(_write_owned, path, data, mode & 0o700, account)
@@ -460,6 +472,8 @@ class SlurmGate(Gate):
     def validate(self, job: Job) -> list[dict[str, str]]:
         """Check extras and ``#SBATCH`` conflicts without I/O; return ``{"field", "message"}`` errors."""
         errors: list[dict[str, str]] = []
+        if job.private_env and job.spec.array is not None:
+            errors.append({"field": "private_env", "message": "an array job cannot have private variables on Slurm"})
         try:
             self._request_options(job, dependencies=())
         except GateError as exc:
@@ -624,6 +638,12 @@ class SlurmGate(Gate):
             "trap '__swm_signal 2' INT",
             "trap '__swm_signal 10' USR1",
         ]
+        # private_env (submit() wrote it, 0600, when the job has one): read, then removed, before anything runs
+        body += [
+            f'if [ -f "$__swm_dir"/{PRIVATE_ENV_FILE} ]; then',
+            f'    . "$__swm_dir"/{PRIVATE_ENV_FILE}; rm -f "$__swm_dir"/{PRIVATE_ENV_FILE}',
+            "fi",
+        ]
         workdir = job.spec.workdir
         if workdir and not posixpath.isabs(workdir) and not self.shared:
             workdir = None
@@ -702,7 +722,16 @@ class SlurmGate(Gate):
         script = self._batch_script(job, options, folder=folder)
         script_path = posixpath.join(folder, BATCH_FILE)
         await self._write(script_path, script.encode(), 0o755, account)
-        slurm_id = await self._sbatch(script_path, account)
+        private_path = posixpath.join(folder, PRIVATE_ENV_FILE)
+        if job.private_env:
+            lines = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in job.private_env.items())
+            await self._write(private_path, lines.encode(), 0o600, account)
+        try:
+            slurm_id = await self._sbatch(script_path, account)
+        except BaseException:
+            if job.private_env:
+                await self._remove_private_env(private_path, account)
+            raise
         self.log.info("slurm site %s: job %s is Slurm job %s", self.site_name, job.id, slurm_id)
         return GateStatus(
             JobState.WAITING,
@@ -1015,6 +1044,8 @@ class SlurmGate(Gate):
             and "already completing or completed" not in result.stderr.lower()
         ):
             raise CommandError(result.argv, result.exit_code, result.stderr)
+        if job.private_env or self.shared:  # a job canceled before it started leaves no private variables
+            await self._remove_private_env(posixpath.join(self._folder(job), PRIVATE_ENV_FILE), self.owner_account(job))
         self._speed_up()
 
     async def hold(self, job: Job) -> bool:
@@ -1138,7 +1169,8 @@ def _int(text: str) -> int:
 def _write_local(path: str, data: bytes, mode: int) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as handle:
+    # created with at most the owner's rights, so a 0600 file is never readable by others meanwhile
+    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode & 0o700), "wb") as handle:
         handle.write(data)
     os.chmod(tmp, mode)
     os.replace(tmp, path)
@@ -1147,6 +1179,11 @@ def _write_local(path: str, data: bytes, mode: int) -> None:
 def _write_owned(path: str, data: bytes, mode: int, account: OwnerAccount) -> None:
     with owned_folder(os.path.dirname(path), account) as folder:
         write_owned_file(folder, os.path.basename(path), data, mode, account)
+
+
+def _remove_local(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
 
 
 def _read_local_texts(paths: list[str]) -> dict[str, str | None]:

@@ -1,0 +1,408 @@
+"""SwmSpawner: each hub user's Jupyter server is a job of the hub's swm service, on any of its sites.
+
+``c.JupyterHub.spawner_class = "swm"``. The spawner talks only to the swm service's REST API, as
+the user (never as an admin):
+
+- **start** submits a job running ``python -m swm_jupyter.hub.server_job -- jupyterhub-singleuser``
+  (:mod:`.server_job`) on the chosen site. The server's hub token and other secret-looking
+  variables go in the request's ``private_env``: the service hands them to the job's process only,
+  never stores them, never shows them. The server picks a free port; its address comes back on the
+  job's stdout (one ``swm-spawner-ready`` line), read through the service's job log. A job that
+  ends first raises :class:`~jupyterhub.spawner.SpawnException` with the job's reason and the last
+  lines of its stderr.
+- **poll** answers from the job's state; while the service cannot be reached it answers "running"
+  for ``unknown_grace`` seconds (a scheduler or service outage does not stop servers).
+- **stop** cancels the job and returns once it is final.
+- **get_state/load_state** keep the job id, so a restarted hub finds its servers again.
+- **progress** yields the job's own steps (queued, pending with the site's reason, staging, starting,
+  ready), per spawner.
+
+Calls are made with the server's own token (``api_token``), which the hub gives the scopes of
+``c.Spawner.server_token_scopes`` (``access:services!service=swm`` and ``custom:swm:jobs!user``).
+After a hub restart that token is no longer known to the spawner (the hub keeps only its hash):
+the spawner then makes a short-lived token of the user with just those two scopes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import sys
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import quote
+
+from jupyterhub.spawner import Spawner, SpawnException
+from tornado import httpclient
+from traitlets import Bool, Dict, Float, Integer, List, Unicode
+
+from ..core.job_env import secret_matcher
+from . import JOBS_SCOPE, SERVICE_NAME
+from .client_mode import service_base_url
+from .server_job import READY_MARKER
+
+#: Percent of the progress bar reached when the job enters each state.
+STATE_PROGRESS = {"queued": 10, "held": 10, "waiting": 30, "transferring": 50, "running": 70}
+#: States after which a job does not run again.
+FINAL_STATES = ("finished", "error", "canceled")
+#: Names of variables that go to the job as ``private_env`` besides those of the hub's own secrets.
+PRIVATE_NAME_PATTERNS = ("*TOKEN*", "*SECRET*", "*PASSWORD*", "*_KEY", "*PRIVATE*")
+_JOB_NAME_CHARS = re.compile(r"[^A-Za-z0-9_.@+=:,-]+")
+
+
+class ServiceUnreachable(Exception):
+    """The swm service did not answer (connection refused, timeout, 502/503/504 from the proxy)."""
+
+
+class SwmSpawner(Spawner):  # type: ignore[misc]
+    """Starts each user's ``jupyterhub-singleuser`` as a job of the hub's swm service (see the module docstring)."""
+
+    service_name = Unicode(SERVICE_NAME, help="The name of the swm service in c.JupyterHub.services.").tag(
+        config=True
+    )
+    service_url = Unicode(
+        "",
+        help="The swm service's base URL with its prefix, e.g. http://127.0.0.1:10101/services/swm/. "
+        "Default: the url and prefix of the hub's service named service_name.",
+    ).tag(config=True)
+    site = Unicode("", help="The site servers run on unless the user chooses one. Default: the service's default.").tag(
+        config=True
+    )
+    resources = Dict(
+        help='Resources of the server job unless the user chooses, e.g. {"cpus": 2, "memory": "4G", '
+        '"walltime": "8:00:00"} (the job spec\'s "resources").'
+    ).tag(config=True)
+    site_extras = Dict(
+        help='Site extras of the server job, by gate kind, e.g. {"slurm": {"partition": "interactive"}}.'
+    ).tag(config=True)
+    server_python = Unicode(
+        sys.executable,
+        help="The Python on the sites that runs swm_jupyter.hub.server_job (with jupyterhub installed). "
+        "Default: the hub's own Python.",
+    ).tag(config=True)
+    report_host = Unicode(
+        "",
+        help="The host name the proxy reaches servers by. Default: the listen ip, or the node's name "
+        "when it listens on all addresses (Spawner.ip = '0.0.0.0', needed on remote sites).",
+    ).tag(config=True)
+    private_env_names = List(
+        Unicode(),
+        list(PRIVATE_NAME_PATTERNS),
+        help="Shell-style patterns of environment names passed to the server only as private variables "
+        "(never stored or shown by the service), besides the hub's tokens (always private).",
+    ).tag(config=True)
+    poll_interval = Float(0.5, help="Seconds between looks at the job while the server starts.").tag(config=True)
+    unknown_grace = Float(
+        600.0,
+        help="Seconds poll() keeps answering 'running' while the swm service cannot be reached, "
+        "before it reports the server stopped.",
+    ).tag(config=True)
+    stop_wait = Float(60.0, help="Seconds stop() waits for the canceled job to be final.").tag(config=True)
+    stderr_lines = Integer(20, help="Lines of the job's stderr shown when the server fails to start.").tag(
+        config=True
+    )
+    request_timeout = Float(30.0, help="Seconds to wait for one answer of the swm service.").tag(config=True)
+    allow_root = Bool(
+        False,
+        help="Let servers run as root when the swm service runs its jobs as root (no run_as_owner). "
+        "For tests only: the user would own the machine.",
+    ).tag(config=True)
+
+    job_id = Unicode("")
+    job_site = Unicode("")
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._steps: list[dict[str, Any]] = []
+        self._step_added = asyncio.Event()
+        self._start_over = False
+        self._own_token = ""
+        self._own_token_expires = 0.0
+        self._unreachable_since: float | None = None
+
+    # -- state kept by the hub ---------------------------------------------------------------------
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore the job id after a hub restart."""
+        super().load_state(state)
+        self.job_id = state.get("job_id", "")
+        self.job_site = state.get("site", "")
+
+    def get_state(self) -> dict[str, Any]:
+        """The job id and site (stored in the hub's database)."""
+        state: dict[str, Any] = super().get_state()
+        if self.job_id:
+            state["job_id"] = self.job_id
+            state["site"] = self.job_site
+        return state
+
+    def clear_state(self) -> None:
+        """Forget the job once the server is stopped."""
+        super().clear_state()
+        self.job_id = ""
+        self.job_site = ""
+
+    # -- the service's API -------------------------------------------------------------------------
+
+    def api_base(self) -> str:
+        """The swm API's URL (``.../swm/api/v1/``) of the hub's swm service."""
+        base = self.service_url
+        if not base:
+            service = (self.user.settings.get("services") or {}).get(self.service_name)
+            if service is None or not getattr(service, "url", None):
+                raise SpawnException(
+                    f"the hub has no service {self.service_name!r} with a url: declare the swm service in "
+                    "c.JupyterHub.services (see docs/jupyterhub.md)",
+                    reason="swm-service-missing",
+                )
+            base = service_base_url(service.url, service.prefix)
+        return base.rstrip("/") + "/swm/api/v1/"
+
+    def token(self) -> str:
+        """The user's token for the service: the server's own, or (after a hub restart) a short-lived one."""
+        if self.api_token:
+            return str(self.api_token)
+        if not self._own_token or time.time() > self._own_token_expires - 60:
+            scopes = [f"access:services!service={self.service_name}", f"{JOBS_SCOPE}!user"]
+            self._own_token = self.user.new_api_token(
+                note=f"swm spawner: server {self.name or '(default)'} after a hub restart",
+                scopes=scopes,
+                expires_in=3600,
+            )
+            self._own_token_expires = time.time() + 3600
+        return self._own_token
+
+    async def api(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        """``(status, JSON answer or text)`` of one call of the service. Raises :class:`ServiceUnreachable`."""
+        request = httpclient.HTTPRequest(
+            self.api_base() + path,
+            method=method,
+            headers={"Authorization": f"token {self.token()}", "Content-Type": "application/json"},
+            body=json.dumps(body) if body is not None else (b"" if method == "POST" else None),
+            request_timeout=self.request_timeout,
+            connect_timeout=min(10.0, self.request_timeout),
+        )
+        try:
+            answer = await httpclient.AsyncHTTPClient().fetch(request, raise_error=False)
+        except (OSError, httpclient.HTTPClientError) as exc:
+            raise ServiceUnreachable(f"{type(exc).__name__}: {exc}") from None
+        if answer.code in (502, 503, 504, 599):
+            raise ServiceUnreachable(f"the swm service answered {answer.code}")
+        text = answer.body.decode("utf-8", "replace") if answer.body else ""
+        if "json" in answer.headers.get("Content-Type", ""):
+            try:
+                return answer.code, json.loads(text)
+            except ValueError:
+                pass
+        return answer.code, text
+
+    # -- what the job is -------------------------------------------------------------------------
+
+    def split_env(self, env: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+        """``(public, private)``: the hub's tokens and secret-looking names go to ``private``."""
+        private_name = secret_matcher(self.private_env_names)
+        public = {k: v for k, v in env.items() if not private_name.match(k)}
+        private = {k: v for k, v in env.items() if private_name.match(k)}
+        return public, private
+
+    def job_name(self) -> str:
+        """``jupyterhub-<user>[-<server>]`` with only the characters a job name may have."""
+        name = f"jupyterhub-{self.user.name}" + (f"-{self.name}" if self.name else "")
+        return _JOB_NAME_CHARS.sub("_", name)[:128]
+
+    def job_request(self) -> dict[str, Any]:
+        """The job submitted for this server (its ``private_env`` holds the token)."""
+        public, private = self.split_env(self.get_env())
+        hub_names = (n for n in [*public, *private] if n.startswith(("JUPYTERHUB_", "JPY_")))
+        public["SWM_SPAWNER_ENV"] = ",".join(sorted(hub_names))
+        if self.allow_root:
+            public["SWM_SPAWNER_ALLOW_ROOT"] = "1"
+        command = [self.server_python, "-m", "swm_jupyter.hub.server_job", "--ip", self.ip or "127.0.0.1"]
+        if self.report_host:
+            command += ["--report-host", self.report_host]
+        command += ["--start-timeout", str(int(self.start_timeout)), "--", *self.cmd, *self.get_args()]
+        request: dict[str, Any] = {"name": self.job_name(), "command": command, "env": public, "private_env": private}
+        if self.site:
+            request["site"] = self.site
+        if self.resources:
+            request["resources"] = dict(self.resources)
+        request.update({kind: dict(extras) for kind, extras in self.site_extras.items()})
+        return request
+
+    # -- progress ----------------------------------------------------------------------------------
+
+    def note(self, progress: int, message: str) -> None:
+        """Add a step to this spawner's progress (read by :meth:`progress`)."""
+        self._steps.append({"progress": progress, "message": message})
+        self._step_added.set()
+
+    def note_history(self, job: dict[str, Any], seen: int) -> int:
+        """Add a step for each history entry of ``job`` after the first ``seen``; return how many there are."""
+        history = job.get("history") or []
+        for entry in history[seen:]:
+            state, details = entry.get("state", ""), entry.get("details") or ""
+            words = {
+                "queued": f"queued on site {job.get('site')}",
+                "held": "held",
+                "waiting": f"waiting on site {job.get('site')}",
+                "transferring": "staging files",
+                "running": "starting the server",
+            }.get(state, state)
+            self.note(STATE_PROGRESS.get(state, 90), words + (f": {details}" if details else ""))
+        return len(history)
+
+    async def progress(self) -> AsyncIterator[dict[str, Any]]:
+        """The steps of this server's start, as they happen, until it is ready or failed."""
+        sent = 0
+        while True:
+            while sent < len(self._steps):
+                yield self._steps[sent]
+                sent += 1
+            if self._start_over:
+                return
+            self._step_added.clear()
+            await self._step_added.wait()
+
+    # -- the spawner API ---------------------------------------------------------------------------
+
+    async def start(self) -> str:
+        """Submit the server's job and return its URL once the server listens (see the module docstring)."""
+        self._steps, self._start_over = [], False
+        self._step_added = asyncio.Event()
+        try:
+            return await self._start()
+        finally:
+            self._start_over = True
+            self._step_added.set()
+
+    async def _start(self) -> str:
+        request = self.job_request()
+        try:
+            status, answer = await self.api("POST", "jobs", request)
+        except ServiceUnreachable as exc:
+            message = f"the swm service does not answer ({exc}); try again soon"
+            raise SpawnException(message, reason="swm-down") from None
+        if status != 201:
+            message = answer.get("message") if isinstance(answer, dict) else str(answer)[:500]
+            raise SpawnException(f"the swm service refused the server: {message}", reason="swm-refused")
+        self.job_id, self.job_site = answer["id"], answer.get("site", "")
+        self.log.info("swm: %s's server %r is swm job %s on %s", self.user.name, self.name, self.job_id, self.job_site)
+        self.note(5, f"submitted as swm job {self.job_id} to site {self.job_site}")
+        seen, offset, buffered = 0, 0, b""
+        while True:
+            await asyncio.sleep(self.poll_interval)
+            try:
+                status, job = await self.api("GET", f"jobs/{quote(self.job_id)}")
+            except ServiceUnreachable:
+                continue
+            if status != 200:
+                raise SpawnException(f"swm job {self.job_id} vanished ({status})", reason="swm-job-missing")
+            seen = self.note_history(job, seen)
+            if job["state"] in FINAL_STATES:
+                raise SpawnException(await self.failure_message(job), reason="swm-job-ended")
+            if job["state"] != "running":
+                continue
+            try:
+                chunk, offset = await self.read_log("stdout", offset)
+            except ServiceUnreachable:
+                continue
+            buffered += chunk
+            address = ready_address(buffered)
+            if address is not None:
+                host, port = address
+                self.note(100, f"server ready on {host}:{port}")
+                return f"http://{host}:{port}"
+
+    async def read_log(self, stream: str, offset: int, limit: int = 1 << 16) -> tuple[bytes, int]:
+        """Bytes of the job's ``stream`` from ``offset``, and the next offset."""
+        path = f"jobs/{quote(self.job_id)}/log?stream={stream}&offset={offset}&limit={limit}"
+        request = httpclient.HTTPRequest(
+            self.api_base() + path,
+            headers={"Authorization": f"token {self.token()}"},
+            request_timeout=self.request_timeout,
+        )
+        try:
+            answer = await httpclient.AsyncHTTPClient().fetch(request, raise_error=False)
+        except (OSError, httpclient.HTTPClientError) as exc:
+            raise ServiceUnreachable(str(exc)) from None
+        if answer.code != 200:
+            raise ServiceUnreachable(f"the swm service answered {answer.code} for the job's {stream}")
+        return answer.body or b"", int(answer.headers.get("X-Log-Offset", offset + len(answer.body or b"")))
+
+    async def failure_message(self, job: dict[str, Any]) -> str:
+        """Why the job ended before the server was ready: its state, reason, exit code and stderr's last lines."""
+        what = f"the server's swm job {job['id']} ended ({job['state']}"
+        if job.get("exit_code") is not None:
+            what += f", exit code {job['exit_code']}"
+        what += ")"
+        if job.get("state_details"):
+            what += f": {job['state_details']}"
+        try:
+            data, _ = await self.read_log("stderr", 0, 1 << 20)
+        except ServiceUnreachable:
+            data = b""
+        lines = data.decode("utf-8", "replace").splitlines()[-self.stderr_lines :]
+        if lines:
+            what += "\nlast lines of its stderr:\n" + "\n".join(lines)
+        return what
+
+    async def poll(self) -> int | None:
+        """None while the job runs (or the service cannot be reached, for ``unknown_grace`` s), else an exit status."""
+        if not self.job_id:
+            return 0
+        try:
+            status, job = await self.api("GET", f"jobs/{quote(self.job_id)}")
+        except ServiceUnreachable as exc:
+            now = time.monotonic()
+            if self._unreachable_since is None:
+                self._unreachable_since = now
+                self.log.warning("swm: cannot reach the swm service for %s's server (%s)", self.user.name, exc)
+            if now - self._unreachable_since < self.unknown_grace:
+                return None
+            return 1
+        self._unreachable_since = None
+        if status == 404:
+            return 1
+        if status != 200 or job["state"] not in FINAL_STATES:
+            return None
+        return int(job.get("exit_code") or 0) if job["state"] == "finished" else 1
+
+    async def stop(self, now: bool = False) -> None:
+        """Cancel the job and return once it is final (or after ``stop_wait`` s)."""
+        if not self.job_id:
+            return
+        path = f"jobs/{quote(self.job_id)}"
+        deadline = time.monotonic() + self.stop_wait
+        canceled = False
+        while time.monotonic() < deadline:
+            try:
+                if not canceled:
+                    status, _ = await self.api("POST", f"{path}/cancel")
+                    canceled = status in (200, 202, 404, 409)
+                status, job = await self.api("GET", path)
+            except ServiceUnreachable:
+                await asyncio.sleep(1.0)
+                continue
+            if status == 404 or (status == 200 and job["state"] in FINAL_STATES):
+                return
+            await asyncio.sleep(self.poll_interval)
+        self.log.warning(
+            "swm: job %s of %s's server is not final %.0f s after cancel", self.job_id, self.user.name, self.stop_wait
+        )
+
+
+def ready_address(output: bytes) -> tuple[str, int] | None:
+    """The ``(host, port)`` of the first ``swm-spawner-ready`` line in ``output``, or None."""
+    for line in output.decode("utf-8", "replace").splitlines():
+        if line.startswith(READY_MARKER + " "):
+            try:
+                data = json.loads(line[len(READY_MARKER) + 1 :])
+                return str(data["host"]), int(data["port"])
+            except (ValueError, KeyError, TypeError):
+                return None
+    return None
+
+
+__all__ = ["ServiceUnreachable", "SwmSpawner", "ready_address"]
