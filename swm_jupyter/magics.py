@@ -210,7 +210,7 @@ class SwmMagics(Magics):
                 data = self.client.cancel(job_id) if command == "cancel" else self.client.act(job_id, command)
                 print(f"{command}: {job_id} is {data.get('state')}")
             except SwmError as exc:
-                failed.append(f"{job_id}: {exc.message}")
+                failed.append(f"{job_id}: {exc}")
         if failed:
             raise SwmError(f"%swm {command} failed for " + "; ".join(failed))
 
