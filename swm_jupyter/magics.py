@@ -16,7 +16,8 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import MagicArgumentParser
 
-from .client.api import Client, Job, SwmError
+from .client.api import Client, Job
+from .client.errors import SwmError
 
 USAGE = """\
 %%swm submit [options] [--wait]       the cell is the job script (#SWM lines allowed)

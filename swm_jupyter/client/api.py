@@ -16,15 +16,20 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from . import render
 from .connection import Connection, Response
-from .discovery import find_server, server_path, server_root_dir
-from .errors import ConflictError, JobNotFoundError, ServerNotFound, SwmError
+from .discovery import find_server as find_server  # re-exported (with the errors) for code importing them here
+from .discovery import server_path, server_root_dir
+from .errors import ConflictError as ConflictError
+from .errors import JobNotFoundError as JobNotFoundError
+from .errors import ServerNotFound as ServerNotFound
+from .errors import SwmError as SwmError
 from .events import EventStream
 
 RESOURCE_KEYS = ("nodes", "cpus", "memory", "gpus", "walltime")
+_Handle = TypeVar("_Handle", bound="_JobBase")
 
 
 def build_spec(
@@ -174,6 +179,16 @@ class _Api:
 
     def _handle(self, data: dict[str, Any]) -> Any:  # pragma: no cover - implemented by subclasses
         raise NotImplementedError
+
+    def _handle_of(self, kind: type[_Handle], data: dict[str, Any]) -> _Handle:
+        """The one ``kind`` handle of job ``data["id"]`` (made now, or the known one brought up to date)."""
+        handle = self._handles.get(data["id"])
+        if isinstance(handle, kind):
+            handle._update(data)
+            return handle
+        made = kind(self, data)
+        self._handles[made.id] = made
+        return made
 
     def submit(self, spec: Mapping[str, Any] | None = None, *, dry_run: bool = False, **fields: Any) -> Any:
         """Submit a job from a spec dict and/or fields (``script=``, ``command=``, ``notebook=``, ``site=``,
@@ -336,13 +351,7 @@ class Client(_Api):
         return call.parse(call.send(self._connection))
 
     def _handle(self, data: dict[str, Any]) -> Job:
-        handle = self._handles.get(data["id"])
-        if isinstance(handle, Job):
-            handle._update(data)
-            return handle
-        job = Job(self, data)
-        self._handles[job.id] = job
-        return job
+        return self._handle_of(Job, data)
 
     def close(self) -> None:
         """Close the HTTP connections and the events stream."""
@@ -368,13 +377,7 @@ class AsyncClient(_Api):
         return call.parse(response)
 
     def _handle(self, data: dict[str, Any]) -> AsyncJob:
-        handle = self._handles.get(data["id"])
-        if isinstance(handle, AsyncJob):
-            handle._update(data)
-            return handle
-        job = AsyncJob(self, data)
-        self._handles[job.id] = job
-        return job
+        return self._handle_of(AsyncJob, data)
 
     async def aclose(self) -> None:
         """Close the HTTP connections and the events stream."""
@@ -681,18 +684,5 @@ def _progress_view(job: _JobBase) -> Callable[[dict[str, Any]], None]:
     return update
 
 
-__all__ = [
-    "AsyncClient",
-    "AsyncJob",
-    "Client",
-    "ConflictError",
-    "Job",
-    "JobList",
-    "JobNotFoundError",
-    "ServerNotFound",
-    "SiteList",
-    "SwmError",
-    "build_spec",
-    "find_server",
-    "server_root_dir",
-]
+
+__all__ = ["AsyncClient", "AsyncJob", "Client", "Job", "JobList", "SiteList", "build_spec"]
