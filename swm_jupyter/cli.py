@@ -22,7 +22,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from .client.connection import ApiError, Connection, ServerNotFound, server_info
+from .client.connection import Connection
+from .client.discovery import server_path, server_root_dir
+from .client.errors import ServerNotFound, SwmError
 
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
@@ -124,7 +126,7 @@ def _connect(args: argparse.Namespace) -> Connection:
             return Connection(args.url, args.token or os.environ.get("SWM_TOKEN"), timeout=args.http_timeout)
         connection = Connection(timeout=args.http_timeout)
     except ServerNotFound as exc:
-        raise CliError(f"swm: {exc}", EXIT_UNREACHABLE) from None
+        raise CliError(f"swm: {exc.message}", EXIT_UNREACHABLE) from None
     if args.token:
         connection.token = args.token
     return connection
@@ -173,14 +175,10 @@ def _parameter_value(text: str) -> Any:
 
 
 def _notebook_path(conn: Connection, path: Path) -> str:
-    info = server_info(conn.base_url)
-    root = (info or {}).get("root_dir") or os.environ.get("SWM_ROOT_DIR")
-    if root:
-        try:
-            return str(path.resolve().relative_to(Path(root).resolve()))
-        except ValueError:
-            raise CliError(f"{path} is outside the server's root folder {root}; notebooks must be inside it") from None
-    return str(path)
+    try:
+        return server_path(path, server_root_dir(conn.base_url))
+    except SwmError as exc:
+        raise CliError(exc.message) from None
 
 
 def cmd_submit(conn: Connection, args: argparse.Namespace) -> int:
@@ -275,7 +273,9 @@ def cmd_action(conn: Connection, args: argparse.Namespace) -> int:
             else:
                 job = conn.post_json(f"jobs/{job_id}/{args.command_name}")
             done.append(job)
-        except ApiError as exc:
+        except ServerNotFound:
+            raise
+        except SwmError as exc:
             failed.append({"id": job_id, "message": exc.message, "status": exc.status})
     if args.json:
         print(json.dumps({"done": done, "failed": failed}, indent=2))
@@ -484,14 +484,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         print(str(exc), file=sys.stderr)
         return exc.status
-    except ApiError as exc:
+    except ServerNotFound as exc:
+        print(f"swm: {exc.message}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except SwmError as exc:
         detail = "; ".join(f"{e['field']}: {e['message']}" if e.get("field") else e["message"] for e in exc.errors)
         message = exc.message if not detail or detail in exc.message else f"{exc.message} ({detail})"
         print(f"swm: {message}", file=sys.stderr)
         return EXIT_REFUSED
-    except ServerNotFound as exc:
-        print(f"swm: {exc}", file=sys.stderr)
-        return EXIT_UNREACHABLE
     except KeyboardInterrupt:
         print("", file=sys.stderr)
         return 130

@@ -16,7 +16,8 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import MagicArgumentParser
 
-from .client.api import Client, Job, SwmError
+from .client.api import Client, Job
+from .client.errors import SwmError
 
 USAGE = """\
 %%swm submit [options] [--wait]       the cell is the job script (#SWM lines allowed)
@@ -210,7 +211,7 @@ class SwmMagics(Magics):
                 data = self.client.cancel(job_id) if command == "cancel" else self.client.act(job_id, command)
                 print(f"{command}: {job_id} is {data.get('state')}")
             except SwmError as exc:
-                failed.append(f"{job_id}: {exc.message}")
+                failed.append(f"{job_id}: {exc}")
         if failed:
             raise SwmError(f"%swm {command} failed for " + "; ".join(failed))
 

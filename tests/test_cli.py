@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
+import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from swm_jupyter.client import Client, ServerNotFound, SwmError
 from tests.conftest import ServerProcess
 
 
@@ -210,6 +214,80 @@ def test_finds_the_server_from_runtime_files(server: ServerProcess) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["default"] == "local"
+
+
+FIND_AND_LIST_MODULES = """
+import sys
+from swm_jupyter.cli import main
+status = main(["sites", "--json"])
+print("MODULES", [m for m in sys.modules if m.split(".")[0] in ("jupyter_server", "httpx")], file=sys.stderr)
+sys.exit(status)
+"""
+
+
+def test_finding_the_server_reads_runtime_files_without_jupyter_server(server: ServerProcess, tmp_path: Path) -> None:
+    """The CLI finds the server from its runtime file alone: a file of a server that is gone (newer) and a
+    garbled one are passed over, and neither ``jupyter_server`` (seconds to import) nor httpx is loaded."""
+    runtime = tmp_path / "runtime"
+    runtime.mkdir()
+    (real,) = (server.root.parent / "runtime").glob("jpserver-*.json")
+    shutil.copy(real, runtime / real.name)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    info = json.loads(real.read_text()) | {"pid": gone.pid, "url": "http://127.0.0.1:9/", "root_dir": str(tmp_path)}
+    (runtime / f"jpserver-{gone.pid}.json").write_text(json.dumps(info))
+    (runtime / "jpserver-1.json").write_text('{"url": "http://127.0')
+    environ = {k: v for k, v in server.env().items() if k not in ("SWM_URL", "SWM_TOKEN")}
+    environ["JUPYTER_RUNTIME_DIR"] = str(runtime)
+    result = subprocess.run(
+        [sys.executable, "-c", FIND_AND_LIST_MODULES],
+        capture_output=True,
+        text=True,
+        env=environ,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["default"] == "local"
+    assert "MODULES []" in result.stderr, result.stderr
+
+
+class NotTheApi(http.server.BaseHTTPRequestHandler):
+    """A web server that answers every request with an HTML 404 page, and counts them."""
+
+    requests: list[str] = []
+
+    def do_POST(self) -> None:
+        type(self).requests.append(self.path)
+        self.send_response(404)
+        self.send_header("Content-Type", "text/html")
+        self.end_headers()
+        self.wfile.write(b"<html><body>no such page</body></html>")
+
+    do_GET = do_POST
+
+    def log_message(self, *args: object) -> None:
+        """Quiet."""
+
+
+def test_a_submission_answered_by_another_web_server_is_one_clear_error_sent_once(tmp_path: Path) -> None:
+    """Only a lost answer (or 502/503/504) is worth sending again; an HTML page means a wrong URL, said at once
+    in one line, by the CLI and the Python client alike (one HTTP stack, one error type)."""
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotTheApi)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/"
+    try:
+        result = swm(None, "submit", "--", "true", env={"SWM_URL": url, "JUPYTER_RUNTIME_DIR": str(tmp_path)})
+        assert result.returncode == 3 and "not the swm API" in result.stderr, result.stderr
+        assert NotTheApi.requests == ["/swm/api/v1/jobs"], NotTheApi.requests
+        with Client(url, "x", timeout=5) as client, pytest.raises(ServerNotFound) as refused:
+            client.submit(command=["true"])
+        assert isinstance(refused.value, SwmError) and refused.value.status == 404
+        assert "HTTP 404 with text/html, not the swm API" in str(refused.value) and "<" not in str(refused.value)
+        assert NotTheApi.requests == ["/swm/api/v1/jobs"] * 2, NotTheApi.requests
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
 
 
 def test_console_script_is_installed() -> None:

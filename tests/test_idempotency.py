@@ -1,11 +1,13 @@
 """``POST /jobs`` with an ``Idempotency-Key``: a retried submission makes its jobs once.
 
-Through the API (same key twice, a different body, a bad key) and through the Python client, whose
-first answer is lost on the way back by a real TCP relay (the job is made, the client never hears).
+Through the API (same key twice, a different body, a bad key) and through the Python clients (sync
+and async: one retry logic), whose first answer is lost on the way back by a real TCP relay (the job
+is made, the client never hears).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import threading
@@ -15,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from swm_jupyter.client import Client
+from swm_jupyter.client import AsyncClient, Client
 from tests.conftest import ServerProcess, body
 
 
@@ -114,5 +116,23 @@ def test_client_retries_a_lost_answer_and_makes_one_job(server: ServerProcess) -
         with Client(server.url, server.token) as client:
             listed = client.jobs(name="idem-retried")
         assert [j["id"] for j in listed] == [job.id], listed
+    finally:
+        relay.close()
+
+
+def test_async_client_retries_a_lost_answer_and_makes_one_job(server: ServerProcess) -> None:
+    relay = LosingRelay(server.port)
+
+    async def submit() -> str:
+        async with AsyncClient(relay.url, server.token) as client:
+            job = await client.submit(name="idem-async", command=["true"], hold=True)
+            return job.id
+
+    try:
+        job_id = asyncio.run(submit())
+        assert relay.lost == 1 and relay.connections >= 2, "the first answer was lost and the client tried again"
+        with Client(server.url, server.token) as client:
+            listed = client.jobs(name="idem-async")
+        assert [j["id"] for j in listed] == [job_id], listed
     finally:
         relay.close()

@@ -1,14 +1,21 @@
-"""The installed package: the server extension is enabled by pip alone, and the gates are registered."""
+"""The installed package: the server extension is enabled by pip alone, the gates are registered, and every
+third-party module the package imports is a declared dependency."""
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
-from importlib.metadata import entry_points
+from importlib.metadata import entry_points, packages_distributions
 from pathlib import Path
 
+import pytest
+
 BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parent.parent
+#: Subpackages that may also import what an optional extra installs (they are loaded only with it).
+EXTRA_FOR = {"hub": "hub"}
 
 
 def _plain(text: str) -> str:
@@ -33,3 +40,41 @@ def test_gates_are_entry_points() -> None:
 def test_swm_command_is_installed() -> None:
     out = subprocess.run([str(BIN / "swm"), "--help"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "submit" in out.stdout
+
+
+def _names(requirements: list[str]) -> set[str]:
+    """The normalized distribution names of requirement strings (``"PyYAML>=6"`` -> ``"pyyaml"``)."""
+    found = set()
+    for requirement in requirements:
+        match = re.match(r"[A-Za-z0-9._-]+", requirement.strip())
+        if match:
+            found.add(re.sub(r"[-_.]+", "-", match.group(0)).lower())
+    return found
+
+
+def _third_party_imports(path: Path) -> set[str]:
+    """Top-level names of the absolute imports in ``path`` that are neither the standard library nor us."""
+    tops = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            tops.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            tops.add(node.module.split(".")[0])
+    return {top for top in tops if top not in sys.stdlib_module_names and top != "swm_jupyter"}
+
+
+def test_every_third_party_import_is_a_declared_dependency() -> None:
+    tomllib = pytest.importorskip("tomllib", reason="reading pyproject.toml needs Python 3.11 (tomllib)")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    required = _names(project["dependencies"])
+    extras = {name: _names(reqs) for name, reqs in project.get("optional-dependencies", {}).items()}
+    dists = packages_distributions()
+    missing = []
+    for path in sorted((ROOT / "swm_jupyter").rglob("*.py")):
+        part = path.relative_to(ROOT / "swm_jupyter").parts[0]
+        allowed = required | extras.get(EXTRA_FOR.get(part, ""), set())
+        for top in sorted(_third_party_imports(path)):
+            names = _names(dists.get(top, [top]))
+            if not names & allowed:
+                missing.append(f"{path.relative_to(ROOT)} imports {top} (distribution {'/'.join(sorted(names))})")
+    assert not missing, "not declared in pyproject.toml [project] dependencies:\n" + "\n".join(missing)

@@ -1,8 +1,9 @@
 """Sync and async clients of the REST API (``/swm/api/v1/``) and the ``Job`` handles they return.
 
-Every call builds one request description (:class:`_Call`) in :class:`_Api`; :class:`Client`
-runs it with ``httpx.Client`` and :class:`AsyncClient` with ``httpx.AsyncClient``, so the two
-stay the same API. Errors answered by the server raise :class:`SwmError` with its message.
+Every call builds one request description (:class:`_Call`) in :class:`_Api` and sends it through the
+client side's one HTTP stack (:class:`~swm_jupyter.client.connection.Connection`, which also retries
+a lost submission): :class:`Client` directly, :class:`AsyncClient` in a worker thread so the event
+loop never blocks; the two stay the same API. Errors raise :class:`SwmError` with the server's message.
 """
 
 from __future__ import annotations
@@ -13,84 +14,22 @@ import time
 import uuid
 import weakref
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import httpx
+from typing import Any, TypeVar
 
 from . import render
+from .connection import Connection, Response
+from .discovery import find_server as find_server  # re-exported (with the errors) for code importing them here
+from .discovery import server_path, server_root_dir
+from .errors import ConflictError as ConflictError
+from .errors import JobNotFoundError as JobNotFoundError
+from .errors import ServerNotFound as ServerNotFound
+from .errors import SwmError as SwmError
 from .events import EventStream
 
-API_PATH = "/swm/api/v1"
-#: Seconds to wait before each new try of a submission whose answer was lost (same Idempotency-Key).
-SUBMIT_RETRY_DELAYS = (0.5, 1.0, 2.0)
-#: Answers after which a submission is tried again: the server or a proxy in front was not ready.
-RETRY_STATUSES = (502, 503, 504)
 RESOURCE_KEYS = ("nodes", "cpus", "memory", "gpus", "walltime")
-
-
-class SwmError(Exception):
-    """An error answered by the server (or the server could not be reached).
-
-    ``message`` is the server's message, ``status`` the HTTP status (0 when unreachable) and
-    ``errors`` the per-field list of a ``400``.
-    """
-
-    def __init__(self, message: str, status: int = 0, errors: list[dict[str, str]] | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.errors = errors or []
-
-
-class JobNotFoundError(SwmError):
-    """``404``: no such job, site or file."""
-
-
-class ConflictError(SwmError):
-    """``409``: the job is in a state that does not allow this (e.g. canceling a finished job)."""
-
-
-def _error_from(response: httpx.Response) -> SwmError:
-    try:
-        body = response.json()
-        message = body.get("message") or response.reason_phrase
-        errors = body.get("errors") or []
-    except ValueError:
-        message, errors = (response.text.strip()[:500] or response.reason_phrase), []
-    cls = {404: JobNotFoundError, 409: ConflictError}.get(response.status_code, SwmError)
-    return cls(f"{message} (HTTP {response.status_code})", response.status_code, errors)
-
-
-def find_server() -> tuple[str, str | None]:
-    """(base_url, token) of the server to talk to: ``SWM_URL``/``SWM_TOKEN``, else Jupyter's runtime files.
-
-    Raises :class:`SwmError` when no server can be found.
-    """
-    from .connection import ServerNotFound
-    from .connection import find_server as discover
-
-    try:
-        url, token = discover()
-    except ServerNotFound as exc:
-        raise SwmError(str(exc)) from None
-    return url, token
-
-
-def server_root_dir(base_url: str) -> str | None:
-    """The ``root_dir`` of the running Jupyter server at ``base_url`` (from its runtime file), or None."""
-    if os.environ.get("SWM_ROOT_DIR"):
-        return os.environ["SWM_ROOT_DIR"]
-    try:
-        from jupyter_server.serverapp import list_running_servers
-    except ImportError:  # pragma: no cover
-        return None
-    want = base_url.rstrip("/")
-    for info in list_running_servers():
-        if str(info.get("url", "")).rstrip("/") == want:
-            return info.get("root_dir")
-    return None
+_Handle = TypeVar("_Handle", bound="_JobBase")
 
 
 def build_spec(
@@ -122,30 +61,24 @@ class _Call:
 
     method: str
     path: str
-    parse: Callable[[httpx.Response], Any]
+    parse: Callable[[Response], Any]
     params: Any = None
     json: Any = None
-    content: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
+    content: bytes | None = None
+    content_type: str | None = None
+    idempotency_key: str | None = None
 
-    @property
-    def retry_delays(self) -> tuple[float, ...]:
-        """Pauses before each new try: only a request with an ``Idempotency-Key`` may be sent again."""
-        return SUBMIT_RETRY_DELAYS if "Idempotency-Key" in self.headers else ()
-
-    def should_retry(self, response: httpx.Response | None) -> bool:
-        """True if the request got no answer (``None``) or one that says to try again later."""
-        return response is None or response.status_code in RETRY_STATUSES
-
-    def request_kwargs(self) -> dict[str, Any]:
-        """The keyword arguments of ``httpx``'s ``request`` (sync and async alike)."""
-        return {"params": self.params, "json": self.json, "content": self.content, "headers": self.headers}
-
-    def answer(self, response: httpx.Response) -> Any:
-        """The parsed answer; an error status raises the server's message as an exception."""
-        if response.status_code >= 400:
-            raise _error_from(response)
-        return self.parse(response)
+    def send(self, connection: Connection) -> Response:
+        """Send the request (tried again if it carries an ``Idempotency-Key`` and its answer was lost)."""
+        return connection.request(
+            self.method,
+            self.path,
+            params=self.params,
+            json_body=self.json,
+            data=self.content,
+            content_type=self.content_type,
+            idempotency_key=self.idempotency_key,
+        )
 
 
 class JobList(list):  # type: ignore[type-arg]
@@ -177,11 +110,7 @@ class _Api:
     """The API calls, independent of how requests are sent."""
 
     def __init__(self, url: str | None = None, token: str | None = None, *, timeout: float = 30.0) -> None:
-        if url is None:
-            url, found_token = find_server()
-            token = token if token is not None else found_token
-        self.url = url.rstrip("/")
-        self.token = token
+        self._connection = Connection(url, token, timeout=timeout)
         self.timeout = timeout
         self.created = time.time()
         #: Ids of the jobs submitted through this client, in order (what a ``Timeline`` shows).
@@ -190,13 +119,20 @@ class _Api:
         self._events: EventStream | None = None
         self._root_dir: str | bool | None = False
 
-    def _unreachable(self, exc: Exception) -> SwmError:
-        return SwmError(f"cannot reach the swm server at {self.url}: {exc}")
+    @property
+    def url(self) -> str:
+        """The server's base URL, without a trailing slash (``http://127.0.0.1:8888``)."""
+        return self._connection.base_url.rstrip("/")
+
+    @property
+    def token(self) -> str | None:
+        """The token sent with every request (None: none)."""
+        return self._connection.token
 
     @property
     def headers(self) -> dict[str, str]:
         """Headers sent with every request (the token)."""
-        return {"Authorization": f"token {self.token}"} if self.token else {}
+        return self._connection.headers()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.url}>"
@@ -216,7 +152,7 @@ class _Api:
         if dry_run:
             query["dry_run"] = "1"
 
-        def parse(response: httpx.Response) -> Any:
+        def parse(response: Response) -> Any:
             data = response.json()
             if dry_run:
                 return data
@@ -228,7 +164,7 @@ class _Api:
             return self._handle(data)
 
         # One key per logical submission, sent again on each retry: the server makes its jobs once.
-        key = {} if dry_run else {"Idempotency-Key": str(uuid.uuid4())}
+        key = None if dry_run else str(uuid.uuid4())
         if script:
             return _Call(
                 "POST",
@@ -236,12 +172,23 @@ class _Api:
                 parse,
                 params=query,
                 content=body.encode(),
-                headers={"Content-Type": "text/x-shellscript", **key},
+                content_type="text/x-shellscript",
+                idempotency_key=key,
             )
-        return _Call("POST", "/jobs", parse, params=query, json=body, headers=key)
+        return _Call("POST", "/jobs", parse, params=query, json=body, idempotency_key=key)
 
     def _handle(self, data: dict[str, Any]) -> Any:  # pragma: no cover - implemented by subclasses
         raise NotImplementedError
+
+    def _handle_of(self, kind: type[_Handle], data: dict[str, Any]) -> _Handle:
+        """The one ``kind`` handle of job ``data["id"]`` (made now, or the known one brought up to date)."""
+        handle = self._handles.get(data["id"])
+        if isinstance(handle, kind):
+            handle._update(data)
+            return handle
+        made = kind(self, data)
+        self._handles[made.id] = made
+        return made
 
     def submit(self, spec: Mapping[str, Any] | None = None, *, dry_run: bool = False, **fields: Any) -> Any:
         """Submit a job from a spec dict and/or fields (``script=``, ``command=``, ``notebook=``, ``site=``,
@@ -267,15 +214,7 @@ class _Api:
         """
         if self._root_dir is False:
             self._root_dir = server_root_dir(self.url)
-        root = self._root_dir
-        full = Path(path).expanduser()
-        if not isinstance(root, str) or not root:
-            return str(path)
-        full = full if full.is_absolute() else Path.cwd() / full
-        try:
-            return str(full.resolve().relative_to(Path(root).expanduser().resolve()))
-        except ValueError:
-            raise SwmError(f"{path} is outside the server's folder {root}; copy it there first") from None
+        return server_path(path, self._root_dir if isinstance(self._root_dir, str) else None)
 
     def submit_notebook(
         self, path: str | os.PathLike[str], parameters: Mapping[str, Any] | None = None, **fields: Any
@@ -309,7 +248,7 @@ class _Api:
             if value is not None:
                 params[key] = value
 
-        def parse(response: httpx.Response) -> JobList:
+        def parse(response: Response) -> JobList:
             data = response.json()
             out = JobList(data.get("jobs", []))
             out.total = data.get("total")
@@ -347,10 +286,10 @@ class _Api:
         if limit is not None:
             params["limit"] = limit
 
-        def parse(response: httpx.Response) -> tuple[str, int, str]:
-            data = response.content
-            next_offset = int(response.headers.get("X-Log-Offset", offset + len(data)))
-            return data.decode("utf-8", "replace"), next_offset, response.headers.get("X-Job-State", "")
+        def parse(response: Response) -> tuple[str, int, str]:
+            data = response.body
+            next_offset = int(response.headers.get("x-log-offset", offset + len(data)))
+            return data.decode("utf-8", "replace"), next_offset, response.headers.get("x-job-state", "")
 
         return self._call(_Call("GET", f"/jobs/{job_id}/log", parse, params=params))
 
@@ -360,12 +299,12 @@ class _Api:
 
     def fetch_bytes(self, job_id: str, path: str) -> Any:
         """The bytes of ``path`` in the job folder."""
-        return self._call(_Call("GET", f"/jobs/{job_id}/files/{path.lstrip('/')}", lambda r: r.content))
+        return self._call(_Call("GET", f"/jobs/{job_id}/files/{path.lstrip('/')}", lambda r: r.body))
 
     def sites(self) -> Any:
         """The configured sites as a :class:`SiteList` (``.default`` is the default site's name)."""
 
-        def parse(response: httpx.Response) -> SiteList:
+        def parse(response: Response) -> SiteList:
             data = response.json()
             out = SiteList(data.get("sites", []))
             out.default = data.get("default")
@@ -407,38 +346,17 @@ class Client(_Api):
     def __init__(self, url: str | None = None, token: str | None = None, *, timeout: float = 30.0) -> None:
         """Connect to ``url`` with ``token`` (found automatically when ``url`` is None)."""
         super().__init__(url, token, timeout=timeout)
-        self._http = httpx.Client(base_url=self.url + API_PATH, headers=self.headers, timeout=timeout)
 
     def _call(self, call: _Call) -> Any:
-        for delay in (*call.retry_delays, None):
-            try:
-                response: httpx.Response | None = self._http.request(call.method, call.path, **call.request_kwargs())
-            except httpx.TransportError as exc:
-                if delay is None:
-                    raise self._unreachable(exc) from None
-                response = None
-            except httpx.HTTPError as exc:
-                raise self._unreachable(exc) from None
-            if delay is None or not call.should_retry(response):
-                break
-            time.sleep(delay)
-        assert response is not None
-        return call.answer(response)
+        return call.parse(call.send(self._connection))
 
     def _handle(self, data: dict[str, Any]) -> Job:
-        handle = self._handles.get(data["id"])
-        if isinstance(handle, Job):
-            handle._update(data)
-            return handle
-        job = Job(self, data)
-        self._handles[job.id] = job
-        return job
+        return self._handle_of(Job, data)
 
     def close(self) -> None:
         """Close the HTTP connections and the events stream."""
         if self._events is not None:
             self._events.close()
-        self._http.close()
 
     def __enter__(self) -> Client:
         return self
@@ -453,40 +371,18 @@ class AsyncClient(_Api):
     def __init__(self, url: str | None = None, token: str | None = None, *, timeout: float = 30.0) -> None:
         """Connect to ``url`` with ``token`` (found automatically when ``url`` is None)."""
         super().__init__(url, token, timeout=timeout)
-        self._http = httpx.AsyncClient(base_url=self.url + API_PATH, headers=self.headers, timeout=timeout)
 
     async def _call(self, call: _Call) -> Any:
-        for delay in (*call.retry_delays, None):
-            try:
-                response: httpx.Response | None = await self._http.request(
-                    call.method, call.path, **call.request_kwargs()
-                )
-            except httpx.TransportError as exc:
-                if delay is None:
-                    raise self._unreachable(exc) from None
-                response = None
-            except httpx.HTTPError as exc:
-                raise self._unreachable(exc) from None
-            if delay is None or not call.should_retry(response):
-                break
-            await asyncio.sleep(delay)
-        assert response is not None
-        return call.answer(response)
+        response = await asyncio.to_thread(call.send, self._connection)  # the loop goes on meanwhile
+        return call.parse(response)
 
     def _handle(self, data: dict[str, Any]) -> AsyncJob:
-        handle = self._handles.get(data["id"])
-        if isinstance(handle, AsyncJob):
-            handle._update(data)
-            return handle
-        job = AsyncJob(self, data)
-        self._handles[job.id] = job
-        return job
+        return self._handle_of(AsyncJob, data)
 
     async def aclose(self) -> None:
         """Close the HTTP connections and the events stream."""
         if self._events is not None:
             await asyncio.to_thread(self._events.close)
-        await self._http.aclose()
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -786,3 +682,7 @@ def _progress_view(job: _JobBase) -> Callable[[dict[str, Any]], None]:
 
     update(job.data)
     return update
+
+
+
+__all__ = ["AsyncClient", "AsyncJob", "Client", "Job", "JobList", "SiteList", "build_spec"]

@@ -1,116 +1,29 @@
-"""Find the running swm server and talk HTTP to it (stdlib only; shared by the CLI and the client).
+"""The one HTTP stack of the client side (standard library only): the CLI, ``Client`` and ``AsyncClient`` use it.
 
-:func:`find_server` answers ``(base_url, token)``: ``SWM_URL`` / ``SWM_TOKEN`` if set, otherwise the
-Jupyter server this process belongs to (a kernel's parent), else the running server whose root
-folder holds the current folder, else the newest one, found in Jupyter's runtime files
-(``jpserver-*.json``). :class:`Connection` makes authenticated requests under ``/swm/api/v1/``.
+:class:`Connection` makes authenticated requests under ``/swm/api/v1/`` of the server that
+:func:`~swm_jupyter.client.discovery.find_server` finds (or the one given), tries a request sent
+with an ``Idempotency-Key`` again when its answer was lost, and turns every failure into a
+:class:`~swm_jupyter.client.errors.SwmError`. One request per HTTP connection, so a
+:class:`Connection` can be used from many threads at once (``AsyncClient`` runs it in threads).
 """
 
 from __future__ import annotations
 
 import http.client
 import json
-import os
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-API_PATH = "swm/api/v1"
+from .discovery import API_PATH, check_base_url, find_server, server_info
+from .errors import ServerNotFound, SwmError, error_for
 
-
-class ServerNotFound(Exception):
-    """No swm server could be found or reached; the message says what to do."""
-
-
-class ApiError(Exception):
-    """The server answered an error: ``status``, its ``message`` and the bad ``errors`` fields."""
-
-    def __init__(self, status: int, message: str, errors: list[dict[str, str]] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.errors = errors or []
-
-
-def _running_servers() -> list[dict[str, Any]]:
-    try:
-        from jupyter_server.serverapp import list_running_servers
-    except ImportError:  # pragma: no cover - jupyter_server is a dependency
-        return []
-    try:
-        return list(list_running_servers())
-    except OSError:
-        return []
-
-
-def check_base_url(url: str, source: str = "the server URL") -> str:
-    """``url`` if it is an ``http(s)://host[:port][/base/]`` address; else :class:`ServerNotFound` saying so.
-
-    ``source`` names where the URL came from (``SWM_URL``, ``--url``) in the message.
-    """
-    example = "write it like http://127.0.0.1:8888/ (the Jupyter server's address and base path)"
-    try:
-        parts = urllib.parse.urlsplit(url)
-        port_ok = parts.port is None or 0 < parts.port < 65536
-    except ValueError as exc:
-        raise ServerNotFound(f"{source} {url!r} is not a URL ({exc}): {example}") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
-        raise ServerNotFound(f"{source} {url!r} is not an http:// or https:// URL: {example}")
-    return url
-
-
-def find_server() -> tuple[str, str | None]:
-    """Return ``(base_url, token)`` of the swm server to talk to. Raises :class:`ServerNotFound`.
-
-    ``base_url`` is the Jupyter server's URL with its base path and a trailing slash
-    (``http://127.0.0.1:8888/``); the API is at ``base_url + "swm/api/v1/"``.
-    """
-    url = os.environ.get("SWM_URL")
-    if url:
-        url = check_base_url(url.strip(), "SWM_URL").rstrip("/")
-        if url.endswith("/" + API_PATH):
-            url = url[: -len(API_PATH) - 1]
-        return url + "/", os.environ.get("SWM_TOKEN") or None
-    servers = _running_servers()
-    if not servers:
-        raise ServerNotFound(
-            "no running Jupyter server found: start one (jupyter lab / jupyter server), or set SWM_URL and SWM_TOKEN"
-        )
-    chosen = _choose(servers, parent_pid=os.getppid(), cwd=Path.cwd())
-    token = os.environ.get("SWM_TOKEN") or chosen.get("token") or None
-    return str(chosen["url"]).rstrip("/") + "/", token
-
-
-def _choose(servers: list[dict[str, Any]], *, parent_pid: int, cwd: Path) -> dict[str, Any]:
-    for info in servers:
-        if info.get("pid") == parent_pid:
-            return info
-    inside = []
-    for info in servers:
-        root = info.get("root_dir") or info.get("notebook_dir")
-        if root:
-            try:
-                cwd.resolve().relative_to(Path(root).resolve())
-            except ValueError:
-                continue
-            inside.append((len(Path(root).resolve().parts), info))
-    if inside:
-        return max(inside, key=lambda pair: pair[0])[1]
-    return servers[-1]
-
-
-def server_info(base_url: str) -> dict[str, Any] | None:
-    """The runtime-file record of the running server at ``base_url`` (with its ``root_dir``), or None."""
-    want = base_url.rstrip("/")
-    for info in _running_servers():
-        if str(info.get("url", "")).rstrip("/") == want:
-            return info
-    return None
+#: The former name of :class:`SwmError` (what the server refused), kept for code that imports it.
+ApiError = SwmError
 
 
 @dataclass
@@ -127,7 +40,8 @@ class Response:
         try:
             return json.loads(self.body)
         except ValueError:
-            raise ServerNotFound(not_the_api(self.url, self.status, self.headers.get("content-type", ""))) from None
+            kind = self.headers.get("content-type", "")
+            raise ServerNotFound(not_the_api(self.url, self.status, kind), self.status) from None
 
 
 def not_the_api(url: str, status: int, content_type: str) -> str:
@@ -145,12 +59,13 @@ RETRY_DELAYS = (0.5, 1.0, 2.0)
 
 
 class Connection:
-    """Authenticated HTTP requests to one swm server (``urllib``; one request at a time)."""
+    """Authenticated HTTP requests to one swm server (``urllib``; safe to share between threads)."""
 
     def __init__(self, base_url: str | None = None, token: str | None = None, *, timeout: float = 30.0) -> None:
+        """Talk to ``base_url`` with ``token``; both are found (:func:`find_server`) when ``base_url`` is None."""
         if base_url is None:
             base_url, found = find_server()
-            token = token or found
+            token = token if token is not None else found
         else:
             check_base_url(base_url.strip())
         self.base_url = base_url.strip().rstrip("/") + "/"
@@ -159,7 +74,7 @@ class Connection:
 
     def url(self, path: str, params: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None) -> str:
         """The full URL of an API path (``"jobs"`` -> ``.../swm/api/v1/jobs``) with query parameters."""
-        url = f"{self.base_url}{API_PATH}/{path.lstrip('/')}"
+        url = f"{self.base_url}{API_PATH}/{urllib.parse.quote(path.lstrip('/'), safe='/')}"
         if params:
             items = params.items() if isinstance(params, Mapping) else params
             query = urllib.parse.urlencode([(k, _text(v)) for k, v in items if v is not None], doseq=True)
@@ -183,7 +98,8 @@ class Connection:
         timeout: float | None = None,
         idempotency_key: str | None = None,
     ) -> Response:
-        """Send a request and return the answer. Raises :class:`ApiError` (4xx/5xx) or :class:`ServerNotFound`.
+        """Send a request and return the answer. Raises :class:`SwmError` (a refusal: 4xx/5xx) or
+        :class:`ServerNotFound` (no answer, or not the swm API).
 
         With ``idempotency_key`` (sent as ``Idempotency-Key``) a request that got no answer, or 502,
         503 or 504, is sent again a few times with the same key: the server acts on it once.
@@ -192,10 +108,8 @@ class Connection:
         for delay in delays:
             try:
                 return self._send(method, path, params, json_body, data, content_type, timeout, idempotency_key)
-            except ServerNotFound:
-                pass
-            except ApiError as exc:
-                if exc.status not in (502, 503, 504):
+            except SwmError as exc:
+                if not exc.retryable:
                     raise
             time.sleep(delay)
         return self._send(method, path, params, json_body, data, content_type, timeout, idempotency_key)
@@ -228,21 +142,26 @@ class Connection:
                 found = {k.lower(): v for k, v in answer.headers.items()}
                 return Response(answer.status, found, answer.read(), answer.geturl())
         except urllib.error.HTTPError as exc:
-            raw = exc.read()
-            try:
-                data_json = json.loads(raw)
-                message = str(data_json["message"] or exc.reason)
-                errors = data_json.get("errors") or []
-            except (ValueError, TypeError, KeyError, AttributeError):
-                raise ServerNotFound(not_the_api(url, exc.code, exc.headers.get("Content-Type", ""))) from None
-            if exc.code == 403 and not self.token:
-                message += " (no token: set SWM_TOKEN)"
-            raise ApiError(exc.code, message, errors) from None
+            raise self._refusal(url, exc) from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise ServerNotFound(f"cannot reach the swm server at {self.base_url}: {reason}") from None
         except (ValueError, http.client.HTTPException) as exc:  # a URL urllib cannot use, a garbled answer
             raise ServerNotFound(f"cannot talk to the swm server at {self.base_url}: {exc}") from None
+
+    def _refusal(self, url: str, exc: urllib.error.HTTPError) -> SwmError:
+        """The error for an error answer: the server's message, or :class:`ServerNotFound` if it is not the API."""
+        try:
+            raw = exc.read()
+            data_json = json.loads(raw)
+            message = str(data_json["message"] or exc.reason)
+            errors = data_json.get("errors") or []
+        except (OSError, http.client.HTTPException, ValueError, TypeError, KeyError, AttributeError):
+            content_type = exc.headers.get("Content-Type", "") if exc.headers else ""
+            return ServerNotFound(not_the_api(url, exc.code, content_type), exc.code)
+        if exc.code == 403 and not self.token:
+            message += " (no token: set SWM_TOKEN)"
+        return error_for(exc.code, message, errors)
 
     def get_json(self, path: str, **params: Any) -> Any:
         """``GET`` a JSON document."""
@@ -251,11 +170,6 @@ class Connection:
     def post_json(self, path: str, body: Any = None, **params: Any) -> Any:
         """``POST`` JSON (or nothing) and return the JSON answer."""
         return self.request("POST", path, params=params, json_body=body).json()
-
-    def websocket_url(self, path: str = "events", **params: Any) -> str:
-        """The ``ws://`` / ``wss://`` URL of a websocket path."""
-        url = self.url(path, params)
-        return "ws" + url[4:] if url.startswith("http") else url
 
 
 def _text(value: Any) -> Any:
@@ -266,4 +180,13 @@ def _text(value: Any) -> Any:
     return value
 
 
-__all__ = ["ApiError", "Connection", "Response", "ServerNotFound", "check_base_url", "find_server", "server_info"]
+__all__ = [
+    "ApiError",
+    "Connection",
+    "Response",
+    "ServerNotFound",
+    "SwmError",
+    "check_base_url",
+    "find_server",
+    "server_info",
+]
