@@ -135,6 +135,12 @@ export class JobSync {
           this._buffer.push(event);
         }
         break;
+      case 'resync':
+        // Every event up to last_event_id reached this client before the message: replay from there.
+        if (typeof event.last_event_id === 'number') {
+          this.store.setLastEventId(event.last_event_id);
+        }
+        break;
       case 'log':
       case 'log_end':
         for (const fn of this._logListeners.get(event.job_id) ?? []) {

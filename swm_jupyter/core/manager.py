@@ -30,7 +30,7 @@ import os
 import re
 import stat
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -104,7 +104,16 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         "of the server; FULL: it also survives power loss or an OS crash, at about a third of the "
         "submission rate.",
     ).tag(config=True)
-    event_retention = Int(100_000, help="How many past events are kept for clients that reconnect.").tag(config=True)
+    event_retention = Int(
+        100_000,
+        help="How many past events are kept for clients that reconnect; older ones are deleted in the background "
+        "(every retention_interval seconds, in batches). 0 keeps every event. Default: 100000.",
+    ).tag(config=True)
+    event_queue_size = Int(
+        10_000,
+        help="Most events waiting to be sent to one events client (websocket). A client that falls further behind "
+        "is told to reconnect with its last event id (a 'resync' message), and loses nothing. Default: 10000.",
+    ).tag(config=True)
     secret_env = List(
         Unicode(),
         help="Names of the server's environment variables that jobs never inherit, besides the built-in "
@@ -200,7 +209,8 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         self._site_wake: dict[str, Wakeup] = {}
         self._tasks: list[asyncio.Task[Any]] = []
         self._ops: set[asyncio.Task[Any]] = set()
-        self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
+        #: Event queues of subscribers, each with what to call if it overflows (see :meth:`subscribe`).
+        self._subscribers: dict[asyncio.Queue[dict[str, Any]], Callable[[], None] | None] = {}
         self._waiters: dict[str, list[asyncio.Future[Job]]] = {}
         self._launching: set[str] = set()
         #: The reconciler's tasks carrying out users' wishes, by job id.
@@ -633,15 +643,26 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         self._flush(retry_now=True)
         return self._require_store().last_event_id()
 
-    def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
-        """A queue receiving every event from now on; give it back with :meth:`unsubscribe`."""
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=100_000)
-        self._subscribers.add(queue)
+    def subscribe(self, on_overflow: Callable[[], None] | None = None) -> asyncio.Queue[dict[str, Any]]:
+        """A queue receiving every event from now on; give it back with :meth:`unsubscribe`.
+
+        The queue holds at most :attr:`event_queue_size` events. A subscriber that falls further
+        behind gets no more events: it is unsubscribed and ``on_overflow()`` is called (soon after,
+        from the event loop), so that it can tell its client to catch up from the store
+        (:meth:`events_after`) instead of silently missing events.
+        """
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=max(1, self.event_queue_size))
+        self._subscribers[queue] = on_overflow
         return queue
 
     def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
         """Stop sending events to ``queue``."""
-        self._subscribers.discard(queue)
+        self._subscribers.pop(queue, None)
+
+    @property
+    def subscriber_count(self) -> int:
+        """How many event subscribers (events websockets) are being sent events."""
+        return len(self._subscribers)
 
     async def wait(self, job_id: str, timeout: float | None = None) -> Job:
         """Wait until the job is final and return it. Raises ``TimeoutError`` after ``timeout`` s."""
@@ -1023,12 +1044,16 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         return job.wanted is not None
 
     def _publish(self, events: list[dict[str, Any]]) -> None:
+        """Hand stored events to every subscriber; one whose queue is full is dropped and told so."""
         for event in events:
             for queue in list(self._subscribers):
                 try:
                     queue.put_nowait(event)
                 except asyncio.QueueFull:
-                    self._subscribers.discard(queue)
+                    on_overflow = self._subscribers.pop(queue, None)
+                    self.log.info("swm: an events subscriber fell %d events behind: told to resync", queue.qsize())
+                    if on_overflow is not None:
+                        asyncio.get_running_loop().call_soon(on_overflow)
 
     # -- the engine --------------------------------------------------------------------------------
 

@@ -32,6 +32,10 @@ REPLAY_BATCH = 10_000
 MAX_TAILS = 100
 #: Largest log offset accepted (as the REST log endpoint's).
 MAX_LOG_OFFSET = 1 << 40
+#: Most queued events sent before waiting for the client to take them.
+PUMP_BATCH = 500
+#: Close code after a ``resync`` message (1013: try again later).
+RESYNC_CLOSE_CODE = 1013
 USAGE = 'send {"subscribe_logs": [job ids] or {job id: offset}} or {"unsubscribe_logs": [job ids]}'
 
 
@@ -164,7 +168,7 @@ class EventsWebSocket(WebSocketMixin, WebSocketHandler, JupyterHandler):  # type
         super().open(*args, **kwargs)
         manager = self.manager
         self.open_sockets.add(self)
-        self.queue = manager.subscribe()
+        self.queue = manager.subscribe(self._overflowed)
         newest = manager.last_event_id()
         self.send({"type": "hello", "last_event_id": newest, "owner": request_owner(self)})
         if self.after is not None and self.after > newest:
@@ -203,20 +207,55 @@ class EventsWebSocket(WebSocketMixin, WebSocketHandler, JupyterHandler):  # type
         return not isinstance(job, dict) or may_see(self.current_user, job)
 
     async def _pump(self) -> None:
+        """Send queued events, then wait until they are written before taking more: a client that
+        stops reading makes the queue fill, and the manager then calls :meth:`_overflowed` (memory
+        stays bounded). Whatever is queued is sent together, so bursts cost one wait.
+        """
         assert self.queue is not None
+        queue = self.queue
         while True:
-            event = await self.queue.get()
-            event_id = event.get("id")
-            if event_id is not None:
-                if event_id <= self.sent_id:
-                    continue
-                self.sent_id = event_id
-            if not self.may_see_event(event):
-                continue
-            try:
-                self.write_message(json.dumps(public_event(event)))
-            except WebSocketClosedError:
-                return
+            events = [await queue.get()]
+            while not queue.empty() and len(events) < PUMP_BATCH:
+                events.append(queue.get_nowait())
+            writes = []
+            for event in events:
+                event_id = event.get("id")
+                if event_id is not None:
+                    if event_id <= self.sent_id:
+                        continue
+                    self.sent_id = event_id
+                if self.may_see_event(event):
+                    try:
+                        writes.append(self.write_message(json.dumps(public_event(event))))
+                    except WebSocketClosedError:
+                        return
+            if writes and any(await asyncio.gather(*writes, return_exceptions=True)):
+                return  # closed (each write returns None, or the error)
+
+    def _overflowed(self) -> None:
+        """The manager dropped this client's queue (it fell too far behind): resync it."""
+        if self.pump is not None:
+            self.pump.cancel()
+        self.queue = None
+        self.pump = asyncio.create_task(self._resync())
+
+    async def _resync(self) -> None:
+        """Tell the client where it is, wait until it has read that far, then close.
+
+        Every event up to ``last_event_id`` is already on its way to the client (or was not for its
+        eyes); it reconnects with that id (or its own last one) and the store replays the rest. A
+        client that never reads again is closed by the websocket pings' timeout.
+        """
+        message = {
+            "type": "resync",
+            "last_event_id": self.sent_id,
+            "message": "this client fell too far behind the events; reconnect with last_event_id to get the rest",
+        }
+        try:
+            await self.write_message(json.dumps(message))
+        except WebSocketClosedError:
+            return
+        self.close(RESYNC_CLOSE_CODE, "fell behind: reconnect with last_event_id")
 
     def on_message(self, message: str | bytes) -> None:
         """Handle ``{"subscribe_logs": [ids] or {id: offset}}`` and ``{"unsubscribe_logs": [ids]}``.
