@@ -167,3 +167,39 @@ async def test_the_python_client_catches_up_after_falling_behind(
     finally:
         blocked.set()
         await asyncio.to_thread(stream.close)
+
+
+async def test_two_subscribers_of_one_log_share_one_reader(api: Any, jp_ws_fetch: Any, swm_started: Any) -> None:
+    manager = swm_started
+    script = "for i in 1 2 3 4 5 6 7 8; do echo line $i; sleep 0.25; done; echo done >&2"
+    job = body(await api("jobs", json_body={"command": ["sh", "-c", script]}))
+    first = await jp_ws_fetch(*EVENTS)
+    second = await jp_ws_fetch(*EVENTS)
+    for ws in (first, second):
+        assert (await receive(ws) or {}).get("type") == "hello"
+    first.write_message(json.dumps({"subscribe_logs": [job["id"]]}))
+    texts: list[dict[str, str]] = [{"stdout": "", "stderr": ""}, {"stdout": "", "stderr": ""}]
+
+    async def read_log(ws: Any, text: dict[str, str], until: str | None = None) -> dict[str, Any]:
+        while True:
+            message = await receive(ws, timeout=20)
+            assert message is not None
+            if message["type"] == "log" and message["job_id"] == job["id"]:
+                text[message["stream"]] += message["data"]
+                if until and until in text["stdout"]:
+                    return message
+            elif message["type"] in ("log_end", "error"):
+                return message
+
+    await read_log(first, texts[0], until="line 2\n")  # the second one joins late, from the start
+    second.write_message(json.dumps({"subscribe_logs": [job["id"]]}))
+    await read_log(second, texts[1], until="line 1\n")
+    assert manager.log_tails.readers() == {job["id"]: 2}, "one reader for both subscribers"
+    ends = await asyncio.gather(read_log(first, texts[0]), read_log(second, texts[1]))
+    expected = "".join(f"line {i}\n" for i in range(1, 9))
+    assert texts[0] == texts[1] == {"stdout": expected, "stderr": "done\n"}
+    assert [end["type"] for end in ends] == ["log_end", "log_end"]
+    assert ends[0]["offsets"] == ends[1]["offsets"] == {"stdout": len(expected), "stderr": 5}
+    assert manager.log_tails.readers() == {}, "the reader ends with the job"
+    first.close()
+    second.close()

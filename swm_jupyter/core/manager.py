@@ -56,6 +56,7 @@ from .errors import (
 from .job_files import job_path_parts, open_job_file, read_job_file
 from .launch import BOOKKEEPING_PREFIX
 from .launching import JobLaunching
+from .log_tail import LogTails
 from .model import ARRAY_TASKS_CAP, Job, JobSpec, array_task_count, new_job_id
 from .reconcile import SiteReconciliation
 from .scheduler import DependencyInfo, SiteCapacity, UserPolicy, failed_dependencies, plan, priority_key
@@ -242,6 +243,8 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         self.store_error: str | None = None
         self._store_retry_at = 0.0
         self._running = False
+        #: The shared live log readers (one per followed job), see :mod:`.log_tail`.
+        self.log_tails = LogTails(self.read_output, lambda job_id: self.get(job_id).state.final)
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -275,6 +278,7 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
     async def stop(self) -> None:
         """Stop the loops, flush pending writes, close the gates and the store. Jobs keep running."""
         self._running = False
+        self.log_tails.stop()
         for task in [*self._tasks, *self._ops]:
             task.cancel()
         await asyncio.gather(*self._tasks, *self._ops, return_exceptions=True)

@@ -20,13 +20,11 @@ from tornado import web
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from ..core.errors import SiteUnavailable, SwmError, ValidationError
+from ..core.log_tail import STREAMS
 from ..core.manager import WorkloadManager
 from .access import may_see, visible_job
 from .base import AUTH_RESOURCE, error_reply, public_event, request_owner
 
-#: Seconds between reads of a subscribed job's output.
-LOG_INTERVAL = 0.25
-LOG_CHUNK = 1 << 20
 REPLAY_BATCH = 10_000
 #: The most job logs one socket follows at once.
 MAX_TAILS = 100
@@ -101,7 +99,8 @@ class EventsWebSocket(WebSocketMixin, WebSocketHandler, JupyterHandler):  # type
         self.queue: asyncio.Queue[dict[str, Any]] | None = None
         self.sent_id = 0
         self.pump: asyncio.Task[None] | None = None
-        self.tails: dict[str, asyncio.Task[None]] = {}
+        #: Followed job logs (through the manager's shared readers), each with its UTF-8 decoders.
+        self.tails: dict[str, dict[str, codecs.IncrementalDecoder]] = {}
         self.after: int | None = None
 
     def set_default_headers(self) -> None:
@@ -274,20 +273,17 @@ class EventsWebSocket(WebSocketMixin, WebSocketHandler, JupyterHandler):  # type
             self.send({"type": "error", "message": "the message could not be handled; the server log has details"})
 
     def _change_tails(self, subscribe: dict[str, dict[str, int]], unsubscribe: list[str]) -> None:
+        tails = self.manager.log_tails
         for job_id in unsubscribe:
-            task = self.tails.pop(job_id, None)
-            if task is not None:
-                task.cancel()
+            if self.tails.pop(job_id, None) is not None:
+                tails.unsubscribe(job_id, self)
         for job_id, offsets in subscribe.items():
             try:
                 job = visible_job(self.current_user, self.manager.get(str(job_id)), str(job_id))
             except SwmError as exc:
                 self.send({"type": "error", "job_id": job_id, "message": exc.message})
                 continue
-            old = self.tails.pop(job.id, None)
-            if old is not None:
-                old.cancel()
-            elif len(self.tails) >= MAX_TAILS:
+            if job.id not in self.tails and len(self.tails) >= MAX_TAILS:
                 self.send(
                     {
                         "type": "error",
@@ -296,59 +292,38 @@ class EventsWebSocket(WebSocketMixin, WebSocketHandler, JupyterHandler):  # type
                     }
                 )
                 continue
-            self.tails[job.id] = asyncio.create_task(self._tail(job.id, offsets))
+            self.tails[job.id] = {s: codecs.getincrementaldecoder("utf-8")(errors="replace") for s in STREAMS}
+            tails.subscribe(job.id, self, offsets)
 
-    async def _tail(self, job_id: str, offsets: dict[str, int]) -> None:
-        """Send new output of one job until it has ended and everything was sent."""
-        position = {s: offsets.get(s, 0) for s in ("stdout", "stderr")}
-        decoders = {s: codecs.getincrementaldecoder("utf-8")(errors="replace") for s in position}
-        try:
-            while True:
-                manager = self.manager
-                final = manager.get(job_id).state.final
-                for stream in position:
-                    while True:
-                        data = await manager.read_output(job_id, stream, position[stream], LOG_CHUNK)
-                        if not data:
-                            break
-                        position[stream] += len(data)
-                        text = decoders[stream].decode(data)
-                        if text:
-                            self.send(
-                                {
-                                    "type": "log",
-                                    "job_id": job_id,
-                                    "stream": stream,
-                                    "offset": position[stream],
-                                    "data": text,
-                                }
-                            )
-                        if len(data) < LOG_CHUNK:
-                            break
-                if final:
-                    self.send({"type": "log_end", "job_id": job_id, "offsets": position})
-                    return
-                await asyncio.sleep(LOG_INTERVAL)
-        except asyncio.CancelledError:
-            raise
-        except SwmError as exc:
-            self.send({"type": "error", "job_id": job_id, "message": exc.message})
-        except Exception:
-            self.log.exception("swm: log tail of job %s failed", job_id)
-            self.send({"type": "error", "job_id": job_id, "message": "reading the job's output failed"})
-        finally:
-            if self.tails.get(job_id) is asyncio.current_task():
-                self.tails.pop(job_id, None)
+    # -- what the shared log readers give (core/log_tail.LogSubscriber) ----------------------------
+
+    def on_data(self, job_id: str, stream: str, end: int, data: bytes) -> None:
+        """New output of a followed job: sent as a ``log`` message."""
+        decoders = self.tails.get(job_id)
+        text = decoders[stream].decode(data) if decoders is not None else ""
+        if text:
+            self.send({"type": "log", "job_id": job_id, "stream": stream, "offset": end, "data": text})
+
+    def on_end(self, job_id: str, offsets: dict[str, int]) -> None:
+        """The job ended and all its output was sent: ``log_end``."""
+        if self.tails.pop(job_id, None) is not None:
+            self.send({"type": "log_end", "job_id": job_id, "offsets": offsets})
+
+    def on_error(self, job_id: str, message: str) -> None:
+        """The job's output cannot be read: an ``error`` message; the subscription ends."""
+        if self.tails.pop(job_id, None) is not None:
+            self.send({"type": "error", "job_id": job_id, "message": message})
 
     def on_close(self) -> None:
         """Stop the pump and the tails, and give the queue back."""
         self.open_sockets.discard(self)
         if self.pump is not None:
             self.pump.cancel()
-        for task in self.tails.values():
-            task.cancel()
-        self.tails.clear()
         manager = self.settings.get("swm_manager")
+        for job_id in self.tails:
+            if manager is not None:
+                manager.log_tails.unsubscribe(job_id, self)
+        self.tails.clear()
         if manager is not None and self.queue is not None:
             manager.unsubscribe(self.queue)
             self.queue = None
