@@ -141,6 +141,12 @@ export class JobSync {
           this.store.setLastEventId(event.last_event_id);
         }
         break;
+      case 'reload':
+        // Some events it missed are gone from the server: the list is loaded again instead.
+        if (this._loaded) {
+          void this.reload();
+        }
+        break;
       case 'log':
       case 'log_end':
         for (const fn of this._logListeners.get(event.job_id) ?? []) {

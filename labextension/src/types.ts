@@ -221,9 +221,26 @@ export interface IResyncEvent {
   message: string;
 }
 
+/**
+ * Events the client asked to replay were deleted (event retention): it loads the job list again;
+ * the events still kept follow.
+ */
+export interface IReloadEvent {
+  type: 'reload';
+  last_event_id: number;
+  message: string;
+}
+
 /** What log subscribers receive. */
 export type LogStreamEvent = ILogEvent | ILogEndEvent | IErrorEvent;
 
-export type ServerEvent = IJobEvent | ILogEvent | IHelloEvent | ILogEndEvent | IErrorEvent | IResyncEvent;
+export type ServerEvent =
+  | IJobEvent
+  | ILogEvent
+  | IHelloEvent
+  | ILogEndEvent
+  | IErrorEvent
+  | IResyncEvent
+  | IReloadEvent;
 
 export type JobAction = 'cancel' | 'hold' | 'release' | 'requeue';

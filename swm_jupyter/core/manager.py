@@ -59,6 +59,7 @@ from .launching import JobLaunching
 from .log_tail import LogTails
 from .model import ARRAY_TASKS_CAP, Job, JobSpec, array_task_count, new_job_id
 from .reconcile import SiteReconciliation
+from .retention import JobRetention
 from .scheduler import DependencyInfo, SiteCapacity, UserPolicy, failed_dependencies, plan, priority_key
 from .secrets import redact_text
 from .states import ACTIONS, ACTIVE_STATES, Action, HistoryEntry, JobState, check_action, check_transition
@@ -83,7 +84,7 @@ ACTION_WAIT = 10.0
 _DONE = {Action.CANCEL: "canceled", Action.HOLD: "held", Action.RELEASE: "released", Action.REQUEUE: "requeued"}
 
 
-class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingConfigurable):
+class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, JobRetention, LoggingConfigurable):
     """Keeps jobs in a :class:`JobStore`, schedules them and drives one gate per site."""
 
     data_dir = Unicode(help="Folder for the job store and job folders. Default: <jupyter data dir>/swm.").tag(
@@ -109,6 +110,15 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         100_000,
         help="How many past events are kept for clients that reconnect; older ones are deleted in the background "
         "(every retention_interval seconds, in batches). 0 keeps every event. Default: 100000.",
+    ).tag(config=True)
+    job_retention_days = Float(
+        0.0,
+        help="Days a final job (finished, error, canceled) is kept after it ended; older ones are deleted with "
+        "their events and job folders, in the background and in batches. Jobs a live job depends on are kept; "
+        "an array goes with its tasks. 0 keeps every job forever. Default: 0.",
+    ).tag(config=True)
+    retention_interval = Float(
+        600.0, help="Seconds between two retention passes (events, then jobs). Default: 600."
     ).tag(config=True)
     event_queue_size = Int(
         10_000,
@@ -150,6 +160,15 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         "a submission beyond it is refused (429). 0 means no limit. A site may set its own in its options. "
         "Default: 0.",
     ).tag(config=True)
+
+    @validate("job_retention_days", "retention_interval", "event_retention")
+    def _check_retention(self, proposal: Any) -> Any:
+        name = proposal["trait"].name
+        if name == "retention_interval" and proposal["value"] <= 0:
+            raise TraitError(f"retention_interval must be more than 0 seconds, not {proposal['value']}")
+        if proposal["value"] < 0:
+            raise TraitError(f"{name} must be 0 (keep everything) or more, not {proposal['value']}")
+        return proposal["value"]
 
     @validate("fairshare_window")
     def _check_window(self, proposal: Any) -> float:
@@ -271,6 +290,7 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
             self._site_wake[name] = Wakeup()
             self._tasks.append(asyncio.create_task(self._site_loop(name), name=f"swm-site-{name}"))
         self._tasks.append(asyncio.create_task(self._engine(), name="swm-engine"))
+        self._tasks.append(asyncio.create_task(self._retention_loop(), name="swm-retention"))
         self.log.info(
             "swm: job store %s, %d live jobs, sites: %s", self.store_path, len(self.jobs), ", ".join(self.sites)
         )
@@ -641,6 +661,10 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         """Stored events after ``last_id`` (for clients that reconnect)."""
         self._flush(retry_now=True)
         return self._require_store().events_after(last_id)
+
+    def first_event_id(self) -> int:
+        """The id of the oldest stored event still kept (older ones were deleted by retention); 0 if none."""
+        return self._require_store().first_event_id()
 
     def last_event_id(self) -> int:
         """The id of the newest stored event."""

@@ -179,6 +179,16 @@ class EventsWebSocket(WebSocketMixin, WebSocketHandler, JupyterHandler):  # type
                 }
             )
             self.after = None
+        first = manager.first_event_id()
+        if self.after is not None and first and self.after + 1 < first:
+            self.send(
+                {
+                    "type": "reload",
+                    "last_event_id": newest,
+                    "message": f"events {self.after + 1} to {first - 1} were deleted (event_retention): "
+                    "load the job list again; the events still kept follow",
+                }
+            )
         if self.after is None:
             self.sent_id = newest
         else:
