@@ -231,7 +231,12 @@ def cmd_submit(conn: Connection, args: argparse.Namespace) -> int:
 
 
 def _has_name(script: str) -> bool:
-    return any(line.split()[:2] == ["#SWM", "name"] for line in script.splitlines() if line.startswith("#SWM"))
+    """True if the script names itself (``#SWM name`` or ``#SBATCH --job-name``/``-J``)."""
+    from .core.directives import sbatch_job_name
+
+    if any(line.split()[:2] == ["#SWM", "name"] for line in script.splitlines() if line.startswith("#SWM")):
+        return True
+    return sbatch_job_name(script) is not None
 
 
 def cmd_jobs(conn: Connection, args: argparse.Namespace) -> int:

@@ -538,3 +538,42 @@ def test_a_requeued_job_is_not_taken_for_its_last_run(services: dict[str, str], 
             assert "".join(h.state.code for h in again.history).count("R") == 2, "it ran twice, seen running twice"
 
     run(body())
+
+
+def test_a_scripts_own_output_files_and_folder_are_honoured(services: dict[str, str], tmp_path: Path) -> None:
+    sites = {"cluster": {"gate": "slurm", **FAST}}
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    os.chmod(tmp_path, 0o755)
+    os.chmod(work, 0o777)
+    script = (
+        "#!/bin/bash\n"
+        "#SBATCH --output=fails-%j-%x.log\n"
+        "#SBATCH -e errs.log\n"
+        "#SBATCH --job-name=mine\n"
+        f"#SBATCH --chdir={work}\n"
+        'echo "out $SWM_JOB_NAME $SLURM_JOB_NAME $PWD $SWM_WORKDIR"\necho err >&2\nexit 2\n'
+    )
+    in_folder = "#!/bin/bash\n#SBATCH -o fails.log\necho to the job folder\necho and its errors >&2\n"
+
+    async def body() -> None:
+        async with running_manager(tmp_path / "data", input_root=str(tmp_path), sites=sites) as wm:
+            job = await wm.submit({"site": "cluster", "script": script})
+            assert job.spec.name == "mine", "the script's --job-name names the job"
+            kept = await wm.submit({"site": "cluster", "script": in_folder})
+            job = await wm.wait(job.id, 90)
+            kept = await wm.wait(kept.id, 90)
+            assert job.state is JobState.FINISHED and job.exit_code == 2
+            line = f"out mine mine {work} {work}\n"
+            assert (work / f"fails-{job.native_id}-mine.log").read_text() == line, "where the script says"
+            assert (work / "errs.log").read_text() == "err\n"
+            assert await wm.read_output(job.id, "stdout") == line.encode(), "and the API reads the same output"
+            assert await wm.read_output(job.id, "stderr") == b"err\n"
+            assert kept.state is JobState.FINISHED and kept.exit_code == 0
+            merged = (Path(kept.folder) / "fails.log").read_text()
+            assert sorted(merged.splitlines()) == ["and its errors", "to the job folder"], "Slurm merges them"
+            assert await wm.read_output(kept.id, "stdout") == b"to the job folder\n"
+            assert await wm.read_output(kept.id, "stderr") == b"and its errors\n"
+            assert "fails.log" in [f["path"] for f in wm.list_files(kept.id)]
+
+    run(body())

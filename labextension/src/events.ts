@@ -1,6 +1,7 @@
 /**
  * EventsConnection: the one websocket to `/swm/api/v1/events`. It reconnects with capped
  * backoff, asks for a replay with `last_event_id` after a drop, and re-sends log subscriptions.
+ * A `resync` message (the client fell too far behind) makes it reconnect at once.
  */
 import type { ServerEvent } from './types';
 
@@ -47,6 +48,7 @@ export class EventsConnection {
   private _timer: unknown = null;
   private _disposed = false;
   private _connectedOnce = false;
+  private _reconnectNow = false;
   private _status: ConnectionStatus = 'offline';
   private readonly _timers: NonNullable<IEventsOptions['timers']>;
 
@@ -108,7 +110,12 @@ export class EventsConnection {
         return;
       }
       if (parsed && typeof parsed === 'object' && 'type' in parsed) {
-        this._opts.onEvent(parsed as ServerEvent);
+        const event = parsed as ServerEvent;
+        this._opts.onEvent(event);
+        if (event.type === 'resync') {
+          // The server closes this socket next; reconnect without waiting, from the last event.
+          this._reconnectNow = true;
+        }
       }
     };
     socket.onclose = () => {
@@ -169,8 +176,12 @@ export class EventsConnection {
     if (this._disposed || this._timer !== null) {
       return;
     }
-    const delay = this._delay;
-    this._delay = Math.min(this._delay * 2, this._opts.maxDelayMs ?? 30000);
+    const delay = this._reconnectNow ? 0 : this._delay;
+    if (this._reconnectNow) {
+      this._reconnectNow = false;
+    } else {
+      this._delay = Math.min(this._delay * 2, this._opts.maxDelayMs ?? 30000);
+    }
     this._timer = this._timers.set(() => {
       this._timer = null;
       this.connect();

@@ -135,6 +135,18 @@ export class JobSync {
           this._buffer.push(event);
         }
         break;
+      case 'resync':
+        // Every event up to last_event_id reached this client before the message: replay from there.
+        if (typeof event.last_event_id === 'number') {
+          this.store.setLastEventId(event.last_event_id);
+        }
+        break;
+      case 'reload':
+        // Some events it missed are gone from the server: the list is loaded again instead.
+        if (this._loaded) {
+          void this.reload();
+        }
+        break;
       case 'log':
       case 'log_end':
         for (const fn of this._logListeners.get(event.job_id) ?? []) {

@@ -211,9 +211,36 @@ export interface IErrorEvent {
   message: string;
 }
 
+/**
+ * The client fell too far behind: every event up to `last_event_id` was sent before this message;
+ * the server closes the socket and the client reconnects with `last_event_id` (nothing is lost).
+ */
+export interface IResyncEvent {
+  type: 'resync';
+  last_event_id: number;
+  message: string;
+}
+
+/**
+ * Events the client asked to replay were deleted (event retention): it loads the job list again;
+ * the events still kept follow.
+ */
+export interface IReloadEvent {
+  type: 'reload';
+  last_event_id: number;
+  message: string;
+}
+
 /** What log subscribers receive. */
 export type LogStreamEvent = ILogEvent | ILogEndEvent | IErrorEvent;
 
-export type ServerEvent = IJobEvent | ILogEvent | IHelloEvent | ILogEndEvent | IErrorEvent;
+export type ServerEvent =
+  | IJobEvent
+  | ILogEvent
+  | IHelloEvent
+  | ILogEndEvent
+  | IErrorEvent
+  | IResyncEvent
+  | IReloadEvent;
 
 export type JobAction = 'cancel' | 'hold' | 'release' | 'requeue';

@@ -4,7 +4,9 @@ A :class:`EventStream` is shared by everything one client shows (job handles, wi
 connection, whatever the number of jobs watched. It never runs on the kernel's event loop, so a
 kernel stays responsive; listeners are called from the stream's thread and must be quick (setting a
 widget trait is). The stream reconnects with backoff and asks for the events it missed
-(``last_event_id``); log subscriptions are sent again after a reconnect.
+(``last_event_id``); log subscriptions are sent again after a reconnect, from the offsets already
+received. A ``resync`` message (the server dropped a client that fell behind) makes it reconnect
+at once from its last event, so nothing is lost.
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ class EventStream:
         self.connected = threading.Event()
         self.error: str | None = None
         self._listeners: list[Listener] = []
-        self._logs: dict[str, int] = {}
+        #: Followed logs: job id -> {"stdout": offset, "stderr": offset} received so far.
+        self._logs: dict[str, dict[str, int]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._ws: Any = None
@@ -69,10 +72,10 @@ class EventStream:
         Each ``log`` message's ``offset`` is the byte offset just after its ``data``.
         """
         wanted = dict(job_ids) if isinstance(job_ids, dict) else dict.fromkeys(job_ids, 0)
-        new = {i: int(o) for i, o in wanted.items() if i not in self._logs}
+        new = {i: {"stdout": int(o), "stderr": 0} for i, o in wanted.items() if i not in self._logs}
         self._logs.update(new)
         if new:
-            self._send({"subscribe_logs": new})
+            self._send({"subscribe_logs": {i: dict(o) for i, o in new.items()}})
 
     def unsubscribe_logs(self, job_ids: Iterable[str]) -> None:
         """Stop receiving the logs of ``job_ids``."""
@@ -119,6 +122,26 @@ class EventStream:
         except Exception as exc:
             log.debug("events: send failed (%s); resent on reconnect", exc)
 
+    def _track(self, message: dict[str, Any]) -> bool:
+        """Note what ``message`` tells about where this client is; True if it must reconnect now."""
+        kind = message.get("type")
+        if kind == "hello":
+            if self.last_event_id is None:
+                self.last_event_id = message.get("last_event_id")
+            self.connected.set()
+        elif isinstance(message.get("id"), int):
+            self.last_event_id = message["id"]
+        elif kind == "log" and message.get("job_id") in self._logs and isinstance(message.get("offset"), int):
+            self._logs[message["job_id"]][str(message.get("stream"))] = message["offset"]
+        elif kind == "log_end":
+            self._logs.pop(str(message.get("job_id")), None)
+        elif kind == "resync":
+            last = message.get("last_event_id")
+            if isinstance(last, int) and last > (self.last_event_id or 0):
+                self.last_event_id = last
+            return True
+        return False
+
     def _dispatch(self, message: dict[str, Any]) -> None:
         with self._lock:
             listeners = list(self._listeners)
@@ -145,7 +168,7 @@ class EventStream:
                     self._ws = ws
                     self.error = None
                     if self._logs:
-                        ws.send(json.dumps({"subscribe_logs": dict(self._logs)}))
+                        ws.send(json.dumps({"subscribe_logs": {i: dict(o) for i, o in self._logs.items()}}))
                     backoff = 0.5
                     last_tick = time.monotonic()
                     while not self._stop.is_set():
@@ -158,13 +181,11 @@ class EventStream:
                                 message = json.loads(raw)
                             except ValueError:
                                 continue
-                            if message.get("type") == "hello":
-                                if self.last_event_id is None:
-                                    self.last_event_id = message.get("last_event_id")
-                                self.connected.set()
-                            elif isinstance(message.get("id"), int):
-                                self.last_event_id = message["id"]
+                            resync = self._track(message)
                             self._dispatch(message)
+                            if resync:
+                                backoff = 0.0
+                                break
                         if time.monotonic() - last_tick >= TICK_SECONDS:
                             last_tick = time.monotonic()
                             self._dispatch({"type": "tick", "time": time.time()})
@@ -178,4 +199,4 @@ class EventStream:
                 self.connected.clear()
             if self._stop.wait(backoff):
                 break
-            backoff = min(backoff * 2, 10.0)
+            backoff = min(max(backoff * 2, 0.5), 10.0)

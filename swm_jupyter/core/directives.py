@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Callable
 from typing import Any
 
@@ -113,8 +114,9 @@ def parse_directives(script: str) -> dict[str, Any]:
     """Read the ``#SWM`` lines of ``script`` into spec fields (a dict for ``JobSpec.from_dict``).
 
     Directives are ``#SWM key value`` or ``#SWM key=value``, before the first command line (after
-    the ``#!`` line, comments and blank lines). Raises :class:`ValidationError` naming the line of
-    every unknown, malformed, repeated or misplaced directive.
+    the ``#!`` line, comments and blank lines). Without ``#SWM name``, an ``#SBATCH --job-name``
+    line names the job. Raises :class:`ValidationError` naming the line of every unknown, malformed,
+    repeated or misplaced directive.
     """
     fields: dict[str, Any] = {}
     errors: list[dict[str, str]] = []
@@ -162,6 +164,10 @@ def parse_directives(script: str) -> dict[str, Any]:
         for part in path[:-1]:
             target = target.setdefault(part, {})
         target[path[-1]] = parsed
+    if "name" not in fields:  # the name the script gives Slurm names the job (and SWM_JOB_NAME) too
+        sbatch_name = sbatch_job_name(script)
+        if sbatch_name:
+            fields["name"] = sbatch_name
     if errors:
         raise ValidationError(
             "the script's #SWM lines have errors: " + "; ".join(f"{e['field']}: {e['message']}" for e in errors),
@@ -181,3 +187,74 @@ def merge_request(directives: dict[str, Any], request: dict[str, Any]) -> dict[s
         else:
             merged[key] = value
     return merged
+
+
+#: Short ``#SBATCH`` options and the long names they stand for (for conflict checks).
+_SHORT_OPTIONS = {
+    "N": "nodes",
+    "c": "cpus-per-task",
+    "t": "time",
+    "a": "array",
+    "d": "dependency",
+    "p": "partition",
+    "A": "account",
+    "q": "qos",
+    "C": "constraint",
+    "o": "output",
+    "e": "error",
+    "J": "job-name",
+    "D": "chdir",
+    "G": "gpus",
+    "n": "ntasks",
+    "H": "hold",
+}
+
+
+def script_sbatch_options(script: str | None) -> list[tuple[str, str, str]]:
+    """The ``#SBATCH`` options at the top of a user's script, as ``(name, value, line)``.
+
+    ``name`` is the long option name without dashes (short forms are translated). Like sbatch,
+    reading stops at the first line that is neither blank nor a comment.
+    """
+    found: list[tuple[str, str, str]] = []
+    if not script:
+        return found
+    for raw in script.splitlines():
+        line = raw.strip()
+        if not line:
+            continue
+        if not line.startswith("#"):
+            break
+        if not line.startswith("#SBATCH"):
+            continue
+        try:
+            words = shlex.split(line[len("#SBATCH") :], comments=True)
+        except ValueError:
+            words = line[len("#SBATCH") :].split()
+        k = 0
+        while k < len(words):
+            word = words[k]
+            name, value = "", ""
+            if word.startswith("--"):
+                name, _, value = word[2:].partition("=")
+                if not _ and k + 1 < len(words) and not words[k + 1].startswith("-"):
+                    value = words[k + 1]
+                    k += 1
+            elif word.startswith("-") and len(word) > 1:
+                name = _SHORT_OPTIONS.get(word[1], word[1])
+                value = word[2:]
+                if not value and k + 1 < len(words) and not words[k + 1].startswith("-"):
+                    value = words[k + 1]
+                    k += 1
+            if name:
+                found.append((name, value, line))
+            k += 1
+    return found
+
+
+def sbatch_job_name(script: str | None) -> str | None:
+    """The job name a script's ``#SBATCH --job-name``/``-J`` line gives, made a valid job name; None if none."""
+    names = [value for name, value, _ in script_sbatch_options(script) if name == "job-name" and value]
+    if not names:
+        return None
+    return re.sub(r"[^A-Za-z0-9 _.@+=:,-]", "_", names[-1])[:128]

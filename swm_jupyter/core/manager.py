@@ -30,7 +30,7 @@ import os
 import re
 import stat
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -56,8 +56,10 @@ from .errors import (
 from .job_files import job_path_parts, open_job_file, read_job_file
 from .launch import BOOKKEEPING_PREFIX
 from .launching import JobLaunching
+from .log_tail import LogTails
 from .model import ARRAY_TASKS_CAP, Job, JobSpec, array_task_count, new_job_id, parse_private_env
 from .reconcile import SiteReconciliation
+from .retention import JobRetention
 from .scheduler import DependencyInfo, SiteCapacity, UserPolicy, failed_dependencies, plan, priority_key
 from .secrets import redact_text
 from .states import ACTIONS, ACTIVE_STATES, Action, HistoryEntry, JobState, check_action, check_transition
@@ -82,7 +84,7 @@ ACTION_WAIT = 10.0
 _DONE = {Action.CANCEL: "canceled", Action.HOLD: "held", Action.RELEASE: "released", Action.REQUEUE: "requeued"}
 
 
-class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingConfigurable):
+class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, JobRetention, LoggingConfigurable):
     """Keeps jobs in a :class:`JobStore`, schedules them and drives one gate per site."""
 
     data_dir = Unicode(help="Folder for the job store and job folders. Default: <jupyter data dir>/swm.").tag(
@@ -104,7 +106,25 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         "of the server; FULL: it also survives power loss or an OS crash, at about a third of the "
         "submission rate.",
     ).tag(config=True)
-    event_retention = Int(100_000, help="How many past events are kept for clients that reconnect.").tag(config=True)
+    event_retention = Int(
+        100_000,
+        help="How many past events are kept for clients that reconnect; older ones are deleted in the background "
+        "(every retention_interval seconds, in batches). 0 keeps every event. Default: 100000.",
+    ).tag(config=True)
+    job_retention_days = Float(
+        0.0,
+        help="Days a final job (finished, error, canceled) is kept after it ended; older ones are deleted with "
+        "their events and job folders, in the background and in batches. Jobs a live job depends on are kept; "
+        "an array goes with its tasks. 0 keeps every job forever. Default: 0.",
+    ).tag(config=True)
+    retention_interval = Float(
+        600.0, help="Seconds between two retention passes (events, then jobs). Default: 600."
+    ).tag(config=True)
+    event_queue_size = Int(
+        10_000,
+        help="Most events waiting to be sent to one events client (websocket). A client that falls further behind "
+        "is told to reconnect with its last event id (a 'resync' message), and loses nothing. Default: 10000.",
+    ).tag(config=True)
     secret_env = List(
         Unicode(),
         help="Names of the server's environment variables that jobs never inherit, besides the built-in "
@@ -140,6 +160,15 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         "a submission beyond it is refused (429). 0 means no limit. A site may set its own in its options. "
         "Default: 0.",
     ).tag(config=True)
+
+    @validate("job_retention_days", "retention_interval", "event_retention")
+    def _check_retention(self, proposal: Any) -> Any:
+        name = proposal["trait"].name
+        if name == "retention_interval" and proposal["value"] <= 0:
+            raise TraitError(f"retention_interval must be more than 0 seconds, not {proposal['value']}")
+        if proposal["value"] < 0:
+            raise TraitError(f"{name} must be 0 (keep everything) or more, not {proposal['value']}")
+        return proposal["value"]
 
     @validate("fairshare_window")
     def _check_window(self, proposal: Any) -> float:
@@ -200,7 +229,8 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         self._site_wake: dict[str, Wakeup] = {}
         self._tasks: list[asyncio.Task[Any]] = []
         self._ops: set[asyncio.Task[Any]] = set()
-        self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
+        #: Event queues of subscribers, each with what to call if it overflows (see :meth:`subscribe`).
+        self._subscribers: dict[asyncio.Queue[dict[str, Any]], Callable[[], None] | None] = {}
         self._waiters: dict[str, list[asyncio.Future[Job]]] = {}
         self._launching: set[str] = set()
         #: The reconciler's tasks carrying out users' wishes, by job id.
@@ -232,6 +262,8 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         self.store_error: str | None = None
         self._store_retry_at = 0.0
         self._running = False
+        #: The shared live log readers (one per followed job), see :mod:`.log_tail`.
+        self.log_tails = LogTails(self.read_output, lambda job_id: self.get(job_id).state.final)
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -258,6 +290,7 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
             self._site_wake[name] = Wakeup()
             self._tasks.append(asyncio.create_task(self._site_loop(name), name=f"swm-site-{name}"))
         self._tasks.append(asyncio.create_task(self._engine(), name="swm-engine"))
+        self._tasks.append(asyncio.create_task(self._retention_loop(), name="swm-retention"))
         self.log.info(
             "swm: job store %s, %d live jobs, sites: %s", self.store_path, len(self.jobs), ", ".join(self.sites)
         )
@@ -265,6 +298,7 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
     async def stop(self) -> None:
         """Stop the loops, flush pending writes, close the gates and the store. Jobs keep running."""
         self._running = False
+        self.log_tails.stop()
         for task in [*self._tasks, *self._ops]:
             task.cancel()
         await asyncio.gather(*self._tasks, *self._ops, return_exceptions=True)
@@ -633,20 +667,35 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         self._flush(retry_now=True)
         return self._require_store().events_after(last_id)
 
+    def first_event_id(self) -> int:
+        """The id of the oldest stored event still kept (older ones were deleted by retention); 0 if none."""
+        return self._require_store().first_event_id()
+
     def last_event_id(self) -> int:
         """The id of the newest stored event."""
         self._flush(retry_now=True)
         return self._require_store().last_event_id()
 
-    def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
-        """A queue receiving every event from now on; give it back with :meth:`unsubscribe`."""
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=100_000)
-        self._subscribers.add(queue)
+    def subscribe(self, on_overflow: Callable[[], None] | None = None) -> asyncio.Queue[dict[str, Any]]:
+        """A queue receiving every event from now on; give it back with :meth:`unsubscribe`.
+
+        The queue holds at most :attr:`event_queue_size` events. A subscriber that falls further
+        behind gets no more events: it is unsubscribed and ``on_overflow()`` is called (soon after,
+        from the event loop), so that it can tell its client to catch up from the store
+        (:meth:`events_after`) instead of silently missing events.
+        """
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=max(1, self.event_queue_size))
+        self._subscribers[queue] = on_overflow
         return queue
 
     def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
         """Stop sending events to ``queue``."""
-        self._subscribers.discard(queue)
+        self._subscribers.pop(queue, None)
+
+    @property
+    def subscriber_count(self) -> int:
+        """How many event subscribers (events websockets) are being sent events."""
+        return len(self._subscribers)
 
     async def wait(self, job_id: str, timeout: float | None = None) -> Job:
         """Wait until the job is final and return it. Raises ``TimeoutError`` after ``timeout`` s."""
@@ -1028,12 +1077,16 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         return job.wanted is not None
 
     def _publish(self, events: list[dict[str, Any]]) -> None:
+        """Hand stored events to every subscriber; one whose queue is full is dropped and told so."""
         for event in events:
             for queue in list(self._subscribers):
                 try:
                     queue.put_nowait(event)
                 except asyncio.QueueFull:
-                    self._subscribers.discard(queue)
+                    on_overflow = self._subscribers.pop(queue, None)
+                    self.log.info("swm: an events subscriber fell %d events behind: told to resync", queue.qsize())
+                    if on_overflow is not None:
+                        asyncio.get_running_loop().call_soon(on_overflow)
 
     # -- the engine --------------------------------------------------------------------------------
 

@@ -358,10 +358,46 @@ class JobStore:
             *_changing_values(job, encoded),
         )
 
-    def prune_events(self, keep: int) -> None:
-        """Delete all but the newest ``keep`` events."""
+    def prune_events(self, keep: int, limit: int = 10_000) -> int:
+        """Delete the oldest events beyond the newest ``keep``, at most ``limit`` of them; return how many."""
         with self.transaction():
-            self.db.execute("DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?", (keep,))
+            return self.db.execute(
+                "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE id <= "
+                "(SELECT MAX(id) FROM events) - ? ORDER BY id LIMIT ?)",
+                (keep, limit),
+            ).rowcount
+
+    def expired_jobs(self, ended_before: float, limit: int) -> list[tuple[str, str]]:
+        """``(id, folder)`` of up to ``limit`` top-level jobs (arrays by their parent) that ended before
+        ``ended_before`` and have no wish pending, oldest end first; an array whose tasks have not all
+        ended is not one of them.
+        """
+        finals = tuple(s.value for s in JobState if s.final)
+        return [
+            (row[0], row[1])
+            for row in self.db.execute(
+                "SELECT id, folder FROM jobs j WHERE array_parent IS NULL AND state IN (?, ?, ?) "
+                "AND end_time < ? AND wanted IS NULL AND NOT EXISTS (SELECT 1 FROM jobs t WHERE "
+                "t.array_parent = j.id AND (t.state NOT IN (?, ?, ?) OR t.wanted IS NOT NULL)) "
+                "ORDER BY end_time LIMIT ?",
+                (*finals, ended_before, *finals, limit),
+            )
+        ]
+
+    def delete_jobs(self, job_ids: Iterable[str]) -> int:
+        """Delete jobs, their array tasks and all their events in one transaction; return how many jobs."""
+        ids = to_text(list(job_ids))
+        with self.transaction():
+            self.db.execute(
+                "DELETE FROM events WHERE job_id IN (SELECT value FROM json_each(?1)) OR job_id IN "
+                "(SELECT id FROM jobs WHERE array_parent IN (SELECT value FROM json_each(?1)))",
+                (ids,),
+            )
+            return self.db.execute(
+                "DELETE FROM jobs WHERE id IN (SELECT value FROM json_each(?1)) "
+                "OR array_parent IN (SELECT value FROM json_each(?1))",
+                (ids,),
+            ).rowcount
 
     # -- reads -------------------------------------------------------------------------------------
 
@@ -493,6 +529,11 @@ class JobStore:
     def last_event_id(self) -> int:
         """The id of the newest event, 0 if none."""
         row = self.db.execute("SELECT MAX(id) FROM events").fetchone()
+        return int(row[0] or 0)
+
+    def first_event_id(self) -> int:
+        """The id of the oldest event still kept, 0 if none."""
+        row = self.db.execute("SELECT MIN(id) FROM events").fetchone()
         return int(row[0] or 0)
 
     def _job(self, row: tuple[Any, ...], with_spec: bool = True) -> Job:

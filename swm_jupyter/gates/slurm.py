@@ -31,9 +31,10 @@ from typing import Any
 from traitlets import Bool, Dict, Float, Int, List, Unicode, validate
 
 from ..core.accounts import OwnerAccount
+from ..core.directives import script_sbatch_options
 from ..core.errors import GateError, SiteUnavailable
 from ..core.job_files import read_job_file, read_job_text
-from ..core.launch import SCRIPT_FILE, STDERR_FILE, STDOUT_FILE, job_argv, job_environment
+from ..core.launch import BOOKKEEPING_PREFIX, SCRIPT_FILE, STDERR_FILE, STDOUT_FILE, job_argv, job_environment
 from ..core.model import Job
 from ..core.owned_folders import owned_folder, unlink_owned, write_owned_file
 from ..core.states import JobState
@@ -92,27 +93,6 @@ _ERROR_STATES = {
     "PREEMPTED": "preempted by another job",
     "REVOKED": "revoked by a sibling cluster",
 }
-
-#: Short ``#SBATCH`` options and the long names they stand for (for conflict checks).
-_SHORT_OPTIONS = {
-    "N": "nodes",
-    "c": "cpus-per-task",
-    "t": "time",
-    "a": "array",
-    "d": "dependency",
-    "p": "partition",
-    "A": "account",
-    "q": "qos",
-    "C": "constraint",
-    "o": "output",
-    "e": "error",
-    "J": "job-name",
-    "D": "chdir",
-    "G": "gpus",
-    "n": "ntasks",
-    "H": "hold",
-}
-
 
 @dataclass(frozen=True)
 class SlurmRow:
@@ -192,48 +172,6 @@ def compress_indices(indices: Iterable[int]) -> str:
         parts.append(str(values[i]) if i == j else f"{values[i]}-{values[j]}")
         i = j + 1
     return ",".join(parts)
-
-
-def script_sbatch_options(script: str | None) -> list[tuple[str, str, str]]:
-    """The ``#SBATCH`` options at the top of a user's script, as ``(name, value, line)``.
-
-    ``name`` is the long option name without dashes (short forms are translated). Like sbatch,
-    reading stops at the first line that is neither blank nor a comment.
-    """
-    found: list[tuple[str, str, str]] = []
-    if not script:
-        return found
-    for raw in script.splitlines():
-        line = raw.strip()
-        if not line:
-            continue
-        if not line.startswith("#"):
-            break
-        if not line.startswith("#SBATCH"):
-            continue
-        try:
-            words = shlex.split(line[len("#SBATCH") :], comments=True)
-        except ValueError:
-            words = line[len("#SBATCH") :].split()
-        k = 0
-        while k < len(words):
-            word = words[k]
-            name, value = "", ""
-            if word.startswith("--"):
-                name, _, value = word[2:].partition("=")
-                if not _ and k + 1 < len(words) and not words[k + 1].startswith("-"):
-                    value = words[k + 1]
-                    k += 1
-            elif word.startswith("-") and len(word) > 1:
-                name = _SHORT_OPTIONS.get(word[1], word[1])
-                value = word[2:]
-                if not value and k + 1 < len(words) and not words[k + 1].startswith("-"):
-                    value = words[k + 1]
-                    k += 1
-            if name:
-                found.append((name, value, line))
-            k += 1
-    return found
 
 
 def _same_value(name: str, ours: str, theirs: str) -> bool:
@@ -600,8 +538,10 @@ class SlurmGate(Gate):
         if "comment" not in theirs:
             # Lets a restarted server find a job it submitted but had not yet recorded (adopt()).
             sbatch.append(f"--comment={COMMENT_PREFIX}{array_parent or job.id}")
+        # A script that names its own output files gets them (Slurm writes them, patterns and all);
+        # the wrapper copies the job's output into the job folder too, where the API reads it.
         own_output = "output" in theirs or "error" in theirs
-        if array_map is not None:
+        if array_map is not None and not own_output:
             sbatch.append(f"--output={folder}/slurm-%A_%a.out")
         elif not own_output:
             sbatch.append(f"--output={folder}/{STDOUT_FILE}")
@@ -667,6 +607,8 @@ class SlurmGate(Gate):
                 'echo "exit 1 $(date +%s)" >> "$__swm_status"; exit 1; }'
             )
             body.append('export SWM_WORKDIR="$PWD"')
+        elif "chdir" in theirs:
+            body.append('export SWM_WORKDIR="$PWD"')  # the script's own --chdir: Slurm started it there
         else:
             body.append('cd "$__swm_dir" || { echo "exit 1 $(date +%s)" >> "$__swm_status"; exit 1; }')
             body.append('export SWM_WORKDIR="$__swm_dir"')
@@ -675,7 +617,18 @@ class SlurmGate(Gate):
         if job.spec.command is None and argv and argv[-1] in (SCRIPT_FILE, "job.json"):
             words[-1] = f'"$__swm_dir"/{argv[-1]}'
         command = " ".join(words)
-        if array_map is not None or own_output:
+        if own_output:
+            body += [
+                # Through two FIFOs, tee writes the output both to the script's own files (the batch
+                # script's stdout and stderr) and to the job folder's; the copies are complete when
+                # the tees have ended.
+                f'__swm_fifo="$__swm_dir"/{BOOKKEEPING_PREFIX}-output',
+                'rm -f "$__swm_fifo".out "$__swm_fifo".err; mkfifo "$__swm_fifo".out "$__swm_fifo".err',
+                f'tee "$__swm_dir"/{STDOUT_FILE} < "$__swm_fifo".out & __swm_tees=$!',
+                f'tee "$__swm_dir"/{STDERR_FILE} < "$__swm_fifo".err >&2 & __swm_tees="$__swm_tees $!"',
+            ]
+            command += ' >"$__swm_fifo".out 2>"$__swm_fifo".err'
+        elif array_map is not None:
             command += f' >"$__swm_dir"/{STDOUT_FILE} 2>"$__swm_dir"/{STDERR_FILE}'
         body += [
             f"{command} &",
@@ -683,6 +636,10 @@ class SlurmGate(Gate):
             # wait returns early when a trapped signal arrives; the trap then writes the status.
             'wait "$__swm_pid"',
             "__swm_rc=$?",
+        ]
+        if own_output:
+            body.append('wait $__swm_tees; rm -f "$__swm_fifo".out "$__swm_fifo".err')
+        body += [
             'echo "exit $__swm_rc $(date +%s)" >> "$__swm_status"',
             'exit "$__swm_rc"',
             "",

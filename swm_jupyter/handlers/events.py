@@ -20,18 +20,20 @@ from tornado import web
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from ..core.errors import SiteUnavailable, SwmError, ValidationError
+from ..core.log_tail import STREAMS
 from ..core.manager import WorkloadManager
 from .access import may_see, visible_job
 from .base import AUTH_RESOURCE, error_reply, public_event, request_owner
 
-#: Seconds between reads of a subscribed job's output.
-LOG_INTERVAL = 0.25
-LOG_CHUNK = 1 << 20
 REPLAY_BATCH = 10_000
 #: The most job logs one socket follows at once.
 MAX_TAILS = 100
 #: Largest log offset accepted (as the REST log endpoint's).
 MAX_LOG_OFFSET = 1 << 40
+#: Most queued events sent before waiting for the client to take them.
+PUMP_BATCH = 500
+#: Close code after a ``resync`` message (1013: try again later).
+RESYNC_CLOSE_CODE = 1013
 USAGE = 'send {"subscribe_logs": [job ids] or {job id: offset}} or {"unsubscribe_logs": [job ids]}'
 
 
@@ -97,7 +99,8 @@ class EventsWebSocket(WebSocketMixin, WebSocketHandler, JupyterHandler):  # type
         self.queue: asyncio.Queue[dict[str, Any]] | None = None
         self.sent_id = 0
         self.pump: asyncio.Task[None] | None = None
-        self.tails: dict[str, asyncio.Task[None]] = {}
+        #: Followed job logs (through the manager's shared readers), each with its UTF-8 decoders.
+        self.tails: dict[str, dict[str, codecs.IncrementalDecoder]] = {}
         self.after: int | None = None
 
     def set_default_headers(self) -> None:
@@ -164,7 +167,7 @@ class EventsWebSocket(WebSocketMixin, WebSocketHandler, JupyterHandler):  # type
         super().open(*args, **kwargs)
         manager = self.manager
         self.open_sockets.add(self)
-        self.queue = manager.subscribe()
+        self.queue = manager.subscribe(self._overflowed)
         newest = manager.last_event_id()
         self.send({"type": "hello", "last_event_id": newest, "owner": request_owner(self)})
         if self.after is not None and self.after > newest:
@@ -176,6 +179,16 @@ class EventsWebSocket(WebSocketMixin, WebSocketHandler, JupyterHandler):  # type
                 }
             )
             self.after = None
+        first = manager.first_event_id()
+        if self.after is not None and first and self.after + 1 < first:
+            self.send(
+                {
+                    "type": "reload",
+                    "last_event_id": newest,
+                    "message": f"events {self.after + 1} to {first - 1} were deleted (event_retention): "
+                    "load the job list again; the events still kept follow",
+                }
+            )
         if self.after is None:
             self.sent_id = newest
         else:
@@ -203,20 +216,55 @@ class EventsWebSocket(WebSocketMixin, WebSocketHandler, JupyterHandler):  # type
         return not isinstance(job, dict) or may_see(self.current_user, job)
 
     async def _pump(self) -> None:
+        """Send queued events, then wait until they are written before taking more: a client that
+        stops reading makes the queue fill, and the manager then calls :meth:`_overflowed` (memory
+        stays bounded). Whatever is queued is sent together, so bursts cost one wait.
+        """
         assert self.queue is not None
+        queue = self.queue
         while True:
-            event = await self.queue.get()
-            event_id = event.get("id")
-            if event_id is not None:
-                if event_id <= self.sent_id:
-                    continue
-                self.sent_id = event_id
-            if not self.may_see_event(event):
-                continue
-            try:
-                self.write_message(json.dumps(public_event(event)))
-            except WebSocketClosedError:
-                return
+            events = [await queue.get()]
+            while not queue.empty() and len(events) < PUMP_BATCH:
+                events.append(queue.get_nowait())
+            writes = []
+            for event in events:
+                event_id = event.get("id")
+                if event_id is not None:
+                    if event_id <= self.sent_id:
+                        continue
+                    self.sent_id = event_id
+                if self.may_see_event(event):
+                    try:
+                        writes.append(self.write_message(json.dumps(public_event(event))))
+                    except WebSocketClosedError:
+                        return
+            if writes and any(await asyncio.gather(*writes, return_exceptions=True)):
+                return  # closed (each write returns None, or the error)
+
+    def _overflowed(self) -> None:
+        """The manager dropped this client's queue (it fell too far behind): resync it."""
+        if self.pump is not None:
+            self.pump.cancel()
+        self.queue = None
+        self.pump = asyncio.create_task(self._resync())
+
+    async def _resync(self) -> None:
+        """Tell the client where it is, wait until it has read that far, then close.
+
+        Every event up to ``last_event_id`` is already on its way to the client (or was not for its
+        eyes); it reconnects with that id (or its own last one) and the store replays the rest. A
+        client that never reads again is closed by the websocket pings' timeout.
+        """
+        message = {
+            "type": "resync",
+            "last_event_id": self.sent_id,
+            "message": "this client fell too far behind the events; reconnect with last_event_id to get the rest",
+        }
+        try:
+            await self.write_message(json.dumps(message))
+        except WebSocketClosedError:
+            return
+        self.close(RESYNC_CLOSE_CODE, "fell behind: reconnect with last_event_id")
 
     def on_message(self, message: str | bytes) -> None:
         """Handle ``{"subscribe_logs": [ids] or {id: offset}}`` and ``{"unsubscribe_logs": [ids]}``.
@@ -235,20 +283,17 @@ class EventsWebSocket(WebSocketMixin, WebSocketHandler, JupyterHandler):  # type
             self.send({"type": "error", "message": "the message could not be handled; the server log has details"})
 
     def _change_tails(self, subscribe: dict[str, dict[str, int]], unsubscribe: list[str]) -> None:
+        tails = self.manager.log_tails
         for job_id in unsubscribe:
-            task = self.tails.pop(job_id, None)
-            if task is not None:
-                task.cancel()
+            if self.tails.pop(job_id, None) is not None:
+                tails.unsubscribe(job_id, self)
         for job_id, offsets in subscribe.items():
             try:
                 job = visible_job(self.current_user, self.manager.get(str(job_id)), str(job_id))
             except SwmError as exc:
                 self.send({"type": "error", "job_id": job_id, "message": exc.message})
                 continue
-            old = self.tails.pop(job.id, None)
-            if old is not None:
-                old.cancel()
-            elif len(self.tails) >= MAX_TAILS:
+            if job.id not in self.tails and len(self.tails) >= MAX_TAILS:
                 self.send(
                     {
                         "type": "error",
@@ -257,59 +302,38 @@ class EventsWebSocket(WebSocketMixin, WebSocketHandler, JupyterHandler):  # type
                     }
                 )
                 continue
-            self.tails[job.id] = asyncio.create_task(self._tail(job.id, offsets))
+            self.tails[job.id] = {s: codecs.getincrementaldecoder("utf-8")(errors="replace") for s in STREAMS}
+            tails.subscribe(job.id, self, offsets)
 
-    async def _tail(self, job_id: str, offsets: dict[str, int]) -> None:
-        """Send new output of one job until it has ended and everything was sent."""
-        position = {s: offsets.get(s, 0) for s in ("stdout", "stderr")}
-        decoders = {s: codecs.getincrementaldecoder("utf-8")(errors="replace") for s in position}
-        try:
-            while True:
-                manager = self.manager
-                final = manager.get(job_id).state.final
-                for stream in position:
-                    while True:
-                        data = await manager.read_output(job_id, stream, position[stream], LOG_CHUNK)
-                        if not data:
-                            break
-                        position[stream] += len(data)
-                        text = decoders[stream].decode(data)
-                        if text:
-                            self.send(
-                                {
-                                    "type": "log",
-                                    "job_id": job_id,
-                                    "stream": stream,
-                                    "offset": position[stream],
-                                    "data": text,
-                                }
-                            )
-                        if len(data) < LOG_CHUNK:
-                            break
-                if final:
-                    self.send({"type": "log_end", "job_id": job_id, "offsets": position})
-                    return
-                await asyncio.sleep(LOG_INTERVAL)
-        except asyncio.CancelledError:
-            raise
-        except SwmError as exc:
-            self.send({"type": "error", "job_id": job_id, "message": exc.message})
-        except Exception:
-            self.log.exception("swm: log tail of job %s failed", job_id)
-            self.send({"type": "error", "job_id": job_id, "message": "reading the job's output failed"})
-        finally:
-            if self.tails.get(job_id) is asyncio.current_task():
-                self.tails.pop(job_id, None)
+    # -- what the shared log readers give (core/log_tail.LogSubscriber) ----------------------------
+
+    def on_data(self, job_id: str, stream: str, end: int, data: bytes) -> None:
+        """New output of a followed job: sent as a ``log`` message."""
+        decoders = self.tails.get(job_id)
+        text = decoders[stream].decode(data) if decoders is not None else ""
+        if text:
+            self.send({"type": "log", "job_id": job_id, "stream": stream, "offset": end, "data": text})
+
+    def on_end(self, job_id: str, offsets: dict[str, int]) -> None:
+        """The job ended and all its output was sent: ``log_end``."""
+        if self.tails.pop(job_id, None) is not None:
+            self.send({"type": "log_end", "job_id": job_id, "offsets": offsets})
+
+    def on_error(self, job_id: str, message: str) -> None:
+        """The job's output cannot be read: an ``error`` message; the subscription ends."""
+        if self.tails.pop(job_id, None) is not None:
+            self.send({"type": "error", "job_id": job_id, "message": message})
 
     def on_close(self) -> None:
         """Stop the pump and the tails, and give the queue back."""
         self.open_sockets.discard(self)
         if self.pump is not None:
             self.pump.cancel()
-        for task in self.tails.values():
-            task.cancel()
-        self.tails.clear()
         manager = self.settings.get("swm_manager")
+        for job_id in self.tails:
+            if manager is not None:
+                manager.log_tails.unsubscribe(job_id, self)
+        self.tails.clear()
         if manager is not None and self.queue is not None:
             manager.unsubscribe(self.queue)
             self.queue = None

@@ -1,0 +1,107 @@
+"""Retention: old events and old final jobs are deleted in the background, in batches.
+
+A mixin of :class:`~swm_jupyter.core.manager.WorkloadManager`. Every ``retention_interval``
+seconds the manager keeps the newest ``event_retention`` events, and (with ``job_retention_days``)
+deletes final jobs that ended longer ago than that: their rows, their events and their job
+folders. A job that a live job depends on is kept, and so is a job the manager still holds in
+memory; an array goes with all its tasks, once all of them have ended. Work is done in batches with
+a pause for the event loop between them, so a large backlog never blocks the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import time
+from typing import TYPE_CHECKING, Any
+
+from .errors import StoreFull
+
+if TYPE_CHECKING:
+    from .model import Job
+    from .store import JobStore
+
+#: Most events, or jobs, deleted in one transaction.
+EVENT_BATCH = 10_000
+JOB_BATCH = 200
+
+
+class JobRetention:
+    """The retention part of the manager (see the module docstring)."""
+
+    # Provided by the manager.
+    event_retention: int
+    job_retention_days: float
+    retention_interval: float
+    jobs: dict[str, Job]
+    log: Any
+    _running: bool
+
+    def _require_store(self) -> JobStore:  # pragma: no cover - the manager's
+        raise NotImplementedError
+
+    async def _retention_loop(self) -> None:
+        """Apply retention every ``retention_interval`` seconds while the manager runs."""
+        while self._running:
+            try:
+                await self.apply_retention()
+            except asyncio.CancelledError:
+                raise
+            except StoreFull as exc:
+                self.log.warning("swm: retention skipped: %s", exc.message)
+            except Exception:
+                self.log.exception("swm: retention pass failed")
+            await asyncio.sleep(self.retention_interval)
+
+    async def apply_retention(self) -> tuple[int, int]:
+        """Delete events beyond ``event_retention`` and jobs past ``job_retention_days``, in batches.
+
+        Returns ``(events deleted, jobs deleted)`` (array tasks count as jobs).
+        """
+        jobs = await self._prune_jobs() if self.job_retention_days > 0 else 0
+        events = 0
+        if self.event_retention > 0:
+            while self._running:
+                deleted = self._require_store().prune_events(self.event_retention, EVENT_BATCH)
+                events += deleted
+                if deleted < EVENT_BATCH:
+                    break
+                await asyncio.sleep(0)
+        if events or jobs:
+            self.log.info("swm: retention deleted %d old events and %d old jobs", events, jobs)
+        return events, jobs
+
+    async def _prune_jobs(self) -> int:
+        ended_before = time.time() - self.job_retention_days * 86400
+        deleted = 0
+        skipped: set[str] = set()
+        while self._running:
+            store = self._require_store()
+            needed = self._jobs_depended_on()
+            batch = [
+                (job_id, folder)
+                for job_id, folder in store.expired_jobs(ended_before, JOB_BATCH + len(skipped))
+                if job_id not in skipped
+            ]
+            keep = {job_id for job_id, _ in batch if job_id in needed or job_id in self.jobs}
+            skipped |= keep
+            batch = [(job_id, folder) for job_id, folder in batch if job_id not in keep][:JOB_BATCH]
+            if not batch:
+                return deleted
+            # Folders first: if the server stops in between, the next pass deletes the rows.
+            await asyncio.to_thread(_remove_folders, batch)
+            deleted += store.delete_jobs(job_id for job_id, _ in batch)
+            await asyncio.sleep(0)
+        return deleted
+
+    def _jobs_depended_on(self) -> set[str]:
+        """Ids of the jobs that a live job (one the manager holds) depends on."""
+        return {dep.job_id for job in self.jobs.values() for dep in job.spec.depends_on}
+
+
+def _remove_folders(jobs: list[tuple[str, str]]) -> None:
+    """Delete the job folders of ``(id, folder)`` pairs; only a folder named after its job is touched."""
+    for job_id, folder in jobs:
+        if folder and os.path.isabs(folder) and os.path.basename(os.path.normpath(folder)) == job_id:
+            shutil.rmtree(folder, ignore_errors=True)
