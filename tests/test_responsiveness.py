@@ -41,8 +41,8 @@ async def test_status_answers_while_a_100k_array_is_submitted_and_canceled(api: 
     assert answer.code == 201, body(answer)
     parent = body(answer)["id"]
     print(f"submission: {len(latencies)} polls, slowest {max(latencies):.3f}s")
-    assert len(latencies) >= 3, "the submission was answered before the server could be asked anything"
     assert max(latencies) < BOUND, f"GET /api/status took {max(latencies):.2f}s while the array was submitted"
+    assert len(latencies) >= 3, "the submission was answered before the server could be asked anything"
 
     listing = asyncio.ensure_future(api("jobs", params={"array_parent": parent, "limit": "10"}))
     latencies = await _status_latencies(jp_fetch, listing)
@@ -54,8 +54,8 @@ async def test_status_answers_while_a_100k_array_is_submitted_and_canceled(api: 
     latencies = await _status_latencies(jp_fetch, cancel)
     assert cancel.result().code == 202, body(cancel.result())
     print(f"cancel: {len(latencies)} polls, slowest {max(latencies):.3f}s")
-    assert len(latencies) >= 3
     assert max(latencies) < BOUND, f"GET /api/status took {max(latencies):.2f}s while the array was canceled"
+    assert len(latencies) >= 3
     page = body(await api("jobs", params={"array_parent": parent, "limit": "1"}))
     assert page["counts"]["canceled"] == 100_000, page["counts"]
     assert body(await api("jobs", parent))["state"] == "canceled"

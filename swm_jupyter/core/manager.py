@@ -742,6 +742,12 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
         self._flush(retry_now=True)
         return self._require_store().query(query)
 
+    async def query_jobs(self, query: JobQuery) -> JobPage:
+        """:meth:`list_jobs` read in a worker thread, with a connection of its own: however many jobs
+        match, the event loop goes on serving other requests meanwhile."""
+        self._flush(retry_now=True)
+        return await asyncio.to_thread(self._require_store().query_in_thread, query)
+
     def events_after(self, last_id: int) -> list[dict[str, Any]]:
         """Stored events after ``last_id`` (for clients that reconnect)."""
         self._flush(retry_now=True)

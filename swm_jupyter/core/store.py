@@ -6,6 +6,7 @@ import base64
 import fcntl
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
@@ -171,6 +172,8 @@ class JobStore:
             self._release_lock()
             raise
         self._spec_cache: dict[str, JobSpec] = {}
+        self._reader: sqlite3.Connection | None = None
+        self._reader_lock = threading.Lock()
         self._checkpointer = WalCheckpointer(self.path, synchronous)
         self._checkpointer.start()
 
@@ -205,6 +208,10 @@ class JobStore:
         """Close the database and release the lock."""
         try:
             self._checkpointer.stop()
+            with self._reader_lock:
+                if self._reader is not None:
+                    self._reader.close()
+                    self._reader = None
             self.db.close()
         finally:
             self._release_lock()
@@ -520,8 +527,12 @@ class JobStore:
                 found[row[1]] = self._job(row)
         return [found[job_id] for job_id in job_ids if job_id in found]
 
-    def query(self, q: JobQuery) -> JobPage:
-        """List jobs matching ``q`` with the total, per-state counts and a cursor to the next page."""
+    def query(self, q: JobQuery, db: sqlite3.Connection | None = None) -> JobPage:
+        """List jobs matching ``q`` with the total, per-state counts and a cursor to the next page.
+
+        ``db``: the connection to read with (default: the store's own; see :meth:`query_in_thread`).
+        """
+        db = db or self.db
         where: list[str] = []
         args: list[Any] = []
         if q.site:
@@ -543,7 +554,7 @@ class JobStore:
             args.append(q.owner)
         base_where = " AND ".join(where) or "1"
         counts = {s.value: 0 for s in JobState}
-        for state, count in self.db.execute(
+        for state, count in db.execute(
             f"SELECT state, COUNT(*) FROM jobs WHERE {base_where} GROUP BY state", args
         ):
             counts[state] = count
@@ -565,13 +576,23 @@ class JobStore:
             else:
                 offset = value
         sql = f"SELECT {_COLUMNS} FROM jobs WHERE {' AND '.join(where) or '1'} ORDER BY {order} LIMIT ? OFFSET ?"
-        rows = self.db.execute(sql, [*args, q.limit + 1, offset]).fetchall()
+        rows = db.execute(sql, [*args, q.limit + 1, offset]).fetchall()
         more = len(rows) > q.limit
-        jobs = [self._job(r, with_spec=True) for r in rows[: q.limit]]
+        jobs = [self._job(r, db=db) for r in rows[: q.limit]]
         next_cursor = None
         if more and jobs:
             next_cursor = _encode_cursor("s", jobs[-1].seq) if seq_sort else _encode_cursor("o", offset + q.limit)
         return JobPage(jobs=jobs, total=total, counts=counts, next_cursor=next_cursor)
+
+    def query_in_thread(self, q: JobQuery) -> JobPage:
+        """:meth:`query` for a worker thread: it reads with a connection of its own (WAL readers see
+        every committed write and never wait for the writer), so a listing of a big store or a big
+        array does not hold up the event loop. One listing at a time uses that connection."""
+        with self._reader_lock:
+            if self._reader is None:
+                self._reader = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+                self._reader.execute("PRAGMA query_only=ON")
+            return self.query(q, self._reader)
 
     def events_after(self, last_id: int, limit: int = 10_000) -> list[dict[str, Any]]:
         """Stored events with an id above ``last_id``, oldest first."""
@@ -590,7 +611,7 @@ class JobStore:
         row = self.db.execute("SELECT MAX(id) FROM events").fetchone()
         return int(row[0] or 0)
 
-    def _job(self, row: tuple[Any, ...], with_spec: bool = True) -> Job:
+    def _job(self, row: tuple[Any, ...], with_spec: bool = True, db: sqlite3.Connection | None = None) -> Job:
         (
             seq,
             job_id,
@@ -616,7 +637,7 @@ class JobStore:
             history,
         ) = row
         if spec is None and array_parent:
-            job_spec = self._parent_spec(array_parent)
+            job_spec = self._parent_spec(array_parent, db or self.db)
         else:
             job_spec = spec_from_json(parse(spec))
         return Job(
@@ -642,10 +663,10 @@ class JobStore:
             seq=seq,
         )
 
-    def _parent_spec(self, parent_id: str) -> JobSpec:
+    def _parent_spec(self, parent_id: str, db: sqlite3.Connection) -> JobSpec:
         spec = self._spec_cache.get(parent_id)
         if spec is None:
-            row = self.db.execute("SELECT spec FROM jobs WHERE id=?", (parent_id,)).fetchone()
+            row = db.execute("SELECT spec FROM jobs WHERE id=?", (parent_id,)).fetchone()
             spec = spec_from_json(parse(row[0]))
             if len(self._spec_cache) > 1000:
                 self._spec_cache.clear()
