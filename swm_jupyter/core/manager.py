@@ -973,7 +973,7 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
                 target.wanted = action.value
                 self._mark(target)
                 wishes.append(target)
-            if pacer.due(share=0.5):  # the other half of a slice: storing what it changed
+            if pacer.due(share=0.25):  # the rest of a slice: storing what it changed (and its events)
                 self._refresh_parent(job)
                 self._flush_action(action.value)
                 await pacer.rest()

@@ -19,7 +19,7 @@ SLICE_SECONDS = 0.015
 PAUSE_SECONDS = 0.003
 #: Bounds of the number of items in one batch (one store transaction, say).
 MIN_BATCH = 50
-MAX_BATCH = 5000
+MAX_BATCH = 2000
 
 T = TypeVar("T")
 
