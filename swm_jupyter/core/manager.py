@@ -598,10 +598,12 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
             for parent in jobs:
                 if parent.is_array_parent and parent.spec.array is not None:
                     async for indices in pacer.each_batch(parent.spec.array.indices):
+                        _still_open(self.store, store)
                         batch = self._make_tasks(parent, indices)
                         store.insert_tasks(batch)
                         tasks.extend(batch)
                     await pacer.rest()
+            _still_open(self.store, store)
             events = store.finish_build(build_id, jobs, [record] if record else [], keep_keys=IDEMPOTENCY_WINDOW)
         except BaseException:
             self._building.difference_update(ids)
@@ -1372,6 +1374,12 @@ def _user_limits_of(site: str, options: dict[str, Any]) -> tuple[int, int]:
             raise ValueError(f"{name} of site {site!r} must be a whole number >= 0 (0: no limit), not {value!r}")
         limits.append(value)
     return limits[0], limits[1]
+
+
+def _still_open(current: JobStore | None, store: JobStore) -> None:
+    """Raise :class:`SiteUnavailable` (503) if the manager stopped (closed ``store``) meanwhile."""
+    if current is not store:
+        raise SiteUnavailable("the server is stopping: the submission was not stored; send it again once it runs")
 
 
 def _nothing_else_ready() -> bool:
