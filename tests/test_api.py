@@ -572,10 +572,10 @@ async def test_no_secrets_in_responses(api: Any, jp_serverapp: Any) -> None:
 
 
 async def test_unexpected_error_is_generic_500(api: Any, swm_started: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    def explode(query: Any) -> Any:
+    async def explode(query: Any) -> Any:
         raise RuntimeError("internal detail /very/secret/path")
 
-    monkeypatch.setattr(swm_started, "list_jobs", explode)
+    monkeypatch.setattr(swm_started, "query_jobs", explode)
     response = await api("jobs")
     assert response.code == 500
     data = body(response)

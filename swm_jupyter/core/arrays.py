@@ -13,6 +13,7 @@ from .errors import InvalidTransition, JobNotFound
 from .manager_part import ManagerPart
 from .model import Job
 from .scheduler import aggregate_array_state
+from .slices import Pacer
 from .states import HistoryEntry, JobState, check_transition
 
 
@@ -20,12 +21,47 @@ class ArrayTracking(ManagerPart):
     """Mixin of the manager: task counts per array, and parents that follow their tasks."""
 
     def _with_tasks(self, job: Job) -> list[Job]:
-        """``[job]``, or for an array's parent: the parent, then all of its tasks."""
+        """``[job]``, or for an array's parent: the parent, then all of its tasks (by index)."""
         if not job.is_array_parent:
             return [job]
         self._load_array_counts(job.id)
-        tasks = [self.jobs.get(t.id, t) for t in self._require_store().array_tasks(job.id)]
-        return [job, *tasks]
+        store = self._require_store()
+        ids = store.array_task_ids(job.id)
+        return [job, *self._tasks_by_id(ids, store.get_many([i for i in ids if i not in self.jobs]))]
+
+    async def _array_tasks_paced(self, parent: Job, pacer: Pacer, *, live_only: bool) -> list[Job]:
+        """The tasks of array ``parent`` (``live_only``: those not in a final state), letting other
+        requests run while they are gathered.
+
+        Live tasks are in memory: they are found there (checked against the array's counts); ended
+        ones are read from the store in batches.
+        """
+        counts = self._load_array_counts(parent.id)
+        if live_only:
+            found: list[Job] = []
+            jobs = list(self.jobs.values())
+            for at in range(0, len(jobs), 20_000):
+                found.extend(j for j in jobs[at : at + 20_000] if j.array_parent == parent.id and not j.state.final)
+                await pacer.pause()
+            if len(found) == sum(n for state, n in counts.items() if not state.final):
+                return found
+        store = self._require_store()
+        ids = store.array_task_ids(parent.id, live_only=live_only)
+        missing = [i for i in ids if i not in self.jobs]
+        loaded: list[Job] = []
+        async for batch in pacer.each_batch(missing):
+            loaded.extend(store.get_many(list(batch)))
+        return self._tasks_by_id(ids, loaded)
+
+    def _tasks_by_id(self, ids: list[str], loaded: list[Job]) -> list[Job]:
+        """The tasks with these ids, in this order: the one in memory if there is one, else the one loaded."""
+        from_store = {task.id: task for task in loaded}
+        tasks = []
+        for task_id in ids:
+            task = self.jobs.get(task_id) or from_store.get(task_id)
+            if task is not None:
+                tasks.append(task)
+        return tasks
 
     def _refresh_parent(self, job: Job) -> None:
         """Note that an array's parent must show its tasks' new states (done in :meth:`_flush`)."""

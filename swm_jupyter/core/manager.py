@@ -62,6 +62,7 @@ from .reconcile import SiteReconciliation
 from .retention import JobRetention
 from .scheduler import DependencyInfo, SiteCapacity, UserPolicy, failed_dependencies, plan, priority_key
 from .secrets import redact_text
+from .slices import Pacer
 from .states import ACTIONS, ACTIVE_STATES, Action, HistoryEntry, JobState, check_action, check_transition
 from .store import IdempotencyRecord, JobPage, JobQuery, JobStore
 from .usage import UsageLedger
@@ -69,6 +70,8 @@ from .wakeup import Wakeup
 
 #: The longest a state change that need not be durable at once waits to be written with others.
 FLUSH_WINDOW = 0.02
+#: Submissions with more array tasks than this are stored in batches (other requests run between them).
+STORE_AT_ONCE = 1000
 #: Seconds between tries to write changes the store refused for want of space.
 STORE_RETRY_SECONDS = 1.0
 #: How long an ``Idempotency-Key`` keeps answering with the jobs of its first submission.
@@ -252,6 +255,10 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, JobRetent
         self._active: dict[str, Job] = {}
         self._held_on_site: dict[str, Job] = {}
         self._inserts: list[tuple[list[Job], asyncio.Future[None], IdempotencyRecord | None]] = []
+        #: Jobs of submissions being stored that are not yet in the indexes, by (owner, site).
+        self._pending_in_flight: dict[tuple[str, str], int] = {}
+        #: Ids of the jobs of submissions stored in batches that have not been answered yet.
+        self._building: set[str] = set()
         #: Submissions with an Idempotency-Key still being stored, by key.
         self._keys_in_flight: dict[str, asyncio.Future[None]] = {}
         self._dependents: dict[str, Job] = {}
@@ -274,6 +281,11 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, JobRetent
         """
         Path(self.data_dir).mkdir(parents=True, exist_ok=True)
         self.store = JobStore(self.store_path, synchronous=self.synchronous)
+        if self.store.discarded_builds:
+            self.log.warning(
+                "swm: discarded %d submissions that the last server did not finish storing (never acknowledged)",
+                len(self.store.discarded_builds),
+            )
         self._usage = UsageLedger(self.fairshare_window)
         self._usage.load(self.store, time.time())
         for job in self.store.live_jobs():
@@ -437,24 +449,32 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, JobRetent
         self._set_state(job, initial, "held at submission" if spec.hold else "", record=True)
         jobs = [job]
         if spec.array is not None and with_tasks:
-            for index in spec.array.indices:
-                task = Job(
-                    id=new_job_id(),
-                    spec=spec,
-                    site=site,
-                    owner=owner,
-                    array_parent=job.id,
-                    array_index=index,
-                    submit_time=job.submit_time,
-                    folder=os.path.join(job.folder, f"task-{index}"),
-                    private_env=private_env,
-                )
-                task.cost = {"estimate": estimate, "actual": None}
-                task.state = initial
-                task.history = [HistoryEntry(job.submit_time, initial, job.state_details)]
-                task.state_details = job.state_details
-                jobs.append(task)
+            jobs.extend(self._make_tasks(job, spec.array.indices))
         return jobs
+
+    @staticmethod
+    def _make_tasks(parent: Job, indices: Iterable[int]) -> list[Job]:
+        """The tasks of array ``parent`` with these indices, as submitted (not stored)."""
+        entry = HistoryEntry(parent.submit_time, parent.state, parent.state_details)  # frozen: shared
+        estimate = parent.cost.get("estimate")
+        return [
+            Job(
+                id=new_job_id(),
+                spec=parent.spec,
+                site=parent.site,
+                state=parent.state,
+                state_details=parent.state_details,
+                owner=parent.owner,
+                array_parent=parent.id,
+                array_index=index,
+                submit_time=parent.submit_time,
+                history=[entry],
+                folder=os.path.join(parent.folder, f"task-{index}"),
+                cost={"estimate": estimate, "actual": None},
+                private_env=parent.private_env,
+            )
+            for index in indices
+        ]
 
     def _check_array_size(self, array: Any, count: int | None = None) -> None:
         """Refuse (400) an array of more than :attr:`max_array_size` tasks, before any task is made."""
@@ -531,13 +551,13 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, JobRetent
         store = self._require_store()
         requests = list(requests)
         if len(requests) == 1:
-            prepared = [self.prepare(requests[0], owner=owner)]
+            prepared = [self.prepare(requests[0], owner=owner, with_tasks=False)[0]]
         else:
             prepared = []
             errors: list[dict[str, str]] = []
             for i, request in enumerate(requests):
                 try:
-                    prepared.append(self.prepare(request, owner=owner))
+                    prepared.append(self.prepare(request, owner=owner, with_tasks=False)[0])
                 except ValidationError as exc:
                     errors.extend(
                         {"field": f"{i}.{e['field']}".rstrip("."), "message": e["message"]} for e in exc.errors
@@ -548,19 +568,42 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, JobRetent
                     + "; ".join(f"{e['field']}: {e['message']}" for e in errors[:20]),
                     errors,
                 )
-        everything = [job for group in prepared for job in group]
-        self._check_queue_limits(everything)
-        for group in prepared:
-            if len(group) > 1:
-                self._array_counts[group[0].id] = {group[1].state: len(group) - 1}
+        pending = _count_pending(prepared)
+        self._check_queue_limits(pending)
+        record = None
+        if idempotency is not None:
+            ids = tuple(job.id for job in prepared)
+            record = IdempotencyRecord(owner, idempotency[0], idempotency[1], ids, time.time())
+        for key, count in pending.items():  # counted as queued until they are in the indexes
+            self._pending_in_flight[key] = self._pending_in_flight.get(key, 0) + count
+        try:
+            if sum(pending.values()) - len(prepared) > STORE_AT_ONCE:
+                await self._store_in_batches(store, prepared, record)
+            else:
+                await self._store_at_once(store, prepared, record)
+        except StoreFull as exc:
+            raise StoreFull(exc.message + "; the submission was not stored: send it again once there is space") from exc
+        finally:
+            for key, count in pending.items():
+                self._pending_in_flight[key] -= count
+                if not self._pending_in_flight[key]:
+                    del self._pending_in_flight[key]
+        return prepared
+
+    async def _store_at_once(self, store: JobStore, jobs: list[Job], record: IdempotencyRecord | None) -> None:
+        """Store a submission (with its arrays' tasks) in one transaction, shared with the submissions
+        made in the same loop turn; return once it is committed."""
+        everything: list[Job] = []
+        for job in jobs:
+            everything.append(job)
+            if job.is_array_parent and job.spec.array is not None:
+                tasks = self._make_tasks(job, job.spec.array.indices)
+                everything.extend(tasks)
+                self._array_counts[job.id] = {job.state: len(tasks)}
         # Group commit: submissions that arrive in the same loop turn (concurrent API clients)
         # share one transaction. Each caller still returns only after its jobs are committed.
         # When nothing else is ready to run in this turn, no one could join: commit at once.
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        record = None
-        if idempotency is not None:
-            ids = tuple(group[0].id for group in prepared)
-            record = IdempotencyRecord(owner, idempotency[0], idempotency[1], ids, time.time())
         self._inserts.append((everything, done, record))
         if len(self._inserts) == 1:
             if _nothing_else_ready():
@@ -569,21 +612,101 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, JobRetent
                 asyncio.get_running_loop().call_soon(self._commit_inserts, store)
         try:
             await done
-        except StoreFull as exc:
-            for group in prepared:
-                self._array_counts.pop(group[0].id, None)
-            raise StoreFull(exc.message + "; the submission was not stored: send it again once there is space") from exc
-        return [group[0] for group in prepared]
+        except BaseException:
+            for job in jobs:
+                if job.id not in self.jobs:
+                    self._array_counts.pop(job.id, None)
+            raise
 
-    def _check_queue_limits(self, jobs: list[Job]) -> None:
-        """Raise :class:`LimitExceeded` if ``jobs`` would take an owner over ``max_queued_per_user``
-        (all sites together, or a site's own limit). Jobs still being committed count as queued.
+    async def _store_in_batches(self, store: JobStore, jobs: list[Job], record: IdempotencyRecord | None) -> None:
+        """Store a submission with many array tasks in several transactions, letting other requests run
+        between them, then take its jobs into the manager's indexes (in slices too).
+
+        The jobs are stored first, marked incomplete (see :meth:`JobStore.start_build`), then the
+        tasks in batches, then the mark is removed with the idempotency key and the events: a crash
+        or a failure in between leaves nothing that runs (what was stored is discarded). Until this
+        returns, actions on these jobs are refused (409).
+        """
+        build_id = jobs[0].id
+        ids = [job.id for job in jobs]
+        self._building.update(ids)
+        pacer = Pacer()
+        tasks: list[Job] = []
+        try:
+            store.start_build(build_id, jobs)
+            for parent in jobs:
+                if parent.is_array_parent and parent.spec.array is not None:
+                    async for indices in pacer.each_batch(parent.spec.array.indices):
+                        _still_open(self.store, store)
+                        batch = self._make_tasks(parent, indices)
+                        store.insert_tasks(batch)
+                        tasks.extend(batch)
+                    await pacer.rest()
+            _still_open(self.store, store)
+            events = store.finish_build(build_id, jobs, [record] if record else [], keep_keys=IDEMPOTENCY_WINDOW)
+        except BaseException:
+            self._building.difference_update(ids)
+            if self._running:
+                self._spawn(self._discard_build(build_id))
+            raise
+        at = 0
+        try:
+            for job in jobs:
+                if job.is_array_parent:
+                    self._array_counts[job.id] = {job.state: 0}
+                self._take_in(job)
+            self._publish(events)
+            while at < len(tasks):  # the tasks are stored: from now on, even a cancelled request takes them in
+                size = pacer.next_size(0, 0)
+                started = time.monotonic()
+                for task in tasks[at : at + size]:
+                    self._take_in(task)
+                    counts = self._array_counts[task.array_parent or ""]
+                    counts[task.state] = counts.get(task.state, 0) + 1
+                at += size
+                pacer.next_size(size, time.monotonic() - started)
+                self._wake.set()
+                if at < len(tasks):
+                    await pacer.rest()
+        finally:
+            for task in tasks[at:]:
+                self._take_in(task)
+                counts = self._array_counts[task.array_parent or ""]
+                counts[task.state] = counts.get(task.state, 0) + 1
+            self._building.difference_update(ids)
+            self._wake.set()
+
+    async def _discard_build(self, build_id: str) -> None:
+        """Delete what a submission that failed stored, a batch at a time; retried while the store is
+        full (a server stopped before it is done discards the rest when it opens the store again)."""
+        pacer = Pacer()
+        while self._running and self.store is not None:
+            size = pacer.next_size(0, 0)
+            started = time.monotonic()
+            try:
+                if not self.store.discard_build_step(build_id, size):
+                    return
+            except StoreFull:
+                await asyncio.sleep(STORE_RETRY_SECONDS)
+            else:
+                pacer.next_size(size, time.monotonic() - started)
+                await pacer.rest()
+
+    def _take_in(self, job: Job) -> None:
+        """Keep a newly stored job in memory and in the indexes."""
+        self.jobs[job.id] = job
+        self._published[job.id] = len(job.history)
+        self._index(job)
+
+    def _check_queue_limits(self, new: dict[tuple[str, str], int]) -> None:
+        """Raise :class:`LimitExceeded` if ``new`` jobs (counted by :func:`_count_pending`) would take an
+        owner over ``max_queued_per_user`` (all sites together, or a site's own limit). Jobs still being
+        committed count as queued.
         """
         if not self.max_queued_per_user and not any(limit for _, limit in self._site_user_limits.values()):
             return
-        new = _count_pending(jobs)
         queued = dict(self._pending)
-        for key, count in _count_pending(job for group, _ in self._inserts for job in group).items():
+        for key, count in self._pending_in_flight.items():
             queued[key] = queued.get(key, 0) + count
         limit = self.max_queued_per_user
         for owner in {owner for owner, _ in new} if limit else ():
@@ -624,9 +747,7 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, JobRetent
                     done.set_exception(exc)
             return
         for job in jobs:
-            self.jobs[job.id] = job
-            self._published[job.id] = len(job.history)
-            self._index(job)
+            self._take_in(job)
         self._publish(events)
         if any(job.state is JobState.QUEUED for job in jobs):
             self._wake.set()
@@ -661,6 +782,12 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, JobRetent
         """A page of jobs from the store (pending writes are flushed first, if the store has space)."""
         self._flush(retry_now=True)
         return self._require_store().query(query)
+
+    async def query_jobs(self, query: JobQuery) -> JobPage:
+        """:meth:`list_jobs` read in a worker thread, with a connection of its own: however many jobs
+        match, the event loop goes on serving other requests meanwhile."""
+        self._flush(retry_now=True)
+        return await asyncio.to_thread(self._require_store().query_in_thread, query)
 
     def events_after(self, last_id: int) -> list[dict[str, Any]]:
         """Stored events after ``last_id`` (for clients that reconnect)."""
@@ -863,7 +990,19 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, JobRetent
         before returning (a wish still pending shows in ``job.wanted``).
         """
         job = self.get(job_id)
-        targets = [t for t in self._with_tasks(job) if not t.is_array_parent]
+        if job.id in self._building or job.array_parent in self._building:
+            raise InvalidTransition(
+                f"job {job.id} is still being submitted; try again once its submission is answered",
+                [{"field": "state", "message": "still being submitted"}],
+            )
+        # An array's tasks are checked and changed a slice at a time, letting other requests run in
+        # between; each slice's changes are stored before the next begins. What changed meanwhile
+        # is checked again when its turn comes.
+        pacer = Pacer()
+        if job.is_array_parent:
+            targets = await self._array_tasks_paced(job, pacer, live_only=action is not Action.REQUEUE)
+        else:
+            targets = [job]
         legal = [t for t in targets if t.state in ACTIONS[action]]
         if not legal:
             check_action(job.state, action)
@@ -877,14 +1016,23 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, JobRetent
                 raise InvalidTransition(f"job {target.id} is being canceled; it cannot be {action.value}ed")
             if not self._at_once(target, action) and target.site not in self.gates:
                 raise SiteUnavailable(self.gate_errors.get(target.site) or f"no site {target.site!r} is configured")
+            await pacer.pause()
         wishes: list[Job] = []
         for target in legal:
+            if target.state not in ACTIONS[action] or (
+                target.wanted == Action.CANCEL.value and action is not Action.CANCEL
+            ):
+                continue  # it changed while other requests ran
             if self._at_once(target, action):
                 self._do_at_once(target, action)
             else:
                 target.wanted = action.value
                 self._mark(target)
                 wishes.append(target)
+            if pacer.due(share=0.25):  # the rest of a slice: storing what it changed (and its events)
+                self._refresh_parent(job)
+                self._flush_action(action.value)
+                await pacer.rest()
         self._refresh_parent(job)
         self._flush_action(action.value)  # the wish is durable before the request returns
         self._wake.set()
@@ -1263,11 +1411,12 @@ def _remove_sorted(keys: list[tuple[int, int, int, str]], key: tuple[int, int, i
 
 
 def _count_pending(jobs: Iterable[Job]) -> dict[tuple[str, str], int]:
-    """How many of ``jobs`` (array parents aside) each (owner, site) has."""
+    """How many jobs each (owner, site) submits with ``jobs`` (jobs without their tasks): an array
+    counts its tasks, not its parent."""
     counts: dict[tuple[str, str], int] = {}
     for job in jobs:
-        if not job.is_array_parent:
-            counts[job.owner, job.site] = counts.get((job.owner, job.site), 0) + 1
+        count = len(job.spec.array.indices) if job.is_array_parent and job.spec.array is not None else 1
+        counts[job.owner, job.site] = counts.get((job.owner, job.site), 0) + count
     return counts
 
 
@@ -1283,6 +1432,12 @@ def _user_limits_of(site: str, options: dict[str, Any]) -> tuple[int, int]:
             raise ValueError(f"{name} of site {site!r} must be a whole number >= 0 (0: no limit), not {value!r}")
         limits.append(value)
     return limits[0], limits[1]
+
+
+def _still_open(current: JobStore | None, store: JobStore) -> None:
+    """Raise :class:`SiteUnavailable` (503) if the manager stopped (closed ``store``) meanwhile."""
+    if current is not store:
+        raise SiteUnavailable("the server is stopping: the submission was not stored; send it again once it runs")
 
 
 def _nothing_else_ready() -> bool:

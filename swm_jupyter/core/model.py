@@ -464,7 +464,7 @@ def new_job_id() -> str:
     return str(uuid.uuid4())
 
 
-@dataclass
+@dataclass(slots=True)
 class Job:
     """A job in the store: its spec, its state and what the site told us about it.
 

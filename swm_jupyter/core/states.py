@@ -124,7 +124,7 @@ def check_action(state: JobState, action: Action) -> JobState:
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HistoryEntry:
     """One state change: when, into which state, and why."""
 

@@ -6,6 +6,7 @@ import base64
 import fcntl
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
@@ -95,6 +96,9 @@ _INSERT = (
     f"INSERT INTO jobs (id, owner, array_parent, array_index, submit_time, spec, {', '.join(_CHANGING)}) "
     f"VALUES ({', '.join('?' * (6 + len(_CHANGING)))})"
 )
+#: The ``meta`` keys that mark a submission stored in several transactions and not yet complete.
+_BUILD_PREFIX = "build:"
+_BUILD_END = "build;"
 _UPDATE = f"UPDATE jobs SET {', '.join(f'{column}=?' for column in _CHANGING)} WHERE id=?"
 
 SORTS = {
@@ -144,7 +148,8 @@ class JobStore:
     """Jobs and their events in one SQLite file. Not thread-safe: use it from one thread (the loop).
 
     Opening takes an exclusive lock on ``<path>.lock``; a second store on the same file raises
-    :class:`StoreLocked`. Every write method commits before it returns.
+    :class:`StoreLocked`. Opening discards a submission stored only in part (see :meth:`start_build`).
+    Every write method commits before it returns.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, synchronous: str = "FULL") -> None:
@@ -158,10 +163,17 @@ class JobStore:
             self.db.execute("PRAGMA foreign_keys=ON")
             self.db.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
             self._migrate()
+            #: Submissions the previous server did not finish storing (never acknowledged), deleted on opening.
+            self.discarded_builds = self.unfinished_builds()
+            for build_id in self.discarded_builds:
+                while self.discard_build_step(build_id):
+                    pass
         except BaseException:
             self._release_lock()
             raise
         self._spec_cache: dict[str, JobSpec] = {}
+        self._reader: sqlite3.Connection | None = None
+        self._reader_lock = threading.Lock()
         self._checkpointer = WalCheckpointer(self.path, synchronous)
         self._checkpointer.start()
 
@@ -196,6 +208,10 @@ class JobStore:
         """Close the database and release the lock."""
         try:
             self._checkpointer.stop()
+            with self._reader_lock:
+                if self._reader is not None:
+                    self._reader.close()
+                    self._reader = None
             self.db.close()
         finally:
             self._release_lock()
@@ -260,48 +276,112 @@ class JobStore:
         Array tasks get no event of their own at submission (their parent has one).
         """
         jobs = list(jobs)
-        keys = list(keys)
         with self.transaction():
-            if keys:
-                self.db.execute("DELETE FROM idempotency_keys WHERE created < ?", (time.time() - keep_keys,))
-                self.db.executemany(
-                    "INSERT OR REPLACE INTO idempotency_keys (owner, key, fingerprint, job_ids, created) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    [(k.owner, k.key, k.fingerprint, to_text(list(k.job_ids)), k.created) for k in keys],
-                )
-            at = 0
-            while at < len(jobs):
-                # One statement for each run of jobs: separate jobs, or the tasks of one array.
-                parent = jobs[at].array_parent
-                end = at
-                while end < len(jobs) and jobs[end].array_parent == parent:
-                    end += 1
-                batch = jobs[at:end]
-                if parent is None:
-                    rows = [self._row(job, to_text(job.spec.to_dict())) for job in batch]
-                else:
-                    # Tasks of one submission mostly share these fields: encode them once.
-                    first = batch[0]
-                    shared = (to_text(first.gate_data), _cost_json(first.cost), _history_json(first))
-                    rows = [
-                        self._row(task, None)
-                        if task.gate_data != first.gate_data or task.cost != first.cost or task.history != first.history
-                        else self._row(task, None, shared)
-                        for task in batch
-                    ]
-                if len(rows) == 1:  # a lone submission: no statement more than it needs
-                    first_seq = self.db.execute(_INSERT, rows[0]).lastrowid
-                else:
-                    self.db.executemany(_INSERT, rows)
-                    # One writer inside one transaction: AUTOINCREMENT gave the rows consecutive seqs.
-                    first_seq = self.db.execute("SELECT seq FROM jobs WHERE id=?", (batch[0].id,)).fetchone()[0]
-                for offset, job in enumerate(batch):
-                    job.seq = first_seq + offset
-                at = end
-            now = time.time()
-            return self._insert_events(
-                [(job.id, _event_payload(job, None, now)) for job in jobs if not job.array_parent]
+            self._insert_keys(list(keys), keep_keys)
+            self._insert_rows(jobs)
+            return self._submission_events(jobs)
+
+    # A submission too big for one transaction (a large array) is stored in several: first its
+    # jobs without their tasks, with a mark saying that the submission is not complete; then its
+    # tasks, in batches; last, its events and idempotency key, and the mark is removed. A store
+    # opened with a mark left (the server died in between) discards that submission, which was
+    # never acknowledged: no part of a half-stored array ever runs.
+
+    def start_build(self, build_id: str, jobs: list[Job]) -> None:
+        """Store the jobs of a submission (array parents, without their tasks) as not yet complete."""
+        with self.transaction():
+            self.db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?)",
+                (_BUILD_PREFIX + build_id, to_text([job.id for job in jobs])),
             )
+            self._insert_rows(jobs)
+
+    def insert_tasks(self, tasks: list[Job]) -> None:
+        """Store a batch of array tasks of a submission begun with :meth:`start_build`, in one transaction."""
+        with self.transaction():
+            self._insert_rows(tasks)
+
+    def finish_build(
+        self, build_id: str, jobs: list[Job], keys: Iterable[IdempotencyRecord] = (), *, keep_keys: float = 86400.0
+    ) -> list[dict[str, Any]]:
+        """Mark a submission begun with :meth:`start_build` complete, store its idempotency ``keys``
+        and the events of its ``jobs``; return the events. All in one transaction."""
+        with self.transaction():
+            if not self.db.execute("DELETE FROM meta WHERE key=?", (_BUILD_PREFIX + build_id,)).rowcount:
+                raise JobNotFound(f"the submission {build_id} is not being stored")
+            self._insert_keys(list(keys), keep_keys)
+            return self._submission_events(jobs)
+
+    def unfinished_builds(self) -> list[str]:
+        """The ids of submissions begun with :meth:`start_build` and not finished."""
+        rows = self.db.execute("SELECT key FROM meta WHERE key >= ? AND key < ?", (_BUILD_PREFIX, _BUILD_END))
+        return [key[len(_BUILD_PREFIX) :] for (key,) in rows]
+
+    def discard_build_step(self, build_id: str, batch: int = 5000) -> int:
+        """Delete up to ``batch`` tasks an unfinished submission stored (one transaction); once none
+        is left, its jobs and its mark. Returns how many rows were deleted: 0 once nothing is left."""
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (_BUILD_PREFIX + build_id,)).fetchone()
+        if row is None:
+            return 0
+        ids = parse(row[0])
+        with self.transaction():
+            for job_id in ids:
+                count = self.db.execute(
+                    "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs WHERE array_parent=? LIMIT ?)",
+                    (job_id, batch),
+                ).rowcount
+                if count:
+                    return int(count)
+            self.db.execute("DELETE FROM meta WHERE key=?", (_BUILD_PREFIX + build_id,))
+            return 1 + int(self.db.executemany("DELETE FROM jobs WHERE id=?", [(job_id,) for job_id in ids]).rowcount)
+
+    def _insert_keys(self, keys: list[IdempotencyRecord], keep_keys: float) -> None:
+        """Store idempotency keys (inside a transaction), dropping those older than ``keep_keys`` seconds."""
+        if not keys:
+            return
+        self.db.execute("DELETE FROM idempotency_keys WHERE created < ?", (time.time() - keep_keys,))
+        self.db.executemany(
+            "INSERT OR REPLACE INTO idempotency_keys (owner, key, fingerprint, job_ids, created) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [(k.owner, k.key, k.fingerprint, to_text(list(k.job_ids)), k.created) for k in keys],
+        )
+
+    def _submission_events(self, jobs: list[Job]) -> list[dict[str, Any]]:
+        """Store the submission events of ``jobs`` (inside a transaction): one per job, tasks aside."""
+        now = time.time()
+        return self._insert_events([(job.id, _event_payload(job, None, now)) for job in jobs if not job.array_parent])
+
+    def _insert_rows(self, jobs: list[Job]) -> None:
+        """Insert new jobs (inside a transaction) and give each its ``seq``."""
+        at = 0
+        while at < len(jobs):
+            # One statement for each run of jobs: separate jobs, or the tasks of one array.
+            parent = jobs[at].array_parent
+            end = at
+            while end < len(jobs) and jobs[end].array_parent == parent:
+                end += 1
+            batch = jobs[at:end]
+            if parent is None:
+                rows = [self._row(job, to_text(job.spec.to_dict())) for job in batch]
+            else:
+                # Tasks of one submission mostly share these fields: encode them once.
+                first = batch[0]
+                shared = (to_text(first.gate_data), _cost_json(first.cost), _history_json(first))
+                rows = [
+                    self._row(task, None)
+                    if task.gate_data != first.gate_data or task.cost != first.cost or task.history != first.history
+                    else self._row(task, None, shared)
+                    for task in batch
+                ]
+            if len(rows) == 1:  # a lone submission: no statement more than it needs
+                first_seq = self.db.execute(_INSERT, rows[0]).lastrowid
+            else:
+                self.db.executemany(_INSERT, rows)
+                # One writer inside one transaction: AUTOINCREMENT gave the rows consecutive seqs.
+                first_seq = self.db.execute("SELECT seq FROM jobs WHERE id=?", (batch[0].id,)).fetchone()[0]
+            for offset, job in enumerate(batch):
+                job.seq = first_seq + offset
+            at = end
 
     def update_jobs(
         self, jobs: Iterable[Job], *, events: bool = True, steps: dict[str, list[HistoryEntry]] | None = None
@@ -461,8 +541,34 @@ class JobStore:
         ).fetchall()
         return [self._job(r) for r in rows]
 
-    def query(self, q: JobQuery) -> JobPage:
-        """List jobs matching ``q`` with the total, per-state counts and a cursor to the next page."""
+    def array_task_ids(self, parent_id: str, *, live_only: bool = False) -> list[str]:
+        """The ids of an array's tasks (``live_only``: those not in a final state), by index.
+
+        Cheap next to :meth:`array_tasks`: no job is rebuilt.
+        """
+        sql = "SELECT id FROM jobs WHERE array_parent=?"
+        args: tuple[Any, ...] = (parent_id,)
+        if live_only:
+            sql += " AND state NOT IN (?, ?, ?)"
+            args += tuple(s.value for s in JobState if s.final)
+        return [job_id for (job_id,) in self.db.execute(sql + " ORDER BY array_index", args)]
+
+    def get_many(self, job_ids: list[str]) -> list[Job]:
+        """The jobs with exactly these ids (those that exist), in the order given."""
+        found: dict[str, Job] = {}
+        for at in range(0, len(job_ids), 500):
+            chunk = job_ids[at : at + 500]
+            rows = self.db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id IN ({', '.join('?' * len(chunk))})", chunk)
+            for row in rows:
+                found[row[1]] = self._job(row)
+        return [found[job_id] for job_id in job_ids if job_id in found]
+
+    def query(self, q: JobQuery, db: sqlite3.Connection | None = None) -> JobPage:
+        """List jobs matching ``q`` with the total, per-state counts and a cursor to the next page.
+
+        ``db``: the connection to read with (default: the store's own; see :meth:`query_in_thread`).
+        """
+        db = db or self.db
         where: list[str] = []
         args: list[Any] = []
         if q.site:
@@ -484,7 +590,7 @@ class JobStore:
             args.append(q.owner)
         base_where = " AND ".join(where) or "1"
         counts = {s.value: 0 for s in JobState}
-        for state, count in self.db.execute(
+        for state, count in db.execute(
             f"SELECT state, COUNT(*) FROM jobs WHERE {base_where} GROUP BY state", args
         ):
             counts[state] = count
@@ -506,13 +612,23 @@ class JobStore:
             else:
                 offset = value
         sql = f"SELECT {_COLUMNS} FROM jobs WHERE {' AND '.join(where) or '1'} ORDER BY {order} LIMIT ? OFFSET ?"
-        rows = self.db.execute(sql, [*args, q.limit + 1, offset]).fetchall()
+        rows = db.execute(sql, [*args, q.limit + 1, offset]).fetchall()
         more = len(rows) > q.limit
-        jobs = [self._job(r, with_spec=True) for r in rows[: q.limit]]
+        jobs = [self._job(r, db=db) for r in rows[: q.limit]]
         next_cursor = None
         if more and jobs:
             next_cursor = _encode_cursor("s", jobs[-1].seq) if seq_sort else _encode_cursor("o", offset + q.limit)
         return JobPage(jobs=jobs, total=total, counts=counts, next_cursor=next_cursor)
+
+    def query_in_thread(self, q: JobQuery) -> JobPage:
+        """:meth:`query` for a worker thread: it reads with a connection of its own (WAL readers see
+        every committed write and never wait for the writer), so a listing of a big store or a big
+        array does not hold up the event loop. One listing at a time uses that connection."""
+        with self._reader_lock:
+            if self._reader is None:
+                self._reader = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+                self._reader.execute("PRAGMA query_only=ON")
+            return self.query(q, self._reader)
 
     def events_after(self, last_id: int, limit: int = 10_000) -> list[dict[str, Any]]:
         """Stored events with an id above ``last_id``, oldest first."""
@@ -536,7 +652,7 @@ class JobStore:
         row = self.db.execute("SELECT MIN(id) FROM events").fetchone()
         return int(row[0] or 0)
 
-    def _job(self, row: tuple[Any, ...], with_spec: bool = True) -> Job:
+    def _job(self, row: tuple[Any, ...], with_spec: bool = True, db: sqlite3.Connection | None = None) -> Job:
         (
             seq,
             job_id,
@@ -562,7 +678,7 @@ class JobStore:
             history,
         ) = row
         if spec is None and array_parent:
-            job_spec = self._parent_spec(array_parent)
+            job_spec = self._parent_spec(array_parent, db or self.db)
         else:
             job_spec = spec_from_json(parse(spec))
         return Job(
@@ -588,10 +704,10 @@ class JobStore:
             seq=seq,
         )
 
-    def _parent_spec(self, parent_id: str) -> JobSpec:
+    def _parent_spec(self, parent_id: str, db: sqlite3.Connection) -> JobSpec:
         spec = self._spec_cache.get(parent_id)
         if spec is None:
-            row = self.db.execute("SELECT spec FROM jobs WHERE id=?", (parent_id,)).fetchone()
+            row = db.execute("SELECT spec FROM jobs WHERE id=?", (parent_id,)).fetchone()
             spec = spec_from_json(parse(row[0]))
             if len(self._spec_cache) > 1000:
                 self._spec_cache.clear()

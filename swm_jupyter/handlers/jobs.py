@@ -142,7 +142,7 @@ class JobsHandler(SwmHandler):
             offset=self.int_argument("offset", 0, minimum=0, maximum=MAX_OFFSET),
             cursor=self.get_argument("cursor", None) or None,
         )
-        page = self.manager.list_jobs(query)
+        page = await self.manager.query_jobs(query)
         self.write_json(
             {
                 "jobs": [public_summary(job.summary()) for job in page.jobs],
