@@ -64,6 +64,7 @@ def test_every_resource_option_reaches_slurm(services: dict[str, str], tmp_path:
             "Duration=10",
             "Nodes=" + services["SWM_TEST_SLURM_NODE"],
             "Users=root",
+            "Flags=IGNORE_JOBS",  # jobs of other tests on the node must not make the reservation fail
         ],
         check=True,
         capture_output=True,

@@ -103,7 +103,7 @@ def test_connection_cut_and_gate_restart(services: dict[str, str], ssh_options: 
     async def body() -> None:
         g = gate(ssh_options, tmp_path)
         await g.setup()
-        jobs = [make_job(tmp_path / "local", {"command": ["sh", "-c", f"sleep 3; exit {i}"]}) for i in range(4)]
+        jobs = [make_job(tmp_path / "local", {"command": ["sh", "-c", f"sleep 6; exit {i}"]}) for i in range(4)]
         for job in jobs:
             apply(job, await g.submit(job))
         commands_before = g.transport.commands_run
@@ -115,7 +115,7 @@ def test_connection_cut_and_gate_restart(services: dict[str, str], ssh_options: 
         assert all(s.state is JobState.RUNNING for s in statuses.values())
         assert g.transport.connections_made >= 2
         await g.cleanup()  # the "server" goes away; the jobs do not
-        await asyncio.sleep(3.5)
+        await asyncio.sleep(6.5)
         fresh = gate(ssh_options, tmp_path)  # a new process knows only gate_data
         try:
             finals = await poll_until_final(fresh, jobs, 20)
