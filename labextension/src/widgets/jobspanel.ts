@@ -10,6 +10,7 @@ import { errorText, formatTime, runTime } from '../format';
 import { GroupBy, IJobFilter, IStoreChange, Row, SortKey } from '../store';
 import { JobSync } from '../sync';
 import { JobAction, JobStateName, STATES, STATE_CODES, isFinal } from '../types';
+import { el } from './dom';
 import { VirtualList } from './virtuallist';
 
 export const ROW_HEIGHT = 28;
@@ -39,21 +40,6 @@ export interface IJobsPanelOptions {
   sync: JobSync;
   openJob: (id: string) => void;
   submit: () => void;
-}
-
-function el<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  cls: string,
-  text?: string
-): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  if (cls) {
-    node.className = cls;
-  }
-  if (text !== undefined) {
-    node.textContent = text;
-  }
-  return node;
 }
 
 export class JobsPanel extends Widget {

@@ -13,6 +13,7 @@ import { LogBuffer } from '../logbuffer';
 import { IStoreChange } from '../store';
 import { JobSync } from '../sync';
 import { IJob, IJobFile, JobAction, LogStreamEvent, STATE_CODES, isFinal } from '../types';
+import { el } from './dom';
 
 export interface IJobViewOptions {
   sync: JobSync;
@@ -24,21 +25,6 @@ export interface IJobViewOptions {
 }
 
 type Stream = 'stdout' | 'stderr';
-
-function el<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  cls: string,
-  text?: string
-): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  if (cls) {
-    node.className = cls;
-  }
-  if (text !== undefined) {
-    node.textContent = text;
-  }
-  return node;
-}
 
 /** Path of `abs` relative to the Jupyter server root, or null when outside it. */
 export function relativeToRoot(
