@@ -11,6 +11,7 @@ import { GroupBy, IJobFilter, IStoreChange, Row, SortKey } from '../store';
 import { JobSync } from '../sync';
 import { JobAction, JobStateName, STATES, STATE_CODES, isFinal } from '../types';
 import { el } from './dom';
+import { FrameScheduler } from './frame';
 import { VirtualList } from './virtuallist';
 
 export const ROW_HEIGHT = 28;
@@ -52,9 +53,10 @@ export class JobsPanel extends Widget {
   private _collapsed = new Set<string>();
   private _selected = new Set<string>();
   private _anchor: number | null = null;
-  private _frame = 0;
-  private _timer = 0;
-  private _lastRender = -Infinity;
+  /** Renders at most once a frame and once every MIN_RENDER_INTERVAL ms. */
+  private _renderer = new FrameScheduler(() => this._renderNow(), {
+    minInterval: MIN_RENDER_INTERVAL
+  });
   private _search: HTMLInputElement;
   private _stateSelect: HTMLSelectElement;
   private _siteSelect: HTMLSelectElement;
@@ -204,10 +206,7 @@ export class JobsPanel extends Widget {
     if (this.isDisposed) {
       return;
     }
-    if (this._frame) {
-      cancelAnimationFrame(this._frame);
-    }
-    window.clearTimeout(this._timer);
+    this._renderer.dispose();
     this._sync.store.changed.disconnect(this._onStoreChanged, this);
     super.dispose();
   }
@@ -225,26 +224,11 @@ export class JobsPanel extends Widget {
    * few re-sorts a second, not one per event or per frame.
    */
   private _schedule(): void {
-    if (this._frame || this._timer) {
-      return;
-    }
-    const wait = this._lastRender + MIN_RENDER_INTERVAL - performance.now();
-    const go = (): void => {
-      this._timer = 0;
-      this._frame = requestAnimationFrame(() => {
-        this._frame = 0;
-        this._lastRender = performance.now();
-        this.update();
-      });
-    };
-    if (wait > 0) {
-      this._timer = window.setTimeout(go, wait);
-    } else {
-      go();
-    }
+    this._renderer.schedule();
   }
 
   protected onUpdateRequest(): void {
+    this._renderer.cancel();
     this._renderNow();
   }
 
