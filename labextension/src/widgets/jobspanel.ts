@@ -1,6 +1,6 @@
 /**
  * The job list of the Sky Port sidebar: search, state and site filters, grouping, a
- * virtualized list of rows, and multi-select actions. It renders from the JobStore at most once
+ * windowed list of rows (JupyterLab's WindowedList), and multi-select actions. It renders from the JobStore at most once
  * per animation frame, whatever the rate of websocket events.
  */
 import { Notification } from '@jupyterlab/apputils';
@@ -12,7 +12,7 @@ import { JobSync } from '../sync';
 import { JobAction, JobStateName, STATES, STATE_CODES, isFinal } from '../types';
 import { el } from './dom';
 import { FrameScheduler } from './frame';
-import { VirtualList } from './virtuallist';
+import { RowList } from './rowlist';
 
 export const ROW_HEIGHT = 28;
 
@@ -44,7 +44,7 @@ export interface IJobsPanelOptions {
 }
 
 export class JobsPanel extends Widget {
-  readonly list: VirtualList<Row>;
+  readonly list: RowList<Row>;
   private _sync: JobSync;
   private _opts: IJobsPanelOptions;
   private _filter: IJobFilter = {};
@@ -146,8 +146,9 @@ export class JobsPanel extends Widget {
     header.node.append(top, this._search, filters, this._summary, actions, this._message);
     layout.addWidget(header);
 
-    this.list = new VirtualList<Row>({
+    this.list = new RowList<Row>({
       rowHeight: ROW_HEIGHT,
+      key: row => (row.kind === 'group' ? `group:${row.key}` : `job:${row.job.id}`),
       createRow: () => this._createRow(),
       renderRow: (node, row, index) => this._renderRow(node, row, index)
     });
@@ -236,7 +237,6 @@ export class JobsPanel extends Widget {
     const store = this._sync.store;
     const rows = store.rows(this._filter, this._sort, this._groupBy, this._collapsed);
     this.list.setItems(rows);
-    this.list.renderNow();
     const counts = store.counts();
     const parts = STATES.filter(s => counts[s]).map(
       s => `<span class="swm-Count" data-state="${s}">${counts[s]} ${s}</span>`
@@ -308,7 +308,8 @@ export class JobsPanel extends Widget {
   private _renderRow(node: HTMLElement, row: Row, index: number): void {
     node.dataset.index = String(index);
     if (row.kind === 'group') {
-      node.className = 'swm-JobRow swm-GroupRow';
+      node.classList.add('swm-GroupRow');
+      node.classList.remove('swm-mod-selected');
       delete node.dataset.jobId;
       delete node.dataset.state;
       node.dataset.group = row.key;
@@ -317,7 +318,8 @@ export class JobsPanel extends Widget {
     }
     const job = row.job;
     const selected = this._selected.has(job.id);
-    node.className = `swm-JobRow${selected ? ' swm-mod-selected' : ''}`;
+    node.classList.remove('swm-GroupRow');
+    node.classList.toggle('swm-mod-selected', selected);
     node.dataset.jobId = job.id;
     node.dataset.state = job.state;
     delete node.dataset.group;
