@@ -34,6 +34,10 @@ class RowListModel<T> extends WindowedListModel {
   version = 0;
   private _opts: IRowListOptions<T>;
   private _rows = new Map<string, Row<T>>();
+  /** The indices being drawn: rows are made for these only. */
+  private _range: [number, number] = [0, -1];
+  /** What a row out of the drawn range is, to the model's size measuring: not in the DOM. */
+  private _placeholder = new Widget();
 
   constructor(opts: IRowListOptions<T>) {
     super({ overscanCount: opts.overscan ?? 8 });
@@ -42,8 +46,28 @@ class RowListModel<T> extends WindowedListModel {
 
   estimateWidgetSize = (): number => this._opts.rowHeight;
 
+  /**
+   * The range WindowedList draws next. WindowedListModel also asks `widgetRenderer` for every
+   * index it has not measured yet (up to the scroll position: thousands), so rows are made only
+   * for the drawn range; other indices get a placeholder that is not in the DOM (sized by
+   * `estimateWidgetSize`).
+   */
+  getRangeToRender(
+    ...args: Parameters<WindowedListModel['getRangeToRender']>
+  ): ReturnType<WindowedListModel['getRangeToRender']> {
+    this._range = [0, -1];
+    const range = super.getRangeToRender(...args);
+    if (range && !args[0]?.virtual) {
+      this._range = [range[0], range[1]];
+    }
+    return range;
+  }
+
   widgetRenderer = (index: number): Widget => {
     const item = this.items[index];
+    if (item === undefined || index < this._range[0] || index > this._range[1]) {
+      return this._placeholder;
+    }
     const key = this._opts.key(item);
     let row = this._rows.get(key);
     if (!row || row.isDisposed) {
@@ -65,6 +89,11 @@ class RowListModel<T> extends WindowedListModel {
     }
     return row;
   };
+
+  dispose(): void {
+    this._placeholder.dispose();
+    super.dispose();
+  }
 }
 
 /** The layout of a RowList: a row that leaves the view is disposed. */
