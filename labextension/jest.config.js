@@ -13,7 +13,8 @@ module.exports = {
     'src/sync.ts',
     'src/logbuffer.ts',
     'src/submitmodel.ts',
-    'src/format.ts'
+    'src/format.ts',
+    'src/widgets/frame.ts'
   ],
   coverageReporters: ['text-summary']
 };

@@ -65,3 +65,23 @@ export function errorText(err: unknown): string {
 export function jobLabel(job: { id: string; name: string }): string {
   return `${job.name} (${job.id.slice(0, 8)})`;
 }
+
+/** How a job that ended is announced: the notification's text and kind. */
+export function endedNotice(job: IJobSummary): {
+  message: string;
+  type: 'success' | 'warning' | 'error';
+} {
+  const type =
+    job.state === 'finished' && (job.exit_code ?? 0) === 0
+      ? 'success'
+      : job.state === 'canceled'
+        ? 'warning'
+        : 'error';
+  const how =
+    job.state === 'finished'
+      ? `finished${job.exit_code ? ` with exit code ${job.exit_code}` : ''}`
+      : job.state === 'error'
+        ? `failed${job.state_details ? `: ${job.state_details}` : ''}`
+        : 'was canceled';
+  return { message: `Job ${jobLabel(job)} ${how}`, type };
+}

@@ -1,6 +1,6 @@
 /**
  * The job list of the Sky Port sidebar: search, state and site filters, grouping, a
- * virtualized list of rows, and multi-select actions. It renders from the JobStore at most once
+ * windowed list of rows (JupyterLab's WindowedList), and multi-select actions. It renders from the JobStore at most once
  * per animation frame, whatever the rate of websocket events.
  */
 import { Notification } from '@jupyterlab/apputils';
@@ -10,7 +10,9 @@ import { errorText, formatTime, runTime } from '../format';
 import { GroupBy, IJobFilter, IStoreChange, Row, SortKey } from '../store';
 import { JobSync } from '../sync';
 import { JobAction, JobStateName, STATES, STATE_CODES, isFinal } from '../types';
-import { VirtualList } from './virtuallist';
+import { el } from './dom';
+import { FrameScheduler } from './frame';
+import { RowList } from './rowlist';
 
 export const ROW_HEIGHT = 28;
 
@@ -41,23 +43,8 @@ export interface IJobsPanelOptions {
   submit: () => void;
 }
 
-function el<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  cls: string,
-  text?: string
-): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  if (cls) {
-    node.className = cls;
-  }
-  if (text !== undefined) {
-    node.textContent = text;
-  }
-  return node;
-}
-
 export class JobsPanel extends Widget {
-  readonly list: VirtualList<Row>;
+  readonly list: RowList<Row>;
   private _sync: JobSync;
   private _opts: IJobsPanelOptions;
   private _filter: IJobFilter = {};
@@ -66,9 +53,10 @@ export class JobsPanel extends Widget {
   private _collapsed = new Set<string>();
   private _selected = new Set<string>();
   private _anchor: number | null = null;
-  private _frame = 0;
-  private _timer = 0;
-  private _lastRender = -Infinity;
+  /** Renders at most once a frame and once every MIN_RENDER_INTERVAL ms. */
+  private _renderer = new FrameScheduler(() => this._renderNow(), {
+    minInterval: MIN_RENDER_INTERVAL
+  });
   private _search: HTMLInputElement;
   private _stateSelect: HTMLSelectElement;
   private _siteSelect: HTMLSelectElement;
@@ -158,8 +146,9 @@ export class JobsPanel extends Widget {
     header.node.append(top, this._search, filters, this._summary, actions, this._message);
     layout.addWidget(header);
 
-    this.list = new VirtualList<Row>({
+    this.list = new RowList<Row>({
       rowHeight: ROW_HEIGHT,
+      key: row => (row.kind === 'group' ? `group:${row.key}` : `job:${row.job.id}`),
       createRow: () => this._createRow(),
       renderRow: (node, row, index) => this._renderRow(node, row, index)
     });
@@ -218,10 +207,7 @@ export class JobsPanel extends Widget {
     if (this.isDisposed) {
       return;
     }
-    if (this._frame) {
-      cancelAnimationFrame(this._frame);
-    }
-    window.clearTimeout(this._timer);
+    this._renderer.dispose();
     this._sync.store.changed.disconnect(this._onStoreChanged, this);
     super.dispose();
   }
@@ -239,26 +225,11 @@ export class JobsPanel extends Widget {
    * few re-sorts a second, not one per event or per frame.
    */
   private _schedule(): void {
-    if (this._frame || this._timer) {
-      return;
-    }
-    const wait = this._lastRender + MIN_RENDER_INTERVAL - performance.now();
-    const go = (): void => {
-      this._timer = 0;
-      this._frame = requestAnimationFrame(() => {
-        this._frame = 0;
-        this._lastRender = performance.now();
-        this.update();
-      });
-    };
-    if (wait > 0) {
-      this._timer = window.setTimeout(go, wait);
-    } else {
-      go();
-    }
+    this._renderer.schedule();
   }
 
   protected onUpdateRequest(): void {
+    this._renderer.cancel();
     this._renderNow();
   }
 
@@ -266,7 +237,6 @@ export class JobsPanel extends Widget {
     const store = this._sync.store;
     const rows = store.rows(this._filter, this._sort, this._groupBy, this._collapsed);
     this.list.setItems(rows);
-    this.list.renderNow();
     const counts = store.counts();
     const parts = STATES.filter(s => counts[s]).map(
       s => `<span class="swm-Count" data-state="${s}">${counts[s]} ${s}</span>`
@@ -338,7 +308,8 @@ export class JobsPanel extends Widget {
   private _renderRow(node: HTMLElement, row: Row, index: number): void {
     node.dataset.index = String(index);
     if (row.kind === 'group') {
-      node.className = 'swm-JobRow swm-GroupRow';
+      node.classList.add('swm-GroupRow');
+      node.classList.remove('swm-mod-selected');
       delete node.dataset.jobId;
       delete node.dataset.state;
       node.dataset.group = row.key;
@@ -347,7 +318,8 @@ export class JobsPanel extends Widget {
     }
     const job = row.job;
     const selected = this._selected.has(job.id);
-    node.className = `swm-JobRow${selected ? ' swm-mod-selected' : ''}`;
+    node.classList.remove('swm-GroupRow');
+    node.classList.toggle('swm-mod-selected', selected);
     node.dataset.jobId = job.id;
     node.dataset.state = job.state;
     delete node.dataset.group;

@@ -13,6 +13,8 @@ import { LogBuffer } from '../logbuffer';
 import { IStoreChange } from '../store';
 import { JobSync } from '../sync';
 import { IJob, IJobFile, JobAction, LogStreamEvent, STATE_CODES, isFinal } from '../types';
+import { el } from './dom';
+import { FrameScheduler } from './frame';
 
 export interface IJobViewOptions {
   sync: JobSync;
@@ -24,21 +26,6 @@ export interface IJobViewOptions {
 }
 
 type Stream = 'stdout' | 'stderr';
-
-function el<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  cls: string,
-  text?: string
-): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  if (cls) {
-    node.className = cls;
-  }
-  if (text !== undefined) {
-    node.textContent = text;
-  }
-  return node;
-}
 
 /** Path of `abs` relative to the Jupyter server root, or null when outside it. */
 export function relativeToRoot(
@@ -81,7 +68,7 @@ export class JobView extends Widget {
   private _follow = true;
   private _unsubscribe: (() => void) | null = null;
   private _files: IJobFile[] = [];
-  private _logFrame = 0;
+  private _logRenderer = new FrameScheduler(() => this._renderLog());
   private _title: HTMLElement;
   private _badge: HTMLElement;
   private _meta: HTMLElement;
@@ -238,9 +225,7 @@ export class JobView extends Widget {
     }
     this._unsubscribe?.();
     this._sync.store.changed.disconnect(this._onStoreChanged, this);
-    if (this._logFrame) {
-      cancelAnimationFrame(this._logFrame);
-    }
+    this._logRenderer.dispose();
     super.dispose();
   }
 
@@ -322,12 +307,7 @@ export class JobView extends Widget {
   }
 
   private _scheduleLog(): void {
-    if (!this._logFrame) {
-      this._logFrame = requestAnimationFrame(() => {
-        this._logFrame = 0;
-        this._renderLog();
-      });
-    }
+    this._logRenderer.schedule();
   }
 
   private _renderLog(): void {

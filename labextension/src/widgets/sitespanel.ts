@@ -4,21 +4,7 @@ import { Widget } from '@lumino/widgets';
 import { errorText, formatDuration } from '../format';
 import { JobSync } from '../sync';
 import { ISite, STATES } from '../types';
-
-function el<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  cls: string,
-  text?: string
-): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  if (cls) {
-    node.className = cls;
-  }
-  if (text !== undefined) {
-    node.textContent = text;
-  }
-  return node;
-}
+import { el } from './dom';
 
 export class SitesPanel extends Widget {
   private _sync: JobSync;

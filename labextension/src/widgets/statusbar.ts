@@ -2,9 +2,10 @@
 import { Widget } from '@lumino/widgets';
 
 import { JobStore } from '../store';
+import { FrameScheduler } from './frame';
 
 export class SwmStatus extends Widget {
-  private _frame = 0;
+  private _renderer = new FrameScheduler(() => this._render());
 
   constructor(
     private readonly _store: JobStore,
@@ -20,16 +21,12 @@ export class SwmStatus extends Widget {
 
   dispose(): void {
     this._store.changed.disconnect(this._schedule, this);
+    this._renderer.dispose();
     super.dispose();
   }
 
   private _schedule(): void {
-    if (!this._frame) {
-      this._frame = requestAnimationFrame(() => {
-        this._frame = 0;
-        this._render();
-      });
-    }
+    this._renderer.schedule();
   }
 
   private _render(): void {

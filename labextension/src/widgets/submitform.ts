@@ -10,21 +10,7 @@ import { IFieldError, SwmApi } from '../api';
 import { errorText } from '../format';
 import { ISubmitForm, buildSpec, formCost, swmLines } from '../submitmodel';
 import { ISite } from '../types';
-
-function el<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  cls: string,
-  text?: string
-): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  if (cls) {
-    node.className = cls;
-  }
-  if (text !== undefined) {
-    node.textContent = text;
-  }
-  return node;
-}
+import { el } from './dom';
 
 type TextField = 'name' | 'nodes' | 'cpus' | 'memory' | 'gpus' | 'walltime' | 'containerImage';
 

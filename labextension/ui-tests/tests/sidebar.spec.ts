@@ -6,6 +6,8 @@
 import { expect, Page, test } from '@playwright/test';
 import * as path from 'path';
 
+import { api } from '../server';
+
 const URL = (): string => process.env.SWM_LAB_URL ?? '';
 const TOKEN = (): string => process.env.SWM_LAB_TOKEN ?? '';
 const IMG = path.resolve(__dirname, '..', '..', '..', 'docs', 'img');
@@ -234,4 +236,47 @@ test('the submit dialog checks limits before sending', async ({ page }) => {
     'cannot read walltime'
   );
   await dialog.locator('.jp-Dialog-button.jp-mod-reject').click();
+});
+
+/** Names of the job rows the user can see in the sidebar, top to bottom. */
+async function visibleRowNames(page: Page): Promise<string[]> {
+  return page
+    .locator('#swm-sidebar .swm-JobRow[data-job-id]:visible .swm-JobRow-name')
+    .allTextContents();
+}
+
+test('search and the state filter keep only the matching rows', async ({ page }) => {
+  const server = { url: URL(), token: TOKEN() } as Parameters<typeof api>[0];
+  const names = ['filter-a-1', 'filter-a-2', 'filter-a-3', 'filter-b-1', 'filter-b-2'];
+  await api(server, 'jobs', {
+    method: 'POST',
+    body: names.map(name => ({ name, command: ['true'], hold: true }))
+  });
+  await openLab(page);
+  const panel = page.locator('#swm-sidebar .swm-JobsPanel');
+  await expect(row(page, 'filter-b-2')).toBeVisible();
+  const all = (await visibleRowNames(page)).length;
+  expect(all).toBeGreaterThanOrEqual(names.length);
+
+  await panel.locator('.swm-Search').fill('filter-b');
+  await expect
+    .poll(async () => (await visibleRowNames(page)).sort())
+    .toEqual(['filter-b-1', 'filter-b-2']);
+  await expect(panel).toHaveAttribute('data-visible', '2');
+
+  await panel.locator('.swm-Search').fill('');
+  await panel.locator('.swm-StateFilter').selectOption('held');
+  await expect.poll(async () => (await visibleRowNames(page)).sort()).toEqual(names);
+  const states = await page
+    .locator('#swm-sidebar .swm-JobRow[data-job-id]:visible')
+    .evaluateAll(rows => rows.map(r => (r as HTMLElement).dataset.state));
+  expect(new Set(states)).toEqual(new Set(['held']));
+
+  await panel.locator('.swm-Search').fill('no job has this name');
+  await expect.poll(() => visibleRowNames(page)).toEqual([]);
+  await expect(panel).toHaveAttribute('data-visible', '0');
+
+  await panel.locator('.swm-Search').fill('');
+  await panel.locator('.swm-StateFilter').selectOption('');
+  await expect.poll(async () => (await visibleRowNames(page)).length).toBe(all);
 });

@@ -1,0 +1,40 @@
+/** The user settings of the plugin (Settings → Sky Port), live: changes apply without a reload. */
+import { ISettingRegistry } from '@jupyterlab/settingregistry';
+
+import { GroupBy } from '../store';
+
+export interface ISwmSettings {
+  defaultSite: string;
+  notifications: boolean;
+  groupBy: GroupBy;
+}
+
+/** The settings until (or unless) the registry answers: the schema's defaults. */
+export function defaultSettings(): ISwmSettings {
+  return { defaultSite: '', notifications: true, groupBy: 'none' };
+}
+
+/**
+ * Load the settings of `pluginId` into `settings` and keep them current; `applied` runs after
+ * each load or change. A registry that cannot load them leaves the defaults (and says so).
+ */
+export function followSettings(
+  registry: ISettingRegistry,
+  pluginId: string,
+  settings: ISwmSettings,
+  applied: (settings: ISwmSettings) => void
+): void {
+  registry
+    .load(pluginId)
+    .then(s => {
+      const apply = (): void => {
+        settings.defaultSite = (s.get('defaultSite').composite as string) ?? '';
+        settings.notifications = (s.get('notifications').composite as boolean) ?? true;
+        settings.groupBy = ((s.get('groupBy').composite as string) ?? 'none') as GroupBy;
+        applied(settings);
+      };
+      apply();
+      s.changed.connect(apply);
+    })
+    .catch(err => console.warn('swm-jupyter: cannot load settings', err));
+}
