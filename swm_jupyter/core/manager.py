@@ -549,7 +549,7 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, LoggingCo
             return
         new = _count_pending(jobs)
         queued = dict(self._pending)
-        for key, count in _count_pending(job for group, _ in self._inserts for job in group).items():
+        for key, count in _count_pending(job for group, _, _ in self._inserts for job in group).items():
             queued[key] = queued.get(key, 0) + count
         limit = self.max_queued_per_user
         for owner in {owner for owner, _ in new} if limit else ():
