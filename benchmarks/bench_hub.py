@@ -77,9 +77,8 @@ def start_hub(root: Path) -> Hub:
 
 
 def stop_hub(hub: Hub, name: str) -> None:
-    """Stop the hub, remove its shared folder, keep its log (hub, proxy and service) in the temp dir."""
+    """Stop the hub; keep its log (hub, proxy and service) in the temp dir."""
     hub.stop()
-    shutil.rmtree(hub.shared, ignore_errors=True)
     kept = Path(tempfile.gettempdir()) / f"swm-bench-hub-{name}.log"
     shutil.copyfile(hub.log_path, kept)
     print(f"hub log: {kept}", file=sys.stderr)

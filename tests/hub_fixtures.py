@@ -11,6 +11,7 @@ its environment and this checkout that they could not enter, so their servers ca
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import secrets
@@ -80,10 +81,14 @@ class Hub:
         self.token = secrets.token_hex(16)  # the test service's token (hub admin)
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = root / "hub.log"
-        # Files a test shares with the users' jobs (which run as the users): pytest's own folders are
-        # root's alone (and pytest makes them so again at each session start, ACLs or not).
-        self.shared = Path(tempfile.mkdtemp(prefix="swm-hub-shared-", dir="/tmp"))
-        self.shared.chmod(0o755)
+
+    @functools.cached_property
+    def shared(self) -> Path:
+        """A folder for files a test shares with the users' jobs (which run as the users): pytest's own
+        folders are root's alone (and pytest makes them so again at each session start, ACLs or not)."""
+        folder = Path(tempfile.mkdtemp(prefix="swm-hub-shared-", dir="/tmp"))
+        folder.chmod(0o755)
+        return folder
 
     def write_config(self) -> Path:
         """The test config: the example, moved to free ports and this folder, plus a test service."""
@@ -286,7 +291,8 @@ def running_hub(
         yield running.start()
     finally:
         running.stop()
-        shutil.rmtree(running.shared, ignore_errors=True)
+        if "shared" in vars(running):
+            shutil.rmtree(running.shared, ignore_errors=True)
         kept = REPO / "tests" / ".artifacts" / f"{name}.log"
         kept.parent.mkdir(exist_ok=True)
         shutil.copyfile(running.log_path, kept)
