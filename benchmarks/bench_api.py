@@ -34,8 +34,8 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(base: Path, data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """Start a jupyter server with swm_jupyter on ``data_dir``; return the process and its URL."""
+def start_server(base: Path, data_dir: Path, extra_args: tuple[str, ...] = ()) -> tuple[subprocess.Popen[bytes], str]:
+    """Start a jupyter server with swm_jupyter on ``data_dir`` (and ``extra_args``); return the process and its URL."""
     port = free_port()
     root = base / "root"
     root.mkdir(exist_ok=True)
@@ -53,6 +53,7 @@ def start_server(base: Path, data_dir: Path) -> tuple[subprocess.Popen[bytes], s
         "--log-level=WARN",
         "--ServerApp.jpserver_extensions={'swm_jupyter': True, 'jupyterlab': False, 'jupyter_lsp': False}",
         f"--SwmApp.data_dir={data_dir}",
+        *extra_args,
     ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=open(base / "server.log", "ab"))
     url = f"http://127.0.0.1:{port}"

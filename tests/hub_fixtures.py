@@ -10,13 +10,17 @@ its environment and this checkout that they could not enter, so their servers ca
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import secrets
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -69,13 +73,22 @@ class HubError(AssertionError):
 class Hub:
     """A running JupyterHub (as a subprocess) and helpers to call it and its services."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, service_config: str = "") -> None:
         self.root = root
+        self.service_config = service_config  # lines added to the example's swm_service_config.py
         self.port, self.hub_port, self.proxy_api_port, self.swm_port = (free_port() for _ in range(4))
         self.url = f"http://127.0.0.1:{self.port}"
         self.token = secrets.token_hex(16)  # the test service's token (hub admin)
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = root / "hub.log"
+
+    @functools.cached_property
+    def shared(self) -> Path:
+        """A folder for files a test shares with the users' jobs (which run as the users): pytest's own
+        folders are root's alone (and pytest makes them so again at each session start, ACLs or not)."""
+        folder = Path(tempfile.mkdtemp(prefix="swm-hub-shared-", dir="/tmp"))
+        folder.chmod(0o755)
+        return folder
 
     def write_config(self) -> Path:
         """The test config: the example, moved to free ports and this folder, plus a test service."""
@@ -95,6 +108,8 @@ swm = c.JupyterHub.services[0]
 swm["url"] = "http://127.0.0.1:{self.swm_port}"
 swm["command"] = swm["command"] + ["--SwmApp.poll_interval=0.5", "--SwmApp.synchronous=NORMAL"]
 swm["environment"] = {{"PYTHONPATH": {str(REPO)!r}}}
+service_config = "--config={self.write_service_config()}"
+swm["command"] = [service_config if a.startswith("--config=") else a for a in swm["command"]]
 c.JupyterHub.services.append({{"name": "swm-test", "api_token": {self.token!r}}})
 c.JupyterHub.load_roles.append({{
     "name": "swm-test",
@@ -104,6 +119,23 @@ c.JupyterHub.load_roles.append({{
 """
         )
         return config
+
+    def write_service_config(self) -> Path:
+        """The swm service's config: the example's ``swm_service_config.py`` plus :attr:`service_config`."""
+        config = self.root / "swm_service_test_config.py"
+        config.write_text(
+            "c = get_config()  # noqa\n"
+            f"load_subconfig({str(EXAMPLE / 'swm_service_config.py')!r})\n" + self.service_config + "\n"
+        )
+        return config
+
+    def job_folders(self) -> list[Path]:
+        """The folders of every job in the service's store (read after the hub stopped)."""
+        store = self.root / "state" / "swm" / "jobs.sqlite"
+        if not store.exists():
+            return []
+        with contextlib.closing(sqlite3.connect(f"file:{store}?mode=ro", uri=True)) as db:
+            return [Path(row[0]) for row in db.execute("SELECT folder FROM jobs WHERE folder != ''")]
 
     def start(self, timeout: float = 90) -> Hub:
         """Start the hub; return once the hub and the swm service answer."""
@@ -246,17 +278,32 @@ c.JupyterHub.load_roles.append({{
             os.kill(pid, signal.SIGTERM)
 
 
-@pytest.fixture(scope="module")
-def hub(hub_users: tuple[str, ...], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
-    """A running hub with the swm service (one per test module)."""
-    root = tmp_path_factory.mktemp("hub")
+@contextlib.contextmanager
+def running_hub(
+    users: tuple[str, ...], tmp_path_factory: pytest.TempPathFactory, name: str = "hub", service_config: str = ""
+) -> Iterator[Hub]:
+    """Start a hub (``service_config``: lines added to the service's config), stop it after, keep its
+    log in ``tests/.artifacts/<name>.log`` and remove its jobs' folders (in the users' homes)."""
+    root = tmp_path_factory.mktemp(name)
     os.chmod(root, 0o755)
-    running = Hub(root)
+    running = Hub(root, service_config)
     try:
         yield running.start()
     finally:
         running.stop()
-        kept = REPO / "tests" / ".artifacts" / "hub.log"
+        if "shared" in vars(running):
+            shutil.rmtree(running.shared, ignore_errors=True)
+        kept = REPO / "tests" / ".artifacts" / f"{name}.log"
         kept.parent.mkdir(exist_ok=True)
         shutil.copyfile(running.log_path, kept)
         print(f"hub log: {kept}")
+        for folder in running.job_folders():
+            if folder.parent.parts[-2:] == (".swm", "jobs"):  # a folder of run_as_owner (the rest is in root)
+                shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def hub(hub_users: tuple[str, ...], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    """A running hub with the swm service (one per test module)."""
+    with running_hub(hub_users, tmp_path_factory) as running:
+        yield running

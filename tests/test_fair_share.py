@@ -152,6 +152,25 @@ def test_max_queued_per_user_refuses_the_next_with_the_limit_and_count(tmp_path:
     run(main())
 
 
+def test_max_queued_per_user_counts_concurrent_submissions_not_yet_committed(tmp_path: Path) -> None:
+    """Submissions of one loop turn share a commit (API clients at once): those still being committed
+    count as queued, so the fourth of four concurrent submissions is the one refused."""
+
+    async def main() -> None:
+        async with running_manager(tmp_path, max_queued_per_user=3) as wm:
+            answers = await asyncio.gather(
+                *(wm.submit({"command": ["true"], "hold": True}, owner="alice") for _ in range(4)),
+                wm.submit({"command": ["true"], "hold": True}, owner="bob"),
+                return_exceptions=True,
+            )
+            refused = [a for a in answers if isinstance(a, BaseException)]
+            assert len(refused) == 1 and isinstance(refused[0], LimitExceeded), answers
+            assert "alice has 3 jobs queued or held" in refused[0].message
+            assert sorted(j.owner for j in wm.list_jobs(JobQuery()).jobs) == ["alice"] * 3 + ["bob"]
+
+    run(main())
+
+
 def test_bad_per_user_limits_of_a_site_make_it_unavailable(tmp_path: Path) -> None:
     sites = {"local": {"gate": "local"}, "bad": {"gate": "local", "max_running_per_user": -1}}
 

@@ -228,8 +228,9 @@ def test_jobs_go_on_while_the_users_server_is_stopped(hub: Hub) -> None:
 def test_service_killed_mid_burst_is_restarted_and_loses_or_repeats_nothing(hub: Hub) -> None:
     """SIGKILL the service during a burst of submissions: the hub restarts it; acknowledged jobs all run, once."""
     bob = hub.user_token("bob")
-    runs = hub.root / "runs.txt"
+    runs = hub.shared / "runs.txt"  # bob's jobs run as bob (the example's local site has run_as_owner)
     runs.write_text("")
+    runs.chmod(0o666)
     acknowledged: list[str] = []
     refused: list[int] = []
     stop = threading.Event()

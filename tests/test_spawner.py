@@ -5,14 +5,16 @@ SwmSpawner, named servers on, and servers left running when the hub stops (so a 
 them). Real configurable-http-proxy, real OS users, real ``jupyterhub-singleuser`` processes started
 by the swm service's local gate. Needs root (CI runs as root).
 
-Until the service runs jobs as their owners (``run_as_owner``), the servers run as the service's
-account (root here), which the tests allow with ``SwmSpawner.allow_root``.
+The example's local site runs jobs as their owners (``run_as_owner``), so each server runs as its
+user's OS account, in a job folder of theirs; ``SwmSpawner.allow_root`` is not set, so a server
+started as root would refuse to run.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import pwd
 import subprocess
 import sys
 import time
@@ -45,7 +47,6 @@ c.JupyterHub.spawner_class = "swm_jupyter.spawner.SwmSpawner"
 c.JupyterHub.allow_named_servers = True
 c.JupyterHub.named_server_limit_per_user = 3
 c.JupyterHub.cleanup_servers = False
-c.SwmSpawner.allow_root = True  # jobs run as the service's account (root) until run_as_owner
 c.SwmSpawner.poll_interval = 0.2
 c.JupyterHub.tornado_settings = {{"slow_spawn_timeout": 0}}  # start requests answer at once (202)
 
@@ -147,6 +148,7 @@ def test_spawn_reach_and_stop_with_the_token_nowhere(hub: SpawnerHub) -> None:
     model = start(hub, "alice")
     job = job_of(hub, model)
     assert job["owner"] == "alice" and job["state"] == "running" and job["name"] == "jupyterhub-alice", job
+    assert Path(job["folder"]).stat().st_uid == pwd.getpwnam("alice").pw_uid, job["folder"]
     assert answers_through_proxy(hub, "alice", "", alice)
     assert not {"JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN"} & set(job["spec"]["env"]), job["spec"]["env"]
 

@@ -93,6 +93,32 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
         JobStore(tmp_path / "s.sqlite")
 
 
+def test_one_owners_jobs_are_listed_and_counted_through_an_index(tmp_path: Path) -> None:
+    """A hub service's store holds every user's jobs: one user's page and counts must not scan them all,
+    in a new store and in one made by the previous version (schema 2), which is migrated."""
+    old = tmp_path / "old.sqlite"
+    store = JobStore(old)
+    store.db.execute("DROP INDEX jobs_owner")
+    store.db.execute("UPDATE meta SET value='2' WHERE key='schema_version'")
+    store.close()
+    for path in (tmp_path / "new.sqlite", old):
+        store = JobStore(path)
+        assert store.schema_version == SCHEMA_VERSION
+        jobs = make_jobs(6)
+        for i, job in enumerate(jobs):
+            job.owner = "alice" if i % 2 else "bob"
+        store.insert_jobs(jobs)
+        page = store.query(JobQuery(owner="alice", limit=2))
+        assert [j.owner for j in page.jobs] == ["alice", "alice"] and page.total == 3 and page.counts["queued"] == 3
+        for sql in (
+            "SELECT state, COUNT(*) FROM jobs WHERE owner = ? GROUP BY state",
+            "SELECT id FROM jobs WHERE owner = ? ORDER BY seq DESC LIMIT 101",
+        ):
+            plan = " ".join(str(row[-1]) for row in store.db.execute(f"EXPLAIN QUERY PLAN {sql}", ("alice",)))
+            assert "USING INDEX jobs_owner" in plan or "USING COVERING INDEX jobs_owner" in plan, plan
+        store.close()
+
+
 def test_query_filters_sort_and_pages(tmp_path: Path) -> None:
     store = JobStore(tmp_path / "s.sqlite")
     jobs = make_jobs(25) + make_jobs(5, site="other")

@@ -21,7 +21,7 @@ from .jsoncodec import parse, to_text
 from .model import Job, JobSpec, spec_from_json
 from .states import HistoryEntry, JobState
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: Migrations: MIGRATIONS[n] takes a store from version n to n + 1.
 MIGRATIONS: dict[int, list[str]] = {
@@ -72,6 +72,11 @@ MIGRATIONS: dict[int, list[str]] = {
             created REAL NOT NULL
         )""",
         "CREATE INDEX idempotency_created ON idempotency_keys (created)",
+    ],
+    2: [
+        # One user's jobs (a hub service lists, counts and limits them per owner): without it, a
+        # listing of one user's jobs scans every user's.
+        "CREATE INDEX jobs_owner ON jobs (owner, state)",
     ],
 }
 
