@@ -492,6 +492,7 @@ def test_a_slurmctld_outage_does_not_stop_a_server(hub: SpawnerHub) -> None:
     assert status in (201, 202), (status, answer)
     hub.wait_for(lambda: (server_model(hub, "bob", "outage") or {}).get("ready"), 120, "bob/outage")
     job = job_of(hub, server_model(hub, "bob", "outage") or {})
+    assert job["site"] == "cluster" and squeue_user(job["native_id"]) == "bob", job
     pid = int(Path(hub.services["SWM_TEST_SLURMCTLD_PIDFILE"]).read_text().strip())
     os.kill(pid, 15)
     try:

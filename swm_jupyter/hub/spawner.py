@@ -459,7 +459,7 @@ class SwmSpawner(Spawner):  # type: ignore[misc]
             seen = self.note_history(job, seen)
             if job["state"] in FINAL_STATES:
                 raise SpawnException(await self.failure_message(job), reason="swm-job-ended")
-            if job["state"] != "running":
+            if job["state"] not in ("waiting", "running"):  # waiting: the site may run it before the service sees it
                 continue
             try:
                 chunk, offset = await self.read_log("stdout", offset)
