@@ -97,7 +97,7 @@ swm["command"] = [w for w in swm["command"] if not w.startswith("--config=")] + 
 swm["environment"]["SLURM_CONF"] = {self.services["SLURM_CONF"]!r}
 c.JupyterHub.spawner_class = "swm_jupyter.spawner.SwmSpawner"
 c.JupyterHub.allow_named_servers = True
-c.JupyterHub.named_server_limit_per_user = 4
+c.JupyterHub.named_server_limit_per_user = 0  # no limit: refused and failed starts keep their names
 c.JupyterHub.cleanup_servers = False
 c.SwmSpawner.start_poll_interval = 0.2
 c.SwmSpawner.profiles = {PROFILES!r}
