@@ -58,7 +58,7 @@ def test_private_env_is_checked_and_refused_where_a_site_cannot_keep_it(tmp_path
         assert refused.value.errors[0]["field"] == "private_env", refused.value.errors
         assert "cannot pass private variables" in refused.value.errors[0]["message"]
 
-    sites = {"local": {"gate": "local"}, "remote": {"gate": "ssh", "host": "127.0.0.1", "port": 1}}
+    sites = {"local": {"gate": "local"}, "remote": {"gate": "cloud", "url": "http://127.0.0.1:1"}}
     run(with_manager(tmp_path, body, sites=sites))
 
 
@@ -87,6 +87,34 @@ def test_private_env_on_slurm_reaches_the_job_and_leaves_no_file(services: dict[
             await wm.cancel(first.id)
             await wm.wait(pending.id, 60)
             await wm.wait(first.id, 60)
+
+    run(body(), timeout=180)
+    assert files_holding(tmp_path, SECRET) == [], "the value is in a file"
+
+
+@pytest.mark.ssh
+def test_private_env_on_ssh_reaches_the_job_and_leaves_no_file(
+    services: dict[str, str], ssh_options: dict[str, Any], tmp_path: Path
+) -> None:
+    """Over the loopback sshd: the job sees the variable; no file here or in the remote folder holds it."""
+    remote = tmp_path / "remote"
+    sites = {"host": {"gate": "ssh", **ssh_options, "remote_workdir": str(remote), "poll_interval": 0.3}}
+    check = 'case "$HUB_TOKEN" in s3cr3t-*) echo present;; *) echo missing;; esac'
+
+    async def body() -> None:
+        async with running_manager(tmp_path / "data", input_root=str(tmp_path), sites=sites) as wm:
+            secret = {"HUB_TOKEN": SECRET}
+            ran = await wm.submit({"site": "host", "command": ["sh", "-c", check], "private_env": secret})
+            done = await wm.wait(ran.id, 90)
+            assert done.state is JobState.FINISHED and Path(done.folder, "stdout").read_text() == "present\n", done
+            assert json.dumps(done.to_dict()).find(SECRET) < 0
+            long = await wm.submit({"site": "host", "command": ["sleep", "300"], "private_env": secret})
+            for _ in range(100):
+                if wm.get(long.id).native_id:
+                    break
+                await asyncio.sleep(0.2)
+            await wm.cancel(long.id)
+            await wm.wait(long.id, 60)
 
     run(body(), timeout=180)
     assert files_holding(tmp_path, SECRET) == [], "the value is in a file"

@@ -761,9 +761,10 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, JobRetent
         request["script"] = script
         return await self.submit(request, owner=owner)
 
-    def dry_run(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Validate a request and return what would be submitted and its cost estimate; store nothing."""
-        job = self.prepare(request, with_tasks=False)[0]  # an array's tasks are counted, not made
+    def dry_run(self, request: dict[str, Any], *, owner: str = "") -> dict[str, Any]:
+        """Validate a request of ``owner`` (checked as a submission of theirs would be: a ``run_as_owner`` site
+        needs their account) and return what would be submitted and its cost estimate; store nothing."""
+        job = self.prepare(request, owner=owner, with_tasks=False)[0]  # an array's tasks are counted, not made
         data = job.to_dict()
         data.pop("id", None)
         tasks = len(job.spec.array.indices) if job.spec.array is not None else 0

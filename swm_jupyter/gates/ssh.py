@@ -4,6 +4,10 @@ Each job gets a folder on the host (``remote_workdir/<job id>``) holding its fil
 wrapper that runs in its own session (``setsid``): it survives the SSH connection and the Jupyter
 server, writes its pid, start time and exit code to a status file, and is stopped as a whole
 process group. One SSH command per poll reads the state of every job of the site.
+
+A job's ``private_env`` is written, created with mode 0600, to ``.swm-private-env`` in its remote
+folder just before the job starts; the wrapper reads and removes it before it runs anything. It is
+removed too when the job cannot be started or is canceled, and is never brought back.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from ..core.model import Job
 from ..core.states import JobState
 from .base import Gate, GateStatus
 from .commands import CommandError
+from .slurm import PRIVATE_ENV_FILE
 from .ssh_transport import SshTransport, check_host_option
 from .status_record import STATUS_FILE, parse_status_file
 
@@ -61,6 +66,7 @@ class SshGate(Gate):
     """
 
     kind = "ssh"
+    private_env = True  # a 0600 file in the remote job folder, read and removed by the wrapper (or at cancel)
 
     host = Unicode("", help="The host to run jobs on (name or address).").tag(config=True)
     port = Int(22, help="SSH port (default 22).").tag(config=True)
@@ -146,6 +152,10 @@ class SshGate(Gate):
             "trap '__swm_signal 15' TERM",
             "trap '__swm_signal 2' INT",
             "trap '__swm_signal 1' HUP",
+            # private_env (submit() wrote it, 0600, when the job has one): read, then removed, before anything runs
+            f'if [ -f "$__swm_dir"/{PRIVATE_ENV_FILE} ]; then',
+            f'    . "$__swm_dir"/{PRIVATE_ENV_FILE}; rm -f "$__swm_dir"/{PRIVATE_ENV_FILE}',
+            "fi",
         ]
         env = job_environment(job, workdir or folder)
         env.pop("SWM_WORKDIR", None)
@@ -178,14 +188,23 @@ class SshGate(Gate):
         await self.transport.write_bytes(
             posixpath.join(folder, RUN_FILE), self._wrapper(job, folder).encode(), mode=0o700
         )
+        private_path = posixpath.join(folder, PRIVATE_ENV_FILE)
+        if job.private_env:
+            lines = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in job.private_env.items())
+            await self.transport.write_bytes(private_path, lines.encode(), mode=0o600)
         try:
             result = await self.transport.run(
                 ["sh", "-c", _LAUNCH_SCRIPT, "sh", folder], idempotent=False, timeout=self.command_timeout
             )
         except CommandError as exc:
+            await self._remove_private_env(job)
             raise GateError(f"the job could not be started on {self.host}: {exc.message}") from None
+        except BaseException:
+            await self._remove_private_env(job)
+            raise
         pid = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
         if not pid.isdigit():
+            await self._remove_private_env(job)
             raise GateError(f"the job did not start on {self.host}: {result.stderr.strip()[:500]}")
         self._live += 1
         self.log.info("ssh site %s: job %s runs as process %s on %s", self.site_name, job.id, pid, self.host)
@@ -196,6 +215,17 @@ class SshGate(Gate):
             start_time=time.time(),
             gate_data={"folder": folder, "pid": pid},
         )
+
+    async def _remove_private_env(self, job: Job) -> None:
+        """Remove the job's private_env file on the host (the wrapper did not start, so it will not); never raises
+        but for a cancellation of this task."""
+        if not job.private_env:
+            return
+        path = posixpath.join(self._folder(job), PRIVATE_ENV_FILE)
+        try:
+            await self.transport.run(["rm", "-f", "--", path], check=False, timeout=self.command_timeout)
+        except (CommandError, SiteUnavailable) as exc:
+            self.log.warning("ssh site %s: could not remove job %s's private file: %s", self.site_name, job.id, exc)
 
     async def poll(self, jobs: list[Job]) -> dict[str, GateStatus]:
         """One SSH command for all ``jobs``: is each process group alive, and what its status file says."""
@@ -263,6 +293,9 @@ class SshGate(Gate):
         """Stop the job's whole process group (TERM, then KILL after ``kill_grace``). Idempotent."""
         self._cancelled.add(job.id)
         pid = str(job.gate_data.get("pid") or job.native_id or "")
+        if job.private_env or pid:  # a wrapper stopped before it read its private file leaves none behind
+            path = posixpath.join(self._folder(job), PRIVATE_ENV_FILE)
+            await self.transport.run(["rm", "-f", "--", path], check=False, timeout=self.command_timeout)
         if not pid.isdigit():
             return
         await self.transport.run(
@@ -282,7 +315,7 @@ class SshGate(Gate):
         if not job.folder:
             return
         await asyncio.to_thread(Path(job.folder).mkdir, parents=True, exist_ok=True)
-        await self.transport.download_folder(self._folder(job), job.folder, skip=(RUN_FILE,))
+        await self.transport.download_folder(self._folder(job), job.folder, skip=(RUN_FILE, PRIVATE_ENV_FILE))
 
     async def read_output(self, job: Job, stream: str, offset: int = 0, limit: int = 1 << 20) -> bytes:
         """Live log bytes of ``stream`` (stdout or stderr) from ``offset``, read on the host over SFTP."""

@@ -379,10 +379,12 @@ class SshTransport:
         return refused
 
     async def write_bytes(self, path: str, data: bytes, *, mode: int | None = None) -> None:
-        """Write ``data`` to the file ``path`` on the host (replacing it), optionally chmod it."""
+        """Write ``data`` to the file ``path`` on the host (replacing it), optionally with ``mode`` (a new file is
+        created with it, so it is never wider, even for a moment)."""
 
         async def action(sftp: asyncssh.SFTPClient) -> None:
-            async with sftp.open(path, "wb") as handle:
+            attrs = asyncssh.SFTPAttrs(permissions=mode) if mode is not None else asyncssh.SFTPAttrs()
+            async with sftp.open(path, "wb", attrs) as handle:
                 await handle.write(data)
             if mode is not None:
                 await sftp.chmod(path, mode)

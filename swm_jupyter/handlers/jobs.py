@@ -180,7 +180,7 @@ class JobsHandler(SwmHandler):
                 raise ValidationError(
                     "a dry run checks one job: send a JSON object", [{"field": "", "message": "expected an object"}]
                 )
-            result = manager.dry_run(request)
+            result = manager.dry_run(request, owner=self.owner)
             self.write_json(
                 {
                     "job": self.public_job(result["job"]),

@@ -16,6 +16,12 @@ the user (never as an admin):
 - **get_state/load_state** keep the job id, so a restarted hub finds its servers again.
 - **progress** yields the job's own steps (queued, pending with the site's reason, staging, starting,
   ready), per spawner.
+- **the spawn form** is built from the service's live ``/sites`` (:mod:`.spawn_form`): site, cpus,
+  memory, gpus, walltime, Slurm partition and account, cloud flavor (price per hour, estimated cost of
+  the walltime from the service's dry run) and image, and the configured ``profiles`` the user may use
+  (:mod:`.spawn_options`); the user's last choice is pre-selected. The choice is checked by the
+  service's dry run before anything starts: a bad value shows the service's message on the form (or,
+  for a start through the API, on the progress page).
 
 Calls are made with the server's own token (``api_token``), which the hub gives the scopes of
 ``c.Spawner.server_token_scopes`` (``access:services!service=swm`` and ``custom:swm:jobs!user``).
@@ -36,12 +42,14 @@ from urllib.parse import quote
 
 from jupyterhub.spawner import Spawner, SpawnException
 from tornado import httpclient
-from traitlets import Bool, Dict, Float, Integer, List, Unicode
+from traitlets import Bool, Dict, Float, Integer, List, Unicode, default
 
 from ..core.job_env import secret_matcher
 from . import JOBS_SCOPE, SERVICE_NAME
 from .client_mode import service_base_url
 from .server_job import READY_MARKER
+from .spawn_form import render_form
+from .spawn_options import SpawnOptionsError, apply_choices, choices_from_form, profiles_for, resolve_choices
 
 #: Percent of the progress bar reached when the job enters each state.
 STATE_PROGRESS = {"queued": 10, "held": 10, "waiting": 30, "transferring": 50, "running": 70}
@@ -50,6 +58,8 @@ FINAL_STATES = ("finished", "error", "canceled")
 #: Names of variables that go to the job as ``private_env`` besides those of the hub's own secrets.
 PRIVATE_NAME_PATTERNS = ("*TOKEN*", "*SECRET*", "*PASSWORD*", "*_KEY", "*PRIVATE*")
 _JOB_NAME_CHARS = re.compile(r"[^A-Za-z0-9_.@+=:,-]+")
+#: The most cloud flavors whose cost the form asks the service to estimate.
+MAX_ESTIMATES = 30
 
 
 class ServiceUnreachable(Exception):
@@ -59,9 +69,7 @@ class ServiceUnreachable(Exception):
 class SwmSpawner(Spawner):  # type: ignore[misc]
     """Starts each user's ``jupyterhub-singleuser`` as a job of the hub's swm service (see the module docstring)."""
 
-    service_name = Unicode(SERVICE_NAME, help="The name of the swm service in c.JupyterHub.services.").tag(
-        config=True
-    )
+    service_name = Unicode(SERVICE_NAME, help="The name of the swm service in c.JupyterHub.services.").tag(config=True)
     service_url = Unicode(
         "",
         help="The swm service's base URL with its prefix, e.g. http://127.0.0.1:10101/services/swm/. "
@@ -93,22 +101,54 @@ class SwmSpawner(Spawner):  # type: ignore[misc]
         help="Shell-style patterns of environment names passed to the server only as private variables "
         "(never stored or shown by the service), besides the hub's tokens (always private).",
     ).tag(config=True)
-    poll_interval = Float(0.5, help="Seconds between looks at the job while the server starts.").tag(config=True)
+    start_poll_interval = Float(0.5, help="Seconds between looks at the job while the server starts.").tag(
+        config=True
+    )
     unknown_grace = Float(
         600.0,
         help="Seconds poll() keeps answering 'running' while the swm service cannot be reached, "
         "before it reports the server stopped.",
     ).tag(config=True)
     stop_wait = Float(60.0, help="Seconds stop() waits for the canceled job to be final.").tag(config=True)
-    stderr_lines = Integer(20, help="Lines of the job's stderr shown when the server fails to start.").tag(
-        config=True
-    )
+    stderr_lines = Integer(20, help="Lines of the job's stderr shown when the server fails to start.").tag(config=True)
     request_timeout = Float(30.0, help="Seconds to wait for one answer of the swm service.").tag(config=True)
     allow_root = Bool(
         False,
         help="Let servers run as root when the swm service runs its jobs as root (no run_as_owner). "
         "For tests only: the user would own the machine.",
     ).tag(config=True)
+
+    profiles = List(
+        Dict(),
+        help='Server profiles, like ProfilesSpawner\'s: [{"name": "small", "display": "2 cpus, 8 hours", '
+        '"options": {"site": "cluster", "cpus": 2, "walltime": "8:00:00", "partition": "interactive"}, '
+        '"users": [...], "groups": [...]}]. options: site, cpus, memory, gpus, walltime, partition, account, '
+        "flavor, image. A profile with users or groups is offered to those only; without either, to everyone.",
+    ).tag(config=True)
+    user_choices = Bool(
+        True,
+        help="Let users choose site and resources in the spawn form (over their profile's). False: only profiles.",
+    ).tag(config=True)
+    estimate_walltime = Unicode(
+        "",
+        help="The walltime whose cost the form shows for each cloud flavor. "
+        "Default: the walltime of resources, else 1:00:00.",
+    ).tag(config=True)
+
+    @default("options_form")
+    def _default_options_form(self) -> Any:
+        """The form built from the service's live sites (a configured form or callable replaces it)."""
+        return spawn_form_html
+
+    @default("options_from_form")
+    def _default_options_from_form(self) -> Any:
+        """Reads that form and checks it with the service's dry run."""
+        return spawn_form_options
+
+    @default("apply_user_options")
+    def _default_apply_user_options(self) -> Any:
+        """Checks the user's options against the profiles before anything starts (a refusal is a 400)."""
+        return check_user_options
 
     job_id = Unicode("")
     job_site = Unicode("")
@@ -160,9 +200,10 @@ class SwmSpawner(Spawner):  # type: ignore[misc]
             base = service_base_url(service.url, service.prefix)
         return base.rstrip("/") + "/swm/api/v1/"
 
-    def token(self) -> str:
-        """The user's token for the service: the server's own, or (after a hub restart) a short-lived one."""
-        if self.api_token:
+    def token(self, own: bool = False) -> str:
+        """The user's token for the service: the server's own, or (after a hub restart, or ``own``: before a
+        server is started) a short-lived one."""
+        if self.api_token and not own:
             return str(self.api_token)
         if not self._own_token or time.time() > self._own_token_expires - 60:
             scopes = [f"access:services!service={self.service_name}", f"{JOBS_SCOPE}!user"]
@@ -174,12 +215,12 @@ class SwmSpawner(Spawner):  # type: ignore[misc]
             self._own_token_expires = time.time() + 3600
         return self._own_token
 
-    async def api(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    async def api(self, method: str, path: str, body: Any = None, *, own_token: bool = False) -> tuple[int, Any]:
         """``(status, JSON answer or text)`` of one call of the service. Raises :class:`ServiceUnreachable`."""
         request = httpclient.HTTPRequest(
             self.api_base() + path,
             method=method,
-            headers={"Authorization": f"token {self.token()}", "Content-Type": "application/json"},
+            headers={"Authorization": f"token {self.token(own_token)}", "Content-Type": "application/json"},
             body=json.dumps(body) if body is not None else (b"" if method == "POST" else None),
             request_timeout=self.request_timeout,
             connect_timeout=min(10.0, self.request_timeout),
@@ -212,7 +253,29 @@ class SwmSpawner(Spawner):  # type: ignore[misc]
         name = f"jupyterhub-{self.user.name}" + (f"-{self.name}" if self.name else "")
         return _JOB_NAME_CHARS.sub("_", name)[:128]
 
-    def job_request(self) -> dict[str, Any]:
+    def choices(self, options: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The fields of this server's job from ``options`` (default: ``user_options``) and the profiles (see
+        :mod:`.spawn_options`). Raises :class:`SpawnOptionsError`."""
+        return resolve_choices(
+            self.user_options or {} if options is None else options,
+            profiles=self.profiles,
+            user=self.user.name,
+            groups=[group.name for group in getattr(self.user, "groups", [])],
+            user_choices=self.user_choices,
+        )
+
+    def placement(self, choices: dict[str, Any]) -> dict[str, Any]:
+        """Where the job runs and with what: site, resources and site extras from the configuration, with
+        ``choices`` over them."""
+        request: dict[str, Any] = {}
+        if self.site:
+            request["site"] = self.site
+        if self.resources:
+            request["resources"] = dict(self.resources)
+        request.update({kind: dict(extras) for kind, extras in self.site_extras.items()})
+        return apply_choices(request, choices)
+
+    def job_request(self, choices: dict[str, Any] | None = None) -> dict[str, Any]:
         """The job submitted for this server (its ``private_env`` holds the token)."""
         public, private = self.split_env(self.get_env())
         hub_names = (n for n in [*public, *private] if n.startswith(("JUPYTERHUB_", "JPY_")))
@@ -224,12 +287,96 @@ class SwmSpawner(Spawner):  # type: ignore[misc]
             command += ["--report-host", self.report_host]
         command += ["--start-timeout", str(int(self.start_timeout)), "--", *self.cmd, *self.get_args()]
         request: dict[str, Any] = {"name": self.job_name(), "command": command, "env": public, "private_env": private}
-        if self.site:
-            request["site"] = self.site
-        if self.resources:
-            request["resources"] = dict(self.resources)
-        request.update({kind: dict(extras) for kind, extras in self.site_extras.items()})
+        request.update(self.placement(self.choices() if choices is None else choices))
         return request
+
+    # -- the spawn form ----------------------------------------------------------------------------
+
+    async def dry_run(self, request: dict[str, Any], *, own_token: bool = False) -> dict[str, Any]:
+        """The service's dry run of ``request``: ``{"job", "cost_estimate", ...}``. Raises
+        :class:`SpawnOptionsError` with the service's message when it refuses, :class:`ServiceUnreachable`."""
+        status, answer = await self.api("POST", "jobs?dry_run=1", request, own_token=own_token)
+        if status == 200 and isinstance(answer, dict):
+            return answer
+        raise SpawnOptionsError(service_message(answer))
+
+    def form_walltime(self) -> str:
+        """The walltime whose cost the form shows."""
+        return self.estimate_walltime or str(self.resources.get("walltime") or "1:00:00")
+
+    async def cost_estimates(self, sites: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        """``{site: {flavor: cost}}`` of the form's walltime for each flavor of each healthy cloud site, from
+        the service's dry runs (flavors it cannot estimate are left out)."""
+        asked: list[tuple[str, str]] = []
+        for site in sites:
+            if site.get("kind") == "cloud" and site.get("healthy"):
+                asked += [(str(site["name"]), str(f.get("name"))) for f in site.get("flavors") or []]
+        asked = asked[:MAX_ESTIMATES]
+
+        async def one(site: str, flavor: str) -> Any:
+            request = {
+                "name": "spawn-form-estimate",
+                "command": ["true"],
+                "site": site,
+                "flavor": flavor,
+                "resources": {"walltime": self.form_walltime()},
+            }
+            try:
+                return (await self.dry_run(request, own_token=True)).get("cost_estimate")
+            except (SpawnOptionsError, ServiceUnreachable):
+                return None
+
+        costs = await asyncio.gather(*(one(site, flavor) for site, flavor in asked))
+        estimates: dict[str, dict[str, Any]] = {}
+        for (site, flavor), cost in zip(asked, costs, strict=True):
+            if isinstance(cost, int | float):
+                estimates.setdefault(site, {})[flavor] = float(cost)
+        return estimates
+
+    async def build_options_form(self) -> str:
+        """The spawn form's HTML from the service's live ``/sites`` for this user (see :mod:`.spawn_form`)."""
+        groups = [group.name for group in getattr(self.user, "groups", [])]
+        profiles = profiles_for(self.profiles, self.user.name, groups)
+        if not self.user_choices and not profiles:
+            return ""
+        try:
+            status, answer = await self.api("GET", "sites", own_token=True)
+        except ServiceUnreachable as exc:
+            self.log.warning("swm: no spawn form for %s: the swm service does not answer (%s)", self.user.name, exc)
+            status, answer = 0, None
+        if status != 200 or not isinstance(answer, dict):
+            sites, default_site = [], self.site
+            note = '<div class="alert alert-warning">The swm service does not answer: its sites cannot be shown.</div>'
+        else:
+            sites, default_site, note = list(answer.get("sites") or []), self.site or answer.get("default", ""), ""
+        estimates = await self.cost_estimates(sites) if sites else {}
+        return note + render_form(
+            sites,
+            default_site=default_site,
+            profiles=profiles,
+            user_choices=self.user_choices and bool(sites),
+            last=self.user_options or {},
+            defaults=self.resources,
+            estimates=estimates,
+            estimate_walltime=self.form_walltime(),
+        )
+
+    async def check_form(self, form_data: dict[str, list[str]]) -> dict[str, Any]:
+        """The user's options from the form, checked with the profiles and the service's dry run. Raises
+        :class:`SpawnOptionsError` (shown on the form) when they cannot be used."""
+        options = choices_from_form(form_data)
+        choices = self.choices(options)
+        probe = {
+            "name": self.job_name(),
+            "command": [self.server_python, "-m", "swm_jupyter.hub.server_job"],
+            "private_env": {"JUPYTERHUB_API_TOKEN": "checked-by-the-spawn-form"},
+            **self.placement(choices),
+        }
+        try:
+            await self.dry_run(probe, own_token=True)
+        except ServiceUnreachable as exc:
+            raise SpawnOptionsError(f"the swm service does not answer ({exc}); try again soon") from None
+        return options
 
     # -- progress ----------------------------------------------------------------------------------
 
@@ -278,21 +425,31 @@ class SwmSpawner(Spawner):  # type: ignore[misc]
             self._step_added.set()
 
     async def _start(self) -> str:
-        request = self.job_request()
         try:
+            request = self.job_request()
+        except SpawnOptionsError as exc:
+            raise SpawnException(f"the server's options cannot be used: {exc}", reason="swm-options") from None
+        try:
+            checked = await self.dry_run(request)
             status, answer = await self.api("POST", "jobs", request)
+        except SpawnOptionsError as exc:
+            raise SpawnException(f"the swm service refused the server: {exc}", reason="swm-refused") from None
         except ServiceUnreachable as exc:
             message = f"the swm service does not answer ({exc}); try again soon"
             raise SpawnException(message, reason="swm-down") from None
         if status != 201:
-            message = answer.get("message") if isinstance(answer, dict) else str(answer)[:500]
-            raise SpawnException(f"the swm service refused the server: {message}", reason="swm-refused")
+            raise SpawnException(f"the swm service refused the server: {service_message(answer)}", reason="swm-refused")
         self.job_id, self.job_site = answer["id"], answer.get("site", "")
         self.log.info("swm: %s's server %r is swm job %s on %s", self.user.name, self.name, self.job_id, self.job_site)
-        self.note(5, f"submitted as swm job {self.job_id} to site {self.job_site}")
+        cost = checked.get("cost_estimate")
+        self.note(
+            5,
+            f"submitted as swm job {self.job_id} to site {self.job_site}"
+            + (f" (estimated cost {cost:.2f})" if isinstance(cost, int | float) else ""),
+        )
         seen, offset, buffered = 0, 0, b""
         while True:
-            await asyncio.sleep(self.poll_interval)
+            await asyncio.sleep(self.start_poll_interval)
             try:
                 status, job = await self.api("GET", f"jobs/{quote(self.job_id)}")
             except ServiceUnreachable:
@@ -302,7 +459,7 @@ class SwmSpawner(Spawner):  # type: ignore[misc]
             seen = self.note_history(job, seen)
             if job["state"] in FINAL_STATES:
                 raise SpawnException(await self.failure_message(job), reason="swm-job-ended")
-            if job["state"] != "running":
+            if job["state"] not in ("waiting", "running"):  # waiting: the site may run it before the service sees it
                 continue
             try:
                 chunk, offset = await self.read_log("stdout", offset)
@@ -387,10 +544,39 @@ class SwmSpawner(Spawner):  # type: ignore[misc]
                 continue
             if status == 404 or (status == 200 and job["state"] in FINAL_STATES):
                 return
-            await asyncio.sleep(self.poll_interval)
+            await asyncio.sleep(self.start_poll_interval)
         self.log.warning(
             "swm: job %s of %s's server is not final %.0f s after cancel", self.job_id, self.user.name, self.stop_wait
         )
+
+
+def service_message(answer: Any) -> str:
+    """The service's error answer as one line: its message and each bad field's own message."""
+    if not isinstance(answer, dict):
+        return str(answer)[:500]
+    message = str(answer.get("message") or "no message")
+    fields = [
+        f"{e.get('field')}: {e.get('message')}"
+        for e in answer.get("errors") or []
+        if isinstance(e, dict) and e.get("message") and e.get("message") not in message
+    ]
+    return message + (f" ({'; '.join(fields)})" if fields else "")
+
+
+async def spawn_form_html(spawner: SwmSpawner) -> str:
+    """``Spawner.options_form`` of SwmSpawner: the form built from the service's live sites."""
+    return await spawner.build_options_form()
+
+
+async def spawn_form_options(form_data: dict[str, list[str]], spawner: SwmSpawner) -> dict[str, Any]:
+    """``Spawner.options_from_form`` of SwmSpawner: the checked options (a ValueError shows on the form)."""
+    return await spawner.check_form(form_data)
+
+
+def check_user_options(spawner: SwmSpawner, user_options: dict[str, Any]) -> None:
+    """``Spawner.apply_user_options`` of SwmSpawner: raise ValueError if the options cannot be used (the start then
+    fails with the reason); ``start()`` applies them."""
+    spawner.choices(user_options)
 
 
 def ready_address(output: bytes) -> tuple[str, int] | None:
@@ -405,4 +591,12 @@ def ready_address(output: bytes) -> tuple[str, int] | None:
     return None
 
 
-__all__ = ["ServiceUnreachable", "SwmSpawner", "ready_address"]
+__all__ = [
+    "ServiceUnreachable",
+    "SwmSpawner",
+    "check_user_options",
+    "ready_address",
+    "service_message",
+    "spawn_form_html",
+    "spawn_form_options",
+]
