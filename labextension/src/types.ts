@@ -235,12 +235,6 @@ export interface IReloadEvent {
 export type LogStreamEvent = ILogEvent | ILogEndEvent | IErrorEvent;
 
 export type ServerEvent =
-  | IJobEvent
-  | ILogEvent
-  | IHelloEvent
-  | ILogEndEvent
-  | IErrorEvent
-  | IResyncEvent
-  | IReloadEvent;
+  IJobEvent | ILogEvent | IHelloEvent | ILogEndEvent | IErrorEvent | IResyncEvent | IReloadEvent;
 
 export type JobAction = 'cancel' | 'hold' | 'release' | 'requeue';
