@@ -98,7 +98,8 @@ MIGRATIONS: dict[int, list[str]] = {
         # sorting every matching job.
         "CREATE INDEX jobs_sort_name ON jobs (name, seq)",
         "CREATE INDEX jobs_sort_site ON jobs (site, seq DESC)",
-        "CREATE INDEX jobs_sort_state ON jobs (state, seq DESC)",
+        # With array_parent, it also counts the top-level jobs of each state without reading the rows.
+        "CREATE INDEX jobs_sort_state ON jobs (state, seq DESC, array_parent)",
         "CREATE INDEX jobs_sort_owner ON jobs (owner, seq DESC)",
     ],
 }
@@ -627,7 +628,9 @@ class JobStore:
             where.append("array_parent = ?")
             args.append(q.array_parent)
         elif q.top_level:
-            where.append("array_parent IS NULL")
+            # Nearly every job is top-level: the unary + keeps SQLite from reading them through the
+            # array_parent index, which it would take for a selective one.
+            where.append("+array_parent IS NULL")
         if q.owner is not None:
             where.append("owner = ?")
             args.append(q.owner)
@@ -652,10 +655,16 @@ class JobStore:
                 offset = 0
             else:
                 offset = value
-        sql = f"SELECT {_COLUMNS} FROM jobs WHERE {' AND '.join(where) or '1'} ORDER BY {order} LIMIT ? OFFSET ?"
-        rows = db.execute(sql, [*args, q.limit + 1, offset]).fetchall()
-        more = len(rows) > q.limit
-        jobs = [self._job(r, db=db) for r in rows[: q.limit]]
+        # The page's keys first, then its rows: a sort without an index then sorts keys, not whole rows.
+        sql = f"SELECT seq FROM jobs WHERE {' AND '.join(where) or '1'} ORDER BY {order} LIMIT ? OFFSET ?"
+        seqs = [seq for (seq,) in db.execute(sql, [*args, q.limit + 1, offset])]
+        more = len(seqs) > q.limit
+        seqs = seqs[: q.limit]
+        rows = {
+            r[0]: r
+            for r in db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE seq IN ({', '.join('?' * len(seqs))})", seqs)
+        }
+        jobs = [self._job(rows[seq], db=db) for seq in seqs if seq in rows]
         next_cursor = None
         if more and jobs:
             next_cursor = _encode_cursor("s", jobs[-1].seq) if seq_sort else _encode_cursor("o", offset + q.limit)
