@@ -1,5 +1,6 @@
 /** Small display helpers shared by the widgets (no JupyterLab imports). */
 import { SwmApiError } from './api';
+import { isFailed } from './types';
 import type { IJobSummary } from './types';
 
 export function formatTime(epoch: number | null | undefined): string {
@@ -71,17 +72,15 @@ export function endedNotice(job: IJobSummary): {
   message: string;
   type: 'success' | 'warning' | 'error';
 } {
-  const type =
-    job.state === 'finished' && (job.exit_code ?? 0) === 0
-      ? 'success'
-      : job.state === 'canceled'
-        ? 'warning'
-        : 'error';
+  const failed = isFailed(job);
+  const type = failed ? 'error' : job.state === 'canceled' ? 'warning' : 'success';
   const how =
-    job.state === 'finished'
-      ? `finished${job.exit_code ? ` with exit code ${job.exit_code}` : ''}`
-      : job.state === 'error'
-        ? `failed${job.state_details ? `: ${job.state_details}` : ''}`
-        : 'was canceled';
+    job.state === 'canceled'
+      ? 'was canceled'
+      : !failed
+        ? 'finished'
+        : job.exit_code
+          ? `failed with exit code ${job.exit_code}`
+          : `failed${job.state_details ? `: ${job.state_details}` : ''}`;
   return { message: `Job ${jobLabel(job)} ${how}`, type };
 }

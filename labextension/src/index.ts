@@ -81,7 +81,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
     // name Jupyter gives this browser; its hello says which.
     notifyEndedJobs({
       store,
-      enabled: () => settings.notifications,
+      when: () => settings.notifications,
       owner: () => sync.owner || (app.serviceManager.user?.identity?.username ?? ''),
       openJob
     });

@@ -5,7 +5,15 @@
  */
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { FINAL_STATES, IJobEvent, IJobSummary, JobStateName, STATES, isFinal } from './types';
+import {
+  FINAL_STATES,
+  IJobEvent,
+  IJobSummary,
+  JobStateName,
+  STATES,
+  isFailed,
+  isFinal
+} from './types';
 
 export type SortKey = 'submit_time' | '-submit_time' | 'name' | 'state' | 'priority' | 'site';
 
@@ -18,6 +26,8 @@ export interface IJobFilter {
   site?: string;
   /** Case-insensitive substring of name, id, site or native id. */
   text?: string;
+  /** Only failed jobs (finished with a non-zero exit code, or error). */
+  failed?: boolean;
 }
 
 export interface IGroupRow {
@@ -191,7 +201,8 @@ export class JobStore {
     const states = filter.states && filter.states.length ? [...filter.states].sort() : [];
     const text = (filter.text ?? '').trim().toLowerCase();
     const site = filter.site ?? '';
-    const key = `${states.join(',')}|${site}|${text}|${sort}`;
+    const failed = !!filter.failed;
+    const key = `${states.join(',')}|${site}|${text}|${sort}|${failed}`;
     const hit = this._cache.get(key);
     if (hit && hit.version === this._version) {
       return hit.jobs;
@@ -206,6 +217,9 @@ export class JobStore {
         continue;
       }
       if (text && !matches(job, text)) {
+        continue;
+      }
+      if (failed && !isFailed(job)) {
         continue;
       }
       out.push(job);

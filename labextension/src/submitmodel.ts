@@ -1,10 +1,10 @@
 /**
- * The submit form's model: turns the form's fields into a job spec and the matching `#SWM`
- * lines, checks resources against the site's limits, and estimates the cost of a cloud flavor.
- * Unit parsing follows swm_jupyter/core/units.py so the dialog and the server agree.
+ * The submit form's model: turns the form's fields into a job spec, takes the form's starting
+ * values from the server's reading of a script, and writes a spec as `#SWM` lines. Units, limits
+ * and costs are the server's (its dry run): the dialog never parses a walltime or prices a job.
  */
 import type { IFieldError } from './api';
-import type { IFlavor, IJobSpec, ISite } from './types';
+import type { IJobSpec, ISite } from './types';
 
 export interface ISubmitForm {
   /** Path of the file, relative to the Jupyter root. */
@@ -43,70 +43,7 @@ export function emptyForm(path: string, site = ''): ISubmitForm {
   };
 }
 
-const MEM = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$/i;
-const MEM_FACTORS: Record<string, number> = { k: 1 / 1024, '': 1, m: 1, g: 1024, t: 1024 * 1024 };
-
-/** Megabytes from `4096`, `512M`, `4G`, `1.5GB`, `2T` (a bare number is MB). */
-export function parseMemoryMb(text: string): number {
-  const m = MEM.exec(text);
-  if (!m) {
-    throw new Error(
-      `cannot read memory "${text}": write MB as a number, or a size such as 512M or 4G`
-    );
-  }
-  const mb = parseFloat(m[1]) * MEM_FACTORS[m[2].toLowerCase()];
-  if (mb <= 0) {
-    throw new Error('memory must be positive');
-  }
-  return Math.max(1, Math.floor(mb));
-}
-
-/** Seconds from `90` (minutes), `MM:SS`, `HH:MM:SS`, `D-HH:MM:SS`, `30s`, `10m`, `2h`, `1d`. */
-export function parseWalltime(text: string): number {
-  const t = text.trim();
-  const fail = (): never => {
-    throw new Error(
-      `cannot read walltime "${text}": write HH:MM:SS, D-HH:MM:SS, minutes, or 30s/10m/2h/1d`
-    );
-  };
-  let seconds: number;
-  const suffix = /^(\d+(?:\.\d+)?)\s*([smhd])$/i.exec(t);
-  if (suffix) {
-    const f: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
-    seconds = parseFloat(suffix[1]) * f[suffix[2].toLowerCase()];
-  } else if (/^\d+$/.test(t)) {
-    seconds = parseInt(t, 10) * 60;
-  } else {
-    let rest = t;
-    let days = 0;
-    const dash = rest.indexOf('-');
-    if (dash >= 0) {
-      const d = rest.slice(0, dash);
-      if (!/^\d+$/.test(d)) {
-        fail();
-      }
-      days = parseInt(d, 10);
-      rest = rest.slice(dash + 1);
-    }
-    const parts = rest.split(':');
-    if (parts.some(p => !/^\d+$/.test(p))) {
-      fail();
-    }
-    let nums = parts.map(p => parseInt(p, 10));
-    if (nums.length === 2) {
-      nums = [0, ...nums];
-    }
-    if (nums.length !== 3 || nums[1] > 59 || nums[2] > 59) {
-      fail();
-    }
-    seconds = days * 86400 + nums[0] * 3600 + nums[1] * 60 + nums[2];
-  }
-  if (!(seconds > 0)) {
-    throw new Error('walltime must be positive');
-  }
-  return Math.floor(seconds);
-}
-
+/** `D-HH:MM:SS` (or `HH:MM:SS`) of a number of seconds, as `#SWM walltime` writes it. */
 export function formatWalltime(seconds: number): string {
   const days = Math.floor(seconds / 86400);
   let rest = seconds % 86400;
@@ -143,16 +80,13 @@ export function parseParameters(text: string): Record<string, unknown> {
   return out;
 }
 
-function positiveInt(text: string, field: string, errors: IFieldError[]): number | undefined {
+/** A whole number as a number; any other text as it is, for the server to name what is wrong. */
+function count(text: string): number | string | undefined {
   const t = text.trim();
   if (!t) {
     return undefined;
   }
-  if (!/^\d+$/.test(t) || parseInt(t, 10) < 0) {
-    errors.push({ field, message: 'must be a whole number' });
-    return undefined;
-  }
-  return parseInt(t, 10);
+  return /^\d+$/.test(t) ? parseInt(t, 10) : t;
 }
 
 export interface IBuiltSpec {
@@ -161,8 +95,9 @@ export interface IBuiltSpec {
 }
 
 /**
- * Build the spec to POST for `form` (with the file's `content` for a script), checking the
- * resources against `site`'s limits. Errors name the form field.
+ * Build the spec to POST for `form` (with the file's `content` for a script). Units, limits and
+ * flavors are the server's to check (its dry run names the field); only the notebook parameters,
+ * which are the form's own syntax, are read here.
  */
 export function buildSpec(
   form: ISubmitForm,
@@ -172,53 +107,24 @@ export function buildSpec(
 ): IBuiltSpec {
   const errors: IFieldError[] = [];
   const resources: NonNullable<IJobSpec['resources']> = {};
-  const nodes = positiveInt(form.nodes, 'resources.nodes', errors);
-  const cpus = positiveInt(form.cpus, 'resources.cpus', errors);
-  const gpus = positiveInt(form.gpus, 'resources.gpus', errors);
+  const nodes = count(form.nodes);
+  const cpus = count(form.cpus);
+  const gpus = count(form.gpus);
   if (nodes !== undefined) {
-    resources.nodes = nodes;
+    resources.nodes = nodes as number;
   }
   if (cpus !== undefined) {
-    resources.cpus = cpus;
+    resources.cpus = cpus as number;
   }
   if (gpus !== undefined) {
-    resources.gpus = gpus;
+    resources.gpus = gpus as number;
   }
-  let memoryMb: number | undefined;
   if (form.memory.trim()) {
-    try {
-      memoryMb = parseMemoryMb(form.memory);
-      resources.memory = memoryMb;
-    } catch (e) {
-      errors.push({ field: 'resources.memory', message: (e as Error).message });
-    }
+    resources.memory = form.memory.trim();
   }
-  let walltime: number | undefined;
   if (form.walltime.trim()) {
-    try {
-      walltime = parseWalltime(form.walltime);
-      resources.walltime = walltime;
-    } catch (e) {
-      errors.push({ field: 'resources.walltime', message: (e as Error).message });
-    }
+    resources.walltime = form.walltime.trim();
   }
-  const limits = site?.limits ?? {};
-  const over = (
-    field: string,
-    value: number | undefined,
-    limit: number | null | undefined,
-    unit = ''
-  ): void => {
-    if (value !== undefined && limit !== undefined && limit !== null && value > limit) {
-      errors.push({ field, message: `at most ${limit}${unit} on site ${site?.name}` });
-    }
-  };
-  over('resources.nodes', nodes, limits.nodes);
-  over('resources.cpus', cpus, limits.cpus);
-  over('resources.gpus', gpus, limits.gpus);
-  over('resources.memory', memoryMb, limits.memory, ' MB');
-  over('resources.walltime', walltime, limits.walltime, ' s');
-
   const spec: IJobSpec = { name: form.name.trim() || undefined };
   if (form.site) {
     spec.site = form.site;
@@ -264,52 +170,61 @@ export function buildSpec(
   return { spec, errors };
 }
 
-/** The `#SWM` lines that say what the form says (Sky Port's job-script vocabulary). */
-export function swmLines(form: ISubmitForm): string[] {
-  const lines: string[] = [];
-  const add = (key: string, value: string): void => {
-    const v = value.trim();
-    if (v) {
-      lines.push(`#SWM ${key} ${v}`);
-    }
-  };
-  add('name', form.name);
-  add('site', form.site);
-  add('nodes', form.nodes);
-  add('cpus', form.cpus);
-  add('mem', form.memory);
-  add('gpus', form.gpus);
-  add('walltime', form.walltime);
-  add('flavor', form.flavor);
-  add('cloud-image', form.cloudImage);
-  add('container-image', form.containerImage);
-  return lines;
+/** The name the server gives a job nothing names (JobSpec's default). */
+export const DEFAULT_JOB_NAME = 'job';
+
+/**
+ * The form's starting values from the server's reading of the script (a dry run of the script
+ * alone): its `#SWM` directives. A script that names no job keeps the file's name.
+ */
+export function formFromSpec(form: ISubmitForm, spec: IJobSpec): ISubmitForm {
+  const r = spec.resources ?? {};
+  const text = (v: unknown): string => (v === null || v === undefined ? '' : String(v));
+  const out = { ...form };
+  if (spec.name && spec.name !== DEFAULT_JOB_NAME) {
+    out.name = spec.name;
+  }
+  out.nodes = r.nodes && r.nodes !== 1 ? text(r.nodes) : out.nodes;
+  out.cpus = r.cpus && r.cpus !== 1 ? text(r.cpus) : out.cpus;
+  out.gpus = r.gpus ? text(r.gpus) : out.gpus;
+  out.memory = r.memory ? memoryText(r.memory) : out.memory;
+  out.walltime =
+    typeof r.walltime === 'number' ? formatWalltime(r.walltime) : text(r.walltime) || out.walltime;
+  out.flavor = spec.flavor ?? out.flavor;
+  out.cloudImage = spec.cloud_image ?? out.cloudImage;
+  out.containerImage = spec.container_image ?? out.containerImage;
+  return out;
+}
+
+/** `4G` for 4096 (MB), `512M` otherwise. */
+function memoryText(mb: number | string): string {
+  if (typeof mb === 'string') {
+    return mb;
+  }
+  return mb % 1024 === 0 ? `${mb / 1024}G` : `${mb}M`;
 }
 
 /**
- * Estimated cost of running `nodes` machines of `flavor` for `walltimeSeconds` (prices are per
- * machine-hour). Null without a flavor or a walltime.
+ * The `#SWM` lines of the job the server would run (the spec of its dry run): what the job
+ * really is, the script's own directives included.
  */
-export function estimateCost(
-  flavor: IFlavor | undefined,
-  nodes: number,
-  walltimeSeconds: number | undefined
-): number | null {
-  if (!flavor || !walltimeSeconds || !Number.isFinite(flavor.price)) {
-    return null;
-  }
-  return Math.round(flavor.price * Math.max(1, nodes) * (walltimeSeconds / 3600) * 100) / 100;
-}
-
-/** The cost estimate for the form's current values on `site`, or null. */
-export function formCost(form: ISubmitForm, site: ISite | undefined): number | null {
-  const flavor = site?.flavors.find(f => f.id === form.flavor);
-  let walltime: number | undefined;
-  try {
-    walltime = form.walltime.trim() ? parseWalltime(form.walltime) : undefined;
-  } catch {
-    walltime = undefined;
-  }
-  const nodes = /^\d+$/.test(form.nodes.trim()) ? parseInt(form.nodes, 10) : 1;
-  return estimateCost(flavor, nodes, walltime);
+export function specLines(spec: IJobSpec): string[] {
+  const lines: string[] = [];
+  const add = (key: string, value: unknown): void => {
+    if (value !== null && value !== undefined && value !== '') {
+      lines.push(`#SWM ${key} ${String(value)}`);
+    }
+  };
+  const r = spec.resources ?? {};
+  add('name', spec.name);
+  add('site', spec.site);
+  add('nodes', r.nodes);
+  add('cpus', r.cpus);
+  add('mem', r.memory !== null && r.memory !== undefined ? memoryText(r.memory) : undefined);
+  add('gpus', r.gpus || undefined);
+  add('walltime', typeof r.walltime === 'number' ? formatWalltime(r.walltime) : r.walltime);
+  add('flavor', spec.flavor);
+  add('cloud-image', spec.cloud_image);
+  add('container-image', spec.container_image);
+  return lines;
 }

@@ -36,6 +36,46 @@ export function isFinal(state: JobStateName): boolean {
   return FINAL_STATES.has(state);
 }
 
+/**
+ * A job that ended badly: finished with a non-zero exit code, or in error (the server's
+ * `state=failed` filter means the same).
+ */
+export function isFailed(job: { state: JobStateName; exit_code?: number | null }): boolean {
+  return (
+    job.state === 'error' ||
+    (job.state === 'finished' &&
+      job.exit_code !== null &&
+      job.exit_code !== undefined &&
+      job.exit_code !== 0)
+  );
+}
+
+/** What a job is shown as: its state, or `failed` for a finish with a non-zero exit code. */
+export type ShownState = JobStateName | 'failed';
+
+export function shownState(job: { state: JobStateName; exit_code?: number | null }): ShownState {
+  return job.state === 'finished' && isFailed(job) ? 'failed' : job.state;
+}
+
+/** A state badge's classes and tooltip: failed jobs are red whatever their state letter. */
+export function badgeOf(job: {
+  state: JobStateName;
+  exit_code?: number | null;
+  state_details?: string;
+}): { className: string; title: string } {
+  const failed = isFailed(job);
+  const why =
+    job.exit_code !== null && job.exit_code !== undefined && job.exit_code !== 0
+      ? ` (exit code ${job.exit_code})`
+      : job.state_details
+        ? ` (${job.state_details})`
+        : '';
+  return {
+    className: `swm-StateBadge swm-state-${job.state}${failed ? ' swm-state-failed' : ''}`,
+    title: failed ? `failed${job.state === 'error' ? ': error' : ''}${why}` : job.state
+  };
+}
+
 /** Parse a state name or letter; undefined when unknown. */
 export function parseState(text: string): JobStateName | undefined {
   const low = text.trim().toLowerCase();

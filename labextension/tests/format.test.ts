@@ -8,10 +8,10 @@ describe('endedNotice', () => {
     expect(n.message).toMatch(/^Job .*fit.* finished$/);
   });
 
-  it('calls a non-zero exit an error and says the code', () => {
+  it('calls a non-zero exit a failure and says the code', () => {
     const n = endedNotice(job({ name: 'fit', state: 'finished', exit_code: 3 }));
     expect(n.type).toBe('error');
-    expect(n.message).toContain('finished with exit code 3');
+    expect(n.message).toContain('failed with exit code 3');
   });
 
   it('says why a job failed, and warns of a canceled one', () => {

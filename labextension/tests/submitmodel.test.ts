@@ -1,13 +1,10 @@
 import {
   buildSpec,
   emptyForm,
-  estimateCost,
-  formCost,
+  formFromSpec,
   formatWalltime,
-  parseMemoryMb,
   parseParameters,
-  parseWalltime,
-  swmLines
+  specLines
 } from '../src/submitmodel';
 import type { ISite } from '../src/types';
 
@@ -28,23 +25,9 @@ const cloud: ISite = {
 };
 
 describe('units', () => {
-  it('reads memory like the server does', () => {
-    expect(parseMemoryMb('4096')).toBe(4096);
-    expect(parseMemoryMb('4G')).toBe(4096);
-    expect(parseMemoryMb('1.5GB')).toBe(1536);
-    expect(parseMemoryMb('512m')).toBe(512);
-    expect(() => parseMemoryMb('lots')).toThrow(/cannot read memory/);
-  });
-
-  it('reads walltimes like the server does', () => {
-    expect(parseWalltime('90')).toBe(5400);
-    expect(parseWalltime('01:30:00')).toBe(5400);
-    expect(parseWalltime('10:00')).toBe(600);
-    expect(parseWalltime('1-00:00:01')).toBe(86401);
-    expect(parseWalltime('2h')).toBe(7200);
-    expect(() => parseWalltime('1:75:00')).toThrow(/cannot read walltime/);
-    expect(() => parseWalltime('soon')).toThrow(/cannot read walltime/);
+  it("writes walltimes as #SWM does (reading them is the server's)", () => {
     expect(formatWalltime(86401)).toBe('1-00:00:01');
+    expect(formatWalltime(300)).toBe('00:05:00');
   });
 
   it('reads notebook parameters with JSON values', () => {
@@ -77,7 +60,8 @@ describe('buildSpec', () => {
       site: 'local',
       script: 'echo hi\n',
       workdir: '/home/u/work',
-      resources: { cpus: 4, memory: 8192, walltime: 7200 }
+      // Units are the server's to read: the text goes as typed.
+      resources: { cpus: 4, memory: '8G', walltime: '2h' }
     });
   });
 
@@ -91,7 +75,7 @@ describe('buildSpec', () => {
     expect(spec.workdir).toBeUndefined();
   });
 
-  it("checks resources against the site's limits and flavors", () => {
+  it('leaves limits and units to the server, and names what is not a number', () => {
     const form = {
       ...emptyForm('a.sh', 'azure'),
       cpus: '32',
@@ -99,46 +83,53 @@ describe('buildSpec', () => {
       flavor: 'huge',
       walltime: 'x'
     };
-    const { errors } = buildSpec(form, '', cloud);
-    expect(errors.map(e => e.field).sort()).toEqual([
-      'flavor',
-      'resources.cpus',
-      'resources.gpus',
-      'resources.walltime'
-    ]);
-    expect(errors.find(e => e.field === 'resources.cpus')?.message).toBe(
-      'at most 16 on site azure'
-    );
+    const { spec, errors } = buildSpec(form, '', cloud);
+    // Only the flavor is checked here (the site's list is at hand); the rest goes to the dry run.
+    expect(errors.map(e => e.field)).toEqual(['flavor']);
+    expect(spec.resources).toEqual({ cpus: 32, gpus: 'two', walltime: 'x' });
   });
 });
 
-describe('directives and cost', () => {
-  it('previews the #SWM lines of the form', () => {
-    const form = {
-      ...emptyForm('a.sh', 'azure'),
-      cpus: '2',
-      memory: '4G',
-      flavor: 'gpu',
-      cloudImage: 'ubuntu',
-      walltime: '01:00:00'
-    };
-    expect(swmLines(form)).toEqual([
+describe("the server's reading of a script", () => {
+  it("takes the script's directives as the form's starting values", () => {
+    const form = formFromSpec(emptyForm('work/train.sh', 'local'), {
+      name: 'nightly-train',
+      site: 'local',
+      resources: { nodes: 1, cpus: 2, memory: 4096, walltime: 300, gpus: 0 },
+      container_image: 'ubuntu:24.04'
+    });
+    expect(form.name).toBe('nightly-train');
+    expect(form.cpus).toBe('2');
+    expect(form.nodes).toBe('');
+    expect(form.gpus).toBe('');
+    expect(form.memory).toBe('4G');
+    expect(form.walltime).toBe('00:05:00');
+    expect(form.containerImage).toBe('ubuntu:24.04');
+  });
+
+  it('keeps the file name when the script names no job', () => {
+    const form = formFromSpec(emptyForm('work/train.sh', 'local'), { name: 'job' });
+    expect(form.name).toBe('train');
+  });
+
+  it('previews the job the server would run as #SWM lines', () => {
+    expect(
+      specLines({
+        name: 'a',
+        site: 'azure',
+        resources: { nodes: 1, cpus: 2, memory: 1536, walltime: 3600, gpus: 0 },
+        flavor: 'gpu',
+        cloud_image: 'ubuntu'
+      })
+    ).toEqual([
       '#SWM name a',
       '#SWM site azure',
+      '#SWM nodes 1',
       '#SWM cpus 2',
-      '#SWM mem 4G',
+      '#SWM mem 1536M',
       '#SWM walltime 01:00:00',
       '#SWM flavor gpu',
       '#SWM cloud-image ubuntu'
     ]);
-  });
-
-  it('estimates cost as price × nodes × hours', () => {
-    expect(estimateCost(cloud.flavors[1], 2, 5400)).toBe(7.5);
-    expect(estimateCost(cloud.flavors[1], 1, undefined)).toBeNull();
-    expect(estimateCost(undefined, 1, 3600)).toBeNull();
-    const form = { ...emptyForm('a.sh', 'azure'), flavor: 'small', nodes: '3', walltime: '10h' };
-    expect(formCost(form, cloud)).toBe(3);
-    expect(formCost({ ...form, walltime: 'bad' }, cloud)).toBeNull();
   });
 });

@@ -2,16 +2,25 @@
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 
 import { GroupBy } from '../store';
+import { NotifyWhen } from './notifications';
 
 export interface ISwmSettings {
   defaultSite: string;
-  notifications: boolean;
+  notifications: NotifyWhen;
   groupBy: GroupBy;
+}
+
+/** The notifications setting; `true`/`false` of earlier versions read as `all`/`none`. */
+export function notifyWhen(value: unknown): NotifyWhen {
+  if (value === false) {
+    return 'none';
+  }
+  return value === 'failures' || value === 'none' ? value : 'all';
 }
 
 /** The settings until (or unless) the registry answers: the schema's defaults. */
 export function defaultSettings(): ISwmSettings {
-  return { defaultSite: '', notifications: true, groupBy: 'none' };
+  return { defaultSite: '', notifications: 'all', groupBy: 'none' };
 }
 
 /**
@@ -29,7 +38,7 @@ export function followSettings(
     .then(s => {
       const apply = (): void => {
         settings.defaultSite = (s.get('defaultSite').composite as string) ?? '';
-        settings.notifications = (s.get('notifications').composite as boolean) ?? true;
+        settings.notifications = notifyWhen(s.get('notifications').composite);
         settings.groupBy = ((s.get('groupBy').composite as string) ?? 'none') as GroupBy;
         applied(settings);
       };

@@ -12,7 +12,7 @@ import { IFileBrowserFactory } from '@jupyterlab/filebrowser';
 import { IFieldError, SwmApi } from '../api';
 import { errorText, jobLabel } from '../format';
 import { JobStore } from '../store';
-import { buildSpec, emptyForm } from '../submitmodel';
+import { buildSpec, emptyForm, formFromSpec } from '../submitmodel';
 import { IJob, ISite } from '../types';
 import { SubmitForm } from '../widgets/submitform';
 
@@ -89,7 +89,19 @@ export class Submitter {
       Notification.error(`Cannot submit ${path}: ${errorText(err)}`, { autoClose: 10000 });
       return null;
     }
-    const form = emptyForm(path, defaultSite);
+    let form = emptyForm(path, defaultSite);
+    if (content !== null) {
+      // The script's own #SWM lines, as the server reads them, are the dialog's starting values.
+      try {
+        const answer = await api.dryRun({
+          script: content,
+          ...(defaultSite ? { site: defaultSite } : {})
+        });
+        form = formFromSpec(form, answer.job.spec);
+      } catch {
+        // A script the server refuses: the dialog's own dry run shows why.
+      }
+    }
     let errors: IFieldError[] = [];
     let message = '';
     for (;;) {
@@ -124,9 +136,10 @@ export class Submitter {
         });
         return job;
       } catch (err) {
+        // The refusal shows in the dialog, at its field when it names one.
         const e = err as { errors?: IFieldError[]; message?: string };
         errors = e.errors ?? [];
-        message = e.message ?? errorText(err);
+        message = e.message || errorText(err);
       }
     }
   }

@@ -1,15 +1,17 @@
 /**
  * The job list of the Sky Port sidebar: search, state and site filters, grouping, a
- * windowed list of rows (JupyterLab's WindowedList), and multi-select actions. It renders from the JobStore at most once
- * per animation frame, whatever the rate of websocket events.
+ * windowed list of rows (JupyterLab's WindowedList), selection as in JupyterLab's file browser
+ * (click opens; Ctrl/Shift-click and the keyboard select; only shown jobs stay selected) and
+ * actions on the selection, confirmed when they touch several jobs. It renders from the JobStore
+ * at most once per animation frame, whatever the rate of websocket events.
  */
-import { Notification } from '@jupyterlab/apputils';
+import { Dialog, Notification, showDialog } from '@jupyterlab/apputils';
 import { Widget, PanelLayout } from '@lumino/widgets';
 
 import { errorText, formatTime, runTime } from '../format';
 import { GroupBy, IJobFilter, IStoreChange, Row, SortKey } from '../store';
 import { JobSync } from '../sync';
-import { JobAction, JobStateName, STATES, STATE_CODES, isFinal } from '../types';
+import { JobAction, JobStateName, STATES, STATE_CODES, badgeOf, isFailed } from '../types';
 import { el } from './dom';
 import { FrameScheduler } from './frame';
 import { RowList } from './rowlist';
@@ -26,16 +28,24 @@ const ACTIONS: { action: JobAction; label: string; title: string }[] = [
   { action: 'requeue', label: 'Requeue', title: 'Requeue the selected ended jobs' }
 ];
 
-const STATE_FILTERS: { value: string; label: string; states: JobStateName[] }[] = [
-  { value: '', label: 'All states', states: [] },
-  {
-    value: 'active',
-    label: 'Active',
-    states: ['queued', 'held', 'waiting', 'transferring', 'running']
-  },
-  { value: 'ended', label: 'Ended', states: ['finished', 'error', 'canceled'] },
-  ...STATES.map(s => ({ value: s, label: s, states: [s] as JobStateName[] }))
-];
+/** Actions that ask before they touch more than one job. */
+const CONFIRMED: ReadonlySet<JobAction> = new Set(['cancel', 'requeue']);
+
+/** How often the elapsed time of running jobs is redrawn (ms). */
+const TICK = 1000;
+
+const STATE_FILTERS: { value: string; label: string; states: JobStateName[]; failed?: boolean }[] =
+  [
+    { value: '', label: 'All states', states: [] },
+    {
+      value: 'active',
+      label: 'Active',
+      states: ['queued', 'held', 'waiting', 'transferring', 'running']
+    },
+    { value: 'ended', label: 'Ended', states: ['finished', 'error', 'canceled'] },
+    { value: 'failed', label: 'failed', states: ['finished', 'error'], failed: true },
+    ...STATES.map(s => ({ value: s, label: s, states: [s] as JobStateName[] }))
+  ];
 
 export interface IJobsPanelOptions {
   sync: JobSync;
@@ -53,6 +63,9 @@ export class JobsPanel extends Widget {
   private _collapsed = new Set<string>();
   private _selected = new Set<string>();
   private _anchor: number | null = null;
+  /** The row the keyboard is on (an index into the list's items). */
+  private _focus: number | null = null;
+  private _ticker = 0;
   /** Renders at most once a frame and once every MIN_RENDER_INTERVAL ms. */
   private _renderer = new FrameScheduler(() => this._renderNow(), {
     minInterval: MIN_RENDER_INTERVAL
@@ -66,6 +79,7 @@ export class JobsPanel extends Widget {
   private _message: HTMLElement;
   private _actionButtons = new Map<JobAction, HTMLButtonElement>();
   private _selectionLabel: HTMLElement;
+  private _clearButton: HTMLButtonElement;
   private _knownSites = '';
 
   constructor(opts: IJobsPanelOptions) {
@@ -103,7 +117,7 @@ export class JobsPanel extends Widget {
     }
     this._stateSelect.addEventListener('change', () => {
       const f = STATE_FILTERS.find(x => x.value === this._stateSelect.value);
-      this._filter = { ...this._filter, states: f?.states ?? [] };
+      this._filter = { ...this._filter, states: f?.states ?? [], failed: !!f?.failed };
       this._schedule();
     });
     this._siteSelect = el('select', 'jp-mod-styled swm-SiteFilter');
@@ -132,7 +146,11 @@ export class JobsPanel extends Widget {
     this._summary = el('div', 'swm-JobsPanel-summary');
     const actions = el('div', 'swm-JobsPanel-actions');
     this._selectionLabel = el('span', 'swm-Selection', '');
-    actions.appendChild(this._selectionLabel);
+    this._clearButton = el('button', 'swm-ClearSelection', 'clear');
+    this._clearButton.title = 'Clear the selection';
+    this._clearButton.hidden = true;
+    this._clearButton.addEventListener('click', () => this.clearSelection());
+    actions.append(this._selectionLabel, this._clearButton);
     for (const a of ACTIONS) {
       const b = el('button', 'jp-mod-styled swm-ActionButton', a.label);
       b.title = a.title;
@@ -153,7 +171,17 @@ export class JobsPanel extends Widget {
       renderRow: (node, row, index) => this._renderRow(node, row, index)
     });
     this.list.addClass('swm-JobList');
+    this.list.node.tabIndex = 0;
+    this.list.node.setAttribute('role', 'grid');
+    this.list.node.setAttribute('aria-label', 'Sky Port jobs');
+    this.list.node.addEventListener('keydown', ev => this._onKeyDown(ev));
     layout.addWidget(this.list);
+    // Running jobs' elapsed times move on without any event.
+    this._ticker = window.setInterval(() => {
+      if (this.isVisible && this._sync.store.counts().running > 0) {
+        this.list.refresh();
+      }
+    }, TICK);
 
     this._sync.store.changed.connect(this._onStoreChanged, this);
     this._sync.statusChanged.connect(() => this._renderStatus(), this);
@@ -178,11 +206,28 @@ export class JobsPanel extends Widget {
     this._schedule();
   }
 
-  /** Run `action` on the selected jobs with one bulk request. */
+  /** Forget the selection. */
+  clearSelection(): void {
+    this._selected.clear();
+    this._anchor = null;
+    this.list.refresh();
+    this._schedule();
+  }
+
+  /**
+   * Run `action` on the selected jobs with one bulk request; cancel and requeue of more than one
+   * job ask first, listing them.
+   */
   async runAction(action: JobAction): Promise<void> {
     const ids = this.selected;
     if (!ids.length) {
       return;
+    }
+    if (ids.length > 1 && CONFIRMED.has(action)) {
+      const ok = await this._confirm(action, ids);
+      if (!ok) {
+        return;
+      }
     }
     try {
       const result = await this._sync.api.bulkAction(action, ids);
@@ -203,11 +248,40 @@ export class JobsPanel extends Widget {
     }
   }
 
+  private async _confirm(action: JobAction, ids: string[]): Promise<boolean> {
+    const body = el('div', 'swm-ConfirmBody');
+    body.appendChild(
+      el('p', '', `${action[0].toUpperCase()}${action.slice(1)} these ${ids.length} jobs?`)
+    );
+    const list = el('ul', 'swm-ConfirmList');
+    const shown = 12;
+    for (const id of ids.slice(0, shown)) {
+      const job = this._sync.store.get(id);
+      list.appendChild(el('li', '', job ? `${job.name} (${id.slice(0, 8)}, ${job.state})` : id));
+    }
+    if (ids.length > shown) {
+      list.appendChild(el('li', '', `… and ${ids.length - shown} more`));
+    }
+    body.appendChild(list);
+    const result = await showDialog({
+      title: `${action[0].toUpperCase()}${action.slice(1)} ${ids.length} jobs`,
+      body: new Widget({ node: body }),
+      buttons: [
+        Dialog.cancelButton({ label: 'No' }),
+        Dialog.warnButton({
+          label: `${action[0].toUpperCase()}${action.slice(1)} ${ids.length} jobs`
+        })
+      ]
+    });
+    return result.button.accept;
+  }
+
   dispose(): void {
     if (this.isDisposed) {
       return;
     }
     this._renderer.dispose();
+    window.clearInterval(this._ticker);
     this._sync.store.changed.disconnect(this._onStoreChanged, this);
     super.dispose();
   }
@@ -237,6 +311,23 @@ export class JobsPanel extends Widget {
     const store = this._sync.store;
     const rows = store.rows(this._filter, this._sort, this._groupBy, this._collapsed);
     this.list.setItems(rows);
+    // Only what is shown stays selected: an action never reaches a job the user cannot see.
+    if (this._selected.size) {
+      const shown = new Set<string>();
+      for (const r of rows) {
+        if (r.kind === 'job') {
+          shown.add(r.job.id);
+        }
+      }
+      for (const id of [...this._selected]) {
+        if (!shown.has(id)) {
+          this._selected.delete(id);
+        }
+      }
+    }
+    if (this._focus !== null && this._focus >= rows.length) {
+      this._focus = rows.length ? rows.length - 1 : null;
+    }
     const counts = store.counts();
     const parts = STATES.filter(s => counts[s]).map(
       s => `<span class="swm-Count" data-state="${s}">${counts[s]} ${s}</span>`
@@ -260,25 +351,44 @@ export class JobsPanel extends Widget {
       }
       this._siteSelect.value = sites.includes(current) ? current : '';
     }
-    const n = this.selected.length;
+    const n = this._selected.size;
     this._selectionLabel.textContent = n ? `${n} selected` : '';
+    this._clearButton.hidden = n === 0;
     for (const b of this._actionButtons.values()) {
       b.disabled = n === 0;
     }
     const err = this._sync.loadError;
+    let message = '';
+    let error = false;
     if (err) {
-      this._message.textContent = `Could not load jobs: ${err.describe()}`;
-      this._message.className = 'swm-JobsPanel-message swm-mod-error';
+      message = `Could not load jobs: ${err.describe()}`;
+      error = true;
     } else if (this._sync.loaded && store.size === 0) {
-      this._message.textContent = 'No jobs yet. Submit a script or notebook with “Submit…”.';
-      this._message.className = 'swm-JobsPanel-message';
+      message = 'No jobs yet. Submit a script or notebook with “Submit…”.';
     } else if (!this._sync.loaded && store.size === 0) {
-      this._message.textContent = 'Loading jobs…';
-      this._message.className = 'swm-JobsPanel-message';
-    } else {
-      this._message.textContent = '';
-      this._message.className = 'swm-JobsPanel-message';
+      message = 'Loading jobs…';
+    } else if (rows.length === 0) {
+      message = `No jobs match ${this._filterText()}.`;
     }
+    this._message.textContent = message;
+    this._message.className = `swm-JobsPanel-message${error ? ' swm-mod-error' : ''}`;
+  }
+
+  /** The filters in words, for the empty list's message. */
+  private _filterText(): string {
+    const parts: string[] = [];
+    const state = STATE_FILTERS.find(f => f.value === this._stateSelect.value);
+    if (state && state.value) {
+      parts.push(`the state “${state.label}”`);
+    }
+    if (this._filter.site) {
+      parts.push(`the site “${this._filter.site}”`);
+    }
+    const text = (this._filter.text ?? '').trim();
+    if (text) {
+      parts.push(`the search “${text}”`);
+    }
+    return parts.length ? parts.join(' and ') : 'the filters';
   }
 
   private _renderStatus(): void {
@@ -295,23 +405,26 @@ export class JobsPanel extends Widget {
   private _createRow(): HTMLElement {
     const row = el('div', 'swm-JobRow');
     row.setAttribute('role', 'row');
-    row.addEventListener('click', ev => this._onRowClick(row, ev));
-    row.addEventListener('dblclick', () => {
-      const id = row.dataset.jobId;
-      if (id) {
-        this._opts.openJob(id);
+    // Shift-click extends the selection; it must not select the page's text.
+    row.addEventListener('mousedown', ev => {
+      if (ev.shiftKey) {
+        ev.preventDefault();
       }
     });
+    row.addEventListener('click', ev => this._onRowClick(row, ev));
     return row;
   }
 
   private _renderRow(node: HTMLElement, row: Row, index: number): void {
     node.dataset.index = String(index);
+    node.classList.toggle('swm-mod-focused', index === this._focus);
     if (row.kind === 'group') {
       node.classList.add('swm-GroupRow');
       node.classList.remove('swm-mod-selected');
+      node.removeAttribute('aria-selected');
       delete node.dataset.jobId;
       delete node.dataset.state;
+      delete node.dataset.failed;
       node.dataset.group = row.key;
       node.textContent = `${row.collapsed ? '▸' : '▾'} ${row.label} (${row.count})`;
       return;
@@ -320,10 +433,17 @@ export class JobsPanel extends Widget {
     const selected = this._selected.has(job.id);
     node.classList.remove('swm-GroupRow');
     node.classList.toggle('swm-mod-selected', selected);
+    node.setAttribute('aria-selected', String(selected));
     node.dataset.jobId = job.id;
     node.dataset.state = job.state;
+    if (isFailed(job)) {
+      node.dataset.failed = 'true';
+    } else {
+      delete node.dataset.failed;
+    }
     delete node.dataset.group;
-    node.title = `${job.name}\n${job.id}\n${job.state}${job.state_details ? `: ${job.state_details}` : ''}`;
+    const look = badgeOf(job);
+    node.title = `${job.name}\n${job.id}\n${look.title}${job.state_details && !isFailed(job) ? `: ${job.state_details}` : ''}`;
     // Rebuilding five spans is cheaper than diffing them and keeps the row code simple.
     node.innerHTML = '';
     const check = el('input', 'swm-JobRow-check');
@@ -331,17 +451,12 @@ export class JobsPanel extends Widget {
     check.checked = selected;
     check.tabIndex = -1;
     check.setAttribute('aria-label', `Select ${job.name}`);
-    const badge = el('span', `swm-StateBadge swm-state-${job.state}`, STATE_CODES[job.state]);
-    badge.title = job.state;
+    const badge = el('span', look.className, STATE_CODES[job.state]);
+    badge.title = look.title;
     const name = el('span', 'swm-JobRow-name', job.name);
     const site = el('span', 'swm-JobRow-site', job.site);
     let info: string;
-    if (
-      isFinal(job.state) &&
-      job.state === 'finished' &&
-      job.exit_code !== null &&
-      job.exit_code !== 0
-    ) {
+    if (job.state === 'finished' && isFailed(job)) {
       info = `exit ${job.exit_code}`;
     } else if (job.start_time) {
       info = runTime(job);
@@ -358,38 +473,127 @@ export class JobsPanel extends Widget {
     if (!item) {
       return;
     }
+    this._focus = index;
     if (item.kind === 'group') {
-      if (this._collapsed.has(item.key)) {
-        this._collapsed.delete(item.key);
-      } else {
-        this._collapsed.add(item.key);
-      }
-      this._schedule();
+      this._toggleGroup(item.key);
       return;
     }
-    const id = item.job.id;
     const target = ev.target as HTMLElement;
-    if (ev.shiftKey && this._anchor !== null) {
-      const [a, b] = [Math.min(this._anchor, index), Math.max(this._anchor, index)];
-      for (let i = a; i <= b; i++) {
-        const r = this.list.items[i];
-        if (r && r.kind === 'job') {
-          this._selected.add(r.job.id);
-        }
-      }
+    if (ev.shiftKey) {
+      this._selectRange(index);
     } else if (ev.ctrlKey || ev.metaKey || target.classList.contains('swm-JobRow-check')) {
-      if (this._selected.has(id)) {
-        this._selected.delete(id);
-      } else {
-        this._selected.add(id);
-      }
-      this._anchor = index;
+      this._toggle(index);
     } else {
-      this._selected.clear();
-      this._selected.add(id);
+      // A plain click opens the job; it does not change the selection.
       this._anchor = index;
-      this._opts.openJob(id);
+      this._opts.openJob(item.job.id);
     }
+    this.list.refresh();
+    this._schedule();
+  }
+
+  private _toggleGroup(key: string): void {
+    if (this._collapsed.has(key)) {
+      this._collapsed.delete(key);
+    } else {
+      this._collapsed.add(key);
+    }
+    this._schedule();
+  }
+
+  /** Tick or untick the job at `index`; it becomes the anchor of ranges. */
+  private _toggle(index: number): void {
+    const r = this.list.items[index];
+    if (!r || r.kind !== 'job') {
+      return;
+    }
+    if (this._selected.has(r.job.id)) {
+      this._selected.delete(r.job.id);
+    } else {
+      this._selected.add(r.job.id);
+    }
+    this._anchor = index;
+  }
+
+  /** Select the jobs from the anchor (or `index` itself) to `index`. */
+  private _selectRange(index: number): void {
+    const anchor = this._anchor ?? index;
+    const [a, b] = [Math.min(anchor, index), Math.max(anchor, index)];
+    for (let i = a; i <= b; i++) {
+      const r = this.list.items[i];
+      if (r && r.kind === 'job') {
+        this._selected.add(r.job.id);
+      }
+    }
+    if (this._anchor === null) {
+      this._anchor = index;
+    }
+  }
+
+  /**
+   * The list's keys, as in JupyterLab's file browser: arrows move (Shift extends the selection),
+   * Space ticks, Enter opens (or folds a group), Delete cancels the selection (or the job the
+   * keyboard is on), Escape clears the selection.
+   */
+  private _onKeyDown(ev: KeyboardEvent): void {
+    const items = this.list.items;
+    if (!items.length) {
+      return;
+    }
+    const at = this._focus ?? -1;
+    const move = (to: number): void => {
+      const index = Math.max(0, Math.min(items.length - 1, to));
+      this._focus = index;
+      if (ev.shiftKey) {
+        this._selectRange(index);
+      } else {
+        this._anchor = index;
+      }
+      this.list.scrollToItem(index, 'auto').catch(() => undefined);
+    };
+    switch (ev.key) {
+      case 'ArrowDown':
+        move(at + 1);
+        break;
+      case 'ArrowUp':
+        move(at < 0 ? 0 : at - 1);
+        break;
+      case 'Home':
+        move(0);
+        break;
+      case 'End':
+        move(items.length - 1);
+        break;
+      case ' ':
+        if (at >= 0) {
+          this._toggle(at);
+        }
+        break;
+      case 'Enter': {
+        const item = at >= 0 ? items[at] : undefined;
+        if (item?.kind === 'job') {
+          this._opts.openJob(item.job.id);
+        } else if (item?.kind === 'group') {
+          this._toggleGroup(item.key);
+        }
+        break;
+      }
+      case 'Delete': {
+        const item = at >= 0 ? items[at] : undefined;
+        if (!this._selected.size && item?.kind === 'job') {
+          this._selected.add(item.job.id);
+        }
+        void this.runAction('cancel');
+        break;
+      }
+      case 'Escape':
+        this._selected.clear();
+        break;
+      default:
+        return;
+    }
+    ev.preventDefault();
+    ev.stopPropagation();
     this.list.refresh();
     this._schedule();
   }

@@ -12,7 +12,16 @@ import { errorText, formatBytes, formatDuration, formatTime } from '../format';
 import { LogBuffer } from '../logbuffer';
 import { IStoreChange } from '../store';
 import { JobSync } from '../sync';
-import { IJob, IJobFile, JobAction, LogStreamEvent, STATE_CODES, isFinal } from '../types';
+import {
+  IJob,
+  IJobFile,
+  JobAction,
+  LogStreamEvent,
+  STATE_CODES,
+  badgeOf,
+  isFailed,
+  isFinal
+} from '../types';
 import { el } from './dom';
 import { FrameScheduler } from './frame';
 
@@ -342,11 +351,16 @@ export class JobView extends Widget {
     this.title.label = job.name;
     this.title.caption = `${job.name} (${job.id})`;
     this.node.dataset.state = job.state;
-    this._badge.className = `swm-StateBadge swm-state-${job.state}`;
+    const look = badgeOf(job);
+    this._badge.className = look.className;
+    this._badge.title = look.title;
     this._badge.textContent = STATE_CODES[job.state];
     this._title.textContent = job.name;
+    this.node.dataset.failed = String(isFailed(job));
     const bits = [
-      `state: ${job.state}${job.state_details ? ` (${job.state_details})` : ''}`,
+      isFailed(job)
+        ? `state: ${look.title}`
+        : `state: ${job.state}${job.state_details ? ` (${job.state_details})` : ''}`,
       `site: ${job.site}`,
       `id: ${job.id}`
     ];

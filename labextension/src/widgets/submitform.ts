@@ -1,14 +1,15 @@
 /**
- * The body of the submit dialog: site, resources within the site's limits, flavor table with
- * prices and a cost estimate, notebook parameters, and a live preview of the `#SWM` lines.
- * The server's dry run (`POST /jobs?dry_run=1`) checks the spec as the user types.
+ * The body of the submit dialog: site, resources, flavor table with prices, notebook parameters,
+ * and a preview of the job as the server would run it. The server's dry run
+ * (`POST /jobs?dry_run=1`) checks the spec as the user types: its field errors show at their
+ * fields, its spec is the preview (the script's own `#SWM` lines included), its cost the estimate.
  */
 import { PageConfig } from '@jupyterlab/coreutils';
 import { Widget } from '@lumino/widgets';
 
 import { IFieldError, SwmApi } from '../api';
 import { errorText } from '../format';
-import { ISubmitForm, buildSpec, formCost, swmLines } from '../submitmodel';
+import { ISubmitForm, buildSpec, specLines } from '../submitmodel';
 import { ISite } from '../types';
 import { el } from './dom';
 
@@ -52,6 +53,8 @@ export class SubmitForm extends Widget {
   private _message: HTMLElement;
   private _dryRunTimer = 0;
   private _dryRunSeq = 0;
+  /** What the server said when it refused the last submission: shown until the user edits. */
+  private _refusal: { errors: IFieldError[]; message: string } | null;
 
   constructor(opts: {
     form: ISubmitForm;
@@ -70,7 +73,14 @@ export class SubmitForm extends Widget {
 
     const file = el('div', 'swm-SubmitForm-file');
     file.textContent = `${opts.form.kind === 'notebook' ? 'Notebook' : 'Script'}: ${opts.form.path}`;
+    // Errors about the file itself (an empty script, a notebook that cannot be read).
+    const fileErr = el('div', 'swm-FieldError');
+    this._fieldErrors.set(opts.form.kind === 'notebook' ? 'notebook' : 'script', fileErr);
     this._message = el('div', 'swm-SubmitForm-message');
+    this._refusal =
+      opts.errors?.length || opts.message
+        ? { errors: opts.errors ?? [], message: opts.message ?? '' }
+        : null;
 
     const grid = el('div', 'swm-SubmitForm-grid');
     const siteLabel = el('label', '', 'Site');
@@ -145,34 +155,49 @@ export class SubmitForm extends Widget {
     this._preview = el('pre', 'swm-Preview');
     this.node.append(
       file,
+      fileErr,
       this._message,
       grid,
       this._imagesRow,
       this._flavors,
       paramsBox,
       this._cost,
-      el('div', 'swm-SubmitForm-previewLabel', 'Directives (#SWM lines)'),
+      el('div', 'swm-SubmitForm-previewLabel', 'The job as the server reads it (#SWM lines)'),
       this._preview
     );
+    this._preview.textContent = 'Checking with the server…';
     this._renderSite();
-    this.showErrors(opts.errors ?? [], opts.message ?? '');
-    this._changed(false);
+    this.showErrors([]);
+    void this._dryRun();
   }
 
   get site(): ISite | undefined {
     return this._sites.find(s => s.name === this.form.site);
   }
 
-  /** Show field errors next to their inputs and `message` on top. */
+  /**
+   * Show field errors next to their inputs and `message` on top, with the refusal of the last
+   * submission until the user edits the form.
+   */
   showErrors(errors: IFieldError[], message = ''): void {
     for (const node of this._fieldErrors.values()) {
       node.textContent = '';
     }
+    if (this._refusal) {
+      errors = [...this._refusal.errors, ...errors];
+      message = [this._refusal.message, message].filter(Boolean).join('\n');
+    }
     const other: string[] = [];
+    const seen = new Set<string>();
     for (const e of errors) {
+      const key = `${e.field}\n${e.message}`;
+      if (seen.has(key)) {
+        continue;
+      }
+      seen.add(key);
       const node = this._fieldErrors.get(e.field);
       if (node) {
-        node.textContent = e.message;
+        node.textContent = node.textContent ? `${node.textContent}; ${e.message}` : e.message;
       } else {
         other.push(e.field ? `${e.field}: ${e.message}` : e.message);
       }
@@ -258,25 +283,20 @@ export class SubmitForm extends Widget {
     this._images.value = this.form.cloudImage;
   }
 
-  private _changed(dryRun = true): void {
-    const lines = swmLines(this.form);
-    this._preview.textContent = lines.length ? lines.join('\n') : '(none)';
-    const site = this.site;
-    const { errors } = buildSpec(this.form, this._content, site);
+  private _changed(): void {
+    this._refusal = null;
+    const { errors } = buildSpec(this.form, this._content, this.site);
     this.showErrors(errors);
-    const cost = formCost(this.form, site);
-    const flavor = site?.flavors.find(f => f.id === this.form.flavor);
-    this._cost.textContent = flavor
-      ? cost !== null
-        ? `Estimated cost: ${cost.toFixed(2)} (${flavor.price.toFixed(2)}/h × nodes × walltime)`
-        : `${flavor.name}: ${flavor.price.toFixed(2)} per hour; set a walltime for an estimate`
-      : '';
-    if (dryRun && !errors.length) {
-      window.clearTimeout(this._dryRunTimer);
-      this._dryRunTimer = window.setTimeout(() => void this._dryRun(), 400);
+    this._preview.classList.add('swm-mod-pending');
+    const flavor = this.site?.flavors.find(f => f.id === this.form.flavor);
+    this._cost.textContent = flavor ? `${flavor.name}: ${flavor.price.toFixed(2)} per hour` : '';
+    window.clearTimeout(this._dryRunTimer);
+    if (!errors.length) {
+      this._dryRunTimer = window.setTimeout(() => void this._dryRun(), 300);
     }
   }
 
+  /** Ask the server what job the form makes: its errors, its spec (the preview), its cost. */
   private async _dryRun(): Promise<void> {
     const seq = ++this._dryRunSeq;
     const { spec, errors } = buildSpec(
@@ -286,6 +306,7 @@ export class SubmitForm extends Widget {
       PageConfig.getOption('serverRoot')
     );
     if (errors.length) {
+      this.showErrors(errors);
       return;
     }
     try {
@@ -294,15 +315,26 @@ export class SubmitForm extends Widget {
         return;
       }
       this.showErrors([]);
-      if (answer.cost_estimate !== null && answer.cost_estimate !== undefined) {
-        this._cost.textContent = `Estimated cost (server): ${answer.cost_estimate.toFixed(2)}`;
-      }
+      const lines = specLines(answer.job.spec);
+      this._preview.textContent = lines.length ? lines.join('\n') : '(none)';
+      this._preview.classList.remove('swm-mod-pending', 'swm-mod-error');
+      const flavor = this.site?.flavors.find(f => f.id === this.form.flavor);
+      const cost = answer.cost_estimate;
+      this._cost.textContent =
+        cost !== null && cost !== undefined
+          ? `Estimated cost: ${cost.toFixed(2)}${flavor ? ` (${flavor.name}, ${flavor.price.toFixed(2)} per hour)` : ''}`
+          : flavor
+            ? `${flavor.name}: ${flavor.price.toFixed(2)} per hour; set a walltime for an estimate`
+            : '';
     } catch (err) {
       if (seq !== this._dryRunSeq || this.isDisposed) {
         return;
       }
       const e = err as { errors?: IFieldError[] };
       this.showErrors(e.errors ?? [], errorText(err).split('\n')[0]);
+      this._preview.textContent = 'The server refuses this job (see above).';
+      this._preview.classList.remove('swm-mod-pending');
+      this._preview.classList.add('swm-mod-error');
     }
   }
 }
