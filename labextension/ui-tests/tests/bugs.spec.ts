@@ -173,8 +173,8 @@ test('bug 6: a job that exits non-zero is failed (red) in the list, the filter a
   }));
   expect(colors.badge).toBe(colors.error);
   await panel(page).locator('.swm-StateFilter').selectOption('failed');
-  await expect.poll(() => shownNames(page)).toContain('exit-two');
-  expect(await shownNames(page)).not.toContain('bulk-299');
+  await expect.poll(() => shownNames(page)).not.toContain('bulk-299');
+  expect(await shownNames(page)).toContain('exit-two');
   await r.locator('.swm-JobRow-name').click();
   const view = page.locator('.swm-JobView').filter({ hasText: 'exit-two' });
   await expect(view.locator('.swm-JobView-head .swm-StateBadge')).toHaveClass(/swm-state-failed/);

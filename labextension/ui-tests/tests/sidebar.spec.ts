@@ -219,7 +219,9 @@ test('the sites panel shows the local site', async ({ page }) => {
   await page.locator('#swm-sidebar').screenshot({ path: path.join(IMG, 'sites.png') });
 });
 
-test('the submit dialog checks limits before sending', async ({ page }) => {
+test("the submit dialog shows the server's checks of limits and units before sending", async ({
+  page
+}) => {
   await openLab(page);
   await showFileBrowser(page);
   await page
@@ -230,7 +232,8 @@ test('the submit dialog checks limits before sending', async ({ page }) => {
   const dialog = page.locator('.jp-Dialog');
   await dialog.locator('input[name="cpus"]').fill('100000');
   const cpusError = dialog.locator('input[name="cpus"] + .swm-FieldError');
-  await expect(cpusError).toContainText(/at most \d+ on site local/);
+  // The server's dry run checks the limits and names the field.
+  await expect(cpusError).toContainText(/100000 cpus but site 'local' has \d+/);
   await dialog.locator('input[name="walltime"]').fill('soon');
   await expect(dialog.locator('input[name="walltime"] + .swm-FieldError')).toContainText(
     'cannot read walltime'
