@@ -101,6 +101,9 @@ export interface IJobQuery {
   name?: string;
   since?: number | string;
   array_parent?: string;
+  owner?: string;
+  /** Leave array tasks out (an array shows as its parent). */
+  top_level?: boolean;
   sort?: string;
   limit?: number;
   offset?: number;

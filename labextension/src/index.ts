@@ -19,6 +19,7 @@ import { JobOpener } from './plugin/jobopener';
 import { notifyEndedJobs } from './plugin/notifications';
 import { defaultSettings, followSettings } from './plugin/settings';
 import { Submitter } from './plugin/submitter';
+import { addJobsTable } from './plugin/table';
 import { JobsPanel } from './widgets/jobspanel';
 import { SwmSidebar } from './widgets/sidebar';
 import { SitesPanel } from './widgets/sitespanel';
@@ -56,10 +57,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const opener = new JobOpener({ app, sync, serverSettings, docManager });
     const openJob = (id: string): void => opener.openJob(id);
 
+    const openTable = addJobsTable({ app, sync, openJob, palette, restorer });
     const jobs = new JobsPanel({
       sync,
       openJob,
-      submit: () => void commands.execute(CommandIDs.submit)
+      submit: () => void commands.execute(CommandIDs.submit),
+      openTable
     });
     const sidebar = new SwmSidebar(jobs, new SitesPanel(sync));
     sidebar.id = 'swm-sidebar';

@@ -5,13 +5,14 @@
  * actions on the selection, confirmed when they touch several jobs. It renders from the JobStore
  * at most once per animation frame, whatever the rate of websocket events.
  */
-import { Dialog, Notification, showDialog } from '@jupyterlab/apputils';
+import { Notification } from '@jupyterlab/apputils';
 import { Widget, PanelLayout } from '@lumino/widgets';
 
 import { errorText, formatTime, runTime } from '../format';
 import { GroupBy, IJobFilter, IStoreChange, Row, SortKey } from '../store';
 import { JobSync } from '../sync';
 import { JobAction, JobStateName, STATES, STATE_CODES, badgeOf, isFailed } from '../types';
+import { confirmAction } from './confirm';
 import { el } from './dom';
 import { FrameScheduler } from './frame';
 import { RowList } from './rowlist';
@@ -27,9 +28,6 @@ const ACTIONS: { action: JobAction; label: string; title: string }[] = [
   { action: 'release', label: 'Release', title: 'Release the selected held jobs' },
   { action: 'requeue', label: 'Requeue', title: 'Requeue the selected ended jobs' }
 ];
-
-/** Actions that ask before they touch more than one job. */
-const CONFIRMED: ReadonlySet<JobAction> = new Set(['cancel', 'requeue']);
 
 /** How often the elapsed time of running jobs is redrawn (ms). */
 const TICK = 1000;
@@ -51,6 +49,8 @@ export interface IJobsPanelOptions {
   sync: JobSync;
   openJob: (id: string) => void;
   submit: () => void;
+  /** Open the jobs table in the main area. */
+  openTable?: () => void;
 }
 
 export class JobsPanel extends Widget {
@@ -96,7 +96,13 @@ export class JobsPanel extends Widget {
     const submit = el('button', 'jp-mod-styled jp-mod-accept swm-SubmitButton', 'Submit…');
     submit.title = 'Submit the current or selected file to Sky Port';
     submit.addEventListener('click', () => opts.submit());
-    top.append(this._status, submit);
+    const table = el('button', 'jp-mod-styled swm-OpenTable', 'Table');
+    table.title = 'Open all jobs in a table (main area)';
+    table.hidden = !opts.openTable;
+    table.addEventListener('click', () => opts.openTable?.());
+    const buttons = el('span', 'swm-JobsPanel-buttons');
+    buttons.append(table, submit);
+    top.append(this._status, buttons);
 
     this._search = el('input', 'jp-mod-styled swm-Search');
     this._search.type = 'search';
@@ -223,11 +229,12 @@ export class JobsPanel extends Widget {
     if (!ids.length) {
       return;
     }
-    if (ids.length > 1 && CONFIRMED.has(action)) {
-      const ok = await this._confirm(action, ids);
-      if (!ok) {
-        return;
-      }
+    const labels = ids.map(id => {
+      const job = this._sync.store.get(id);
+      return job ? `${job.name} (${id.slice(0, 8)}, ${job.state})` : id;
+    });
+    if (!(await confirmAction(action, labels))) {
+      return;
     }
     try {
       const result = await this._sync.api.bulkAction(action, ids);
@@ -246,34 +253,6 @@ export class JobsPanel extends Widget {
     } catch (err) {
       Notification.error(`${action} failed: ${errorText(err)}`, { autoClose: 10000 });
     }
-  }
-
-  private async _confirm(action: JobAction, ids: string[]): Promise<boolean> {
-    const body = el('div', 'swm-ConfirmBody');
-    body.appendChild(
-      el('p', '', `${action[0].toUpperCase()}${action.slice(1)} these ${ids.length} jobs?`)
-    );
-    const list = el('ul', 'swm-ConfirmList');
-    const shown = 12;
-    for (const id of ids.slice(0, shown)) {
-      const job = this._sync.store.get(id);
-      list.appendChild(el('li', '', job ? `${job.name} (${id.slice(0, 8)}, ${job.state})` : id));
-    }
-    if (ids.length > shown) {
-      list.appendChild(el('li', '', `… and ${ids.length - shown} more`));
-    }
-    body.appendChild(list);
-    const result = await showDialog({
-      title: `${action[0].toUpperCase()}${action.slice(1)} ${ids.length} jobs`,
-      body: new Widget({ node: body }),
-      buttons: [
-        Dialog.cancelButton({ label: 'No' }),
-        Dialog.warnButton({
-          label: `${action[0].toUpperCase()}${action.slice(1)} ${ids.length} jobs`
-        })
-      ]
-    });
-    return result.button.accept;
   }
 
   dispose(): void {

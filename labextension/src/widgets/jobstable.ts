@@ -1,0 +1,419 @@
+/**
+ * The jobs table (main area): column headers that sort (on the server) and resize, filters by
+ * state, name, site and, on a hub, "my jobs", pages of 50 rows read from `GET /jobs`, selection
+ * as in the sidebar and actions on it. Live: a job event reloads the page shown (at most once a
+ * second), and the elapsed time of running jobs ticks.
+ */
+import { Notification } from '@jupyterlab/apputils';
+import { Widget } from '@lumino/widgets';
+
+import { errorText } from '../format';
+import { IStoreChange } from '../store';
+import { JobSync } from '../sync';
+import { ColumnId, IColumn, TableModel, cellText } from '../tablemodel';
+import { IJobSummary, JobAction, STATES, STATE_CODES, badgeOf, isFailed } from '../types';
+import { confirmAction } from './confirm';
+import { el } from './dom';
+
+/** Shortest time between two reloads of the page caused by job events (ms). */
+const RELOAD_INTERVAL = 1000;
+
+const ACTIONS: JobAction[] = ['cancel', 'hold', 'release', 'requeue'];
+
+export interface IJobsTableOptions {
+  sync: JobSync;
+  openJob: (id: string) => void;
+  /** Whether the server serves several users (a hub): shows the Owner column and "My jobs". */
+  hub: boolean;
+}
+
+export class JobsTable extends Widget {
+  readonly model = new TableModel();
+  private _opts: IJobsTableOptions;
+  private _sync: JobSync;
+  private _jobs: IJobSummary[] = [];
+  private _total = 0;
+  private _selected = new Set<string>();
+  private _anchor: number | null = null;
+  private _seq = 0;
+  private _reloadTimer = 0;
+  private _lastLoad = 0;
+  private _ticker = 0;
+  private _table: HTMLTableElement;
+  private _head: HTMLTableSectionElement;
+  private _body: HTMLTableSectionElement;
+  private _colgroup: HTMLTableColElement;
+  private _range: HTMLElement;
+  private _message: HTMLElement;
+  private _selection: HTMLElement;
+  private _prev: HTMLButtonElement;
+  private _next: HTMLButtonElement;
+  private _mine: HTMLInputElement;
+  private _siteSelect: HTMLSelectElement;
+  private _buttons = new Map<JobAction, HTMLButtonElement>();
+
+  constructor(opts: IJobsTableOptions) {
+    super();
+    this._opts = opts;
+    this._sync = opts.sync;
+    this.id = 'swm-jobs-table';
+    this.addClass('swm-JobsTable');
+    this.title.label = 'Sky Port jobs';
+    this.title.closable = true;
+
+    const bar = el('div', 'swm-JobsTable-bar');
+    const search = el('input', 'jp-mod-styled swm-TableSearch');
+    search.type = 'search';
+    search.placeholder = 'Name contains…';
+    search.setAttribute('aria-label', 'Search job names');
+    let searchTimer = 0;
+    search.addEventListener('input', () => {
+      window.clearTimeout(searchTimer);
+      searchTimer = window.setTimeout(() => {
+        this.model.setFilter({ name: search.value });
+        void this.load();
+      }, 200);
+    });
+    const state = el('select', 'jp-mod-styled swm-TableState');
+    state.setAttribute('aria-label', 'Filter by state');
+    for (const [value, label] of [
+      ['', 'All states'],
+      ['active', 'Active'],
+      ...STATES.map(s => [s, s]),
+      ['failed', 'failed']
+    ]) {
+      const o = el('option', '', label);
+      o.value = value;
+      state.appendChild(o);
+    }
+    state.addEventListener('change', () => {
+      this.model.setFilter({ state: state.value });
+      void this.load();
+    });
+    this._siteSelect = el('select', 'jp-mod-styled swm-TableSite');
+    this._siteSelect.setAttribute('aria-label', 'Filter by site');
+    this._siteSelect.addEventListener('change', () => {
+      this.model.setFilter({ site: this._siteSelect.value });
+      void this.load();
+    });
+    const mineLabel = el('label', 'swm-TableMine');
+    this._mine = el('input', '');
+    this._mine.type = 'checkbox';
+    this._mine.addEventListener('change', () => {
+      this.model.setFilter({ owner: this._mine.checked ? this._sync.owner : '' });
+      void this.load();
+    });
+    mineLabel.append(this._mine, document.createTextNode(' My jobs'));
+    mineLabel.hidden = !opts.hub;
+    this._selection = el('span', 'swm-Selection');
+    bar.append(search, state, this._siteSelect, mineLabel, this._selection);
+    for (const action of ACTIONS) {
+      const b = el(
+        'button',
+        'jp-mod-styled swm-ActionButton',
+        action[0].toUpperCase() + action.slice(1)
+      );
+      b.dataset.action = action;
+      b.disabled = true;
+      b.addEventListener('click', () => void this.runAction(action));
+      this._buttons.set(action, b);
+      bar.appendChild(b);
+    }
+    const refresh = el('button', 'jp-mod-styled swm-TableRefresh', 'Refresh');
+    refresh.addEventListener('click', () => void this.load());
+    bar.appendChild(refresh);
+
+    const scroller = el('div', 'swm-JobsTable-scroller');
+    this._table = el('table', 'swm-JobsTable-table');
+    this._colgroup = el('colgroup', '');
+    this._head = el('thead', '');
+    this._body = el('tbody', '');
+    this._table.append(this._colgroup, this._head, this._body);
+    scroller.appendChild(this._table);
+    this._message = el('div', 'swm-JobsTable-message');
+
+    const foot = el('div', 'swm-JobsTable-foot');
+    this._prev = el('button', 'jp-mod-styled swm-TablePrev', '‹ Previous');
+    this._next = el('button', 'jp-mod-styled swm-TableNext', 'Next ›');
+    this._prev.addEventListener('click', () => this._turn(-1));
+    this._next.addEventListener('click', () => this._turn(1));
+    this._range = el('span', 'swm-TableRange');
+    foot.append(this._prev, this._range, this._next);
+
+    this.node.append(bar, scroller, this._message, foot);
+    this._renderHead();
+    this._sync.store.changed.connect(this._onStoreChanged, this);
+    this._ticker = window.setInterval(() => {
+      if (this.isVisible && this._jobs.some(j => j.state === 'running')) {
+        this._renderBody();
+      }
+    }, 1000);
+    void this.load();
+  }
+
+  /** The jobs of the page shown. */
+  get jobs(): ReadonlyArray<IJobSummary> {
+    return this._jobs;
+  }
+
+  /** Read the page the model says from the server and show it. */
+  async load(): Promise<void> {
+    const seq = ++this._seq;
+    this._lastLoad = Date.now();
+    this.node.dataset.loading = 'true';
+    try {
+      const page = await this._sync.api.listJobs(this.model.query());
+      if (seq !== this._seq || this.isDisposed) {
+        return;
+      }
+      this._jobs = page.jobs;
+      this._total = page.total;
+      const shown = new Set(page.jobs.map(j => j.id));
+      for (const id of [...this._selected]) {
+        if (!shown.has(id)) {
+          this._selected.delete(id);
+        }
+      }
+      this._message.textContent = page.jobs.length ? '' : 'No jobs match the filters.';
+      this._message.classList.remove('swm-mod-error');
+    } catch (err) {
+      if (seq !== this._seq || this.isDisposed) {
+        return;
+      }
+      this._jobs = [];
+      this._total = 0;
+      this._message.textContent = `Could not load jobs: ${errorText(err)}`;
+      this._message.classList.add('swm-mod-error');
+    }
+    delete this.node.dataset.loading;
+    this.node.dataset.total = String(this._total);
+    this._renderSites();
+    this._renderHead();
+    this._renderBody();
+  }
+
+  /** Run `action` on the selected jobs (asking first when it touches several). */
+  async runAction(action: JobAction): Promise<void> {
+    const jobs = this._jobs.filter(j => this._selected.has(j.id));
+    if (!jobs.length) {
+      return;
+    }
+    const labels = jobs.map(j => `${j.name} (${j.id.slice(0, 8)}, ${j.state})`);
+    if (!(await confirmAction(action, labels))) {
+      return;
+    }
+    try {
+      const result = await this._sync.api.bulkAction(
+        action,
+        jobs.map(j => j.id)
+      );
+      if (result.failed.length) {
+        Notification.warning(
+          `${action}: ${result.done.length} done, ${result.failed.length} failed\n` +
+            result.failed
+              .slice(0, 5)
+              .map(f => `${f.id.slice(0, 8)}: ${f.message}`)
+              .join('\n'),
+          { autoClose: 8000 }
+        );
+      }
+      this._selected.clear();
+      await this.load();
+    } catch (err) {
+      Notification.error(`${action} failed: ${errorText(err)}`, { autoClose: 10000 });
+    }
+  }
+
+  dispose(): void {
+    if (this.isDisposed) {
+      return;
+    }
+    window.clearInterval(this._ticker);
+    window.clearTimeout(this._reloadTimer);
+    this._sync.store.changed.disconnect(this._onStoreChanged, this);
+    super.dispose();
+  }
+
+  private _onStoreChanged(_: unknown, __: IStoreChange): void {
+    // A job changed: read the page again, at most once every RELOAD_INTERVAL.
+    if (this._reloadTimer) {
+      return;
+    }
+    const wait = Math.max(0, this._lastLoad + RELOAD_INTERVAL - Date.now());
+    this._reloadTimer = window.setTimeout(() => {
+      this._reloadTimer = 0;
+      void this.load();
+    }, wait);
+  }
+
+  private _turn(pages: number): void {
+    this.model.turn(pages, this._total);
+    void this.load();
+  }
+
+  private _columns(): IColumn[] {
+    return this.model.columns(this._opts.hub);
+  }
+
+  private _renderSites(): void {
+    const sites = this._sync.store.sites();
+    const key = sites.join('\n');
+    if (this._siteSelect.dataset.sites === key) {
+      return;
+    }
+    this._siteSelect.dataset.sites = key;
+    const current = this._siteSelect.value;
+    this._siteSelect.textContent = '';
+    const all = el('option', '', 'All sites');
+    all.value = '';
+    this._siteSelect.appendChild(all);
+    for (const s of sites) {
+      const o = el('option', '', s);
+      o.value = s;
+      this._siteSelect.appendChild(o);
+    }
+    this._siteSelect.value = sites.includes(current) ? current : '';
+  }
+
+  private _renderHead(): void {
+    const columns = this._columns();
+    this._colgroup.textContent = '';
+    const check = el('col', '');
+    check.style.width = '28px';
+    this._colgroup.appendChild(check);
+    for (const c of columns) {
+      const col = el('col', '');
+      col.style.width = `${this.model.widths[c.id]}px`;
+      col.dataset.column = c.id;
+      this._colgroup.appendChild(col);
+    }
+    this._head.textContent = '';
+    const tr = el('tr', '');
+    tr.appendChild(el('th', 'swm-TableCheck'));
+    for (const c of columns) {
+      const th = el('th', 'swm-TableHeader');
+      th.dataset.column = c.id;
+      const label = el('span', 'swm-TableHeader-label', c.label);
+      th.appendChild(label);
+      if (c.sort) {
+        th.classList.add('swm-mod-sortable');
+        const active = this.model.sortColumn === c.id;
+        th.setAttribute(
+          'aria-sort',
+          active ? (this.model.descending ? 'descending' : 'ascending') : 'none'
+        );
+        if (active) {
+          th.appendChild(el('span', 'swm-TableHeader-arrow', this.model.descending ? '▼' : '▲'));
+        }
+        th.title = `Sort by ${c.label.toLowerCase()}`;
+        label.addEventListener('click', () => {
+          this.model.sortBy(c.id);
+          void this.load();
+        });
+      }
+      const grip = el('span', 'swm-TableHeader-resize');
+      grip.title = 'Drag to resize';
+      grip.addEventListener('mousedown', ev => this._startResize(ev, c.id));
+      th.appendChild(grip);
+      tr.appendChild(th);
+    }
+    this._head.appendChild(tr);
+  }
+
+  private _startResize(ev: MouseEvent, column: ColumnId): void {
+    ev.preventDefault();
+    ev.stopPropagation();
+    const startX = ev.clientX;
+    const startWidth = this.model.widths[column];
+    const col = this._colgroup.querySelector<HTMLElement>(`col[data-column="${column}"]`);
+    const move = (e: MouseEvent): void => {
+      this.model.resize(column, startWidth + e.clientX - startX);
+      if (col) {
+        col.style.width = `${this.model.widths[column]}px`;
+      }
+    };
+    const up = (): void => {
+      document.removeEventListener('mousemove', move);
+      document.removeEventListener('mouseup', up);
+    };
+    document.addEventListener('mousemove', move);
+    document.addEventListener('mouseup', up);
+  }
+
+  private _renderBody(): void {
+    const columns = this._columns();
+    const now = Date.now() / 1000;
+    this._body.textContent = '';
+    this._jobs.forEach((job, index) => {
+      const tr = el('tr', 'swm-TableRow');
+      tr.dataset.jobId = job.id;
+      tr.dataset.state = job.state;
+      if (isFailed(job)) {
+        tr.dataset.failed = 'true';
+      }
+      const selected = this._selected.has(job.id);
+      tr.classList.toggle('swm-mod-selected', selected);
+      tr.setAttribute('aria-selected', String(selected));
+      const checkCell = el('td', 'swm-TableCheck');
+      const check = el('input', 'swm-TableRow-check');
+      check.type = 'checkbox';
+      check.checked = selected;
+      check.setAttribute('aria-label', `Select ${job.name}`);
+      checkCell.appendChild(check);
+      tr.appendChild(checkCell);
+      for (const c of columns) {
+        const td = el('td', `swm-TableCell swm-TableCell-${c.id}`);
+        if (c.id === 'state') {
+          const look = badgeOf(job);
+          const badge = el('span', look.className, STATE_CODES[job.state]);
+          badge.title = look.title;
+          td.append(badge, document.createTextNode(` ${isFailed(job) ? 'failed' : job.state}`));
+        } else {
+          td.textContent = cellText(job, c.id, now);
+        }
+        tr.appendChild(td);
+      }
+      tr.addEventListener('mousedown', ev => {
+        if (ev.shiftKey) {
+          ev.preventDefault();
+        }
+      });
+      tr.addEventListener('click', ev => this._onRowClick(ev, index));
+      this._body.appendChild(tr);
+    });
+    const n = this._selected.size;
+    this._selection.textContent = n ? `${n} selected` : '';
+    for (const b of this._buttons.values()) {
+      b.disabled = n === 0;
+    }
+    this._range.textContent = this.model.rangeText(this._jobs.length, this._total);
+    this._prev.disabled = this.model.offset === 0;
+    this._next.disabled = this.model.offset + this._jobs.length >= this._total;
+  }
+
+  private _onRowClick(ev: MouseEvent, index: number): void {
+    const job = this._jobs[index];
+    if (!job) {
+      return;
+    }
+    const target = ev.target as HTMLElement;
+    if (ev.shiftKey) {
+      const anchor = this._anchor ?? index;
+      for (let i = Math.min(anchor, index); i <= Math.max(anchor, index); i++) {
+        this._selected.add(this._jobs[i].id);
+      }
+    } else if (ev.ctrlKey || ev.metaKey || target.classList.contains('swm-TableRow-check')) {
+      if (this._selected.has(job.id)) {
+        this._selected.delete(job.id);
+      } else {
+        this._selected.add(job.id);
+      }
+      this._anchor = index;
+    } else {
+      this._anchor = index;
+      this._opts.openJob(job.id);
+      return;
+    }
+    this._renderBody();
+  }
+}
