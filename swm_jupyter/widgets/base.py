@@ -58,7 +58,7 @@ class SwmWidget(widgets.VBox):
 
     def _show_status(self, change: dict[str, Any]) -> None:
         text = str(change["new"])
-        color = "#c62828" if text.startswith("error") else "#555"
+        color = "var(--jp-error-color1, #c62828)" if text.startswith("error") else "var(--jp-ui-font-color2, #555)"
         from ..client.render import esc
 
         self.status_html.value = f"<span style='color:{color}'>{esc(text)}</span>" if text else ""

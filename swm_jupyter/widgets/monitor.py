@@ -33,10 +33,18 @@ class JobRow(widgets.HBox):
             ("requeue", "redo", "Run again"),
             ("logs", "file-text", "Open the job's view and log"),
         ):
-            button = widgets.Button(icon=icon, tooltip=tip, description=action, layout=widgets.Layout(width="82px"))
+            # As wide as its word and icon ("release" was cut at a fixed width).
+            button = widgets.Button(
+                icon=icon,
+                tooltip=tip,
+                description=action,
+                layout=widgets.Layout(width="auto", min_width="82px", flex="0 0 auto"),
+            )
+            button.add_class("swm-monitor-action")
             button.on_click(lambda _b, a=action: monitor.act(self.job_id, a))
             self.buttons[action] = button
-        super().__init__([*self.cells.values(), *self.buttons.values()])
+        # A narrow notebook wraps the buttons under the cells rather than squeezing their words.
+        super().__init__([*self.cells.values(), *self.buttons.values()], layout=widgets.Layout(flex_flow="row wrap"))
         self.update(job)
 
     def update(self, job: dict[str, Any], now: float | None = None) -> None:

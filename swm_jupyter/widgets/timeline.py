@@ -42,7 +42,8 @@ def gantt_svg(jobs: list[dict[str, Any]], now: float | None = None) -> str:
     scale = (WIDTH - LABEL - 10) / max(t1 - t0, 1e-3)
     parts = [
         f"<svg xmlns='http://www.w3.org/2000/svg' width='{WIDTH}' height='{ROW * len(jobs) + 20}' "
-        "class='swm-timeline' style='font:11px sans-serif'>"
+        # Text and axis take JupyterLab's theme colours (light or dark), with plain fallbacks elsewhere.
+        "class='swm-timeline' style='font:11px sans-serif;fill:var(--jp-ui-font-color1, currentColor)'>"
     ]
     for i, job in enumerate(jobs):
         y = i * ROW
@@ -58,7 +59,10 @@ def gantt_svg(jobs: list[dict[str, Any]], now: float | None = None) -> str:
                 f"<rect x='{x:.1f}' y='{y + 3}' width='{w:.1f}' height='{ROW - 6}' fill='{color}'>"
                 f"<title>{kind} {render.format_duration(end - start)}</title></rect>"
             )
+    axis = ROW * len(jobs) + 2
     parts.append(
+        f"<line class='swm-timeline-axis' x1='{LABEL}' y1='{axis}' x2='{WIDTH - 10}' y2='{axis}' "
+        "style='stroke:var(--jp-ui-font-color2, currentColor)' stroke-width='1'/>"
         f"<text x='{LABEL}' y='{ROW * len(jobs) + 14}'>0 s</text>"
         f"<text x='{WIDTH - 60}' y='{ROW * len(jobs) + 14}'>{render.format_duration(t1 - t0)}</text></svg>"
     )
