@@ -3,16 +3,40 @@ import { SwmApiError } from './api';
 import { isFailed } from './types';
 import type { IJobSummary } from './types';
 
-export function formatTime(epoch: number | null | undefined): string {
+/** How times are written (the `timeFormat` setting). */
+export type TimeFormat = 'local' | 'iso' | 'relative';
+
+let timeFormat: TimeFormat = 'local';
+
+/** Set how `formatTime` writes times (from the settings). */
+export function setTimeFormat(format: TimeFormat): void {
+  timeFormat = format;
+}
+
+/**
+ * A time as the setting says: `local` (the time today, the date before), `iso`
+ * (`YYYY-MM-DD HH:MM:SS`, local time) or `relative` (`5 min ago`).
+ */
+export function formatTime(
+  epoch: number | null | undefined,
+  format: TimeFormat = timeFormat,
+  now = Date.now() / 1000
+): string {
   if (!epoch) {
     return '';
   }
   const d = new Date(epoch * 1000);
-  const today = new Date();
   const time = d.toLocaleTimeString([], { hour12: false });
-  return d.toDateString() === today.toDateString()
-    ? time
-    : `${d.toISOString().slice(0, 10)} ${time}`;
+  const pad = (n: number): string => String(n).padStart(2, '0');
+  const date = `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+  if (format === 'iso') {
+    return `${date} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  }
+  if (format === 'relative') {
+    const ago = Math.max(0, now - epoch);
+    return ago < 60 ? 'just now' : `${formatDuration(ago).split(' ')[0]} ago`;
+  }
+  return d.toDateString() === new Date(now * 1000).toDateString() ? time : `${date} ${time}`;
 }
 
 export function formatDuration(seconds: number): string {

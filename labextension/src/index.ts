@@ -12,6 +12,7 @@ import { IFileBrowserFactory } from '@jupyterlab/filebrowser';
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { IStatusBar } from '@jupyterlab/statusbar';
 
+import { setTimeFormat } from './format';
 import { swmIcon } from './icon';
 import { CommandIDs, addCommands } from './plugin/commands';
 import { connect } from './plugin/connection';
@@ -57,12 +58,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const opener = new JobOpener({ app, sync, serverSettings, docManager });
     const openJob = (id: string): void => opener.openJob(id);
 
-    const openTable = addJobsTable({ app, sync, openJob, palette, restorer });
+    const table = addJobsTable({ app, sync, openJob, palette, restorer });
     const jobs = new JobsPanel({
       sync,
       openJob,
       submit: () => void commands.execute(CommandIDs.submit),
-      openTable
+      openTable: table.open
     });
     const sidebar = new SwmSidebar(jobs, new SitesPanel(sync));
     sidebar.id = 'swm-sidebar';
@@ -99,14 +100,29 @@ const plugin: JupyterFrontEndPlugin<void> = {
       showJobs,
       openJob
     });
-    addCommands({ app, palette, submitter, showJobs, showSites, openJob });
+    addCommands({
+      app,
+      palette,
+      submitter,
+      showJobs,
+      showSites,
+      openJob,
+      jobs,
+      refresh: () => sync.reload()
+    });
 
     if (statusBar) {
       const status = new SwmStatus(store, () => shell.activateById(sidebar.id));
       statusBar.registerStatusItem('swm-jupyter:status', { item: status, align: 'left', rank: 50 });
     }
     if (settingRegistry) {
-      followSettings(settingRegistry, PLUGIN_ID, settings, s => jobs.setGroupBy(s.groupBy));
+      followSettings(settingRegistry, PLUGIN_ID, settings, s => {
+        setTimeFormat(s.timeFormat);
+        jobs.setGroupBy(s.groupBy);
+        jobs.list.refresh();
+        table.setColumns(s.tableColumns);
+        table.redraw();
+      });
     }
     if (PageConfig.getOption('exposeAppInBrowser') === 'true') {
       (window as unknown as Record<string, unknown>).swmJupyter = {

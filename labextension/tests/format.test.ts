@@ -1,4 +1,4 @@
-import { endedNotice } from '../src/format';
+import { endedNotice, formatTime } from '../src/format';
 import { job } from './helpers';
 
 describe('endedNotice', () => {
@@ -21,5 +21,16 @@ describe('endedNotice', () => {
     const canceled = endedNotice(job({ state: 'canceled' }));
     expect(canceled.type).toBe('warning');
     expect(canceled.message).toContain('was canceled');
+  });
+});
+
+describe('formatTime', () => {
+  const t = new Date(2026, 0, 2, 3, 4, 5).getTime() / 1000;
+  it('writes ISO times, relative times, and local times with the date before today', () => {
+    expect(formatTime(t, 'iso')).toBe('2026-01-02 03:04:05');
+    expect(formatTime(t, 'relative', t + 30)).toBe('just now');
+    expect(formatTime(t, 'relative', t + 5400)).toBe('1h ago');
+    expect(formatTime(t, 'local', t + 86400 * 3)).toMatch(/^2026-01-02 /);
+    expect(formatTime(null)).toBe('');
   });
 });

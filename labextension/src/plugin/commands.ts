@@ -1,13 +1,15 @@
 /**
- * The commands of the plugin and where they show: the command palette, the file browser's
- * context menu and a "Submit" button in notebook and editor toolbars.
+ * The commands of the plugin and where they show: the command palette, the file browser's and
+ * the job list's context menus, keyboard shortcuts (the settings schema) and a "Submit" button in
+ * notebook and editor toolbars.
  */
 import { JupyterFrontEnd } from '@jupyterlab/application';
-import { ICommandPalette, Notification, ToolbarButton } from '@jupyterlab/apputils';
+import { ICommandPalette, InputDialog, Notification, ToolbarButton } from '@jupyterlab/apputils';
 import { DocumentRegistry, IDocumentWidget } from '@jupyterlab/docregistry';
 import { IDisposable } from '@lumino/disposable';
 
 import { swmIcon } from '../icon';
+import { JobAction } from '../types';
 import { Submitter } from './submitter';
 
 export namespace CommandIDs {
@@ -16,6 +18,29 @@ export namespace CommandIDs {
   export const openSidebar = 'swm:open-sidebar';
   export const openJob = 'swm:open-job';
   export const openSites = 'swm:open-sites';
+  export const refresh = 'swm:refresh';
+  export const cancel = 'swm:cancel-selected';
+  export const hold = 'swm:hold-selected';
+  export const release = 'swm:release-selected';
+  export const requeue = 'swm:requeue-selected';
+  export const openSelected = 'swm:open-selected';
+}
+
+/** The command of each action on the selected jobs. */
+export const ACTION_COMMANDS: Record<JobAction, string> = {
+  cancel: CommandIDs.cancel,
+  hold: CommandIDs.hold,
+  release: CommandIDs.release,
+  requeue: CommandIDs.requeue
+};
+
+/** What the selection commands act on: the sidebar's job list. */
+export interface ISelectionTarget {
+  /** The selected job ids (what is shown and ticked). */
+  readonly selected: string[];
+  runAction(action: JobAction): Promise<void>;
+  /** The job under the last right-click, if any. */
+  readonly contextJob: string | null;
 }
 
 export interface ICommandsOptions {
@@ -25,6 +50,10 @@ export interface ICommandsOptions {
   showJobs: () => void;
   showSites: () => void;
   openJob: (id: string) => void;
+  /** The job list whose selection the action commands act on. */
+  jobs: ISelectionTarget;
+  /** Load the job list again from the server. */
+  refresh: () => Promise<void>;
 }
 
 /** Add the commands, their palette and context menu entries, and the toolbar buttons. */
@@ -66,13 +95,56 @@ export function addCommands(opts: ICommandsOptions): void {
   });
   commands.addCommand(CommandIDs.openJob, {
     label: args =>
-      args.id ? `Open Sky Port job ${String(args.id).slice(0, 8)}` : 'Open Sky Port job',
-    execute: args => {
-      if (typeof args.id === 'string') {
-        opts.openJob(args.id);
+      args.id ? `Open Sky Port job ${String(args.id).slice(0, 8)}` : 'Open Sky Port job by id…',
+    execute: async args => {
+      let id = typeof args.id === 'string' ? args.id : '';
+      if (!id) {
+        const answer = await InputDialog.getText({
+          title: 'Open Sky Port job',
+          label: 'Job id (or its first characters)',
+          placeholder: 'e.g. 3f2a9c1b'
+        });
+        id = answer.button.accept ? (answer.value ?? '').trim() : '';
+      }
+      if (id) {
+        opts.openJob(id);
       }
     }
   });
+  commands.addCommand(CommandIDs.refresh, {
+    label: 'Refresh Sky Port jobs',
+    caption: 'Load the job list again from the server',
+    execute: () => opts.refresh()
+  });
+  for (const [action, id] of Object.entries(ACTION_COMMANDS) as [JobAction, string][]) {
+    const verb = action[0].toUpperCase() + action.slice(1);
+    commands.addCommand(id, {
+      label: () => {
+        const n = opts.jobs.selected.length;
+        return n ? `${verb} ${n} selected job${n === 1 ? '' : 's'}` : `${verb} selected jobs`;
+      },
+      caption: `${verb} the jobs selected in the Sky Port sidebar`,
+      isEnabled: () => opts.jobs.selected.length > 0,
+      execute: () => opts.jobs.runAction(action)
+    });
+  }
+  commands.addCommand(CommandIDs.openSelected, {
+    label: 'Open job',
+    isEnabled: () => opts.jobs.contextJob !== null,
+    execute: () => {
+      const id = opts.jobs.contextJob;
+      if (id) {
+        opts.openJob(id);
+      }
+    }
+  });
+  // The job list's right-click menu, through JupyterLab's context-menu registry.
+  const rowSelector = '#swm-sidebar .swm-JobRow[data-job-id]';
+  app.contextMenu.addItem({ command: CommandIDs.openSelected, selector: rowSelector, rank: 1 });
+  app.contextMenu.addItem({ type: 'separator', selector: rowSelector, rank: 2 });
+  Object.values(ACTION_COMMANDS).forEach((command, i) =>
+    app.contextMenu.addItem({ command, selector: rowSelector, rank: 3 + i })
+  );
   app.contextMenu.addItem({
     command: CommandIDs.submitFile,
     selector: '.jp-DirListing-item[data-isdir="false"]',
@@ -83,6 +155,11 @@ export function addCommands(opts: ICommandsOptions): void {
     palette.addItem({ command: CommandIDs.submit, category });
     palette.addItem({ command: CommandIDs.openSidebar, category });
     palette.addItem({ command: CommandIDs.openSites, category });
+    palette.addItem({ command: CommandIDs.openJob, category });
+    palette.addItem({ command: CommandIDs.refresh, category });
+    for (const command of Object.values(ACTION_COMMANDS)) {
+      palette.addItem({ command, category });
+    }
   }
   addSubmitButton(app, 'Notebook');
   addSubmitButton(app, 'Editor');

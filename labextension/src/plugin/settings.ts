@@ -1,13 +1,18 @@
 /** The user settings of the plugin (Settings → Sky Port), live: changes apply without a reload. */
 import { ISettingRegistry } from '@jupyterlab/settingregistry';
 
+import { TimeFormat } from '../format';
 import { GroupBy } from '../store';
+import { COLUMNS, ColumnId } from '../tablemodel';
 import { NotifyWhen } from './notifications';
 
 export interface ISwmSettings {
   defaultSite: string;
   notifications: NotifyWhen;
   groupBy: GroupBy;
+  timeFormat: TimeFormat;
+  /** The jobs table's columns, in order. */
+  tableColumns: ColumnId[];
 }
 
 /** The notifications setting; `true`/`false` of earlier versions read as `all`/`none`. */
@@ -20,7 +25,13 @@ export function notifyWhen(value: unknown): NotifyWhen {
 
 /** The settings until (or unless) the registry answers: the schema's defaults. */
 export function defaultSettings(): ISwmSettings {
-  return { defaultSite: '', notifications: 'all', groupBy: 'none' };
+  return {
+    defaultSite: '',
+    notifications: 'all',
+    groupBy: 'none',
+    timeFormat: 'local',
+    tableColumns: COLUMNS.map(c => c.id)
+  };
 }
 
 /**
@@ -40,6 +51,12 @@ export function followSettings(
         settings.defaultSite = (s.get('defaultSite').composite as string) ?? '';
         settings.notifications = notifyWhen(s.get('notifications').composite);
         settings.groupBy = ((s.get('groupBy').composite as string) ?? 'none') as GroupBy;
+        const format = s.get('timeFormat').composite;
+        settings.timeFormat = format === 'iso' || format === 'relative' ? format : 'local';
+        const columns = s.get('tableColumns').composite;
+        settings.tableColumns = Array.isArray(columns)
+          ? COLUMNS.map(c => c.id).filter(id => columns.includes(id))
+          : COLUMNS.map(c => c.id);
         applied(settings);
       };
       apply();

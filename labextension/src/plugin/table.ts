@@ -8,6 +8,7 @@ import { PageConfig } from '@jupyterlab/coreutils';
 
 import { swmIcon } from '../icon';
 import { JobSync } from '../sync';
+import { COLUMNS, ColumnId } from '../tablemodel';
 import { JobsTable } from '../widgets/jobstable';
 
 export const OPEN_TABLE = 'swm:open-table';
@@ -20,12 +21,22 @@ export interface IJobsTableOptions {
   restorer: ILayoutRestorer | null;
 }
 
-/** Add the table's command; returns a function that opens (or shows) the table. */
-export function addJobsTable(opts: IJobsTableOptions): () => void {
+export interface IJobsTableHandle {
+  /** Open (or show) the table. */
+  open: () => void;
+  /** Show these columns (the `tableColumns` setting); also for tables opened later. */
+  setColumns: (columns: ColumnId[]) => void;
+  /** Draw open tables again (e.g. after the time format changed). */
+  redraw: () => void;
+}
+
+/** Add the table's command; returns how to open it and to apply the settings to it. */
+export function addJobsTable(opts: IJobsTableOptions): IJobsTableHandle {
   const { app, sync, openJob } = opts;
   const tracker = new WidgetTracker<MainAreaWidget<JobsTable>>({ namespace: 'swm-jobs-table' });
   // A hub's single-user server knows its user; the table then shows owners and "My jobs".
   const hub = !!PageConfig.getOption('hubUser');
+  let hidden = new Set<ColumnId>();
   app.commands.addCommand(OPEN_TABLE, {
     label: 'Open Sky Port jobs table',
     caption: 'All jobs in a table: sortable columns, filters, pages',
@@ -36,6 +47,7 @@ export function addJobsTable(opts: IJobsTableOptions): () => void {
         return open;
       }
       const content = new JobsTable({ sync, openJob, hub });
+      content.model.hidden = new Set(hidden);
       const widget = new MainAreaWidget({ content });
       widget.id = 'swm-jobs-table-area';
       widget.title.label = 'Sky Port jobs';
@@ -48,5 +60,15 @@ export function addJobsTable(opts: IJobsTableOptions): () => void {
   });
   opts.palette?.addItem({ command: OPEN_TABLE, category: 'Sky Port' });
   void opts.restorer?.restore(tracker, { command: OPEN_TABLE, name: () => 'swm-jobs-table' });
-  return () => void app.commands.execute(OPEN_TABLE);
+  return {
+    open: () => void app.commands.execute(OPEN_TABLE),
+    setColumns: columns => {
+      hidden = new Set(COLUMNS.map(c => c.id).filter(id => !columns.includes(id)));
+      tracker.forEach(w => {
+        w.content.model.hidden = new Set(hidden);
+        w.content.redraw();
+      });
+    },
+    redraw: () => tracker.forEach(w => w.content.redraw())
+  };
 }

@@ -66,6 +66,7 @@ export class JobsPanel extends Widget {
   /** The row the keyboard is on (an index into the list's items). */
   private _focus: number | null = null;
   private _ticker = 0;
+  private _contextJob: string | null = null;
   /** Renders at most once a frame and once every MIN_RENDER_INTERVAL ms. */
   private _renderer = new FrameScheduler(() => this._renderNow(), {
     minInterval: MIN_RENDER_INTERVAL
@@ -210,6 +211,11 @@ export class JobsPanel extends Widget {
   setSort(sort: SortKey): void {
     this._sort = sort;
     this._schedule();
+  }
+
+  /** The job of the row last right-clicked (for the context menu's commands). */
+  get contextJob(): string | null {
+    return this._contextJob;
   }
 
   /** Forget the selection. */
@@ -391,6 +397,18 @@ export class JobsPanel extends Widget {
       }
     });
     row.addEventListener('click', ev => this._onRowClick(row, ev));
+    // As in the file browser: a right-click on a job outside the selection selects that job only.
+    row.addEventListener('contextmenu', () => {
+      const id = row.dataset.jobId ?? null;
+      this._contextJob = id;
+      if (id && !this._selected.has(id)) {
+        this._selected.clear();
+        this._selected.add(id);
+        this._anchor = Number(row.dataset.index);
+        this.list.refresh();
+        this._renderNow();
+      }
+    });
     return row;
   }
 

@@ -151,6 +151,12 @@ export class JobsTable extends Widget {
     void this.load();
   }
 
+  /** Draw the table again (after a change of the columns shown or of the time format). */
+  redraw(): void {
+    this._renderHead();
+    this._renderBody();
+  }
+
   /** The jobs of the page shown. */
   get jobs(): ReadonlyArray<IJobSummary> {
     return this._jobs;
