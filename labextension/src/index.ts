@@ -6,6 +6,7 @@
  */
 import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
+import { IEditorServices } from '@jupyterlab/codeeditor';
 import { PageConfig } from '@jupyterlab/coreutils';
 import { IDocumentManager } from '@jupyterlab/docmanager';
 import { IFileBrowserFactory } from '@jupyterlab/filebrowser';
@@ -16,6 +17,7 @@ import { setTimeFormat } from './format';
 import { swmIcon } from './icon';
 import { CommandIDs, addCommands } from './plugin/commands';
 import { connect } from './plugin/connection';
+import { scriptEditor } from './plugin/editor';
 import { JobOpener } from './plugin/jobopener';
 import { notifyEndedJobs } from './plugin/notifications';
 import { defaultSettings, followSettings } from './plugin/settings';
@@ -41,7 +43,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
     IStatusBar,
     IFileBrowserFactory,
     IDocumentManager,
-    ILayoutRestorer
+    ILayoutRestorer,
+    IEditorServices
   ],
   activate: (
     app: JupyterFrontEnd,
@@ -50,7 +53,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
     statusBar: IStatusBar | null,
     browserFactory: IFileBrowserFactory | null,
     docManager: IDocumentManager | null,
-    restorer: ILayoutRestorer | null
+    restorer: ILayoutRestorer | null,
+    editorServices: IEditorServices | null
   ) => {
     const { serverSettings, api, store, sync } = connect();
     const settings = defaultSettings();
@@ -98,7 +102,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
       browserFactory,
       defaultSite: () => settings.defaultSite,
       showJobs,
-      openJob
+      openJob,
+      editor: editorServices ? scriptEditor(editorServices) : undefined
     });
     addCommands({
       app,

@@ -7,9 +7,16 @@ import type { IFieldError } from './api';
 import type { IJobSpec, ISite } from './types';
 
 export interface ISubmitForm {
-  /** Path of the file, relative to the Jupyter root. */
+  /** Path of the file, relative to the Jupyter root ('' for a job written in the dialog). */
   path: string;
-  kind: 'script' | 'notebook';
+  /** A file (script or notebook), or a new job written in the dialog. */
+  kind: 'script' | 'notebook' | 'new';
+  /** A new job: a script written in the dialog's editor, or a command line. */
+  mode: 'script' | 'command';
+  /** A new job's script. */
+  script: string;
+  /** A new job's command line (split into arguments as a shell would, without expansions). */
+  command: string;
   name: string;
   site: string;
   nodes: string;
@@ -29,6 +36,9 @@ export function emptyForm(path: string, site = ''): ISubmitForm {
   return {
     path,
     kind: path.endsWith('.ipynb') ? 'notebook' : 'script',
+    mode: 'script',
+    script: '',
+    command: '',
     name: base.replace(/\.[^.]*$/, '') || 'job',
     site,
     nodes: '',
@@ -41,6 +51,68 @@ export function emptyForm(path: string, site = ''): ISubmitForm {
     containerImage: '',
     parameters: ''
   };
+}
+
+/** The form of a job written in the dialog (no file). */
+export function newForm(site = ''): ISubmitForm {
+  return {
+    ...emptyForm('', site),
+    kind: 'new',
+    name: '',
+    script: '#!/bin/bash\n#SWM walltime 00:10:00\n\necho "Hello from $(hostname)"\n'
+  };
+}
+
+/**
+ * The arguments of a command line, split as a shell splits words: spaces separate, single quotes
+ * keep everything, double quotes keep all but `\"` and `\\`, a backslash escapes the next
+ * character. No variables or globs are expanded. Throws on an unclosed quote.
+ */
+export function splitWords(line: string): string[] {
+  const words: string[] = [];
+  let word = '';
+  let inWord = false;
+  let quote: '' | "'" | '"' = '';
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i];
+    if (quote === "'") {
+      if (c === "'") {
+        quote = '';
+      } else {
+        word += c;
+      }
+    } else if (quote === '"') {
+      if (c === '"') {
+        quote = '';
+      } else if (c === '\\' && (line[i + 1] === '"' || line[i + 1] === '\\')) {
+        word += line[++i];
+      } else {
+        word += c;
+      }
+    } else if (c === "'" || c === '"') {
+      quote = c;
+      inWord = true;
+    } else if (c === '\\' && i + 1 < line.length) {
+      word += line[++i];
+      inWord = true;
+    } else if (/\s/.test(c)) {
+      if (inWord) {
+        words.push(word);
+        word = '';
+        inWord = false;
+      }
+    } else {
+      word += c;
+      inWord = true;
+    }
+  }
+  if (quote) {
+    throw new Error(`the ${quote === '"' ? 'double' : 'single'} quote is not closed`);
+  }
+  if (inWord) {
+    words.push(word);
+  }
+  return words;
 }
 
 /** `D-HH:MM:SS` (or `HH:MM:SS`) of a number of seconds, as `#SWM walltime` writes it. */
@@ -144,7 +216,23 @@ export function buildSpec(
   if (form.containerImage.trim()) {
     spec.container_image = form.containerImage.trim();
   }
-  if (form.kind === 'notebook') {
+  if (form.kind === 'new' && form.mode === 'command') {
+    try {
+      const words = splitWords(form.command);
+      if (words.length) {
+        spec.command = words;
+      } else {
+        errors.push({
+          field: 'command',
+          message: 'write the command to run, e.g. python train.py'
+        });
+      }
+    } catch (e) {
+      errors.push({ field: 'command', message: (e as Error).message });
+    }
+  } else if (form.kind === 'new') {
+    spec.script = form.script;
+  } else if (form.kind === 'notebook') {
     spec.notebook = form.path;
     try {
       const params = parseParameters(form.parameters);

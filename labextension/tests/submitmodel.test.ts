@@ -3,6 +3,8 @@ import {
   emptyForm,
   formFromSpec,
   formatWalltime,
+  newForm,
+  splitWords,
   parseParameters,
   specLines
 } from '../src/submitmodel';
@@ -131,5 +133,26 @@ describe("the server's reading of a script", () => {
       '#SWM flavor gpu',
       '#SWM cloud-image ubuntu'
     ]);
+  });
+});
+
+describe('a job written in the dialog', () => {
+  it('splits a command line as a shell splits words, without expanding anything', () => {
+    expect(splitWords('python train.py --lr 0.1')).toEqual(['python', 'train.py', '--lr', '0.1']);
+    expect(splitWords(`bash -c "echo 'a b' \\"q\\""`)).toEqual(['bash', '-c', `echo 'a b' "q"`]);
+    expect(splitWords("echo '$HOME' a\\ b ''")).toEqual(['echo', '$HOME', 'a b', '']);
+    expect(() => splitWords('echo "open')).toThrow(/double quote is not closed/);
+  });
+
+  it('sends the script of the editor, or the command line as arguments', () => {
+    const form = { ...newForm('local'), script: '#!/bin/bash\necho hi\n' };
+    expect(buildSpec(form, null).spec).toEqual({ site: 'local', script: '#!/bin/bash\necho hi\n' });
+    const cmd = { ...form, mode: 'command' as const, command: 'sleep 5', name: 'nap' };
+    expect(buildSpec(cmd, null).spec).toEqual({
+      name: 'nap',
+      site: 'local',
+      command: ['sleep', '5']
+    });
+    expect(buildSpec({ ...cmd, command: '  ' }, null).errors[0].field).toBe('command');
   });
 });

@@ -4,7 +4,7 @@
  * notebook and editor toolbars.
  */
 import { JupyterFrontEnd } from '@jupyterlab/application';
-import { ICommandPalette, InputDialog, Notification, ToolbarButton } from '@jupyterlab/apputils';
+import { ICommandPalette, InputDialog, ToolbarButton } from '@jupyterlab/apputils';
 import { DocumentRegistry, IDocumentWidget } from '@jupyterlab/docregistry';
 import { IDisposable } from '@lumino/disposable';
 
@@ -15,6 +15,7 @@ import { Submitter } from './submitter';
 export namespace CommandIDs {
   export const submit = 'swm:submit';
   export const submitFile = 'swm:submit-file';
+  export const newJob = 'swm:new-job';
   export const openSidebar = 'swm:open-sidebar';
   export const openJob = 'swm:open-job';
   export const openSites = 'swm:open-sites';
@@ -66,13 +67,8 @@ export function addCommands(opts: ICommandsOptions): void {
     icon: args => (args.toolbar ? swmIcon : undefined),
     execute: async args => {
       const path = await submitter.currentPath(args.path);
-      if (!path) {
-        Notification.warning('Open or select a script or notebook to submit it to Sky Port.', {
-          autoClose: 6000
-        });
-        return null;
-      }
-      return submitter.submit(path);
+      // Nothing open or selected: write a new job in place.
+      return path ? submitter.submit(path) : submitter.newJob();
     }
   });
   commands.addCommand(CommandIDs.submitFile, {
@@ -84,6 +80,11 @@ export function addCommands(opts: ICommandsOptions): void {
       const path = submitter.selectedFile();
       return path ? submitter.submit(path) : null;
     }
+  });
+  commands.addCommand(CommandIDs.newJob, {
+    label: 'New Sky Port job…',
+    caption: 'Write a job script or a command line and submit it',
+    execute: () => submitter.newJob()
   });
   commands.addCommand(CommandIDs.openSidebar, {
     label: 'Show Sky Port jobs',
@@ -153,6 +154,7 @@ export function addCommands(opts: ICommandsOptions): void {
   if (palette) {
     const category = 'Sky Port';
     palette.addItem({ command: CommandIDs.submit, category });
+    palette.addItem({ command: CommandIDs.newJob, category });
     palette.addItem({ command: CommandIDs.openSidebar, category });
     palette.addItem({ command: CommandIDs.openSites, category });
     palette.addItem({ command: CommandIDs.openJob, category });

@@ -12,9 +12,9 @@ import { IFileBrowserFactory } from '@jupyterlab/filebrowser';
 import { IFieldError, SwmApi } from '../api';
 import { errorText, jobLabel } from '../format';
 import { JobStore } from '../store';
-import { buildSpec, emptyForm, formFromSpec } from '../submitmodel';
+import { ISubmitForm, buildSpec, emptyForm, formFromSpec, newForm } from '../submitmodel';
 import { IJob, ISite } from '../types';
-import { SubmitForm } from '../widgets/submitform';
+import { ScriptEditorFactory, SubmitForm } from '../widgets/submitform';
 
 export interface ISubmitterOptions {
   app: JupyterFrontEnd;
@@ -27,6 +27,8 @@ export interface ISubmitterOptions {
   /** Show the job list (after a submission). */
   showJobs: () => void;
   openJob: (id: string) => void;
+  /** The code editor of a new job's script (JupyterLab's, with shell highlighting). */
+  editor?: ScriptEditorFactory;
 }
 
 export class Submitter {
@@ -69,7 +71,7 @@ export class Submitter {
 
   /** Show the submit dialog for `path` and submit; the new job, or null if none was made. */
   async submit(path: string): Promise<IJob | null> {
-    const { app, api, store } = this._opts;
+    const { app, api } = this._opts;
     let siteList: ISite[];
     let defaultSite: string;
     let content: string | null = null;
@@ -102,12 +104,46 @@ export class Submitter {
         // A script the server refuses: the dialog's own dry run shows why.
       }
     }
+    return this._dialog(form, siteList, content, 'Submit to Sky Port');
+  }
+
+  /** Write a new job in the dialog (a script in the editor, or a command line) and submit it. */
+  async newJob(): Promise<IJob | null> {
+    let siteList: ISite[];
+    let defaultSite: string;
+    try {
+      const answer = await this._opts.api.sites();
+      siteList = answer.sites;
+      defaultSite = this._opts.defaultSite() || answer.default;
+    } catch (err) {
+      Notification.error(`Cannot write a new job: ${errorText(err)}`, { autoClose: 10000 });
+      return null;
+    }
+    return this._dialog(newForm(defaultSite), siteList, null, 'New Sky Port job');
+  }
+
+  /** Show the dialog until the server takes the job or the user cancels. */
+  private async _dialog(
+    form: ISubmitForm,
+    siteList: ISite[],
+    content: string | null,
+    title: string
+  ): Promise<IJob | null> {
+    const { api, store } = this._opts;
     let errors: IFieldError[] = [];
     let message = '';
     for (;;) {
-      const body = new SubmitForm({ form, sites: siteList, api, content, errors, message });
+      const body = new SubmitForm({
+        form,
+        sites: siteList,
+        api,
+        content,
+        errors,
+        message,
+        editor: this._opts.editor
+      });
       const result = await showDialog({
-        title: 'Submit to Sky Port',
+        title,
         body,
         buttons: [Dialog.cancelButton(), Dialog.okButton({ label: 'Submit' })],
         focusNodeSelector: 'input[name="name"]'

@@ -5,6 +5,7 @@
  * fields, its spec is the preview (the script's own `#SWM` lines included), its cost the estimate.
  */
 import { PageConfig } from '@jupyterlab/coreutils';
+import { IDisposable } from '@lumino/disposable';
 import { Widget } from '@lumino/widgets';
 
 import { IFieldError, SwmApi } from '../api';
@@ -35,6 +36,16 @@ const SPEC_FIELD: Record<string, string> = {
   containerImage: 'container_image'
 };
 
+/**
+ * Makes a code editor for a new job's script in `host` (JupyterLab's editor, shell highlighting),
+ * starting with `text`; `changed` gets the text after each edit.
+ */
+export type ScriptEditorFactory = (
+  host: HTMLElement,
+  text: string,
+  changed: (text: string) => void
+) => IDisposable;
+
 export class SubmitForm extends Widget {
   readonly form: ISubmitForm;
   private _sites: ISite[];
@@ -55,6 +66,7 @@ export class SubmitForm extends Widget {
   private _dryRunSeq = 0;
   /** What the server said when it refused the last submission: shown until the user edits. */
   private _refusal: { errors: IFieldError[]; message: string } | null;
+  private _editor: IDisposable | null = null;
 
   constructor(opts: {
     form: ISubmitForm;
@@ -63,6 +75,8 @@ export class SubmitForm extends Widget {
     content: string | null;
     errors?: IFieldError[];
     message?: string;
+    /** The editor of a new job's script (a plain text area without it). */
+    editor?: ScriptEditorFactory;
   }) {
     super();
     this.addClass('swm-SubmitForm');
@@ -72,10 +86,14 @@ export class SubmitForm extends Widget {
     this._content = opts.content;
 
     const file = el('div', 'swm-SubmitForm-file');
-    file.textContent = `${opts.form.kind === 'notebook' ? 'Notebook' : 'Script'}: ${opts.form.path}`;
     // Errors about the file itself (an empty script, a notebook that cannot be read).
     const fileErr = el('div', 'swm-FieldError');
-    this._fieldErrors.set(opts.form.kind === 'notebook' ? 'notebook' : 'script', fileErr);
+    if (opts.form.kind === 'new') {
+      file.appendChild(this._newJobSource(opts.editor));
+    } else {
+      file.textContent = `${opts.form.kind === 'notebook' ? 'Notebook' : 'Script'}: ${opts.form.path}`;
+      this._fieldErrors.set(opts.form.kind === 'notebook' ? 'notebook' : 'script', fileErr);
+    }
     this._message = el('div', 'swm-SubmitForm-message');
     this._refusal =
       opts.errors?.length || opts.message
@@ -209,7 +227,67 @@ export class SubmitForm extends Widget {
 
   dispose(): void {
     window.clearTimeout(this._dryRunTimer);
+    this._editor?.dispose();
     super.dispose();
+  }
+
+  /** A new job's source: a script in the editor, or a command line. */
+  private _newJobSource(editor?: ScriptEditorFactory): HTMLElement {
+    const box = el('div', 'swm-NewJob');
+    const modes = el('div', 'swm-NewJob-modes');
+    const scriptBox = el('div', 'swm-NewJob-script');
+    const commandBox = el('div', 'swm-NewJob-command');
+    for (const [mode, label] of [
+      ['script', 'Script'],
+      ['command', 'Command line']
+    ] as const) {
+      const l = el('label', 'swm-NewJob-mode');
+      const radio = el('input', '');
+      radio.type = 'radio';
+      radio.name = 'swm-new-job-mode';
+      radio.value = mode;
+      radio.checked = this.form.mode === mode;
+      radio.addEventListener('change', () => {
+        this.form.mode = mode;
+        scriptBox.hidden = mode !== 'script';
+        commandBox.hidden = mode !== 'command';
+        this._changed();
+      });
+      l.append(radio, document.createTextNode(` ${label}`));
+      modes.appendChild(l);
+    }
+    const host = el('div', 'swm-NewJob-editor');
+    const changed = (text: string): void => {
+      this.form.script = text;
+      this._changed();
+    };
+    if (editor) {
+      this._editor = editor(host, this.form.script, changed);
+    } else {
+      const area = el('textarea', 'jp-mod-styled swm-NewJob-text');
+      area.value = this.form.script;
+      area.rows = 10;
+      area.addEventListener('input', () => changed(area.value));
+      host.appendChild(area);
+    }
+    const scriptErr = el('div', 'swm-FieldError');
+    this._fieldErrors.set('script', scriptErr);
+    scriptBox.append(host, scriptErr);
+    const command = el('input', 'jp-mod-styled swm-NewJob-commandLine');
+    command.name = 'command';
+    command.placeholder = 'python train.py --epochs 10';
+    command.value = this.form.command;
+    command.addEventListener('input', () => {
+      this.form.command = command.value;
+      this._changed();
+    });
+    const commandErr = el('div', 'swm-FieldError');
+    this._fieldErrors.set('command', commandErr);
+    commandBox.append(command, commandErr);
+    scriptBox.hidden = this.form.mode !== 'script';
+    commandBox.hidden = this.form.mode !== 'command';
+    box.append(modes, scriptBox, commandBox);
+    return box;
   }
 
   private _renderSite(): void {
