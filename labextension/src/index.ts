@@ -59,7 +59,14 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const { serverSettings, api, store, sync } = connect();
     const settings = defaultSettings();
     const { commands, shell } = app;
-    const opener = new JobOpener({ app, sync, serverSettings, docManager });
+    const opener = new JobOpener({
+      app,
+      sync,
+      serverSettings,
+      docManager,
+      restorer,
+      openJobCommand: CommandIDs.openJob
+    });
     const openJob = (id: string): void => opener.openJob(id);
 
     const table = addJobsTable({ app, sync, openJob, palette, restorer });

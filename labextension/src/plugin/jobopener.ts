@@ -1,9 +1,10 @@
 /**
  * Opening things from the sidebar: a job's view in the main area (one per job), and a job's
- * files in JupyterLab, through a copy in the Jupyter root when the job folder is outside it.
+ * files: in JupyterLab when the job folder is inside the Jupyter root, else shown read-only from
+ * the server (FileView), with "Save a copy" to copy one into the root and open it there.
  */
-import { JupyterFrontEnd } from '@jupyterlab/application';
-import { MainAreaWidget, Notification } from '@jupyterlab/apputils';
+import { ILayoutRestorer, JupyterFrontEnd } from '@jupyterlab/application';
+import { MainAreaWidget, Notification, WidgetTracker } from '@jupyterlab/apputils';
 import { URLExt } from '@jupyterlab/coreutils';
 import { IDocumentManager } from '@jupyterlab/docmanager';
 import { ServerConnection } from '@jupyterlab/services';
@@ -12,6 +13,7 @@ import { API_PREFIX, SwmApiError } from '../api';
 import { errorText } from '../format';
 import { swmIcon } from '../icon';
 import { JobSync } from '../sync';
+import { FileView } from '../widgets/fileview';
 import { JobView } from '../widgets/jobview';
 
 /** Folder (in the Jupyter root) where job files from outside the root are copied to open them. */
@@ -22,14 +24,25 @@ export interface IJobOpenerOptions {
   sync: JobSync;
   serverSettings: ServerConnection.ISettings;
   docManager: IDocumentManager | null;
+  /** Restores the open job views after a reload (with the command that opens a job by id). */
+  restorer?: ILayoutRestorer | null;
+  openJobCommand?: string;
 }
 
 /** Opens job views and job files. */
 export class JobOpener {
   private _opts: IJobOpenerOptions;
+  private _tracker = new WidgetTracker<MainAreaWidget<JobView>>({ namespace: 'swm-job' });
 
   constructor(opts: IJobOpenerOptions) {
     this._opts = opts;
+    if (opts.restorer && opts.openJobCommand) {
+      void opts.restorer.restore(this._tracker, {
+        command: opts.openJobCommand,
+        args: w => ({ id: w.content.jobId }),
+        name: w => w.content.jobId
+      });
+    }
   }
 
   /** Show the view of job `id`, opening it if it is not open yet. */
@@ -46,12 +59,7 @@ export class JobOpener {
       sync: this._opts.sync,
       id,
       openPath: path => this.openPath(path),
-      openCopy: (jobId, path) =>
-        void this.copyToRoot(jobId, path).then(copy => {
-          if (copy) {
-            this.openPath(copy);
-          }
-        })
+      openCopy: (jobId, path) => this.viewFile(jobId, path)
     });
     const widget = new MainAreaWidget({ content });
     widget.id = widgetId;
@@ -61,8 +69,50 @@ export class JobOpener {
       widget.title.caption = content.title.caption;
     });
     widget.title.label = content.title.label;
+    void this._tracker.add(widget);
     shell.add(widget, 'main');
     shell.activateById(widgetId);
+  }
+
+  /** Show a job's file read-only from the server, without copying it into the root. */
+  viewFile(jobId: string, path: string): void {
+    const { shell } = this._opts.app;
+    const content = new FileView({
+      jobId,
+      path,
+      fetch: () => this._fetch(jobId, path),
+      saveCopy: async () => {
+        const copy = await this.copyToRoot(jobId, path);
+        if (copy) {
+          this.openPath(copy);
+        }
+      }
+    });
+    for (const w of shell.widgets('main')) {
+      if (w.id === `${content.id}-area`) {
+        content.dispose();
+        shell.activateById(w.id);
+        return;
+      }
+    }
+    const widget = new MainAreaWidget({ content });
+    widget.id = `${content.id}-area`;
+    widget.title.label = content.title.label;
+    widget.title.caption = content.title.caption;
+    widget.title.icon = swmIcon;
+    shell.add(widget, 'main');
+    shell.activateById(widget.id);
+  }
+
+  /** The bytes of a job's file from the server. */
+  private async _fetch(jobId: string, path: string): Promise<Uint8Array> {
+    const { sync, serverSettings } = this._opts;
+    const url = URLExt.join(serverSettings.baseUrl, API_PREFIX, sync.api.filePath(jobId, path));
+    const response = await ServerConnection.makeRequest(url, {}, serverSettings);
+    if (!response.ok) {
+      throw await SwmApiError.fromResponse(response);
+    }
+    return new Uint8Array(await response.arrayBuffer());
   }
 
   /** Open `path` (relative to the Jupyter root) in JupyterLab. */
@@ -81,14 +131,9 @@ export class JobOpener {
    * null (after telling the user why) when it cannot.
    */
   async copyToRoot(jobId: string, path: string): Promise<string | null> {
-    const { app, sync, serverSettings } = this._opts;
+    const { app } = this._opts;
     try {
-      const url = URLExt.join(serverSettings.baseUrl, API_PREFIX, sync.api.filePath(jobId, path));
-      const response = await ServerConnection.makeRequest(url, {}, serverSettings);
-      if (!response.ok) {
-        throw await SwmApiError.fromResponse(response);
-      }
-      const bytes = new Uint8Array(await response.arrayBuffer());
+      const bytes = await this._fetch(jobId, path);
       const contents = app.serviceManager.contents;
       const dirs = [COPY_FOLDER, `${COPY_FOLDER}/${jobId.slice(0, 8)}`];
       const parts = path.split('/');

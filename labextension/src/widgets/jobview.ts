@@ -1,7 +1,8 @@
 /**
- * The job view (main area): header with actions, spec, state history as a timeline, the live
- * log viewer (stdout/stderr, follow mode), output files and the executed notebook.
- * It refreshes the full job only when a websocket event says this job changed.
+ * The job view (main area): header with actions, the spec as a table, state history as a
+ * timeline, the live log viewer (stdout/stderr, follow mode, search, wrap, download), output files
+ * and the executed notebook. It refreshes the full job only when a websocket event says this job
+ * changed.
  */
 import { Notification } from '@jupyterlab/apputils';
 import { PageConfig, PathExt } from '@jupyterlab/coreutils';
@@ -30,9 +31,12 @@ export interface IJobViewOptions {
   id: string;
   /** Open a path (relative to the Jupyter root) in JupyterLab. */
   openPath: (path: string) => void;
-  /** Open a job file that is outside the Jupyter root (through a copy the server serves). */
+  /** Open a job file that is outside the Jupyter root (shown from the server, not copied). */
   openCopy: (id: string, path: string) => void;
 }
+
+/** Most matches of a log search that are marked (the count goes on). */
+const MAX_MARKS = 2000;
 
 type Stream = 'stdout' | 'stderr';
 
@@ -90,6 +94,10 @@ export class JobView extends Widget {
   private _notebookButton: HTMLButtonElement;
   private _error: HTMLElement;
   private _tabs = new Map<Stream, HTMLButtonElement>();
+  private _search: HTMLInputElement;
+  private _searchInfo: HTMLElement;
+  /** Index of the current match of the log search. */
+  private _match = 0;
 
   constructor(opts: IJobViewOptions) {
     super();
@@ -140,9 +148,36 @@ export class JobView extends Widget {
       }
     });
     followLabel.append(follow, document.createTextNode(' follow'));
+    const wrapLabel = el('label', 'swm-Wrap');
+    const wrap = el('input', 'swm-WrapCheck');
+    wrap.type = 'checkbox';
+    wrap.checked = true;
+    wrap.addEventListener('change', () =>
+      this._logPre.classList.toggle('swm-mod-wrap', wrap.checked)
+    );
+    wrapLabel.append(wrap, document.createTextNode(' wrap'));
+    this._search = el('input', 'jp-mod-styled swm-LogSearch');
+    this._search.type = 'search';
+    this._search.placeholder = 'Search the log';
+    this._search.setAttribute('aria-label', 'Search the log');
+    this._search.addEventListener('input', () => {
+      this._match = 0;
+      this._renderLog();
+    });
+    this._search.addEventListener('keydown', ev => {
+      if (ev.key === 'Enter') {
+        ev.preventDefault();
+        this._match += ev.shiftKey ? -1 : 1;
+        this._renderLog();
+      }
+    });
+    this._searchInfo = el('span', 'swm-LogSearchInfo');
+    const download = el('button', 'jp-mod-styled swm-LogDownload', 'Download');
+    download.title = 'Download the whole of this output';
+    download.addEventListener('click', () => void this.downloadLog());
     this._logInfo = el('span', 'swm-LogInfo');
-    logBar.append(followLabel, this._logInfo);
-    this._logPre = el('pre', 'swm-LogText');
+    logBar.append(followLabel, wrapLabel, this._search, this._searchInfo, download, this._logInfo);
+    this._logPre = el('pre', 'swm-LogText swm-mod-wrap');
     this._logPre.addEventListener('scroll', () => {
       const p = this._logPre;
       const atBottom = p.scrollHeight - p.scrollTop - p.clientHeight < 4;
@@ -163,7 +198,7 @@ export class JobView extends Widget {
       'Open executed notebook'
     );
     this._notebookButton.hidden = true;
-    this._spec = el('pre', 'swm-Spec');
+    this._spec = el('div', 'swm-Spec');
     const h = (t: string): HTMLElement => el('h3', '', t);
     side.append(
       h('History'),
@@ -215,6 +250,33 @@ export class JobView extends Widget {
       t.classList.toggle('swm-mod-active', s === stream);
     }
     this._renderLog();
+  }
+
+  /** Save the whole of the stream shown (read again from the server) as a file. */
+  async downloadLog(): Promise<void> {
+    const stream = this._stream;
+    try {
+      let offset = 0;
+      const parts: string[] = [];
+      for (let i = 0; i < 1000; i++) {
+        const chunk = await this._sync.api.readLog(this.jobId, stream, offset);
+        if (!chunk.data || chunk.offset <= offset) {
+          break;
+        }
+        parts.push(chunk.data);
+        offset = chunk.offset;
+      }
+      const url = URL.createObjectURL(new Blob(parts, { type: 'text/plain' }));
+      const a = el('a', '');
+      a.href = url;
+      a.download = `${this._job?.name ?? this.jobId}-${this.jobId.slice(0, 8)}.${stream}.log`;
+      document.body.appendChild(a);
+      a.click();
+      a.remove();
+      window.setTimeout(() => URL.revokeObjectURL(url), 10000);
+    } catch (err) {
+      Notification.error(`Cannot download the ${stream}: ${errorText(err)}`, { autoClose: 10000 });
+    }
   }
 
   async runAction(action: JobAction): Promise<void> {
@@ -322,8 +384,14 @@ export class JobView extends Widget {
   private _renderLog(): void {
     const buffer = this._logs[this._stream];
     const text = buffer.text;
-    if (this._logPre.textContent !== text) {
-      this._logPre.textContent = text;
+    const query = this._search.value;
+    if (query) {
+      this._renderMatches(text, query);
+    } else {
+      this._searchInfo.textContent = '';
+      if (this._logPre.textContent !== text || this._logPre.querySelector('mark')) {
+        this._logPre.textContent = text;
+      }
     }
     this._logPre.dataset.stream = this._stream;
     this._logPre.dataset.bytes = String(buffer.end);
@@ -333,9 +401,48 @@ export class JobView extends Widget {
       otherTab.textContent = this._logs[other].end ? `${other} •` : other;
     }
     this._logInfo.textContent = `${formatBytes(buffer.end)}${buffer.truncated ? ' (start dropped)' : ''}`;
-    if (this._follow) {
+    if (this._follow && !query) {
       this._scrollLog();
     }
+  }
+
+  /** The log with the matches of `query` marked (case-insensitive), the current one in view. */
+  private _renderMatches(text: string, query: string): void {
+    const low = text.toLowerCase();
+    const q = query.toLowerCase();
+    const starts: number[] = [];
+    for (let at = low.indexOf(q); at >= 0; at = low.indexOf(q, at + q.length)) {
+      starts.push(at);
+    }
+    const pre = this._logPre;
+    pre.textContent = '';
+    if (!starts.length) {
+      pre.textContent = text;
+      this._searchInfo.textContent = 'no match';
+      return;
+    }
+    const n = starts.length;
+    this._match = ((this._match % n) + n) % n;
+    const frag = document.createDocumentFragment();
+    let last = 0;
+    let current: HTMLElement | null = null;
+    starts.slice(0, MAX_MARKS).forEach((start, i) => {
+      frag.appendChild(document.createTextNode(text.slice(last, start)));
+      const mark = el(
+        'mark',
+        i === this._match ? 'swm-mod-current' : '',
+        text.slice(start, start + q.length)
+      );
+      if (i === this._match) {
+        current = mark;
+      }
+      frag.appendChild(mark);
+      last = start + q.length;
+    });
+    frag.appendChild(document.createTextNode(text.slice(last)));
+    pre.appendChild(frag);
+    this._searchInfo.textContent = `${Math.min(this._match, MAX_MARKS - 1) + 1} of ${n}`;
+    (current as HTMLElement | null)?.scrollIntoView({ block: 'center' });
   }
 
   private _scrollLog(): void {
@@ -400,8 +507,62 @@ export class JobView extends Widget {
       }
       this._timeline.appendChild(li);
     });
-    this._spec.textContent = JSON.stringify(job.spec, null, 2);
+    this._renderSpec(job);
     this._renderFiles();
+  }
+
+  /** The spec as a table of readable rows; a script as its text. */
+  private _renderSpec(job: IJob): void {
+    this._spec.textContent = '';
+    const table = el('table', 'swm-SpecTable');
+    const add = (key: string, value: unknown): void => {
+      if (value === null || value === undefined || value === '') {
+        return;
+      }
+      if (Array.isArray(value) && !value.length) {
+        return;
+      }
+      if (typeof value === 'object' && !Array.isArray(value)) {
+        const entries = Object.entries(value as Record<string, unknown>);
+        if (!entries.length) {
+          return;
+        }
+        for (const [k, v] of entries) {
+          add(`${key}.${k}`, v);
+        }
+        return;
+      }
+      const tr = el('tr', '');
+      tr.dataset.key = key;
+      const th = el('th', '', key);
+      const td = el('td', '');
+      if (key === 'script') {
+        td.appendChild(el('pre', 'swm-SpecScript', String(value)));
+      } else if (Array.isArray(value)) {
+        td.textContent = value.map(v => (typeof v === 'string' ? v : JSON.stringify(v))).join(' ');
+      } else if (key === 'resources.walltime' && typeof value === 'number') {
+        td.textContent = `${formatDuration(value)} (${value} s)`;
+      } else if (key === 'resources.memory' && typeof value === 'number') {
+        td.textContent = `${value} MB`;
+      } else {
+        td.textContent = typeof value === 'string' ? value : JSON.stringify(value);
+      }
+      tr.append(th, td);
+      table.appendChild(tr);
+    };
+    const spec = job.spec ?? {};
+    // The usual fields first, then whatever else the spec holds.
+    const first = ['name', 'site', 'command', 'notebook', 'parameters', 'resources', 'workdir'];
+    for (const key of first) {
+      add(key, spec[key]);
+    }
+    for (const [key, value] of Object.entries(spec)) {
+      if (!first.includes(key) && key !== 'script') {
+        add(key, value);
+      }
+    }
+    add('script', spec.script);
+    this._spec.appendChild(table);
   }
 
   private _renderFiles(): void {

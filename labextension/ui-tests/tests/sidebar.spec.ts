@@ -202,6 +202,10 @@ test('submit a notebook with a parameter and open the executed notebook', async 
   await expect(open).toBeVisible({ timeout: 30000 });
   await page.screenshot({ path: path.join(IMG, 'job-notebook.png') });
   await open.click();
+  // Shown from the job's folder, not copied; "Save a copy" opens it in JupyterLab.
+  const viewer = page.locator('.swm-FileView').last();
+  await expect(viewer).toContainText('n squared is 49');
+  await viewer.locator('.swm-SaveCopy').click();
   const nb = page.locator('.jp-NotebookPanel').last();
   await expect(nb.locator('.jp-OutputArea-output')).toContainText('n squared is 49', {
     timeout: 30000
