@@ -220,6 +220,11 @@ export class SwmApi {
     return this._post<IDryRun>('jobs?dry_run=1', spec);
   }
 
+  /** Delete a final job's record and folder (`DELETE /jobs/{id}?purge=1`). */
+  async purge(id: string): Promise<void> {
+    await this._send(`jobs/${enc(id)}?purge=1`, { method: 'DELETE' });
+  }
+
   action(id: string, action: JobAction): Promise<IJob> {
     return this._json<IJob>(`jobs/${enc(id)}/${action}`, { method: 'POST' });
   }

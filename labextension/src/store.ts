@@ -189,6 +189,22 @@ export class JobStore {
     return n;
   }
 
+  /** Forget these jobs (deleted on the server). */
+  remove(ids: string[]): void {
+    const gone: string[] = [];
+    for (const id of ids) {
+      const old = this._jobs.get(id);
+      if (old) {
+        this._jobs.delete(id);
+        this._counts.set(old.state, (this._counts.get(old.state) ?? 1) - 1);
+        gone.push(id);
+      }
+    }
+    if (gone.length) {
+      this._bump(gone);
+    }
+  }
+
   /** Forget every job (e.g. before a full reload). */
   clear(): void {
     this._jobs.clear();

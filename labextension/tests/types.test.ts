@@ -45,3 +45,16 @@ describe('the notifications setting', () => {
     expect(notifyWhen(undefined)).toBe('all');
   });
 });
+
+describe('deleted jobs', () => {
+  it('leave the store and its counts', () => {
+    const store = new JobStore();
+    store.upsert([job({ id: 'x', state: 'finished' }), job({ id: 'y', state: 'finished' })]);
+    const seen: string[][] = [];
+    store.changed.connect((_, c) => seen.push(c.changed));
+    store.remove(['x', 'nope']);
+    expect(store.has('x')).toBe(false);
+    expect(store.counts().finished).toBe(1);
+    expect(seen).toEqual([['x']]);
+  });
+});

@@ -1,4 +1,4 @@
-/** Playwright config of the sidebar benchmark (benchmarks/bench_sidebar.ts). */
+/** Playwright config of the browser benchmarks (benchmarks/bench_sidebar.ts, bench_table.ts). */
 import { defineConfig } from '@playwright/test';
 
 import base from './playwright.config';
@@ -6,7 +6,7 @@ import base from './playwright.config';
 export default defineConfig({
   ...base,
   testDir: '../../benchmarks',
-  testMatch: 'bench_sidebar.ts',
-  timeout: 600000,
+  testMatch: /bench_(sidebar|table)\.ts$/,
+  timeout: 1800000,
   outputDir: './test-results/bench'
 });

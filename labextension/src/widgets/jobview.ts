@@ -4,7 +4,7 @@
  * and the executed notebook. It refreshes the full job only when a websocket event says this job
  * changed.
  */
-import { Notification } from '@jupyterlab/apputils';
+import { Dialog, Notification, showDialog } from '@jupyterlab/apputils';
 import { PageConfig, PathExt } from '@jupyterlab/coreutils';
 import { Widget } from '@lumino/widgets';
 
@@ -123,6 +123,11 @@ export class JobView extends Widget {
       b.addEventListener('click', () => void this.runAction(action));
       this._actions.appendChild(b);
     }
+    const remove = el('button', 'jp-mod-styled jp-mod-warn swm-DeleteJob', 'Delete');
+    remove.title = "Delete this ended job's record and folder";
+    remove.dataset.action = 'delete';
+    remove.addEventListener('click', () => void this.deleteJob());
+    this._actions.appendChild(remove);
     head.append(this._badge, this._title, this._actions);
     this._meta = el('div', 'swm-JobView-meta');
     this._error = el('div', 'swm-JobView-error');
@@ -250,6 +255,30 @@ export class JobView extends Widget {
       t.classList.toggle('swm-mod-active', s === stream);
     }
     this._renderLog();
+  }
+
+  /** Delete the job's record and folder (an ended job; asks first), then close the view. */
+  async deleteJob(): Promise<void> {
+    const job = this._job;
+    if (!job || !isFinal(job.state)) {
+      return;
+    }
+    const answer = await showDialog({
+      title: `Delete job ${job.name}?`,
+      body: `Its record, its log and its folder (${job.folder || 'none'}) are deleted for good.`,
+      buttons: [Dialog.cancelButton({ label: 'Keep' }), Dialog.warnButton({ label: 'Delete' })]
+    });
+    if (!answer.button.accept) {
+      return;
+    }
+    try {
+      await this._sync.api.purge(this.jobId);
+      this._sync.store.remove([this.jobId]);
+      Notification.info(`Deleted job ${job.name}`, { autoClose: 4000 });
+      (this.parent ?? this).close();
+    } catch (err) {
+      Notification.error(`Cannot delete ${job.name}: ${errorText(err)}`, { autoClose: 10000 });
+    }
   }
 
   /** Save the whole of the stream shown (read again from the server) as a file. */
@@ -483,12 +512,13 @@ export class JobView extends Widget {
     this._meta.textContent = bits.join(' · ');
     const final = isFinal(job.state);
     for (const b of this._actions.querySelectorAll('button')) {
-      const a = b.dataset.action as JobAction;
+      const a = b.dataset.action as JobAction | 'delete';
       b.disabled =
         (a === 'cancel' && final) ||
         (a === 'hold' && job.state !== 'queued') ||
         (a === 'release' && job.state !== 'held') ||
-        (a === 'requeue' && !final);
+        (a === 'requeue' && !final) ||
+        (a === 'delete' && !final);
     }
     this._timeline.textContent = '';
     const history = job.history ?? [];
