@@ -38,10 +38,11 @@ test('the jobs table with a realistic mix, light and dark', async ({ page }) => 
   }
   await waitJob(old[0].id, ['running']);
   await bulk('cancel', { name: 'old-sweep' });
+  const [resnet] = await submitJobs([{ name: 'train-resnet50', command: ['sleep', '300'] }]);
+  await waitJob(resnet.id, ['running']);
   await submitJobs([
-    { name: 'sweep-lr', command: ['sleep', '300'], array: '1-8' },
-    { name: 'train-resnet50', command: ['sleep', '300'] },
     { name: 'train-vit', command: ['sleep', '300'], resources: { cpus: 1 } },
+    { name: 'sweep-lr', command: ['sleep', '300'], array: '1-8' },
     { name: 'report', command: ['true'], hold: true },
     { name: 'nightly-backup', command: ['true'], hold: true }
   ]);
