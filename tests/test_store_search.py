@@ -105,11 +105,29 @@ def test_an_old_store_is_migrated_and_its_names_indexed(tmp_path: Path) -> None:
     db.close()
     store = JobStore(path)
     assert store.schema_version == SCHEMA_VERSION
+    tables = {name for (name,) in store.db.execute("SELECT name FROM sqlite_master")}
+    assert {"jobs_name", "jobs_name_insert", "jobs_sort_name", "jobs_sort_state"} <= tables
     assert names(store, "legacy") == ["legacy-run"]
     assert names(store, "acy-r") == ["legacy-run"]
 
 
-@pytest.mark.parametrize("sort", sorted(SORTS))
+#: Every sort of the jobs table's columns (and the older ones), both ways.
+TABLE_SORTS = [
+    *(
+        f"{d}{k}"
+        for k in ("submit_time", "name", "state", "site", "owner", "exit_code", "start_time")
+        for d in ("", "-")
+    ),
+    "priority",
+    "-priority",
+]
+
+
+def test_the_table_sorts_are_all_known() -> None:
+    assert set(TABLE_SORTS) <= set(SORTS)
+
+
+@pytest.mark.parametrize("sort", TABLE_SORTS)
 def test_every_sort_orders_the_whole_listing(tmp_path: Path, sort: str) -> None:
     store = JobStore(tmp_path / "s.sqlite")
     states = [JobState.RUNNING, JobState.FINISHED, JobState.HELD, JobState.ERROR]
