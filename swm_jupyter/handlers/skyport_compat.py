@@ -387,7 +387,7 @@ class CompatHandler(SwmHandler):
         limit = self.limit_argument()
         self.write_json(items if limit is None else items[:limit])
 
-    #: True on the route whose refusals are answered ``200`` (submission; see :meth:`write_error`).
+    #: True on the route whose refusals of a POST are answered ``200`` (submission; see :meth:`write_error`).
     refusals_answer_ok = False
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
@@ -404,12 +404,11 @@ class CompatHandler(SwmHandler):
         lines = [f"Error: {reply['message']}"]
         self.clear_header("Content-Disposition")
         self.clear_header("Cache-Control")
-        self.set_header("Content-Type", "text/plain; charset=utf-8")
-        if self.refusals_answer_ok and isinstance(exc, SwmError):
+        if self.refusals_answer_ok and self.request.method == "POST" and isinstance(exc, SwmError):
             self.set_header(STATUS_HEADER, str(status))
             status = 200
         self.set_status(status)
-        self.finish("\n".join(lines) + "\n")
+        self.finish("\n".join(lines) + "\n", set_content_type="text/plain; charset=utf-8")
 
     def write_text(self, text: str, status: int = 200) -> None:
         """Answer plain text (what the reference core answers to submit, cancel and requeue)."""
