@@ -189,6 +189,7 @@ async def test_submit_get_and_outputs_of_a_finished_job(user: Any, swm_started: 
     for key in ("duration", "exitcode", "signal"):
         assert isinstance(job[key], int)
     assert job["exitcode"] == 0 and job["signal"] == 0 and job["duration"] >= 0
+    assert swm_started.get(job_id).spec.submission_address == "127.0.0.1", "the client's address, as Sky Port"
     assert job["remote_id"] == "local" and job["flavor_id"] == ""
     assert job["node_names"] and all(isinstance(n, str) for n in job["node_names"])
     assert isinstance(job["node_ips"], list)

@@ -35,6 +35,7 @@ from jupyter_server.auth.decorator import authorized
 from tornado import web
 
 from ..auth import is_certificate_user
+from ..core.directives import read_directives
 from ..core.errors import JobNotFound, SwmError, ValidationError
 from ..core.model import Job
 from ..core.secrets import redact_text
@@ -476,7 +477,8 @@ class CompatJobsHandler(CompatHandler):
             raise ValidationError(
                 "the job script is empty", [{"field": "script_content", "message": "send the job script"}]
             )
-        job = await self.manager.submit_script(text, owner=self.owner)
+        overrides = {} if _names_submission_address(text) else {"submission_address": self.request.remote_ip}
+        job = await self.manager.submit_script(text, {k: v for k, v in overrides.items() if v}, owner=self.owner)
         self.write_text("".join(f"{line}\n" for line in [job.id, *(f"Warning: {w}" for w in job.spec.warnings)]))
 
     def _script(self) -> bytes:
@@ -493,6 +495,14 @@ class CompatJobsHandler(CompatHandler):
                 [{"field": "script_content", "message": "put the job script in the script_content field"}],
             )
         return bytes(self.request.body)
+
+
+def _names_submission_address(script: str) -> bool:
+    """True if the script gives ``#SWM submission-address`` (else Sky Port records the client's address)."""
+    try:
+        return "submission_address" in read_directives(script)[0]
+    except ValidationError:
+        return True  # the submission itself says what is wrong with the script
 
 
 class CompatJobHandler(CompatHandler):
