@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import uuid
 from typing import Any
 
@@ -363,6 +364,8 @@ async def test_nodes(user: Any, jp_serverapp: Any, swm_started: Any) -> None:
     mib = 1024 * 1024
     host_mem = {r["name"]: r["count"] for r in host["resources"]}["mem"]
     assert host_mem == swm_started.gates["local"].memory_mb * mib, "node memory is in bytes, as in Sky Port"
+    host_disk = {r["name"]: r["count"] for r in host["resources"]}["storage"]
+    assert host_disk == shutil.disk_usage(swm_started.data_dir).total, "the job folders' disk, bytes"
     assert {r["name"]: r["count"] for r in vm1["resources"]} == {"cpus": 2, "mem": 4096 * mib}
     assert {r["name"] for r in host["roles"]} >= {"core", "local site"}
     assert host["state_power"] == "up" and host["api_port"] == jp_serverapp.port

@@ -23,6 +23,7 @@ never make the server read a path it names (``?path=`` is refused with ``400``).
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import time
 from collections.abc import Iterable
@@ -276,12 +277,15 @@ def host_name() -> str:
     return socket.gethostname() or os.uname().nodename
 
 
-def compat_nodes(sites: list[dict[str, Any]], running: dict[str, int], api_port: int) -> list[dict[str, Any]]:
+def compat_nodes(
+    sites: list[dict[str, Any]], running: dict[str, int], api_port: int, storage: int = 0
+) -> list[dict[str, Any]]:
     """Nodes: the Jupyter host (the core, and the local sites on it), then every host a gate reports.
 
     A gate reports hosts as ``"nodes"`` (a list of ``{"name", "host", "state", "cpus", "mem"}``, mem
     in MB), or as the one ``"host"`` / ``"login_node"`` it drives. ``running`` counts active jobs
-    per site. Node memory is answered in bytes, as Sky Port's core does.
+    per site. Node memory is answered in bytes, as Sky Port's core does; so is ``storage``, the size of
+    the Jupyter host's disk that holds the job folders (left out when 0).
     """
     here = host_name()
     roles = [{"id": "core", "name": "core", "comment": "the swm-jupyter core (this Jupyter server)"}]
@@ -301,7 +305,11 @@ def compat_nodes(sites: list[dict[str, Any]], running: dict[str, int], api_port:
             "api_port": api_port,
             "state_power": "up",
             "state_alloc": "busy" if busy else "idle",
-            "resources": [resource("cpus", cpus), resource("mem", mem * MIB)],
+            "resources": [
+                resource("cpus", cpus),
+                resource("mem", mem * MIB),
+                *([resource("storage", storage)] if storage > 0 else []),
+            ],
             "roles": roles,
         }
     ]
@@ -628,7 +636,11 @@ class CompatNodesHandler(CompatHandler):
             for s in sites
         }
         port = int(getattr(self.serverapp, "port", 0) or 0)
-        self.write_list(compat_nodes(sites, running, port))
+        try:
+            storage = shutil.disk_usage(self.manager.data_dir).total
+        except OSError:
+            storage = 0
+        self.write_list(compat_nodes(sites, running, port, storage))
 
 
 class CompatNotFoundHandler(CompatHandler):
