@@ -158,6 +158,8 @@ DIRECTIVES: dict[str, tuple[tuple[str, ...], Callable[[str], Any]]] = {
 ALIASES = {"account-id": "account", "input": "input-files", "output": "output-files", "image": "cloud-image"}
 #: Directives that may be given on several lines (their values add up).
 REPEATABLE = ("input-files", "output-files")
+#: Every name a directive line may use, as written in warnings and errors.
+KNOWN_NAMES = ", ".join([*DIRECTIVES, "account_id", "input", "output", "image"])
 _LINE = re.compile(r"^#SWM(?:\s+|$)(?P<key>[A-Za-z][A-Za-z0-9_-]*)?(?:\s*=\s*|\s+)?(?P<value>.*)$")
 
 
@@ -183,7 +185,6 @@ def read_directives(script: str, *, strict: bool = False) -> tuple[dict[str, Any
     warnings: list[str] = []
     seen: dict[str, int] = {}
     in_header = True
-    known = ", ".join([*DIRECTIVES, *(a.replace("account-id", "account_id") for a in ALIASES)])
     for number, raw in enumerate(script.splitlines(), start=1):
         line = raw.strip()
         if not line.upper().startswith(PREFIX):
@@ -208,7 +209,7 @@ def read_directives(script: str, *, strict: bool = False) -> tuple[dict[str, Any
             errors.append({"field": where, "message": "empty #SWM directive: write '#SWM key value'"})
             continue
         if normal not in DIRECTIVES:
-            message = f"unknown directive {key!r}; known: {known}"
+            message = f"unknown directive {key!r}; known: {KNOWN_NAMES}"
             if strict:
                 errors.append({"field": where, "message": message})
             else:

@@ -410,14 +410,12 @@ class CompatHandler(SwmHandler):
         """
         exc = kwargs.get("exc_info", (None, None, None))[1]
         status, reply = error_reply(status_code, exc)
-        lines = [f"Error: {reply['message']}"]
         self.clear_header("Content-Disposition")
-        self.clear_header("Cache-Control")
         if self.refusals_answer_ok and self.request.method == "POST" and isinstance(exc, SwmError):
             self.set_header(STATUS_HEADER, str(status))
             status = 200
         self.set_status(status)
-        self.finish("\n".join(lines) + "\n", set_content_type="text/plain; charset=utf-8")
+        self.finish(f"Error: {reply['message']}\n", set_content_type="text/plain; charset=utf-8")
 
     def write_text(self, text: str, status: int = 200) -> None:
         """Answer plain text (what the reference core answers to submit, cancel and requeue)."""
