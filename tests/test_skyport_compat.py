@@ -401,6 +401,31 @@ async def test_sky_port_script_forms_are_stored_with_their_meaning(user: Any, sw
     assert request["submission-address"]["value"] == "10.0.0.9"
 
 
+#: The job script of Sky Port's own JupyterHub spawner, as it renders it (with no input files).
+SPAWNER_SCRIPT = """#!/bin/bash
+#
+# This is a job script that is executed by Sky Port on a compute node.
+
+#SWM relocatable
+#SWM flavor f-small
+#SWM ports 8888/tcp/in,8081/tcp/out
+#SWM account acct-1
+#SWM cloud-image ubuntu-22.04
+#SWM container-image jupyter/datascience-notebook:hub-3.1.1
+#SWM input-files \n
+export HOME=$(pwd)
+echo Start single user jupyter server
+"""
+
+
+async def test_the_sky_port_spawners_own_script(user: Any, swm_started: Any) -> None:
+    job = swm_started.get(await submit(user, SPAWNER_SCRIPT))
+    spec = job.spec
+    assert job.site == "cloudy" and spec.relocatable and spec.flavor == "f-small"
+    assert spec.ports == (8888,) and spec.outbound_ports == (8081,) and spec.input_files == ()
+    assert spec.container_image == "jupyter/datascience-notebook:hub-3.1.1" and spec.warnings == ()
+
+
 async def test_account_chooses_the_site(user: Any, swm_started: Any) -> None:
     to_cloudy = swm_started.get(await submit(user, "#SWM account acct-1\necho x\n"))
     to_local = swm_started.get(await submit(user, "#SWM account local\necho x\n"))

@@ -220,6 +220,8 @@ def read_directives(script: str, *, strict: bool = False) -> tuple[dict[str, Any
             continue
         seen[normal] = number
         path, read = DIRECTIVES[normal]
+        if not value and normal in REPEATABLE:
+            continue  # no files, as Sky Port reads it (its own spawner writes the line with an empty list)
         if not value and read is not _boolean:
             errors.append({"field": where, "message": f"{normal!r} needs a value"})
             continue
