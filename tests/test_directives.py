@@ -106,7 +106,7 @@ def test_sky_port_forms_in_the_wild_mean_what_sky_port_means() -> None:
         "relocatable": True,
     }
     assert set(ALIASES) == {"account-id", "input", "output", "image"}
-    assert read_directives("#SWM input-files\n#SWM output \n") == ({}, []), "an empty list of files, as Sky Port reads it"
+    assert read_directives("#SWM input-files\n#SWM output \n") == ({}, []), "no files, as Sky Port reads it"
     with pytest.raises(ValidationError, match="already set on line 3"):
         parse_directives("#!/bin/sh\n#SWM comment x\n#SWM account_id a\n#SWM account b\n")
 
