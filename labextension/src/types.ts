@@ -212,6 +212,8 @@ export interface IActionResult {
 export interface IDryRun {
   job: Omit<IJob, 'id'> & { id?: string | null };
   cost_estimate: number | null;
+  /** `#SWM` lines the server would ignore, with why. */
+  warnings?: string[];
 }
 
 export interface IJobEvent {

@@ -394,7 +394,9 @@ export class SubmitForm extends Widget {
       }
       this.showErrors([]);
       const lines = specLines(answer.job.spec);
-      this._preview.textContent = lines.length ? lines.join('\n') : '(none)';
+      const ignored = (answer.warnings ?? []).map(w => `# ignored: ${w}`);
+      this._preview.textContent = [...(lines.length ? lines : ['(none)']), ...ignored].join('\n');
+      this._preview.dataset.warnings = String(ignored.length);
       this._preview.classList.remove('swm-mod-pending', 'swm-mod-error');
       const flavor = this.site?.flavors.find(f => f.id === this.form.flavor);
       const cost = answer.cost_estimate;

@@ -121,7 +121,7 @@ test("bug 4: the script's own directives are the dialog's values and the preview
 }) => {
   await putFile(
     'directives.sh',
-    '#!/bin/bash\n#SWM name nightly-train\n#SWM walltime 00:05:00\n#SWM cpus 2\necho hi\n'
+    '#!/bin/bash\n#SWM name nightly-train\n#SWM walltime 00:05:00\n#SWM cpus 2\n#SWM colour blue\necho hi\n'
   );
   await openLab(page);
   const dialog = await openSubmitDialog(page, 'directives.sh');
@@ -130,6 +130,8 @@ test("bug 4: the script's own directives are the dialog's values and the preview
   const preview = dialog.locator('.swm-Preview');
   await expect(preview).toContainText('#SWM walltime 00:05:00');
   await expect(preview).toContainText('#SWM cpus 2');
+  // A line the server would ignore says so.
+  await expect(preview).toContainText(/# ignored: .*colour/);
   // A change in the dialog is what the server would run.
   await dialog.locator('input[name="cpus"]').fill('1');
   await expect(preview).toContainText('#SWM cpus 1');
