@@ -32,8 +32,11 @@ OVERLAPS = ("skip", "queue")
 CATCH_UPS = ("none", "last", "all")
 #: Which ends of runs notify (browser notification, webhook, e-mail).
 NOTIFY_ON = ("failure", "end", "never")
-#: Shortest interval between two due times, in seconds.
+#: Shortest and longest interval between two due times, in seconds.
 MIN_EVERY = 1.0
+MAX_EVERY = 10 * 366 * 86400.0
+#: Times (start, end) must fall between 1970 and 9999.
+MAX_TIME = 253402300799.0
 #: Most due times looked at in one pass of one schedule (catch-up after a long downtime).
 MAX_DUE_PER_PASS = 1000
 #: Fields of a schedule request.
@@ -72,7 +75,7 @@ def parse_every(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError(hint)
     if isinstance(value, int | float):
-        seconds = float(value)
+        seconds = float(value) if abs(value) < 1e300 else math.inf
     elif isinstance(value, str) and value.strip():
         match = _EVERY.match(value)
         if not match or not any(match.groups()):
@@ -81,8 +84,8 @@ def parse_every(value: Any) -> float:
         seconds = days * 86400 + hours * 3600 + minutes * 60 + secs
     else:
         raise ValueError(hint)
-    if not math.isfinite(seconds) or seconds < MIN_EVERY:
-        raise ValueError(f"an interval must be at least {MIN_EVERY:g} second ({hint})")
+    if not math.isfinite(seconds) or not MIN_EVERY <= seconds <= MAX_EVERY:
+        raise ValueError(f"an interval must be from {MIN_EVERY:g} second to 10 years ({hint})")
     return seconds
 
 
@@ -90,17 +93,19 @@ def parse_time(value: Any, field_name: str) -> float:
     """Epoch seconds from a number or an ISO 8601 time (naive times are UTC). Raises ``ValueError``."""
     if isinstance(value, bool):
         raise ValueError(f"{field_name} must be epoch seconds or an ISO time such as 2026-01-31T09:00:00Z")
-    if isinstance(value, int | float) and math.isfinite(value):
+    if isinstance(value, int | float) and 0 <= value <= MAX_TIME:
         return float(value)
     if isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            pass
-        else:
             if parsed.tzinfo is None:
                 parsed = parsed.replace(tzinfo=ZoneInfo("UTC"))
-            return parsed.timestamp()
+            stamp = parsed.timestamp()
+        except (ValueError, OverflowError, OSError):
+            pass
+        else:
+            if 0 <= stamp <= MAX_TIME:
+                return stamp
     raise ValueError(f"{field_name} must be epoch seconds or an ISO time such as 2026-01-31T09:00:00Z")
 
 
@@ -163,16 +168,19 @@ class Schedule:
             return [anchor + i * self.every for i in range(k, last_k + 1)]
         assert self.cron is not None
         zone = ZoneInfo(self.timezone)
-        it = croniter(self.cron, datetime.fromtimestamp(after, zone))
         out: list[float] = []
-        while True:
-            due = float(it.get_next(float))
-            if due > until:
-                return out
-            if due > after:
-                out.append(due)
-                if len(out) > limit:
-                    out.pop(0)
+        try:
+            it = croniter(self.cron, datetime.fromtimestamp(after, zone))
+            while True:
+                due = float(it.get_next(float))
+                if due > until:
+                    return out
+                if due > after:
+                    out.append(due)
+                    if len(out) > limit:
+                        out.pop(0)
+        except Exception:  # croniter gives up on dates that never come (e.g. 30 February)
+            return out
 
     def next_due(self, after: float) -> float | None:
         """The first due time after ``after``, or None (past ``end``)."""
@@ -182,7 +190,10 @@ class Schedule:
             found = self.due_times(after, after + self.every * 2 + (max(0.0, (self.start or 0) - after)), limit=10)
             return found[0] if found else None
         start = max(after, (self.start or 0) - 1e-6)
-        due = float(croniter(self.cron, datetime.fromtimestamp(start, ZoneInfo(self.timezone))).get_next(float))
+        try:
+            due = float(croniter(self.cron, datetime.fromtimestamp(start, ZoneInfo(self.timezone))).get_next(float))
+        except Exception:  # no next date (e.g. 30 February)
+            return None
         if self.end is not None and due > self.end:
             return None
         return due
@@ -317,11 +328,11 @@ def _apply(schedule: Schedule, data: dict[str, Any], *, creating: bool) -> None:
                 raise ZoneInfoNotFoundError
             ZoneInfo(zone)
             schedule.timezone = zone
-        except (ZoneInfoNotFoundError, ValueError):
+        except Exception:  # ZoneInfoNotFoundError, ValueError, and odd names zoneinfo chokes on
             bad("timezone", f"unknown time zone {zone!r}; use an IANA name such as UTC or Europe/Berlin")
     if has_cron:
         expr = data["cron"]
-        if not isinstance(expr, str) or not croniter.is_valid(expr):
+        if not isinstance(expr, str) or not _valid_cron(expr):
             bad("cron", f"not a cron expression: {expr!r} (five fields, e.g. '0 9 * * 1-5')")
         else:
             schedule.cron, schedule.every, schedule.every_text = expr, None, None
@@ -332,6 +343,9 @@ def _apply(schedule: Schedule, data: dict[str, Any], *, creating: bool) -> None:
             schedule.cron = None
         except ValueError as exc:
             bad("every", str(exc))
+    if has_cron and schedule.cron is not None and not errors and schedule.next_due(time.time()) is None:
+        if schedule.end is None or schedule.end > time.time():
+            bad("cron", f"the cron expression {schedule.cron!r} is never due")
     if creating and not has_cron and not has_every:
         bad("cron", "give when it runs: cron (with timezone) or every")
     if "max_concurrent" in data:
@@ -384,6 +398,16 @@ def _apply(schedule: Schedule, data: dict[str, Any], *, creating: bool) -> None:
         raise ValidationError(
             "the schedule is not valid: " + "; ".join(f"{e['field']}: {e['message']}" for e in errors), errors
         )
+
+
+def _valid_cron(expr: str) -> bool:
+    """True for a cron expression croniter reads (five or six fields, no NUL)."""
+    if "\0" in expr or len(expr) > 200:
+        return False
+    try:
+        return bool(croniter.is_valid(expr))
+    except Exception:
+        return False
 
 
 def _apply_webhook(schedule: Schedule, hook: Any, bad: Any) -> None:
