@@ -488,7 +488,9 @@ async def test_openapi_document_matches_handlers(api: Any) -> None:
         if pattern.endswith("(?P<path>.*)"):
             continue
         route = pattern.replace("/swm/api/v1", "").replace(JOB_ID_PATTERN, "X")
-        route = re.sub(r"\(\?P<(job_id|name|path|schedule_id)>[^)]*\)", "X", route).replace("/?", "").replace("\\.", ".")
+        route = (
+            re.sub(r"\(\?P<(job_id|name|path|schedule_id)>[^)]*\)", "X", route).replace("/?", "").replace("\\.", ".")
+        )
         if "(?P<ext>" in route:
             routes = [route.replace("(?P<ext>json|yaml)", e) for e in ("json", "yaml")]
         elif "(?P<action>" in route:

@@ -144,12 +144,18 @@ async def test_create_list_show_update_delete_and_bad_input(api: Any) -> None:
     assert shown["cron"] == "30 2 * * *" and shown["timezone"] == "Europe/Berlin"
 
     patch = {"every": "1h", "catch_up": "all", "webhook": shown["webhook"]}
-    changed = await api("schedules", made["id"], method="PATCH", body=json.dumps(patch),
-                        headers={"Content-Type": "application/json"})
+    changed = await api(
+        "schedules", made["id"], method="PATCH", body=json.dumps(patch), headers={"Content-Type": "application/json"}
+    )
     assert changed.code == 200, changed.body
     assert body(changed)["every"] == "1h" and body(changed)["cron"] is None and body(changed)["catch_up"] == "all"
-    refused = await api("schedules", made["id"], method="PATCH", body=json.dumps({"max_concurrent": "two"}),
-                        headers={"Content-Type": "application/json"})
+    refused = await api(
+        "schedules",
+        made["id"],
+        method="PATCH",
+        body=json.dumps({"max_concurrent": "two"}),
+        headers={"Content-Type": "application/json"},
+    )
     assert refused.code == 400 and body(refused)["errors"][0]["field"] == "max_concurrent"
     assert body(await api("schedules", made["id"]))["max_concurrent"] == 1, "nothing changed"
 
@@ -164,7 +170,9 @@ async def test_create_list_show_update_delete_and_bad_input(api: Any) -> None:
 async def test_schedules_need_authentication(api: Any) -> None:
     response = await api("schedules", headers={"Authorization": ""})
     assert response.code in (401, 403)
-    response = await api("schedules", json_body={"job": {"command": ["true"]}, "every": 5}, headers={"Authorization": ""})
+    response = await api(
+        "schedules", json_body={"job": {"command": ["true"]}, "every": 5}, headers={"Authorization": ""}
+    )
     assert response.code in (401, 403)
 
 

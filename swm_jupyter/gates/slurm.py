@@ -94,6 +94,7 @@ _ERROR_STATES = {
     "REVOKED": "revoked by a sibling cluster",
 }
 
+
 @dataclass(frozen=True)
 class SlurmRow:
     """One line of ``squeue`` (or ``sacct``): a job's Slurm id, state, reason and times."""
