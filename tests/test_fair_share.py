@@ -215,9 +215,8 @@ async def test_the_api_answers_429_with_the_limit(api: Any) -> None:
     # One request (so one owner, whatever the server names an anonymous token user) over the limit.
     refused = await api("jobs", json_body=[{"command": ["true"], "hold": True}] * 2)
     assert refused.code == 429, refused.body
-    assert (
-        "has 0 jobs queued or held and max_queued_per_user is 1: 2 more cannot be accepted"
-        in (body(refused)["message"])
+    assert "has 0 jobs queued or held and max_queued_per_user is 1: 2 more cannot be accepted" in (
+        body(refused)["message"]
     )
     assert body(await api("jobs"))["total"] == 0
     accepted = await api("jobs", json_body=[{"command": ["true"], "hold": True}])

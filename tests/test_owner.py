@@ -38,7 +38,9 @@ async def test_token_and_cookie_submissions_have_one_owner(api: Any, jp_fetch: A
     assert body(await api("jobs", params={"owner": "someone-else"}))["total"] == 0
 
 
-async def test_sky_port_route_with_the_token_records_the_same_owner(api: Any, jp_fetch: Any, swm_started: Any) -> None:
+async def test_sky_port_route_with_the_token_records_the_same_owner(
+    api: Any, jp_fetch: Any, swm_started: Any
+) -> None:
     response = await jp_fetch(
         "user", "job", method="POST", body=b"echo hi\n", headers={"Content-Type": "text/plain"}, raise_error=False
     )

@@ -566,3 +566,4 @@ def test_the_example_can_name_the_spawner_by_its_entry_point() -> None:
         env=dict(os.environ, PYTHONPATH=str(REPO)),
     )
     assert result.stdout.strip() == "SwmSpawner", result
+

@@ -684,4 +684,5 @@ def _progress_view(job: _JobBase) -> Callable[[dict[str, Any]], None]:
     return update
 
 
+
 __all__ = ["AsyncClient", "AsyncJob", "Client", "Job", "JobList", "SiteList", "build_spec"]

@@ -1050,12 +1050,8 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, JobRetent
             check_action(job.state, action)
             raise InvalidTransition(
                 f"no task of array {job.id} can be {action.value}ed now",
-                [
-                    {
-                        "field": "state",
-                        "message": f"{action.value} is allowed from: " + ", ".join(s.value for s in ACTIONS[action]),
-                    }
-                ],
+                [{"field": "state", "message": f"{action.value} is allowed from: " + ", ".join(
+                    s.value for s in ACTIONS[action])}],
             )
         for target in legal:
             if target.wanted == Action.CANCEL.value and action is not Action.CANCEL:

@@ -155,7 +155,9 @@ class JobSpec:
     )
 
     @classmethod
-    def from_dict(cls, data: Any, *, extra_sections: tuple[str, ...] = EXTRA_SECTIONS, stored: bool = False) -> JobSpec:
+    def from_dict(
+        cls, data: Any, *, extra_sections: tuple[str, ...] = EXTRA_SECTIONS, stored: bool = False
+    ) -> JobSpec:
         """Validate a JSON-like request and return the spec.
 
         Raises :class:`ValidationError` listing every bad field (``field`` is a dotted path). A new

@@ -313,3 +313,5 @@ class SiteReconciliation(ManagerPart):
                     job, JobState.QUEUED, "the server restarted before the job reached the site; queued again"
                 )
         self._flush()
+
+

@@ -639,7 +639,9 @@ class JobStore:
             args.append(q.owner)
         base_where = " AND ".join(where) or "1"
         counts = {s.value: 0 for s in JobState}
-        for state, count in db.execute(f"SELECT state, COUNT(*) FROM jobs WHERE {base_where} GROUP BY state", args):
+        for state, count in db.execute(
+            f"SELECT state, COUNT(*) FROM jobs WHERE {base_where} GROUP BY state", args
+        ):
             counts[state] = count
         if q.states:
             where.append(f"state IN ({', '.join('?' for _ in q.states)})")

@@ -94,7 +94,6 @@ _ERROR_STATES = {
     "REVOKED": "revoked by a sibling cluster",
 }
 
-
 @dataclass(frozen=True)
 class SlurmRow:
     """One line of ``squeue`` (or ``sacct``): a job's Slurm id, state, reason and times."""

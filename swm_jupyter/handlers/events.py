@@ -49,15 +49,10 @@ def parse_log_request(message: str | bytes) -> tuple[dict[str, dict[str, int]], 
         raise ValueError("the message is nested too deeply") from None
     except ValueError as exc:  # includes UnicodeDecodeError
         raise ValueError(f"the message is not JSON: {exc}") from None
-    if (
-        not isinstance(data, dict)
-        or not set(data) & {"subscribe_logs", "unsubscribe_logs"}
-        or set(data)
-        - {
-            "subscribe_logs",
-            "unsubscribe_logs",
-        }
-    ):
+    if not isinstance(data, dict) or not set(data) & {"subscribe_logs", "unsubscribe_logs"} or set(data) - {
+        "subscribe_logs",
+        "unsubscribe_logs",
+    }:
         raise ValueError(USAGE)
     raw_subscribe = data.get("subscribe_logs") or {}
     raw_unsubscribe = data.get("unsubscribe_logs") or []

@@ -211,6 +211,7 @@ class JobsHandler(SwmHandler):
         self.set_header("Location", f"{self.base_url.rstrip('/')}{API_PREFIX}/jobs/{jobs[0].id}")
         self.write_json(self.public_job(jobs[0].to_dict()), 201)
 
+
     def check_dependencies(self, requests: list[Any]) -> None:
         """Refuse a dependency on a job the caller may not see, exactly as one on a missing job (400)."""
         if self.visible_owner is None:

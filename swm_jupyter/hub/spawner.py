@@ -101,7 +101,9 @@ class SwmSpawner(Spawner):  # type: ignore[misc]
         help="Shell-style patterns of environment names passed to the server only as private variables "
         "(never stored or shown by the service), besides the hub's tokens (always private).",
     ).tag(config=True)
-    start_poll_interval = Float(0.5, help="Seconds between looks at the job while the server starts.").tag(config=True)
+    start_poll_interval = Float(0.5, help="Seconds between looks at the job while the server starts.").tag(
+        config=True
+    )
     unknown_grace = Float(
         600.0,
         help="Seconds poll() keeps answering 'running' while the swm service cannot be reached, "
