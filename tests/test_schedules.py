@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import threading
 import time
@@ -96,7 +97,7 @@ async def test_interval_of_2s_runs_at_least_3_times_in_7s_once_per_due_time(api:
     assert len(runs) >= 3, runs
     dues = sorted(r["due_time"] for r in runs)
     assert len(set(dues)) == len(dues), "one run per due time"
-    assert all(abs((b - a) - 2.0) < 1e-6 for a, b in zip(dues, dues[1:])), dues
+    assert all(abs((b - a) - 2.0) < 1e-6 for a, b in itertools.pairwise(dues)), dues
     assert abs(dues[0] - schedule["created"] - 2.0) < 1e-6
     assert len({r["job_id"] for r in runs}) == len(runs)
 
@@ -193,7 +194,7 @@ async def test_max_concurrent_1_skips_and_records(api: Any) -> None:
     assert len(running) <= 1
     # launched runs never overlapped: each started after the previous one ended
     done = sorted((j for j in jobs if j["start_time"]), key=lambda j: j["start_time"])
-    for earlier, later in zip(done, done[1:]):
+    for earlier, later in itertools.pairwise(done):
         assert earlier["end_time"] is not None and later["start_time"] >= earlier["end_time"] - 0.05
     assert len({r["due_time"] for r in runs}) == len(runs)
 
@@ -210,7 +211,7 @@ async def test_queue_overlap_runs_every_due_time_one_after_another(api: Any) -> 
     runs = await runs_of(api, schedule["id"])
     assert all(r["status"] == "launched" for r in runs), runs
     jobs = [body(await api("jobs", r["job_id"])) for r in sorted(runs, key=lambda r: r["due_time"])]
-    for earlier, later in zip(jobs, jobs[1:]):
+    for earlier, later in itertools.pairwise(jobs):
         assert {"type": "afterany", "job": earlier["id"]} in later["spec"]["depends_on"]
     for job in jobs:
         await api("jobs", job["id"], "cancel", method="POST")
