@@ -465,6 +465,9 @@ class ScheduleRunner(LoggingConfigurable):
     def get(self, schedule_id: str, owner: str | None = None) -> Schedule:
         """The schedule with that id, if ``owner`` (None: anyone) owns it. Raises :class:`ScheduleNotFound`."""
         schedule = self.schedules.get(schedule_id)
+        if schedule is None and len(schedule_id) >= 4:  # a unique prefix of at least 4 characters
+            found = [s for s in self.schedules.values() if s.id.startswith(schedule_id) and owner in (None, s.owner)]
+            schedule = found[0] if len(found) == 1 else None
         if schedule is None or (owner is not None and schedule.owner != owner):
             raise ScheduleNotFound(f"no schedule {schedule_id!r}; list schedules with `swm schedule list`")
         return schedule
@@ -503,13 +506,13 @@ class ScheduleRunner(LoggingConfigurable):
         schedule = self.get(schedule_id, owner)
         updated = apply_update(schedule, request)
         if updated.paused and not schedule.paused:
-            return self.pause(schedule_id, owner=owner, changes=updated)
+            return self.pause(schedule.id, owner=owner, changes=updated)
         if not updated.paused and schedule.paused:
             updated.last_due = max(updated.last_due, time.time())
         if "job" in request:
             self._check_job(updated)
         self._save(updated, "updated")
-        self.schedules[schedule_id] = updated
+        self.schedules[updated.id] = updated
         self._wake.set()
         return updated
 
@@ -519,7 +522,7 @@ class ScheduleRunner(LoggingConfigurable):
         schedule.paused = True
         schedule.updated = time.time()
         self._save(schedule, "paused")
-        self.schedules[schedule_id] = schedule
+        self.schedules[schedule.id] = schedule
         return schedule
 
     def resume(self, schedule_id: str, *, owner: str | None = None) -> Schedule:
@@ -531,7 +534,7 @@ class ScheduleRunner(LoggingConfigurable):
         schedule.updated = time.time()
         schedule.last_due = max(schedule.last_due, time.time())
         self._save(schedule, "resumed")
-        self.schedules[schedule_id] = schedule
+        self.schedules[schedule.id] = schedule
         self._wake.set()
         return schedule
 
@@ -541,26 +544,26 @@ class ScheduleRunner(LoggingConfigurable):
         event = self._schedule_event(schedule, "deleted")
 
         def step(db: sqlite3.Connection) -> list[tuple[str, dict[str, Any]]]:
-            runs_db.delete_schedule(db, schedule_id)
+            runs_db.delete_schedule(db, schedule.id)
             return [("", event)]
 
         self.wm._publish(self.wm._require_store().write(step))
-        self.schedules.pop(schedule_id, None)
-        self._open = [run for run in self._open if run.schedule_id != schedule_id]
+        self.schedules.pop(schedule.id, None)
+        self._open = [run for run in self._open if run.schedule_id != schedule.id]
 
     def run_now(self, schedule_id: str, *, owner: str | None = None) -> dict[str, Any]:
         """Launch a run now (even when paused or while other runs are active); return it."""
         schedule = self.get(schedule_id, owner)
         due = time.time()
-        while any(abs(r.due_time - due) < 1e-9 for r in self._open if r.schedule_id == schedule_id):
+        while any(abs(r.due_time - due) < 1e-9 for r in self._open if r.schedule_id == schedule.id):
             due = math.nextafter(due, math.inf)
         return self._launch(schedule, due, manual=True)
 
     def runs(self, schedule_id: str, *, owner: str | None = None, limit: int = 100, offset: int = 0) -> dict[str, Any]:
         """A page of a schedule's runs, newest due time first."""
-        self.get(schedule_id, owner)
+        schedule = self.get(schedule_id, owner)
         self.wm._flush(retry_now=True)
-        runs, total = runs_db.list_runs(self.wm._require_store(), schedule_id, limit, offset)
+        runs, total = runs_db.list_runs(self.wm._require_store(), schedule.id, limit, offset)
         return {"runs": runs, "total": total}
 
 
