@@ -18,7 +18,6 @@ from typing import Any
 from .client.connection import Connection
 from .client.schedules import SCHEDULE_HEADER, ScheduleApi, schedule_rows, show_text, table
 
-
 #: The ``swm`` module running (``swm_jupyter.cli``, or ``__main__`` under ``python -m``): its
 #: ``CliError`` is the one its ``main`` catches.
 _CLI: dict[str, Any] = {}
