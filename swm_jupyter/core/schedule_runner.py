@@ -431,8 +431,15 @@ class ScheduleRunner(LoggingConfigurable):
         return {
             "type": "schedule_run",
             "time": time.time(),
-            "schedule": {"id": schedule.id, "name": schedule.name, "owner": schedule.owner},
-            "run": {k: v for k, v in run.items()},
+            "schedule": {
+                "id": schedule.id,
+                "name": schedule.name,
+                "owner": schedule.owner,
+                "next_due": None
+                if schedule.paused
+                else schedule.next_due(max(schedule.last_due, run["due_time"], time.time())),
+            },
+            "run": dict(run),
             "ended": ended,
             "notify": notify,
         }
