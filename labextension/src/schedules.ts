@@ -146,7 +146,10 @@ export function runNotice(
   const run = event.run;
   const name = event.schedule.name;
   if (run.status === 'skipped') {
-    return { message: `Schedule ${name}: a run was skipped (previous run still active)`, type: 'warning' };
+    return {
+      message: `Schedule ${name}: a run was skipped (previous run still active)`,
+      type: 'warning'
+    };
   }
   if (runFailed(run)) {
     const how =
