@@ -84,14 +84,15 @@ MIGRATIONS: dict[int, list[str]] = {
     3: [
         # Schedules (see core/schedule_store.py): the schedule's fields as JSON, and one row per run.
         # A run's identity (schedule_id, due_time) is UNIQUE and is stored in the transaction that
-        # stores its job: a due time is run once, whatever crashes.
-        """CREATE TABLE schedules (
+        # stores its job: a due time is run once, whatever crashes. (IF NOT EXISTS: a store made by
+        # a newer version and marked older by hand, as tests do, migrates again.)
+        """CREATE TABLE IF NOT EXISTS schedules (
             id TEXT PRIMARY KEY,
             owner TEXT NOT NULL DEFAULT '',
             data TEXT NOT NULL
         )""",
-        "CREATE INDEX schedules_owner ON schedules (owner)",
-        """CREATE TABLE schedule_runs (
+        "CREATE INDEX IF NOT EXISTS schedules_owner ON schedules (owner)",
+        """CREATE TABLE IF NOT EXISTS schedule_runs (
             seq INTEGER PRIMARY KEY AUTOINCREMENT,
             schedule_id TEXT NOT NULL,
             due_time REAL NOT NULL,
@@ -103,8 +104,8 @@ MIGRATIONS: dict[int, list[str]] = {
             manual INTEGER NOT NULL DEFAULT 0,
             UNIQUE (schedule_id, due_time)
         )""",
-        "CREATE INDEX schedule_runs_open ON schedule_runs (ended, schedule_id)",
-        "CREATE INDEX schedule_runs_job ON schedule_runs (job_id)",
+        "CREATE INDEX IF NOT EXISTS schedule_runs_open ON schedule_runs (ended, schedule_id)",
+        "CREATE INDEX IF NOT EXISTS schedule_runs_job ON schedule_runs (job_id)",
     ],
 }
 
