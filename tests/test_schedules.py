@@ -168,13 +168,28 @@ async def test_create_list_show_update_delete_and_bad_input(api: Any) -> None:
     assert body(await api("schedules"))["schedules"] == []
 
 
-async def test_schedules_need_authentication(api: Any) -> None:
-    response = await api("schedules", headers={"Authorization": ""})
-    assert response.code in (401, 403)
-    response = await api(
-        "schedules", json_body={"job": {"command": ["true"]}, "every": 5}, headers={"Authorization": ""}
-    )
-    assert response.code in (401, 403)
+async def test_every_schedule_route_needs_authentication(api: Any) -> None:
+    made = await create(api, job={"command": ["true"]}, every="1h")
+    sid = made["id"]
+    calls = [
+        ("GET", "schedules"),
+        ("POST", "schedules"),
+        ("GET", f"schedules/{sid}"),
+        ("PATCH", f"schedules/{sid}"),
+        ("DELETE", f"schedules/{sid}"),
+        ("POST", f"schedules/{sid}/pause"),
+        ("POST", f"schedules/{sid}/resume"),
+        ("POST", f"schedules/{sid}/run"),
+        ("GET", f"schedules/{sid}/runs"),
+    ]
+    for method, path in calls:
+        kwargs: dict[str, Any] = {"method": method, "headers": {"Authorization": ""}}
+        if method in ("POST", "PATCH"):
+            kwargs["body"] = json.dumps({"paused": True})
+        response = await api(*path.split("/"), **kwargs)
+        assert response.code == 403, (method, path, response.code)
+    shown = body(await api("schedules", sid))
+    assert shown["paused"] is False and await runs_of(api, sid) == [], "nothing changed"
 
 
 async def test_max_concurrent_1_skips_and_records(api: Any) -> None:

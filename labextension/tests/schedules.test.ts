@@ -1,4 +1,7 @@
-import { SwmApiError } from '../src/api';
+import { SwmApi, SwmApiError } from '../src/api';
+import { IWebSocketLike } from '../src/events';
+import { JobStore } from '../src/store';
+import { JobSync } from '../src/sync';
 import {
   ISchedule,
   IScheduleRunEvent,
@@ -171,5 +174,50 @@ describe('texts', () => {
         runEvent({ run: { due_time: 1, status: 'launched', state: 'finished', exit_code: 0 } })
       )
     ).toEqual({ message: 'Schedule nightly: run finished', type: 'success' });
+  });
+});
+
+describe('JobSync and schedules', () => {
+  it('hands schedule events to the schedules model, job events to the job store', async () => {
+    let onmessage: ((ev: { data: unknown }) => void) | null = null;
+    const socket = {
+      readyState: 1,
+      send: () => undefined,
+      close: () => undefined,
+      onopen: null,
+      onclose: null,
+      onerror: null,
+      set onmessage(fn: ((ev: { data: unknown }) => void) | null) {
+        onmessage = fn;
+      },
+      get onmessage() {
+        return onmessage;
+      }
+    } as unknown as IWebSocketLike;
+    const api = new SwmApi(async () =>
+      reply(200, { jobs: [], total: 0, counts: {}, next_cursor: null })
+    );
+    const sync = new JobSync({
+      api,
+      store: new JobStore(),
+      wsUrl: 'ws://x',
+      socketFactory: () => socket
+    });
+    const { client } = fake([reply(200, { schedules: [schedule()] })]);
+    const model = new ScheduleModel(client);
+    await model.load();
+    const other: string[] = [];
+    sync.otherEvent.connect((_, e) => {
+      other.push(e.type);
+      model.applyEvent(e);
+    });
+    await sync.start();
+    const send = (m: unknown): void => onmessage?.({ data: JSON.stringify(m) });
+    send({ type: 'hello', last_event_id: 1 });
+    send({ id: 2, ...runEvent() });
+    send({ id: 3, type: 'schedule', action: 'paused', schedule: schedule({ paused: true }) });
+    expect(other).toEqual(['schedule_run', 'schedule']);
+    expect(model.schedules[0].paused).toBe(true);
+    expect(model.schedules[0].last_run?.state).toBe('error');
   });
 });
