@@ -138,6 +138,9 @@ def test_schedule_magics(server: ServerProcess, capsys: Any) -> None:
         shell.run_cell_magic("swm", "schedule list", "echo")
     shell.run_line_magic("swm", f"schedule rm {schedule_id}")
     assert "deleted" in capsys.readouterr().out
-    assert json.loads(json.dumps(Client(server.url, server.token)._connection.get_json("schedules"))) == {
-        "schedules": []
-    }
+    client = Client(server.url, server.token)
+    assert client.schedules.list() == []
+    made = client.schedules.create({"job": {"command": ["true"]}, "every": "1d", "name": "from-python"})
+    assert client.schedules.show(made["id"][:6])["name"] == "from-python"
+    client.schedules.delete(made["id"])
+    assert json.loads(json.dumps(client.schedules.list())) == []
