@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -343,10 +344,22 @@ def hook_server() -> Iterator[tuple[str, list[dict[str, Any]]]]:
 
 
 async def test_failure_notifies_webhook_with_retry_email_and_websocket(
-    api: Any, jp_ws_fetch: Any, hook_server: tuple[str, list[dict[str, Any]]], mailbox: tuple[Mailbox, int], caplog: Any
+    api: Any,
+    jp_ws_fetch: Any,
+    jp_serverapp: Any,
+    hook_server: tuple[str, list[dict[str, Any]]],
+    mailbox: tuple[Mailbox, int],
 ) -> None:
     url, received = hook_server
     box, _ = mailbox
+    runner = jp_serverapp.web_app.settings["swm_schedules"]
+    lines: list[str] = []
+    catcher = logging.Handler(logging.DEBUG)
+    catcher.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
+    logger = runner.log if isinstance(runner.log, logging.Logger) else runner.log.logger
+    logger.addHandler(catcher)
+    old_level = logger.level
+    logger.setLevel(logging.DEBUG)
     ws = await jp_ws_fetch(*EVENTS)
     json.loads(await ws.read_message())  # hello
     schedule = await create(
@@ -395,7 +408,10 @@ async def test_failure_notifies_webhook_with_retry_email_and_websocket(
             notified = event
     assert notified is not None and notified["notify"] is True and notified["run"]["failed"] is True
     ws.close()
-    logged = caplog.text
+    logger.removeHandler(catcher)
+    logger.setLevel(old_level)
+    logged = "\n".join(lines)
+    assert "swm: schedule" in logged, "the runner's log was captured"
     assert "hook-token-xyz" not in logged and "smtp-pw-never-shown" not in logged
 
 
