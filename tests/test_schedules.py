@@ -436,3 +436,20 @@ async def test_openapi_documents_schedules(api: Any) -> None:
         assert path in paths, sorted(paths)
     assert {"get", "post"} <= set(paths["/schedules"])
     assert {"get", "patch", "delete"} <= set(paths["/schedules/{schedule_id}"])
+
+
+async def test_a_run_that_cannot_be_submitted_is_recorded_failed(api: Any, jp_root_dir: Path) -> None:
+    nbformat.write(notebook("print(1)"), jp_root_dir / "gone.ipynb")
+    schedule = await create(api, job={"notebook": "gone.ipynb"}, every="1s")
+    (jp_root_dir / "gone.ipynb").unlink()
+
+    async def failed_runs() -> list[dict[str, Any]]:
+        return [r for r in await runs_of(api, schedule["id"]) if r["status"] == "failed"]
+
+    failed = await wait_for(failed_runs, timeout=15)
+    assert "does not exist" in failed[0]["details"] and failed[0]["job_id"] is None
+    shown = body(await api("schedules", schedule["id"]))
+    assert shown["last_run"]["status"] == "failed"
+    manual = await api("schedules", schedule["id"], "run", method="POST")
+    assert manual.code == 201 and body(manual)["status"] == "failed"
+    await api("schedules", schedule["id"], "pause", method="POST")

@@ -156,10 +156,15 @@ class ScheduleRunner(LoggingConfigurable):
             if not due:
                 continue
             plan = plan_due(due, schedule.catch_up, self.started_at)
-            if plan.missed:
-                self._record_missed(schedule, plan.missed)
-            for due_time in plan.run:
-                self._launch(schedule, due_time)
+            try:
+                if plan.missed:
+                    self._record_missed(schedule, plan.missed)
+                for due_time in plan.run:
+                    self._launch(schedule, due_time)
+            except StoreFull:
+                raise  # nothing can be stored: the pass ends, these due times stay due
+            except Exception:  # one schedule's failure does not hold up the others
+                self.log.exception("swm: schedule %s: its due times could not be handled", schedule.id)
 
     def _record_missed(self, schedule: Schedule, missed: list[float]) -> None:
         now = time.time()
@@ -246,12 +251,17 @@ class ScheduleRunner(LoggingConfigurable):
             self.log.warning("swm: schedule %s: due time %s was already handled", schedule.id, _iso(due_time))
             schedule.last_due = updated.last_due
             return {"due_time": due_time, "status": "duplicate"}
-        except SwmError as exc:
-            run = {"due_time": due_time, "status": runs_db.FAILED, "details": exc.message, "job_id": None}
+        except (SwmError, ValueError, TypeError, KeyError) as exc:
+            # A job the scheduler cannot submit (its site went away, its notebook was deleted...):
+            # recorded as failed, never retried for ever.
+            message = exc.message if isinstance(exc, SwmError) else "the job could not be submitted; see the server log"
+            if not isinstance(exc, SwmError):
+                self.log.exception("swm: schedule %s: submitting a run failed", schedule.id)
+            run = {"due_time": due_time, "status": runs_db.FAILED, "details": message, "job_id": None}
             self._store_run(schedule, updated, run, notify=schedule.notify_on != "never", manual=manual)
             self._notify_external(schedule, run, failed=True)
             self.log.warning(
-                "swm: schedule %s: run of %s could not be submitted: %s", schedule.id, _iso(due_time), exc.message
+                "swm: schedule %s: run of %s could not be submitted: %s", schedule.id, _iso(due_time), message
             )
             return run
         schedule.last_due = updated.last_due
