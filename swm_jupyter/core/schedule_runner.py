@@ -491,13 +491,14 @@ class ScheduleRunner(LoggingConfigurable):
 
     def list_schedules(self, owner: str | None = None) -> list[dict[str, Any]]:
         """Public forms of the schedules of ``owner`` (None: every one), each with its last run."""
-        last = runs_db.last_runs(self.wm._require_store())
-        return [self.describe(s, last.get(s.id)) for s in self.schedules.values() if owner is None or s.owner == owner]
+        mine = [s for s in self.schedules.values() if owner is None or s.owner == owner]
+        last = runs_db.last_runs(self.wm._require_store(), [s.id for s in mine])
+        return [self.describe(s, last.get(s.id)) for s in mine]
 
     def show(self, schedule_id: str, owner: str | None = None) -> dict[str, Any]:
         """The public form of one schedule with its last run."""
         schedule = self.get(schedule_id, owner)
-        return self.describe(schedule, runs_db.last_runs(self.wm._require_store()).get(schedule.id))
+        return self.describe(schedule, runs_db.last_runs(self.wm._require_store(), [schedule.id]).get(schedule.id))
 
     def _check_job(self, schedule: Schedule) -> None:
         """Validate the schedule's job as a submission of its owner (nothing stored)."""

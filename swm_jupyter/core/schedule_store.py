@@ -158,19 +158,23 @@ def list_runs(store: JobStore, schedule_id: str, limit: int = 100, offset: int =
     return out, int(total)
 
 
-def last_runs(store: JobStore) -> dict[str, dict[str, Any]]:
-    """Each schedule's newest run (by due time) with its job's state: ``{schedule id: run}``."""
-    rows = store.db.execute(
-        f"SELECT {', '.join('r.' + c.strip() for c in _RUN_COLUMNS.split(','))}, j.state, j.exit_code "
-        "FROM schedule_runs r LEFT JOIN jobs j ON j.id = r.job_id WHERE r.seq IN "
-        "(SELECT seq FROM schedule_runs s WHERE s.schedule_id = r.schedule_id ORDER BY due_time DESC LIMIT 1)"
-    ).fetchall()
+def last_runs(store: JobStore, schedule_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Each schedule's newest run (by due time) with its job's state: ``{schedule id: run}``.
+
+    One lookup per schedule on the ``(schedule_id, due_time)`` index, however many runs are kept.
+    """
+    columns = ", ".join("r." + c.strip() for c in _RUN_COLUMNS.split(","))
     out: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        run = _run(row[:9])
-        data = run.to_dict()
-        data.update(state=row[9], exit_code=row[10])
-        out[run.schedule_id] = data
+    for schedule_id in schedule_ids:
+        row = store.db.execute(
+            f"SELECT {columns}, j.state, j.exit_code FROM schedule_runs r LEFT JOIN jobs j ON j.id = r.job_id "
+            "WHERE r.schedule_id = ? ORDER BY r.due_time DESC LIMIT 1",
+            (schedule_id,),
+        ).fetchone()
+        if row is not None:
+            data = _run(row[:9]).to_dict()
+            data.update(state=row[9], exit_code=row[10])
+            out[schedule_id] = data
     return out
 
 
