@@ -34,6 +34,9 @@ def test_interval_due_times_are_anchored_at_creation_and_exclusive_of_after() ->
     later = schedule_from_request({"job": JOB, "every": 10, "start": 2000, "end": 2025}, owner="ana", now=1000.0)
     assert later.due_times(1000.0, 3000.0) == [2000.0, 2010.0, 2020.0]
     assert later.next_due(2020.0) is None
+    # start and end as ISO times (naive: UTC) or epoch seconds as text, as the CLI sends them
+    iso = schedule_from_request({"job": JOB, "every": 10, "start": "1970-01-01T00:33:20", "end": "2025"}, owner="a")
+    assert (iso.start, iso.end) == (2000.0, 2025.0)
     # only the newest ones when there are more than the limit
     assert schedule.due_times(1000.0, 1100.0, limit=3) == [1096.0, 1098.0, 1100.0]
 

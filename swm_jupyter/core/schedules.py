@@ -95,6 +95,8 @@ def parse_time(value: Any, field_name: str) -> float:
         raise ValueError(f"{field_name} must be epoch seconds or an ISO time such as 2026-01-31T09:00:00Z")
     if isinstance(value, int | float) and 0 <= value <= MAX_TIME:
         return float(value)
+    if isinstance(value, str) and re.fullmatch(r"\s*\d+(\.\d+)?\s*", value):  # epoch seconds as text (the CLI)
+        return parse_time(float(value), field_name)
     if isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
