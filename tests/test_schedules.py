@@ -267,6 +267,11 @@ async def test_run_now_launches_a_manual_run(api: Any) -> None:
     assert [r["job_id"] for r in runs] == [run["job_id"]]
     shown = body(await api("schedules", schedule["id"]))
     assert shown["last_run"]["job_id"] == run["job_id"]
+    assert job["name"] == shown["name"] == "schedule", "a job with no name is named after its schedule"
+    # a script that names itself keeps its name
+    scripted = await create(api, name="sched", job={"script": "#!/bin/sh\n#SWM name scripted\ntrue\n"}, every="1h")
+    run = body(await api("schedules", scripted["id"], "run", method="POST"))
+    assert body(await api("jobs", run["job_id"]))["name"] == "scripted"
 
 
 async def test_keep_last_prunes_old_runs_and_their_folders(api: Any) -> None:

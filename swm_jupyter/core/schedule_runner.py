@@ -34,6 +34,7 @@ from traitlets.config import LoggingConfigurable
 
 from ..notifications import SmtpSettings, deliver_webhook, send_email
 from . import schedule_store as runs_db
+from .directives import sbatch_job_name
 from .errors import InvalidTransition, JobNotFound, StoreFull, SwmError
 from .model import SCHEDULE_SECTION, Job
 from .retention import _remove_folders
@@ -230,7 +231,8 @@ class ScheduleRunner(LoggingConfigurable):
                 return run
             after = active[-schedule.max_concurrent].job_id
         request = copy.deepcopy(schedule.job)
-        request.setdefault("name", schedule.name)
+        if "name" not in request and not _script_names_itself(request.get("script")):
+            request["name"] = schedule.name
         section = {"id": schedule.id, "name": schedule.name, "due_time": due_time, "manual": manual}
         launched: dict[str, Any] = {}
 
@@ -583,6 +585,15 @@ class ScheduleRunner(LoggingConfigurable):
         self.wm._flush(retry_now=True)
         runs, total = runs_db.list_runs(self.wm._require_store(), schedule.id, limit, offset)
         return {"runs": runs, "total": total}
+
+
+def _script_names_itself(script: Any) -> bool:
+    """True if a job script names its job (``#SWM name`` or ``#SBATCH --job-name``/``-J``)."""
+    if not isinstance(script, str):
+        return False
+    if any(line.split()[:2] == ["#SWM", "name"] for line in script.splitlines() if line.startswith("#SWM")):
+        return True
+    return sbatch_job_name(script) is not None
 
 
 def _failed(job: Job) -> bool:
