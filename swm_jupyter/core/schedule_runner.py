@@ -27,6 +27,7 @@ import copy
 import math
 import sqlite3
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from traitlets import Enum, Float, Instance, Int, Unicode
@@ -41,6 +42,7 @@ from .retention import _remove_folders
 from .schedules import Schedule, apply_update, plan_due, schedule_from_request
 from .secrets import redact
 from .states import JobState
+from .store import WriteStep
 from .wakeup import Wakeup
 
 if TYPE_CHECKING:
@@ -99,8 +101,9 @@ class ScheduleRunner(LoggingConfigurable):
     @property
     def wm(self) -> WorkloadManager:
         """The manager (started)."""
-        assert self.manager is not None
-        return self.manager
+        manager: WorkloadManager | None = self.manager
+        assert manager is not None
+        return manager
 
     async def start(self) -> None:
         """Load the schedules and the open runs, then start the loop (call after the manager's start)."""
@@ -311,7 +314,7 @@ class ScheduleRunner(LoggingConfigurable):
         for run, job in ended:
             schedule = self.schedules.get(run.schedule_id)
             if schedule is None:
-                self.wm._require_store().write(lambda db, seq=run.seq: (runs_db.mark_ended(db, seq), [])[1])
+                self.wm._require_store().write(_no_events(runs_db.mark_ended, run.seq))
                 continue
             failed = job is None or _failed(job)
             notify = schedule.notify_on == "end" or (schedule.notify_on == "failure" and failed)
@@ -352,7 +355,7 @@ class ScheduleRunner(LoggingConfigurable):
         jobs = [(job_id, folder) for _, job_id, folder in old if job_id and job_id not in self.wm.jobs]
         _remove_folders(jobs)
         store.delete_jobs(job_id for job_id, _ in jobs)
-        store.write(lambda db: (runs_db.delete_runs(db, [seq for seq, _, _ in old]), [])[1])
+        store.write(_no_events(runs_db.delete_runs, [seq for seq, _, _ in old]))
         self.log.info("swm: schedule %s: pruned %d old runs (keep_last %d)", schedule.id, len(old), schedule.keep_last)
 
     # -- notifications -----------------------------------------------------------------------------
@@ -585,6 +588,16 @@ class ScheduleRunner(LoggingConfigurable):
         self.wm._flush(retry_now=True)
         runs, total = runs_db.list_runs(self.wm._require_store(), schedule.id, limit, offset)
         return {"runs": runs, "total": total}
+
+
+def _no_events(write: Callable[[sqlite3.Connection, Any], None], arg: Any) -> WriteStep:
+    """A store step that makes ``write(db, arg)`` and stores no event."""
+
+    def step(db: sqlite3.Connection) -> list[tuple[str, dict[str, Any]]]:
+        write(db, arg)
+        return []
+
+    return step
 
 
 def _script_names_itself(script: Any) -> bool:

@@ -29,9 +29,12 @@ def _send(settings: SmtpSettings, recipients: list[str], subject: str, text: str
     message["Subject"] = subject
     message.set_content(text)
     context = ssl.create_default_context()
-    smtp_class = smtplib.SMTP_SSL if settings.security == "ssl" else smtplib.SMTP
-    kwargs = {"context": context} if settings.security == "ssl" else {}
-    with smtp_class(settings.host, settings.port, timeout=settings.timeout, **kwargs) as smtp:
+    smtp: smtplib.SMTP
+    if settings.security == "ssl":
+        smtp = smtplib.SMTP_SSL(settings.host, settings.port, timeout=settings.timeout, context=context)
+    else:
+        smtp = smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout)
+    with smtp:
         if settings.security == "starttls":
             smtp.starttls(context=context)
         if settings.username:
