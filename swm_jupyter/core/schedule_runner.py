@@ -92,6 +92,8 @@ class ScheduleRunner(LoggingConfigurable):
         self._wake = Wakeup()
         self._task: asyncio.Task[None] | None = None
         self._notifying: set[asyncio.Task[None]] = set()
+        #: Schedules whose old runs are being pruned.
+        self._pruning: set[str] = set()
         self._running = False
         #: When this runner started: due times before it passed while no server ran.
         self.started_at = 0.0
@@ -344,19 +346,38 @@ class ScheduleRunner(LoggingConfigurable):
             if notify:
                 self._notify_external(schedule, data, failed=failed)
             if schedule.keep_last:
-                self._prune(schedule)
+                self._start_prune(schedule.id)
 
-    def _prune(self, schedule: Schedule) -> None:
-        """Delete the ended runs of ``schedule`` beyond its newest ``keep_last``, with their jobs and folders."""
-        store = self.wm._require_store()
-        old = runs_db.prunable_runs(store, schedule.id, schedule.keep_last or 0)
-        if not old:
-            return
-        jobs = [(job_id, folder) for _, job_id, folder in old if job_id and job_id not in self.wm.jobs]
-        _remove_folders(jobs)
-        store.delete_jobs(job_id for job_id, _ in jobs)
-        store.write(_no_events(runs_db.delete_runs, [seq for seq, _, _ in old]))
-        self.log.info("swm: schedule %s: pruned %d old runs (keep_last %d)", schedule.id, len(old), schedule.keep_last)
+    def _start_prune(self, schedule_id: str) -> None:
+        """Prune a schedule's old runs in the background (one pruning per schedule at a time)."""
+        if schedule_id not in self._pruning:
+            self._pruning.add(schedule_id)
+            self._spawn(self._prune(schedule_id))
+
+    async def _prune(self, schedule_id: str) -> None:
+        """Delete the ended runs of a schedule beyond its newest ``keep_last``, with their jobs and folders.
+
+        Folders first, in a worker thread (the loop goes on); then the rows. A server stopped in between
+        leaves rows whose folders are gone: the next pruning deletes them.
+        """
+        try:
+            schedule = self.schedules.get(schedule_id)
+            if schedule is None or not schedule.keep_last:
+                return
+            store = self.wm._require_store()
+            old = runs_db.prunable_runs(store, schedule.id, schedule.keep_last)
+            if not old:
+                return
+            jobs = [(job_id, folder) for _, job_id, folder in old if job_id and job_id not in self.wm.jobs]
+            await asyncio.to_thread(_remove_folders, jobs)
+            store = self.wm._require_store()
+            store.delete_jobs(job_id for job_id, _ in jobs)
+            store.write(_no_events(runs_db.delete_runs, [seq for seq, _, _ in old]))
+            self.log.info(
+                "swm: schedule %s: pruned %d old runs (keep_last %d)", schedule.id, len(old), schedule.keep_last
+            )
+        finally:
+            self._pruning.discard(schedule_id)
 
     # -- notifications -----------------------------------------------------------------------------
 
