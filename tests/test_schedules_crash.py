@@ -65,7 +65,7 @@ def test_sigkill_at_a_due_time_then_restart_each_catch_up_mode(tmp_path: Path) -
         server.kill()
     time.sleep(3 * EVERY + 0.5)  # three or four due times pass with no server
     restart_begin = time.time()
-    restarted = ServerProcess(tmp_path / "root", data_dir, port=server.port).start()
+    restarted = ServerProcess(tmp_path / "root", data_dir).start()
     ready = time.time()  # the restarted runner started before its API answered
     try:
         time.sleep(EVERY * 1.5)
