@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from traitlets import Enum, Float, Instance, Int, Unicode
+from traitlets import Enum, Float, Instance, Int, TraitError, Unicode, validate
 from traitlets.config import LoggingConfigurable
 
 from ..notifications import SmtpSettings, deliver_webhook, send_email
@@ -83,6 +83,24 @@ class ScheduleRunner(LoggingConfigurable):
         config=True
     )
     email_from = Unicode("swm-jupyter@localhost", help="Sender address of notification e-mail.").tag(config=True)
+
+    @validate("tick", "webhook_timeout")
+    def _check_positive(self, proposal: Any) -> float:
+        if not proposal["value"] > 0:
+            raise TraitError(f"{proposal['trait'].name} must be more than 0 seconds, not {proposal['value']}")
+        return float(proposal["value"])
+
+    @validate("webhook_attempts")
+    def _check_attempts(self, proposal: Any) -> int:
+        if proposal["value"] < 1:
+            raise TraitError(f"webhook_attempts must be 1 or more, not {proposal['value']}")
+        return int(proposal["value"])
+
+    @validate("webhook_backoff")
+    def _check_backoff(self, proposal: Any) -> float:
+        if proposal["value"] < 0:
+            raise TraitError(f"webhook_backoff must be 0 seconds or more, not {proposal['value']}")
+        return float(proposal["value"])
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
