@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 from IPython.core.error import UsageError
-from IPython.testing.globalipapp import get_ipython
 
 from swm_jupyter.client import Client
 from swm_jupyter.magics import SwmMagics
@@ -115,8 +114,21 @@ def test_schedule_command_errors(server: ServerProcess, monkeypatch: Any) -> Non
 
 
 def test_schedule_magics(server: ServerProcess, capsys: Any) -> None:
-    shell = get_ipython()
-    shell.register_magics(SwmMagics(shell, client=Client(server.url, server.token)))
+    # The magics object itself (no IPython shell: the test session's one global shell is test_magics.py's).
+    magics = SwmMagics(None, client=Client(server.url, server.token))
+
+    class Shell:
+        """Calls the magic as IPython would."""
+
+        @staticmethod
+        def run_line_magic(_name: str, line: str) -> Any:
+            return magics.swm(line)
+
+        @staticmethod
+        def run_cell_magic(_name: str, line: str, cell: str) -> Any:
+            return magics.swm(line, cell)
+
+    shell = Shell()
     shell.run_cell_magic("swm", "schedule add --every 2h --name from-cell --keep-last 2", "echo from the cell\n")
     out = capsys.readouterr().out
     assert "added: from-cell, every 2h" in out
