@@ -100,11 +100,6 @@ def test_one_owners_jobs_are_listed_and_counted_through_an_index(tmp_path: Path)
     old = tmp_path / "old.sqlite"
     store = JobStore(old)
     store.db.execute("DROP INDEX jobs_owner")
-    store.db.execute("DROP TABLE jobs_name")
-    for trigger in ("jobs_name_insert", "jobs_name_delete", "jobs_name_update"):
-        store.db.execute(f"DROP TRIGGER {trigger}")
-    for index in ("jobs_sort_name", "jobs_sort_site", "jobs_sort_state", "jobs_sort_owner"):
-        store.db.execute(f"DROP INDEX {index}")
     store.db.execute("UPDATE meta SET value='2' WHERE key='schema_version'")
     store.close()
     for path in (tmp_path / "new.sqlite", old):

@@ -29,6 +29,10 @@ def names(store: JobStore, text: str, **query: object) -> list[str]:
     return sorted(job.spec.name for job in page.jobs)
 
 
+#: The schema version whose migration adds the name index (the store before it has none).
+NAME_INDEX = next(v for v, statements in MIGRATIONS.items() if any("jobs_name" in s for s in statements))
+
+
 def old_store(path: Path, version: int) -> None:
     """A store as swm-jupyter with schema ``version`` made it (migrations up to ``version`` only)."""
     db = sqlite3.connect(path, isolation_level=None)
@@ -96,7 +100,7 @@ def test_name_search_combines_with_state_and_top_level_through_the_index(tmp_pat
 
 def test_an_old_store_is_migrated_and_its_names_indexed(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite"
-    old_store(path, 3)
+    old_store(path, NAME_INDEX)
     db = sqlite3.connect(path, isolation_level=None)
     db.execute(
         "INSERT INTO jobs (id, name, site, state, submit_time, spec) VALUES (?, ?, 'local', 'finished', 1, ?)",

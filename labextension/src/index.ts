@@ -20,6 +20,7 @@ import { connect } from './plugin/connection';
 import { scriptEditor } from './plugin/editor';
 import { JobOpener } from './plugin/jobopener';
 import { notifyEndedJobs } from './plugin/notifications';
+import { addSchedulesTab } from './plugin/schedules';
 import { defaultSettings, followSettings } from './plugin/settings';
 import { Submitter } from './plugin/submitter';
 import { addJobsTable } from './plugin/table';
@@ -90,6 +91,13 @@ const plugin: JupyterFrontEndPlugin<void> = {
       shell.activateById(sidebar.id);
       sidebar.showSites();
     };
+    addSchedulesTab({
+      sidebar,
+      sync,
+      serverSettings,
+      openJob,
+      notify: () => settings.notifications !== 'none'
+    });
     void sync.start();
 
     // The server records the jobs of its token/cookie user under one owner name, not the random
