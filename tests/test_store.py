@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 import time
@@ -116,8 +115,7 @@ def test_one_owners_jobs_are_listed_and_counted_through_an_index(tmp_path: Path)
             "SELECT id FROM jobs WHERE owner = ? ORDER BY seq DESC LIMIT 101",
         ):
             plan = " ".join(str(row[-1]) for row in store.db.execute(f"EXPLAIN QUERY PLAN {sql}", ("alice",)))
-            # jobs_owner (owner, state) or, for a page in submission order, jobs_sort_owner (owner, seq).
-            assert re.search(r"USING (COVERING )?INDEX jobs_(sort_)?owner ", plan + " "), plan
+            assert "USING INDEX jobs_owner" in plan or "USING COVERING INDEX jobs_owner" in plan, plan
         store.close()
 
 

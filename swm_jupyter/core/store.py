@@ -125,13 +125,12 @@ MIGRATIONS: dict[int, list[str]] = {
             INSERT INTO jobs_name (jobs_name, rowid, name) VALUES ('delete', old.seq, old.name);
             INSERT INTO jobs_name (rowid, name) VALUES (new.seq, new.name);
         END""",
-        # The table's columns (GET /jobs?sort=...): each sort reads its index in order instead of
-        # sorting every matching job.
+        # The table's most used sorts (GET /jobs?sort=name, state) read their index in order instead
+        # of sorting the matching jobs' keys; the others (site, owner, exit code...) sort the keys,
+        # which costs a few hundred ms at 100,000 jobs, not an index write per submitted job.
         "CREATE INDEX IF NOT EXISTS jobs_sort_name ON jobs (name, seq)",
-        "CREATE INDEX IF NOT EXISTS jobs_sort_site ON jobs (site, seq DESC)",
         # With array_parent, it also counts the top-level jobs of each state without reading the rows.
         "CREATE INDEX IF NOT EXISTS jobs_sort_state ON jobs (state, seq DESC, array_parent)",
-        "CREATE INDEX IF NOT EXISTS jobs_sort_owner ON jobs (owner, seq DESC)",
     ],
 }
 

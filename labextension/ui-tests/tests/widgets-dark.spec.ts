@@ -50,7 +50,8 @@ test('bug 8: the Timeline and JobMonitor are readable in the dark theme', async 
       'import time\nfrom IPython.display import HTML\nfrom swm_jupyter.widgets.timeline import gantt_svg\n' +
         "now = time.time()\njobs = [{'id': 'abcdef12', 'name': 'dark-check', 'submit_time': now - 20, " +
         "'start_time': now - 10, 'end_time': now, 'state': 'finished'}]\nHTML(gantt_svg(jobs, now))",
-      'from swm_jupyter.widgets import JobMonitor\nmonitor = JobMonitor()\nmonitor'
+      'from swm_jupyter.widgets import JobMonitor\nmonitor = JobMonitor()\nmonitor',
+      `from swm_jupyter.client.api import Client\nClient().job('${job.id}').wait()\nNone`
     ])
   );
   await openLab(page);
@@ -135,4 +136,10 @@ async function checkWidgets(page: Page): Promise<void> {
   expect(disabled?.disabled).toBe(true);
   expect(enabled?.disabled).toBe(false);
   expect(Number(disabled?.opacity)).toBeLessThan(Number(enabled?.opacity) - 0.2);
+
+  // job.wait(): one progress row (a bar and a line), not a second bar and a whole job view.
+  const wait = nb.locator('.jp-Cell').nth(2).locator('.jp-OutputArea');
+  await expect(wait.locator('.widget-progress')).toHaveCount(1, { timeout: 60000 });
+  await expect(wait).toContainText('dark-check');
+  await expect(wait.locator('.swm-job')).toHaveCount(0);
 }
