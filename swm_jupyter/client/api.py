@@ -685,7 +685,8 @@ def _progress_view(job: _JobBase) -> Callable[[dict[str, Any]], None]:
             if state in render.FINAL_STATES
             else "info"
         )
-        label.value = render.job_html({**data, "spec": None})
+        # One line beside the bar: job_html would add a second bar and a whole job view.
+        label.value = f"{render.state_badge(str(data.get('state', '')))} {render.esc(render.job_text(data))}"
 
     update(job.data)
     return update

@@ -139,7 +139,7 @@ async function checkWidgets(page: Page): Promise<void> {
 
   // job.wait(): one progress row (a bar and a line), not a second bar and a whole job view.
   const wait = nb.locator('.jp-Cell').nth(2).locator('.jp-OutputArea');
-  await expect(wait.locator('.widget-progress')).toHaveCount(1, { timeout: 60000 });
+  await expect(wait.locator('.widget-hprogress')).toHaveCount(1, { timeout: 60000 });
   await expect(wait).toContainText('dark-check');
   await expect(wait.locator('.swm-job')).toHaveCount(0);
 }
