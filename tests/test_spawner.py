@@ -18,6 +18,7 @@ import os
 import pwd
 import re
 import secrets
+import stat
 import subprocess
 import sys
 import time
@@ -567,3 +568,52 @@ def test_the_example_can_name_the_spawner_by_its_entry_point() -> None:
     )
     assert result.stdout.strip() == "SwmSpawner", result
 
+
+def test_staged_files_come_back_from_the_ssh_site(hub: SpawnerHub) -> None:
+    """bob's server on the ssh site (no shared home) with ``stage: ["work"]``: his folder is copied into the job,
+    the server serves it; a notebook edited there, and a new file, are back in his home after stop, as his files.
+    A file he changed at home meanwhile is kept, the server's copy written beside it."""
+    import nbformat
+
+    from tests.notebook_fixtures import notebook
+
+    bob = hub.user_token("bob")
+    account = pwd.getpwnam("bob")
+    work = Path(account.pw_dir) / "work"
+    work.mkdir(exist_ok=True)
+    os.chown(work, account.pw_uid, account.pw_gid)
+    for name, text in (("notes.ipynb", nbformat.writes(notebook("print('before')"))), ("plan.txt", "plan at home\n")):
+        (work / name).write_text(text)
+        os.chown(work / name, account.pw_uid, account.pw_gid)
+        (work / name).chmod(0o640)
+    status, answer = hub.admin("POST", server_path("bob", "staged"), {"site": "host", "stage": ["work"]})
+    assert status in (201, 202), (status, answer)
+    hub.wait_for(lambda: (server_model(hub, "bob", "staged") or {}).get("ready"), 120, "bob/staged")
+    job = job_of(hub, server_model(hub, "bob", "staged") or {})
+    assert job["site"] == "host" and job["spec"]["input_files"] == ["work"], job["spec"]
+    contents = "/user/bob/staged/api/contents/work"
+    status, listing = hub.call("GET", contents, token=bob)
+    assert status == 200 and {e["name"] for e in listing["content"]} >= {"notes.ipynb", "plan.txt"}, listing
+    edited = notebook("print('edited on the ssh host')")
+    status, saved = hub.call(
+        "PUT",
+        f"{contents}/notes.ipynb",
+        token=bob,
+        body={"type": "notebook", "content": json.loads(nbformat.writes(edited))},
+    )
+    assert status in (200, 201), (status, saved)
+    for name in ("new.txt", "plan.txt"):
+        body = {"type": "file", "format": "text", "content": f"{name} from the server\n"}
+        status, saved = hub.call("PUT", f"{contents}/{name}", token=bob, body=body)
+        assert status in (200, 201), (status, saved)
+    (work / "plan.txt").write_text("plan changed at home meanwhile\n")  # bob changes it at home too
+    stop(hub, "bob", "staged")
+    back = nbformat.read(work / "notes.ipynb", as_version=4)
+    assert back.cells[0].source == "print('edited on the ssh host')", back.cells
+    assert (work / "new.txt").read_text() == "new.txt from the server\n"
+    assert (work / "plan.txt").read_text() == "plan changed at home meanwhile\n"
+    beside = work / f"plan.txt.swm-{job['id'][:8]}"
+    assert beside.read_text() == "plan.txt from the server\n"
+    for path in (work / "notes.ipynb", work / "new.txt", beside):
+        assert path.lstat().st_uid == account.pw_uid, path
+    assert stat.S_IMODE((work / "notes.ipynb").lstat().st_mode) == 0o640

@@ -67,6 +67,7 @@ class SshGate(Gate):
 
     kind = "ssh"
     private_env = True  # a 0600 file in the remote job folder, read and removed by the wrapper (or at cancel)
+    collect_on_cancel = True  # a canceled job's remote folder comes back too (a spawned server's saved notebooks)
 
     host = Unicode("", help="The host to run jobs on (name or address).").tag(config=True)
     port = Int(22, help="SSH port (default 22).").tag(config=True)
