@@ -158,9 +158,7 @@ def stop(hub: Hub, name: str) -> None:
     hub.wait_for(lambda: name not in (hub.admin("GET", f"users/{USER}")[1].get("servers") or {}), 120, f"{name} gone")
 
 
-def measure(
-    hub: Hub, label: str, options: dict[str, Any] | None, runs: int, idle: float, log: Path
-) -> dict[str, Any]:
+def measure(hub: Hub, label: str, options: dict[str, Any] | None, runs: int, idle: float, log: Path) -> dict[str, Any]:
     """``runs`` starts (and stops), then ``idle`` s with one server running; times and Slurm status calls."""
     token = hub.user_token(USER)
     times: list[float] = []
@@ -194,7 +192,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="starts per spawner and site (default 5)")
     parser.add_argument("--idle", type=float, default=60.0, help="seconds one running server is watched (default 60)")
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated labels to run (swm-local, swm-slurm, batchspawner-slurm); default all",
+    )
     args = parser.parse_args()
+    only = set(filter(None, args.only.split(",")))
     if os.geteuid() != 0:
         raise SystemExit("run as root: the hub starts servers as the demo users")
     services = start_services()
@@ -204,10 +208,13 @@ def main() -> None:
     wrappers, log = base / "bin", base / "slurm-calls.log"
     write_wrappers(wrappers, log)
     rows = []
-    for hub_class, cases in (
+    for hub_class, all_cases in (
         (SwmHub, [("swm-local", {"site": "local"}), ("swm-slurm", {"site": "cluster"})]),
         (BatchHub, [("batchspawner-slurm", None)]),
     ):
+        cases = [case for case in all_cases if not only or case[0] in only]
+        if not cases:
+            continue
         root = base / hub_class.__name__
         root.mkdir()
         os.chmod(root, 0o755)
@@ -219,7 +226,7 @@ def main() -> None:
                 rows[-1]["label"] = label
         finally:
             hub.stop()
-    reference = next(r for r in rows if r["label"] == "batchspawner-slurm")["median"]
+    reference = next((r["median"] for r in rows if r["label"] == "batchspawner-slurm"), float("nan"))
     print(
         f"\n{'spawner / site':<22}{'median s':>10}{'range s':>14}{'x batchsp.':>12}{'st/min start':>14}"
         f"{'st/min run':>12}"

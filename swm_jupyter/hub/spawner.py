@@ -50,6 +50,7 @@ from ..core.errors import PathNotAllowed
 from ..core.job_env import secret_matcher
 from . import JOBS_SCOPE, SERVICE_NAME
 from .client_mode import service_base_url
+from .job_watch import JobWatch
 from .server_job import READY_MARKER
 from .spawn_form import render_form
 from .spawn_options import (
@@ -127,6 +128,17 @@ class SwmSpawner(Spawner):  # type: ignore[misc]
         "For tests only: the user would own the machine.",
     ).tag(config=True)
 
+    follow_events = Bool(
+        True,
+        help="Follow a starting server's job on the swm service's events websocket (its output and state pushed as "
+        "they come) rather than only polling it every start_poll_interval. Default: True.",
+    ).tag(config=True)
+    fast_start = Bool(
+        True,
+        help="Start jupyterhub-singleuser without importing rfc3987_syntax (see swm_jupyter.hub.fast_start: "
+        "1 - 3 s of a server's start, for a string format no Jupyter schema uses). Only for a command of "
+        "server_python's own environment. Default: True.",
+    ).tag(config=True)
     stage_paths = List(
         Unicode(),
         help="Files and folders of the user's home (relative paths) copied into the server's job before it starts "
@@ -323,6 +335,8 @@ class SwmSpawner(Spawner):  # type: ignore[misc]
         stage = stage_list(choices["stage"]) if "stage" in choices else list(self.stage_paths)
         if stage and stage_in:
             command.append("--in-job-folder")
+        if self.fast_start:
+            command.append("--fast-start")
         command += ["--start-timeout", str(int(self.start_timeout)), "--", *self.cmd, *self.get_args()]
         request: dict[str, Any] = {"name": self.job_name(), "command": command, "env": public, "private_env": private}
         request.update(self.placement(choices))
@@ -504,9 +518,26 @@ class SwmSpawner(Spawner):  # type: ignore[misc]
             f"submitted as swm job {self.job_id} to site {self.job_site}"
             + (f" (estimated cost {cost:.2f})" if isinstance(cost, int | float) else ""),
         )
+        watch = JobWatch(self.api_base(), self.token(), self.job_id, self.log)
+        try:
+            if self.follow_events:
+                await watch.start()
+            return await self._wait_ready(watch)
+        finally:
+            await watch.close()
+
+    async def _wait_ready(self, watch: JobWatch) -> str:
+        """Follow the job (live on ``watch``, else by polling) until the server's ready line; return its URL."""
         seen, offset, buffered = 0, 0, b""
         while True:
-            await asyncio.sleep(self.start_poll_interval)
+            if watch.live:
+                await watch.wait(max(self.start_poll_interval, 2.0))
+                address = ready_address(bytes(watch.stdout))
+                if address is not None:
+                    self.note(100, f"server ready on {address[0]}:{address[1]}")
+                    return f"http://{address[0]}:{address[1]}"
+            else:
+                await asyncio.sleep(self.start_poll_interval)
             try:
                 status, job = await self.api("GET", f"jobs/{quote(self.job_id)}")
             except ServiceUnreachable:
@@ -516,7 +547,7 @@ class SwmSpawner(Spawner):  # type: ignore[misc]
             seen = self.note_history(job, seen)
             if job["state"] in FINAL_STATES:
                 raise SpawnException(await self.failure_message(job), reason="swm-job-ended")
-            if job["state"] not in ("waiting", "running"):  # waiting: the site may run it before the service sees it
+            if watch.live or job["state"] not in ("waiting", "running"):  # waiting: it may run before the service sees
                 continue
             try:
                 chunk, offset = await self.read_log("stdout", offset)
