@@ -93,6 +93,17 @@ c.JupyterHub.spawner_class = "swm"
 c.JupyterHub.allow_named_servers = True
 c.JupyterHub.named_server_limit_per_user = 0
 c.JupyterHub.tornado_settings = {{"slow_spawn_timeout": 0}}
+c.Spawner.start_timeout = 300
+c.Spawner.http_timeout = 120
+
+def plain_start(spawner):
+    # the "swm-local-plain" case: the spawner as it was before fast_start and follow_events (the baseline)
+    if spawner.name.startswith("swmlocalplain"):
+        spawner.fast_start = False
+        spawner.follow_events = False
+        spawner.start_poll_interval = 0.5
+
+c.Spawner.pre_spawn_hook = plain_start
 """
         )
         return config
@@ -187,6 +198,46 @@ def measure(hub: Hub, label: str, options: dict[str, Any] | None, runs: int, idl
     }
 
 
+def many_servers(hub: Hub, count: int, on_slurm: int, watch: float, log: Path) -> dict[str, Any]:
+    """Start ``count`` servers of alice at once (``on_slurm`` of them on the Slurm site, the rest local), watch
+    them run for ``watch`` seconds, and count the Slurm status calls meanwhile; then stop them."""
+    token = hub.user_token(USER)
+    names = [f"many{i}" for i in range(count)]
+    t0 = time.monotonic()
+    for index, name in enumerate(names):
+        options = {"site": "cluster", "cpus": 1} if index < on_slurm else {"site": "local"}
+        status, answer = hub.admin("POST", f"users/{USER}/servers/{name}", options)
+        if status not in (201, 202):
+            raise SystemExit(f"could not start {name}: {status} {answer}\n{hub.log_tail()}")
+
+    def ready() -> int:
+        servers = hub.admin("GET", f"users/{USER}")[1].get("servers") or {}
+        return sum(1 for name in names if (servers.get(name) or {}).get("ready"))
+
+    hub.wait_for(lambda: ready() == count, 600, f"{count} servers to be ready")
+    all_ready = time.monotonic() - t0
+    since = time.time()
+    time.sleep(watch)
+    calls = status_call_times(log, since, time.time())
+    still = ready()
+    answering = sum(1 for name in names if answers(hub, name, token))
+    for name in names:
+        hub.admin("DELETE", f"users/{USER}/servers/{name}")
+    hub.wait_for(
+        lambda: not set(names) & set(hub.admin("GET", f"users/{USER}")[1].get("servers") or {}), 300, "servers gone"
+    )
+    return {
+        "count": count,
+        "on_slurm": on_slurm,
+        "all_ready_s": all_ready,
+        "still_ready": still,
+        "answering": answering,
+        "calls": len(calls),
+        "per_minute": len(calls) * 60 / watch,
+        "busiest_minute": busiest_minute(calls),
+    }
+
+
 def main() -> None:
     """Run the benchmark and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -196,6 +247,13 @@ def main() -> None:
         "--only",
         default="",
         help="comma-separated labels to run (swm-local, swm-slurm, batchspawner-slurm); default all",
+    )
+    parser.add_argument(
+        "--many", type=int, default=0, help="instead: start this many servers at once and count Slurm status calls"
+    )
+    parser.add_argument("--on-slurm", type=int, default=8, help="with --many: how many of them on Slurm (default 8)")
+    parser.add_argument(
+        "--watch", type=float, default=180.0, help="with --many: seconds they are watched (default 180)"
     )
     args = parser.parse_args()
     only = set(filter(None, args.only.split(",")))
@@ -207,9 +265,35 @@ def main() -> None:
     os.chmod(base, 0o755)
     wrappers, log = base / "bin", base / "slurm-calls.log"
     write_wrappers(wrappers, log)
+    if args.many:
+        root = base / "SwmHub"
+        root.mkdir()
+        os.chmod(root, 0o755)
+        hub = SwmHub(root, services["SLURM_CONF"], wrappers)
+        hub.start()
+        try:
+            row = many_servers(hub, args.many, args.on_slurm, args.watch, log)
+        finally:
+            hub.stop()
+        print(
+            f"\n{row['count']} SwmSpawner servers ({row['on_slurm']} on the one-node Slurm, the rest local) ready "
+            f"after {row['all_ready_s']:.1f} s; after {args.watch:.0f} s {row['still_ready']} still ready, "
+            f"{row['answering']} answering through the proxy.\nSlurm status calls (squeue, sacct, scontrol show) "
+            f"while they ran: {row['calls']} in {args.watch:.0f} s = {row['per_minute']:.1f} a minute "
+            f"(busiest minute: {row['busiest_minute']}); batchspawner would make {row['on_slurm']} x 2 = "
+            f"{row['on_slurm'] * 2} (one squeue per server every 30 s). Logs: {base}"
+        )
+        return
     rows = []
     for hub_class, all_cases in (
-        (SwmHub, [("swm-local", {"site": "local"}), ("swm-slurm", {"site": "cluster"})]),
+        (
+            SwmHub,
+            [
+                ("swm-local-plain", {"site": "local"}),
+                ("swm-local", {"site": "local"}),
+                ("swm-slurm", {"site": "cluster"}),
+            ],
+        ),
         (BatchHub, [("batchspawner-slurm", None)]),
     ):
         cases = [case for case in all_cases if not only or case[0] in only]
@@ -227,6 +311,10 @@ def main() -> None:
         finally:
             hub.stop()
     reference = next((r["median"] for r in rows if r["label"] == "batchspawner-slurm"), float("nan"))
+    plain = next((r["median"] for r in rows if r["label"] == "swm-local-plain"), None)
+    fast = next((r["median"] for r in rows if r["label"] == "swm-local"), None)
+    if plain and fast:
+        print(f"\nlocal: {fast:.2f} s with fast_start and follow_events, {plain:.2f} s without: {fast / plain:.2f}x")
     print(
         f"\n{'spawner / site':<22}{'median s':>10}{'range s':>14}{'x batchsp.':>12}{'st/min start':>14}"
         f"{'st/min run':>12}"

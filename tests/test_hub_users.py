@@ -25,8 +25,8 @@ from tests.test_hub import SERVICE_API, submit, user_api, wait_final
 
 pytestmark = pytest.mark.timeout(300)
 
-#: The per-user limit and the local site's cpus the service is given here.
-LIMIT, CPUS = 3, 4
+#: The per-user limits (running, queued or held) and the local site's cpus the service is given here.
+LIMIT, QUEUED, CPUS = 3, 8, 4
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +45,7 @@ sites["local"] = {{**sites["local"], "cpus": {CPUS}}}
 sites["cluster"] = {cluster!r}
 c.SwmApp.sites = sites
 c.SwmApp.max_running_per_user = {LIMIT}
+c.SwmApp.max_queued_per_user = {QUEUED}
 """
     with running_hub(hub_users, tmp_path_factory, "hub-users", service_config) as hub:
         yield hub
@@ -271,3 +272,27 @@ def test_inputs_come_from_the_owners_home_read_as_the_owner(users_hub: Hub) -> N
     assert wait_final(hub, bob, [mine_ok["id"]])[mine_ok["id"]]["exit_code"] == 0
     status, page = hub.call("GET", f"{SERVICE_API}/jobs?limit=500", token=bob)
     assert {job["id"] for job in page["jobs"]} - before == {mine_ok["id"]}, page
+
+
+def test_max_queued_per_user_refuses_one_user_not_the_other(users_hub: Hub) -> None:
+    """Through the service, bob may hold at most 8 jobs queued or held: a batch of 9 is refused whole with the
+    limit and his count, 8 are accepted, the 9th refused; alice, meanwhile, still submits."""
+    hub = users_hub
+    bob, alice = hub.user_token("bob"), hub.user_token("alice")
+    held = [{"name": f"held-{i}", "command": ["true"], "hold": True} for i in range(QUEUED + 1)]
+    status, answer = hub.call("POST", f"{SERVICE_API}/jobs", token=bob, body=held)
+    assert status == 429, (status, answer)
+    assert f"bob has 0 jobs queued or held and max_queued_per_user is {QUEUED}" in answer["message"], answer
+    status, page = hub.call("GET", f"{SERVICE_API}/jobs?state=held", token=bob)
+    assert status == 200 and page["jobs"] == [], page
+    status, answer = hub.call("POST", f"{SERVICE_API}/jobs", token=bob, body=held[:QUEUED])
+    assert status == 201, (status, answer)
+    ids = [job["id"] for job in answer["jobs"]]
+    try:
+        status, answer = hub.call("POST", f"{SERVICE_API}/jobs", token=bob, body=held[QUEUED])
+        assert status == 429 and f"bob has {QUEUED} jobs queued or held" in answer["message"], (status, answer)
+        other = submit(hub, SERVICE_API, alice, {"name": "alice-still", "command": ["true"]})
+        assert wait_final(hub, alice, [other["id"]])[other["id"]]["state"] == "finished"
+    finally:
+        status, answer = hub.call("POST", f"{SERVICE_API}/jobs/actions/cancel", token=bob, body={"ids": ids})
+        assert status == 200 and sorted(answer["done"]) == sorted(ids), answer

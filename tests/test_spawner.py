@@ -78,7 +78,19 @@ class SpawnerHub(Hub):
                 "remote_workdir": str(self.root / "ssh-jobs"),
                 "poll_interval": 0.5,
             },
-            "cloud": {"gate": "cloud", "url": self.standin.url, "cloud_kind": "azure", "retries": 1},
+            "cloud": {  # the stand-in's VMs are the loopback sshd
+                "gate": "cloud",
+                "url": self.standin.url,
+                "cloud_kind": "azure",
+                "retries": 1,
+                "ssh_port": int(self.services["SWM_TEST_SSH_PORT"]),
+                "ssh_user": self.services["SWM_TEST_SSH_USER"],
+                "ssh_key_file": self.services["SWM_TEST_SSH_KEY"],
+                "known_hosts": self.services["SWM_TEST_KNOWN_HOSTS"],
+                "use_agent": False,
+                "remote_workdir": str(self.root / "cloud-jobs"),
+                "poll_interval": 0.5,
+            },
         }
         config = self.root / "swm_service_config.py"
         config.write_text(
@@ -111,8 +123,8 @@ def server_hook(spawner):
         fail = "import sys, time; time.sleep(3); sys.stderr.write('cannot import jupyterlab_missing_thing')"
         fail += "; sys.exit(7)"
         spawner.cmd = ["python3", "-c", fail]
-    if (spawner.user_options or {{}}).get("site") == "host":
-        spawner.allow_root = True  # the ssh site runs every job as its own account (root here)
+    if (spawner.user_options or {{}}).get("site") in ("host", "cloud"):
+        spawner.allow_root = True  # the ssh and cloud sites run every job as their own account (root here)
 
 c.Spawner.pre_spawn_hook = server_hook
 """
@@ -617,3 +629,27 @@ def test_staged_files_come_back_from_the_ssh_site(hub: SpawnerHub) -> None:
     for path in (work / "notes.ipynb", work / "new.txt", beside):
         assert path.lstat().st_uid == account.pw_uid, path
     assert stat.S_IMODE((work / "notes.ipynb").lstat().st_mode) == 0o640
+
+
+def test_spawn_on_the_cloud_site(hub: SpawnerHub, standin: SkyPortGateStandin) -> None:
+    """alice's server on the cloud site, through the Sky Port gate stand-in (its VM is the loopback sshd): the
+    partition is created, the server answers through the proxy with its token only in its process, and stop
+    cancels the job and deletes the partition. Needs the cloud gate to pass private_env (the token) to the job."""
+    alice = hub.user_token("alice")
+    status, answer = hub.admin("POST", server_path("alice", "oncloud"), {"site": "cloud", "flavor": "small"})
+    assert status in (201, 202), (status, answer)
+    events = progress_events(hub, "alice", "oncloud", timeout=180)
+    assert events[-1].get("ready"), events
+    model = server_model(hub, "alice", "oncloud") or {}
+    job = job_of(hub, model)
+    assert job["site"] == "cloud" and job["state"] == "running" and job["spec"]["flavor"] == "small", job
+    assert [p["status"] for p in standin.live_partitions()] == ["succeeded"], standin.live_partitions()
+    assert answers_through_proxy(hub, "alice", "oncloud", alice)
+    token = server_token(job["id"])
+    for path in (hub.root / "cloud-jobs").rglob("*"):
+        if path.is_file():
+            assert token.encode() not in path.read_bytes(), f"the token is in {path}"
+    stop(hub, "alice", "oncloud")
+    status, job = hub.call("GET", f"{SERVICE_API}/jobs/{job['id']}", token=alice)
+    assert status == 200 and job["state"] == "canceled", job
+    assert standin.wait_empty(timeout=60) == [], "the cloud partition is still there after stop"
