@@ -14,7 +14,13 @@ after). For each run: POST the start request through the hub's API, then ask the
 (``squeue``, ``sacct``, ``scontrol show``) of each are counted by wrappers put before the real commands
 (on the service's PATH; in batchspawner's query command): the most in any 60 s window during the starts
 (and stops), and during ``--idle`` seconds with one server running. Prints one table (medians, ranges,
-ratios); benchmarks/README.md keeps a run.
+ratios); benchmarks/README.md keeps a run. ``swm-local-plain`` is the same local start with the spawner's
+``fast_start`` and ``follow_events`` off (as before them), measured in the same run as the baseline of
+``swm-local``.
+
+``--many 20 [--on-slurm 8] [--watch 180]`` instead starts 20 servers of alice at once (8 on the one-node
+Slurm, which has 8 cpus, the rest local), waits until all are ready, counts the Slurm status calls
+while they run for ``--watch`` seconds, checks they still answer through the proxy, and stops them.
 """
 
 from __future__ import annotations
@@ -81,7 +87,11 @@ class SwmHub(Hub):
         """The hub config: the example's, SwmSpawner, the two sites, the counting wrappers first on PATH."""
         config = super().write_config()
         service_config = self.root / "swm_service_config.py"
-        sites = {"local": {"gate": "local", "run_as_owner": True}, "cluster": {"gate": "slurm", "run_as_owner": True}}
+        sites = {
+            # cpus: idle servers; the local gate's default (this machine's 2 cores) would run only 2 at once
+            "local": {"gate": "local", "run_as_owner": True, "cpus": 64},
+            "cluster": {"gate": "slurm", "run_as_owner": True},
+        }
         service_config.write_text(f"c = get_config()  # noqa\nc.SwmApp.sites = {sites!r}\n")
         path = f"{self.wrappers}:{BIN}:{os.environ.get('PATH', '')}"
         config.write_text(
@@ -214,7 +224,7 @@ def many_servers(hub: Hub, count: int, on_slurm: int, watch: float, log: Path) -
         servers = hub.admin("GET", f"users/{USER}")[1].get("servers") or {}
         return sum(1 for name in names if (servers.get(name) or {}).get("ready"))
 
-    hub.wait_for(lambda: ready() == count, 600, f"{count} servers to be ready")
+    hub.wait_for(lambda: ready() == count, 360, f"{count} servers to be ready")
     all_ready = time.monotonic() - t0
     since = time.time()
     time.sleep(watch)
