@@ -217,7 +217,10 @@ def test_inputs_come_from_the_owners_home_read_as_the_owner(users_hub: Hub) -> N
         alice,
         {"notebook": "swm-in/double.ipynb", "parameters": {"n": 21}, "input_files": ["swm-in/private.txt"]},
     )
-    ended = wait_final(hub, alice, [files["id"], book["id"]], timeout=120)
+    where = submit(hub, mine, alice, {"name": "where", "script": "pwd\n", "workdir": "swm-in"})
+    assert where["spec"]["workdir"] == str(home / "swm-in"), where["spec"]
+    ended = wait_final(hub, alice, [files["id"], book["id"], where["id"]], timeout=120)
+    assert log(hub, mine, alice, where["id"]) == f"{home / 'swm-in'}\n"
     assert ended[files["id"]]["state"] == "finished" and ended[files["id"]]["exit_code"] == 0, ended[files["id"]]
     assert log(hub, mine, alice, files["id"]) == "alices-data\n"
     assert ended[book["id"]]["exit_code"] == 0, log(hub, mine, alice, book["id"], "stderr")
@@ -253,6 +256,10 @@ def test_inputs_come_from_the_owners_home_read_as_the_owner(users_hub: Hub) -> N
             assert any(w in answer["message"] for w in why), (path, answer)
             assert field in {e["field"] for e in answer["errors"]}, (path, answer)
             assert "alices-data" not in json.dumps(answer)
+    status, answer = hub.call(
+        "POST", f"{SERVICE_API}/jobs", token=bob, body={"script": "pwd\n", "workdir": f"../{home.name}"}
+    )
+    assert status == 400 and "workdir" in {e["field"] for e in answer["errors"]}, answer
     # files in bob's own home that bob may not read (the service's, root's) are not his to stage either: by mode,
     # and by an ACL entry that refuses him where the mode bits alone would let him read
     root_only = bobs_home / "root-only.txt"
