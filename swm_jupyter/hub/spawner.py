@@ -7,13 +7,17 @@ the user (never as an admin):
   (:mod:`.server_job`) on the chosen site. The server's hub token and other secret-looking
   variables go in the request's ``private_env``: the service hands them to the job's process only,
   never stores them, never shows them. The server picks a free port; its address comes back on the
-  job's stdout (one ``swm-spawner-ready`` line), read through the service's job log. A job that
-  ends first raises :class:`~jupyterhub.spawner.SpawnException` with the job's reason and the last
-  lines of its stderr.
+  job's stdout (one ``swm-spawner-ready`` line), pushed on the service's events websocket
+  (:mod:`.job_watch`; polled through the job log when the socket cannot be used). The server starts
+  through :mod:`.fast_start` (``fast_start``). A job that ends first raises
+  :class:`~jupyterhub.spawner.SpawnException` with the job's reason and the last lines of its stderr.
 - **poll** answers from the job's state; while the service cannot be reached it answers "running"
   for ``unknown_grace`` seconds (a scheduler or service outage does not stop servers).
 - **stop** cancels the job and returns once it is final.
 - **get_state/load_state** keep the job id, so a restarted hub finds its servers again.
+- **files**: on sites that do not see the users' homes (``stage_site_kinds``), the paths the user chose
+  (``stage``, or ``stage_paths``) are the job's ``input_files`` and come back into the home after
+  stop (:mod:`.stage_back`).
 - **progress** yields the job's own steps (queued, pending with the site's reason, staging, starting,
   ready), per spawner.
 - **the spawn form** is built from the service's live ``/sites`` (:mod:`.spawn_form`): site, cpus,
@@ -344,9 +348,9 @@ class SwmSpawner(Spawner):  # type: ignore[misc]
             request["input_files"] = stage
         return request
 
-    async def site_kind(self, site: str) -> str:
+    async def site_kind(self, site: str, *, own_token: bool = False) -> str:
         """The gate kind of ``site`` (the service's default site when empty), from the service's ``/sites``."""
-        status, answer = await self.api("GET", "sites")
+        status, answer = await self.api("GET", "sites", own_token=own_token)
         if status != 200 or not isinstance(answer, dict):
             return ""
         name = site or str(answer.get("default") or "")
@@ -435,6 +439,9 @@ class SwmSpawner(Spawner):  # type: ignore[misc]
             **self.placement(choices),
         }
         try:
+            stage = stage_list(choices.get("stage") or [])
+            if stage and await self.site_kind(str(probe.get("site") or ""), own_token=True) in self.stage_site_kinds:
+                probe["input_files"] = stage  # the paths to bring are checked in the user's home, as the user
             await self.dry_run(probe, own_token=True)
         except ServiceUnreachable as exc:
             raise SpawnOptionsError(f"the swm service does not answer ({exc}); try again soon") from None
@@ -489,7 +496,7 @@ class SwmSpawner(Spawner):  # type: ignore[misc]
     async def _start(self) -> str:
         try:
             request = self.job_request()
-            if "--in-job-folder" not in request["command"] and (self.stage_paths or self.choices().get("stage")):
+            if self.stage_paths or self.choices().get("stage"):
                 if await self.site_kind(str(request.get("site") or "")) in self.stage_site_kinds:
                     request = self.job_request(stage_in=True)
         except SpawnOptionsError as exc:
