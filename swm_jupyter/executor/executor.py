@@ -5,7 +5,8 @@ the kernel (``.swm-executor/<id>/``, below the server's root), and submits a job
 ``input_files`` are that call file and the small runner module (:mod:`.runner`); the gates copy
 them into the job folder (and to remote sites) like any input. The runner writes the result file
 into the job folder, which the gates bring back like any output. ``map`` submits one array job,
-whose task ``i`` runs call ``i``. The staging folder is removed once every call it holds is done.
+whose task ``i`` runs call ``i``. The staging folder is removed once every job of the call has left
+the queue (its inputs are copied into its job folder) or ended.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 
 from ..client.api import build_spec
 from ..client.errors import SwmError
-from .future import Future, ResultWatcher, on_all_done
+from .future import Future, ResultWatcher, on_all_launched
 from .serialization import CALL_FILE, RESULT_FILE, dump_call
 
 #: Default largest pickled result brought back (bytes): 100 MiB.
@@ -257,20 +258,24 @@ class Executor(concurrent.futures.Executor):
         return folder, spec
 
     def _keep(self, futures: list[Future], folder: Path, parent_id: str | None = None) -> None:
-        """Track ``futures`` until done; remove the staging ``folder`` after the last one."""
+        """Track ``futures`` until done; remove the staging ``folder`` once every job has copied it."""
         with self._lock:
             self._futures.update(futures)
             if parent_id:
                 self._arrays[parent_id] = futures
 
-        def done() -> None:
+        def launched() -> None:  # every job copied its inputs (or ended): the staging folder may go
             shutil.rmtree(folder, ignore_errors=True)
+
+        def done(_: Any) -> None:
             with self._lock:
-                self._futures.difference_update(futures)
-                if parent_id:
+                self._futures.discard(_)
+                if parent_id and all(f.done() for f in futures):
                     self._arrays.pop(parent_id, None)
 
-        on_all_done(futures, done)
+        on_all_launched(futures, launched)
+        for future in futures:
+            future.add_done_callback(done)
 
     def _check_open(self) -> None:
         if self._shutdown:

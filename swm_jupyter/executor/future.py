@@ -26,6 +26,8 @@ log = logging.getLogger("swm_jupyter.executor")
 
 #: Seconds between two sweeps of pending jobs while the events websocket is not connected.
 SWEEP_SECONDS = 3.0
+#: States of a job whose inputs are surely in its job folder (so is a job the site gave an id).
+STARTED_STATES = ("running", "transferring")
 #: Threads that fetch result files at once (per client).
 FETCH_THREADS = 8
 
@@ -61,6 +63,9 @@ class Future(concurrent.futures.Future):  # type: ignore[type-arg]
         self._data: dict[str, Any] = dict(data or {})
         self._handle: Any = None
         self._resolving = False
+        #: Called once when the job has left the queue (its inputs are copied) or ended.
+        self._on_launched: list[Callable[[], None]] = []
+        self._launched = False
 
     # the job -------------------------------------------------------------------------------------
     @property
@@ -123,6 +128,16 @@ class Future(concurrent.futures.Future):  # type: ignore[type-arg]
                 self.set_exception(outcome.error)
         except concurrent.futures.InvalidStateError:
             pass
+
+    def _note_launched(self) -> None:
+        if self._launched:
+            return
+        self._launched = True
+        for callback in self._on_launched:
+            try:
+                callback()
+            except Exception:
+                log.exception("swm executor: a launch callback failed")
 
     def _fail(self, exc: BaseException) -> None:
         try:
@@ -201,7 +216,6 @@ class ResultWatcher:
         assert future.job_id is not None
         with self._lock:
             self._jobs[future.job_id] = future
-        future.add_done_callback(self._forget)
         if data is not None:
             self._seen(data)
 
@@ -209,8 +223,6 @@ class ResultWatcher:
         """Complete ``futures`` (task ``i`` is ``futures[i]``) as the tasks of ``parent_id`` end."""
         with self._lock:
             self._arrays[parent_id] = {f.index: f for f in futures if f.index is not None}
-        for future in futures:
-            future.add_done_callback(self._forget)
         self.find_tasks(parent_id)
 
     def find_task_ids(self, future: Future) -> None:
@@ -248,10 +260,16 @@ class ResultWatcher:
 
     def _seen(self, data: dict[str, Any]) -> None:
         future = self._future_of(data)
-        if future is None or future.done():
+        if future is None:
             return
+        state = data.get("state")
         future._data.update(data)
-        if data.get("state") in render.FINAL_STATES and not future._resolving:
+        if data.get("native_id") or state in STARTED_STATES or state in render.FINAL_STATES:
+            future._note_launched()  # its inputs are in its job folder now: the staging folder may go
+        if state not in render.FINAL_STATES:
+            return
+        self._forget(future)  # a final job changes no more
+        if not future.done() and not future._resolving:
             future._resolving = True
             self._pool.submit(self._settle, future, dict(data))
 
@@ -266,8 +284,7 @@ class ResultWatcher:
         if message.get("type") == "job" and isinstance(message.get("job"), dict):
             self._seen(message["job"])
 
-    def _forget(self, future: concurrent.futures.Future) -> None:  # type: ignore[type-arg]
-        assert isinstance(future, Future)
+    def _forget(self, future: Future) -> None:
         with self._lock:
             if future.job_id is not None:
                 self._jobs.pop(future.job_id, None)
@@ -308,8 +325,8 @@ def wait_all(futures: Iterable[Future], timeout: float | None = None) -> None:
     concurrent.futures.wait(list(futures), timeout=timeout)
 
 
-def on_all_done(futures: list[Future], callback: Callable[[], None]) -> None:
-    """Call ``callback()`` once, after the last of ``futures`` is done."""
+def on_all_launched(futures: list[Future], callback: Callable[[], None]) -> None:
+    """Call ``callback()`` once, when the last of ``futures``' jobs has left the queue or ended."""
     left = [len(futures)]
     lock = threading.Lock()
 
@@ -321,4 +338,4 @@ def on_all_done(futures: list[Future], callback: Callable[[], None]) -> None:
             callback()
 
     for future in futures:
-        future.add_done_callback(one)
+        future._on_launched.append(lambda: one(None))
