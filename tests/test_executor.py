@@ -1,4 +1,4 @@
-"""``swm_jupyter.Executor`` in real kernels against a real server, on the local, Slurm, SSH and (stand-in) cloud sites."""
+"""``swm_jupyter.Executor`` in real kernels and a real server: local, Slurm, SSH and (stand-in) cloud sites."""
 
 from __future__ import annotations
 
@@ -87,8 +87,14 @@ def lab(tmp_path_factory: pytest.TempPathFactory, services: dict[str, str]) -> I
             "max_status_calls_per_minute": 0,
             "status_interval": 0.3,
         },
-        "host": {"gate": "ssh", **ssh_options, "python": python, "remote_workdir": str(base / "ssh-jobs"),
-                 "poll_interval": 0.3, "max_running": 8},
+        "host": {
+            "gate": "ssh",
+            **ssh_options,
+            "python": python,
+            "remote_workdir": str(base / "ssh-jobs"),
+            "poll_interval": 0.3,
+            "max_running": 8,
+        },
         "cloud": {
             "gate": "cloud",
             "url": standin.url,
@@ -230,7 +236,8 @@ def test_site_with_another_cloudpickle_gives_the_mismatch_error(lab: Lab) -> Non
     )
     mine = ".".join(cloudpickle.__version__.split(".")[:2])
     py = f"{sys.version_info[0]}.{sys.version_info[1]}"
-    assert out[0].startswith(f"site oldcp runs Python {py} with cloudpickle 2.2; this kernel runs {py} with {mine}."), out
+    expected = f"site oldcp runs Python {py} with cloudpickle 2.2; this kernel runs {py} with {mine}."
+    assert out[0].startswith(expected), out
 
 
 # --- the runner and the result file, without a server -----------------------------------------------------
@@ -258,7 +265,8 @@ def test_kernel_refuses_a_result_of_another_python_before_unpickling() -> None:
         load_result(data, site_name="hpc", max_result_bytes=1 << 20)
     mine = ".".join(cloudpickle.__version__.split(".")[:2])
     py = f"{sys.version_info[0]}.{sys.version_info[1]}"
-    assert str(err.value).startswith(f"site hpc runs Python 3.9 with cloudpickle 2.2; this kernel runs {py} with {mine}.")
+    expected = f"site hpc runs Python 3.9 with cloudpickle 2.2; this kernel runs {py} with {mine}."
+    assert str(err.value).startswith(expected)
     assert mismatch_message("x", {"python": "3.11", "cloudpickle": None}, {"python": "3.11", "cloudpickle": "3.1.1"})
 
 

@@ -100,7 +100,9 @@ class Executor(concurrent.futures.Executor):
             )
         for section in SITE_SECTIONS:
             if section in site_extras and not isinstance(site_extras[section], dict):
-                raise TypeError(f"Executor({section}=...) must be a dict of {section} options, e.g. {{'partition': 'gpu'}}")
+                raise TypeError(
+                    f"Executor({section}=...) must be a dict of {section} options, e.g. {{'partition': 'gpu'}}"
+                )
         if env is not None and not (isinstance(env, dict) and all(isinstance(v, str) for v in env.values())):
             raise TypeError("Executor(env=...) must be a dict of str to str")
         max_result_bytes = site_extras.pop("max_result_bytes", DEFAULT_MAX_RESULT_BYTES)
@@ -176,7 +178,7 @@ class Executor(concurrent.futures.Executor):
         if not isinstance(chunksize, int) or chunksize < 1:
             raise ValueError("chunksize must be >= 1")
         end = None if timeout is None else time.monotonic() + timeout
-        items = [(args, {}) for args in zip(*iterables)]
+        items = [(args, {}) for args in zip(*iterables, strict=False)]  # as the standard map: the shortest
         if not items:
             return iter(())
         chunked = chunksize > 1
@@ -341,4 +343,4 @@ def _label(fn: Callable[..., Any]) -> str:
     return f"py-{cleaned}"[:128]
 
 
-__all__ = ["DEFAULT_MAX_RESULT_BYTES", "Executor", "KNOWN_OPTIONS", "watcher_of"]
+__all__ = ["DEFAULT_MAX_RESULT_BYTES", "KNOWN_OPTIONS", "Executor", "watcher_of"]

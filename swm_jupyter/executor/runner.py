@@ -59,7 +59,12 @@ def main(argv: list[str]) -> int:
     kernel = json.loads(line)
     mine = _versions()
     if mine["python"] != kernel.get("python") or mine["cloudpickle"] != kernel.get("cloudpickle"):
-        _write({"refused": "versions", "kernel": {"python": kernel.get("python"), "cloudpickle": kernel.get("cloudpickle")}})
+        _write(
+            {
+                "refused": "versions",
+                "kernel": {"python": kernel.get("python"), "cloudpickle": kernel.get("cloudpickle")},
+            }
+        )
         print(
             f"swm executor: this site runs Python {mine['python']} with cloudpickle {mine['cloudpickle'] or '(none)'}; "
             f"the kernel runs {kernel.get('python')} with {kernel.get('cloudpickle')}: nothing was run",

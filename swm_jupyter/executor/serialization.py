@@ -57,7 +57,7 @@ def versions_match(site: dict[str, Any], kernel: dict[str, Any]) -> bool:
 
 
 def mismatch_message(site_name: str, site: dict[str, Any], kernel: dict[str, Any]) -> str:
-    """"site hpc runs Python 3.9 with cloudpickle 2.2; this kernel runs 3.11 with 3.1" and what to do."""
+    """Both sides in one sentence: ``site hpc runs Python 3.9 with cloudpickle 2.2; this kernel runs 3.11 with 3.1``."""
     site_cp, kernel_cp = short(site.get("cloudpickle")), short(kernel.get("cloudpickle"))
     if site_cp == kernel_cp and site.get("cloudpickle") != kernel.get("cloudpickle"):
         site_cp, kernel_cp = str(site.get("cloudpickle")), str(kernel.get("cloudpickle"))  # only the patch differs
@@ -81,7 +81,7 @@ def make_header(**fields: Any) -> bytes:
 
 def split_header(data: bytes) -> tuple[dict[str, Any], bytes]:
     """``(header, pickle bytes)`` of a call or result file. Raises ``ValueError`` if it has no header."""
-    line, newline, rest = data[:MAX_HEADER].partition(b"\n")
+    line, newline, _ = data[:MAX_HEADER].partition(b"\n")
     if not newline:
         raise ValueError("the file has no header line")
     try:
@@ -93,7 +93,9 @@ def split_header(data: bytes) -> tuple[dict[str, Any], bytes]:
     return head, data[len(line) + 1 :]
 
 
-def dump_call(fn: Any, calls: list[tuple[tuple[Any, ...], dict[str, Any]]], *, chunked: bool, max_result_bytes: int) -> bytes:
+def dump_call(
+    fn: Any, calls: list[tuple[tuple[Any, ...], dict[str, Any]]], *, chunked: bool, max_result_bytes: int
+) -> bytes:
     """The call file: ``fn`` and one ``(args, kwargs)`` per task (or per chunk, a list of them).
 
     Raises ``TypeError`` naming what could not be pickled.
