@@ -56,6 +56,19 @@ _watchers: dict[int, ResultWatcher] = {}
 _watchers_lock = threading.Lock()
 
 
+_default: list[Any] = []
+
+
+def default_client() -> Any:
+    """The one :class:`~swm_jupyter.client.Client` of executors given none (found like ``Client()``)."""
+    with _watchers_lock:
+        if not _default:
+            from ..client import Client
+
+            _default.append(Client())
+        return _default[0]
+
+
 def watcher_of(client: Any) -> ResultWatcher:
     """The one :class:`ResultWatcher` of ``client`` (made and started on first use)."""
     with _watchers_lock:
@@ -74,7 +87,8 @@ class Executor(concurrent.futures.Executor):
     ``walltime``, ``name`` (of the jobs), ``env`` (variables of the jobs), ``python`` (the
     interpreter on the site, overriding the site's ``python`` option: a path or a shell line ending
     with one), ``max_result_bytes`` (largest pickled result brought back), ``client`` (a
-    :class:`~swm_jupyter.client.Client`; found like ``Client()`` by default), the job fields
+    :class:`~swm_jupyter.client.Client`; by default one found like ``Client()``, shared by the
+    executors of this process, with its one events websocket), the job fields
     ``account``, ``flavor``, ``cloud_image``, ``container_image``, ``priority``, ``nodes``, and
     site sections (``slurm={"partition": "gpu"}``). Any other keyword raises ``TypeError``.
     """
@@ -109,11 +123,7 @@ class Executor(concurrent.futures.Executor):
         if isinstance(max_result_bytes, bool) or not isinstance(max_result_bytes, int) or max_result_bytes < 1:
             raise TypeError("Executor(max_result_bytes=...) must be a positive number of bytes")
         client = site_extras.pop("client", None)
-        if client is None:
-            from ..client import Client
-
-            client = Client()
-        self.client = client
+        self.client = client if client is not None else default_client()
         self.site = site
         self.python = python
         self.name = name
@@ -152,17 +162,17 @@ class Executor(concurrent.futures.Executor):
         """Run ``fn(*args, **kwargs)`` as one job; returns its :class:`Future` at once."""
         self._check_open()
         folder, spec = self._prepare(fn, [(args, kwargs)], chunked=False, label=_label(fn))
+        watcher = watcher_of(self.client)  # listening before the job exists
+        since = time.monotonic()
         try:
             handle = self.client.submit(spec)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
-        future = Future(
-            watcher_of(self.client), site=handle.site, max_result_bytes=self.max_result_bytes, job_id=handle.id
-        )
+        future = Future(watcher, site=handle.site, max_result_bytes=self.max_result_bytes, job_id=handle.id)
         future._handle = handle
         self._keep([future], folder)
-        future._watcher.watch(future, handle.data)
+        watcher.watch(future, handle.data, since=since)
         return future
 
     def map(
@@ -186,6 +196,7 @@ class Executor(concurrent.futures.Executor):
         folder, spec = self._prepare(fn, calls, chunked=chunked, label=_label(fn))
         spec["array"] = f"0-{len(calls) - 1}"
         watcher = watcher_of(self.client)
+        since = time.monotonic()
         try:
             parent = self.client.submit(spec)
         except BaseException:
@@ -202,7 +213,7 @@ class Executor(concurrent.futures.Executor):
             for i in range(len(calls))
         ]
         self._keep(futures, folder, parent_id=parent.id)
-        watcher.watch_array(parent.id, futures)
+        watcher.watch_array(parent.id, futures, since=since)
         return self._results(futures, end, chunked, parent.id)
 
     def _results(self, futures: list[Future], end: float | None, chunked: bool, parent_id: str) -> Iterator[Any]:
@@ -246,13 +257,14 @@ class Executor(concurrent.futures.Executor):
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
+        words = shlex.split(interpreter)
+        run: dict[str, Any] = (
+            {"command": [words[0], runner, call]}  # an interpreter: run it directly (no shell to start)
+            if len(words) == 1
+            else {"script": f"#!/bin/bash\n{interpreter} {shlex.quote(runner)} {shlex.quote(call)}\n"}
+        )
         spec: dict[str, Any] = build_spec(
-            {
-                "name": self.name or label,
-                "script": f"#!/bin/bash\n{interpreter} {shlex.quote(runner)} {shlex.quote(call)}\n",
-                "input_files": [runner, call],
-                "output_files": [RESULT_FILE],
-            },
+            {"name": self.name or label, **run, "input_files": [runner, call], "output_files": [RESULT_FILE]},
             **self._fields,
         )
         if self.site:
@@ -314,9 +326,7 @@ class Executor(concurrent.futures.Executor):
         job's record exists; raises :class:`~swm_jupyter.client.JobNotFoundError` otherwise.
         """
         if client is None:
-            from ..client import Client
-
-            client = Client()
+            client = default_client()
         data = client.job_data(job_id)
         watcher = watcher_of(client)
         spec = data.get("spec") or {}

@@ -197,6 +197,10 @@ class ResultWatcher:
         self._pool = concurrent.futures.ThreadPoolExecutor(FETCH_THREADS, thread_name_prefix="swm-result")
         self._listening = False
         self._sweeper: threading.Thread | None = None
+        #: Jobs and arrays submitted before the websocket first connected: looked at once it is.
+        self._unsure: set[str] = set()
+        #: When the first connection said hello (later ones replay what they missed).
+        self._hello_at: float | None = None
 
     # registration ---------------------------------------------------------------------------------
     def start(self) -> None:
@@ -204,25 +208,34 @@ class ResultWatcher:
         if self._listening:
             return
         try:
-            self.client.events().add_listener(self._on_event)
+            events = self.client.events()
+            events.add_listener(self._on_event)
+            if events.connected.is_set() and self._hello_at is None:
+                self._hello_at = time.monotonic()  # its hello came before this listener did
         except Exception as exc:  # no websocket (old server, proxy): the sweep does the work
             log.info("swm executor: no events stream (%s); checking pending jobs every %.0f s", exc, SWEEP_SECONDS)
         self._listening = True
         self._sweeper = threading.Thread(target=self._sweep, name="swm-executor-sweep", daemon=True)
         self._sweeper.start()
 
-    def watch(self, future: Future, data: dict[str, Any] | None = None) -> None:
-        """Complete ``future`` when its job ends (``data``: its job as just seen)."""
+    def watch(self, future: Future, data: dict[str, Any] | None = None, *, since: float | None = None) -> None:
+        """Complete ``future`` when its job ends (``data``: its job as just seen; ``since``: the
+        ``time.monotonic()`` before it was submitted, None if long ago).
+        """
         assert future.job_id is not None
         with self._lock:
             self._jobs[future.job_id] = future
+            if self._maybe_missed(since):
+                self._unsure.add(future.job_id)
         if data is not None:
             self._seen(data)
 
-    def watch_array(self, parent_id: str, futures: list[Future]) -> None:
+    def watch_array(self, parent_id: str, futures: list[Future], *, since: float | None = None) -> None:
         """Complete ``futures`` (task ``i`` is ``futures[i]``) as the tasks of ``parent_id`` end."""
         with self._lock:
             self._arrays[parent_id] = {f.index: f for f in futures if f.index is not None}
+            if self._maybe_missed(since):
+                self._unsure.add(parent_id)
         self.find_tasks(parent_id)
 
     def find_task_ids(self, future: Future) -> None:
@@ -281,7 +294,9 @@ class ResultWatcher:
             future._fail(exc)
 
     def _on_event(self, message: dict[str, Any]) -> None:
-        if message.get("type") == "job" and isinstance(message.get("job"), dict):
+        if message.get("type") == "hello" and self._hello_at is None:
+            self._hello_at = time.monotonic()
+        elif message.get("type") == "job" and isinstance(message.get("job"), dict):
             self._seen(message["job"])
 
     def _forget(self, future: Future) -> None:
@@ -294,20 +309,37 @@ class ResultWatcher:
                 if not tasks:
                     del self._arrays[future.array_parent]
 
+    def _maybe_missed(self, since: float | None) -> bool:
+        """True if events of a job submitted at ``since`` may have come before the first connection."""
+        return self._hello_at is None or since is None or self._hello_at > since
+
+    def _connected(self) -> bool:
+        events = self.client._events
+        return events is not None and bool(events.connected.is_set())
+
     def _sweep(self) -> None:
-        """While the websocket is not connected, ask for the pending jobs every few seconds."""
+        """Ask for the pending jobs every few seconds while the websocket is not connected, and once
+        for those registered before it connected (their end may have come before it did).
+        """
+        last = time.monotonic()
         while True:
-            time.sleep(SWEEP_SECONDS)
-            events = self.client._events
-            if events is not None and events.connected.is_set():
-                continue
+            time.sleep(0.25)
+            connected = self._connected()
             with self._lock:
-                singles = [f.job_id for f in self._jobs.values() if f.array_parent is None]
-                arrays = list(self._arrays)
+                if connected:
+                    if not self._unsure:
+                        continue
+                    wanted, self._unsure = self._unsure, set()
+                elif time.monotonic() - last < SWEEP_SECONDS:
+                    continue
+                else:
+                    wanted = set(self._jobs) | set(self._arrays)
+                last = time.monotonic()
+                singles = [i for i in wanted if i in self._jobs and self._jobs[i].array_parent is None]
+                arrays = [i for i in wanted if i in self._arrays]
             try:
                 for job_id in singles:
-                    if job_id is not None:
-                        self._seen(self.client.job_data(job_id))
+                    self._seen(self.client.job_data(job_id))
                 for parent in arrays:
                     self.find_tasks(parent)
             except Exception as exc:
