@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -287,3 +288,31 @@ def test_unknown_option_needs_no_server() -> None:
     with pytest.raises(TypeError, match="known options are site, cpus"):
         Executor(queue="x", client=object())
     assert os.path.basename(RUNNER) == "runner.py"
+
+
+def test_result_file_goes_with_the_purged_record(server_process: Any) -> None:
+    from swm_jupyter.client import Client, JobNotFoundError
+
+    server = server_process(
+        extra=["--WorkloadManager.job_retention_days=0.00004", "--WorkloadManager.retention_interval=0.3"]
+    ).start()
+    lab = Lab(server)
+    out = lab.run(
+        "import os, time\nfrom swm_jupyter import Executor\nf = Executor(site='local').submit(lambda: 'kept')\n"
+        "value = f.result(60)\nfolder = f.job.refresh().data['folder']\n"
+        "print(value, os.path.exists(os.path.join(folder, 'swm-result.pickle')), f.job_id, folder)",
+    )
+    value, existed, job_id, folder = out[0].split()
+    assert (value, existed) == ("kept", "True")
+    client = Client(server.url, server.token)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            client.job_data(job_id)
+        except JobNotFoundError:
+            break
+        assert time.monotonic() < deadline, "the job was not purged"
+        time.sleep(0.3)
+    assert not Path(folder).exists()  # the result file went with the record
+    with pytest.raises(JobNotFoundError):
+        Executor.attach(job_id, client=client)

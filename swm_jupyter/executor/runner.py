@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import traceback
 from typing import Any
 
 RESULT_FILE = "swm-result.pickle"
@@ -84,6 +83,8 @@ def main(argv: list[str]) -> int:
             args, kwargs = work
             value = fn(*args, **kwargs)
     except BaseException as exc:  # the function's own failure: sent back to the kernel
+        import traceback  # only now: every import is paid by every call
+
         text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         sys.stderr.write(text)
         try:
