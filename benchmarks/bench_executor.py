@@ -10,7 +10,9 @@ submits until the last value is in this process), in the same run:
 - swm-jupyter ``Executor(site="local").map`` against a real ``jupyter server`` whose local site
   runs as many jobs at once as there are cores;
 - the floor: ``calls`` ``python -c`` processes, as many at once as there are cores (one process
-  per call, nothing else);
+  per call, nothing else), and the same processes each importing cloudpickle (what any call
+  pickled by value must at least cost: the executor's own floor);
+- ``Executor.map`` with ``chunksize=10`` (20 tasks of 10 calls);
 - ``concurrent.futures.ProcessPoolExecutor`` (cores workers, started in the timing);
 - ``submitit.LocalExecutor`` (``map_array``);
 - with Slurm: swm-jupyter ``Executor(site="cluster").map`` (one array job) and
@@ -104,8 +106,8 @@ def timed(label: str, run: Any, calls: int) -> float:
     return seconds
 
 
-def floor(calls: int) -> list[int]:
-    """``calls`` ``python -c`` processes, as many at once as there are cores."""
+def floor(calls: int, prefix: str = "") -> list[int]:
+    """``calls`` ``python -c`` processes, as many at once as there are cores (``prefix``: code run first)."""
     out: list[int] = [0] * calls
     lock = threading.Lock()
     todo = iter(range(calls))
@@ -116,7 +118,7 @@ def floor(calls: int) -> list[int]:
                 i = next(todo, None)
             if i is None:
                 return
-            done = subprocess.run([sys.executable, "-c", f"print({i} * {i})"], capture_output=True, text=True)
+            done = subprocess.run([sys.executable, "-c", f"{prefix}print({i} * {i})"], capture_output=True, text=True)
             out[i] = int(done.stdout)
 
     threads = [threading.Thread(target=worker) for _ in range(cores())]
@@ -153,14 +155,14 @@ def submitit_slurm(calls: int, folder: Path) -> list[int]:
     return [job.result() for job in jobs]
 
 
-def swm_map(url: str, root: Path, site: str, calls: int) -> list[int]:
+def swm_map(url: str, root: Path, site: str, calls: int, chunksize: int = 1) -> list[int]:
     """``Executor(site=...).map`` from this process (its folder is the server's root, as a kernel's is)."""
     from swm_jupyter import Executor
     from swm_jupyter.client import Client
 
     os.chdir(root)
     with Executor(site=site, cpus=1, walltime="00:10:00", client=Client(url, TOKEN)) as executor:
-        return list(executor.map(lambda x: x * x, range(calls)))
+        return list(executor.map(lambda x: x * x, range(calls), chunksize=chunksize))
 
 
 def main() -> None:
@@ -189,9 +191,17 @@ def main() -> None:
         swm_map(url, root, "local", 4)  # warm: the server's first job, the client's imports
         results: dict[str, float] = {}
         results["floor"] = timed(f"{calls} python -c at concurrency {cores()} (floor)", lambda: floor(calls), calls)
+        results["floor_cloudpickle"] = timed(
+            "the same, each importing cloudpickle", lambda: floor(calls, "import cloudpickle; "), calls
+        )
         results["pool"] = timed(f"ProcessPoolExecutor({cores()})", lambda: process_pool(calls), calls)
         results["swm_local"] = timed(
             "swm-jupyter Executor.map, local site", lambda: swm_map(url, root, "local", calls), calls
+        )
+        timed(
+            "swm-jupyter Executor.map, local, chunksize=10",
+            lambda: swm_map(url, root, "local", calls, chunksize=10),
+            calls,
         )
         results["submitit_local"] = timed(
             "submitit LocalExecutor.map_array", lambda: submitit_local(calls, base), calls
@@ -205,6 +215,8 @@ def main() -> None:
             )
         print()
         print(f"local: swm / floor = {results['swm_local'] / results['floor']:.2f}x (goal <= 1.5x)")
+        floor_cp = results["swm_local"] / results["floor_cloudpickle"]
+        print(f"local: swm / the floor importing cloudpickle = {floor_cp:.2f}x")
         print(f"local: swm / submitit LocalExecutor = {results['swm_local'] / results['submitit_local']:.3f}x")
         overhead = (results["swm_local"] - results["pool"]) / calls * 1000
         print(f"local: swm per-call overhead over ProcessPoolExecutor = {overhead:.1f} ms per call")
