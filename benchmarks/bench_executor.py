@@ -169,8 +169,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=200, help="calls per contender (default 200)")
     parser.add_argument("--no-slurm", action="store_true", help="skip the Slurm rows")
+    parser.add_argument("--no-local", action="store_true", help="skip the local rows (the Slurm pair only)")
     args = parser.parse_args()
-    calls, slurm = args.calls, not args.no_slurm
+    calls, slurm, local = args.calls, not args.no_slurm, not args.no_local
     if slurm:
         for line in ENV_FILE.read_text().splitlines():
             key, _, value = line.partition("=")
@@ -190,22 +191,23 @@ def main() -> None:
     try:
         swm_map(url, root, "local", 4)  # warm: the server's first job, the client's imports
         results: dict[str, float] = {}
-        results["floor"] = timed(f"{calls} python -c at concurrency {cores()} (floor)", lambda: floor(calls), calls)
-        results["floor_cloudpickle"] = timed(
-            "the same, each importing cloudpickle", lambda: floor(calls, "import cloudpickle; "), calls
-        )
-        results["pool"] = timed(f"ProcessPoolExecutor({cores()})", lambda: process_pool(calls), calls)
-        results["swm_local"] = timed(
-            "swm-jupyter Executor.map, local site", lambda: swm_map(url, root, "local", calls), calls
-        )
-        timed(
-            "swm-jupyter Executor.map, local, chunksize=10",
-            lambda: swm_map(url, root, "local", calls, chunksize=10),
-            calls,
-        )
-        results["submitit_local"] = timed(
-            "submitit LocalExecutor.map_array", lambda: submitit_local(calls, base), calls
-        )
+        if local:
+            results["floor"] = timed(f"{calls} python -c at concurrency {cores()} (floor)", lambda: floor(calls), calls)
+            results["floor_cloudpickle"] = timed(
+                "the same, each importing cloudpickle", lambda: floor(calls, "import cloudpickle; "), calls
+            )
+            results["pool"] = timed(f"ProcessPoolExecutor({cores()})", lambda: process_pool(calls), calls)
+            results["swm_local"] = timed(
+                "swm-jupyter Executor.map, local site", lambda: swm_map(url, root, "local", calls), calls
+            )
+            timed(
+                "swm-jupyter Executor.map, local, chunksize=10",
+                lambda: swm_map(url, root, "local", calls, chunksize=10),
+                calls,
+            )
+            results["submitit_local"] = timed(
+                "submitit LocalExecutor.map_array", lambda: submitit_local(calls, base), calls
+            )
         if slurm:
             results["swm_slurm"] = timed(
                 "swm-jupyter Executor.map, Slurm site", lambda: swm_map(url, root, "cluster", calls), calls
@@ -214,12 +216,13 @@ def main() -> None:
                 "submitit SlurmExecutor.map_array", lambda: submitit_slurm(calls, base), calls
             )
         print()
-        print(f"local: swm / floor = {results['swm_local'] / results['floor']:.2f}x (goal <= 1.5x)")
-        floor_cp = results["swm_local"] / results["floor_cloudpickle"]
-        print(f"local: swm / the floor importing cloudpickle = {floor_cp:.2f}x")
-        print(f"local: swm / submitit LocalExecutor = {results['swm_local'] / results['submitit_local']:.3f}x")
-        overhead = (results["swm_local"] - results["pool"]) / calls * 1000
-        print(f"local: swm per-call overhead over ProcessPoolExecutor = {overhead:.1f} ms per call")
+        if local:
+            print(f"local: swm / floor = {results['swm_local'] / results['floor']:.2f}x (goal <= 1.5x)")
+            floor_cp = results["swm_local"] / results["floor_cloudpickle"]
+            print(f"local: swm / the floor importing cloudpickle = {floor_cp:.2f}x")
+            print(f"local: swm / submitit LocalExecutor = {results['swm_local'] / results['submitit_local']:.3f}x")
+            overhead = (results["swm_local"] - results["pool"]) / calls * 1000
+            print(f"local: swm per-call overhead over ProcessPoolExecutor = {overhead:.1f} ms per call")
         if slurm:
             ratio = results["swm_slurm"] / results["submitit_slurm"]
             print(f"slurm: swm / submitit SlurmExecutor = {ratio:.2f}x (goal <= 1.0x)")
