@@ -247,13 +247,14 @@ class Executor(concurrent.futures.Executor):
         """Write the call file and the runner into a new staging folder; return it and the job spec."""
         interpreter = self.interpreter()
         data = dump_call(fn, calls, chunked=chunked, max_result_bytes=self.max_result_bytes)
-        folder = Path(STAGING_FOLDER) / uuid.uuid4().hex
+        relative = Path(STAGING_FOLDER) / uuid.uuid4().hex
+        folder = Path.cwd() / relative  # removed later by this path, whatever the folder then
         folder.mkdir(parents=True)
         try:
             (folder / CALL_FILE).write_bytes(data)
             (folder / RUNNER_FILE).write_bytes(files(__package__).joinpath("runner.py").read_bytes())
-            call = self.client.resolve_input(folder / CALL_FILE)
-            runner = self.client.resolve_input(folder / RUNNER_FILE)
+            call = self.client.resolve_input(relative / CALL_FILE)
+            runner = self.client.resolve_input(relative / RUNNER_FILE)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
