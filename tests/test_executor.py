@@ -176,16 +176,40 @@ def test_local_site_and_option_errors(lab: Lab) -> None:
         "try:\n    Executor(max_result_bytes=1000).submit(lambda: b'x' * 5000).result(60)\n"
         "except ResultTooLarge as e:\n    print(e)"
     )
+    cells.append(  # 10 items in chunks of 3: one array of 4 tasks
+        "print(list(ex.map(square, range(10), chunksize=3)), ex.client.session_jobs[-1])"
+    )
+    cells.append(  # the error of item 2 stops the loop; the tasks not done are canceled
+        "try:\n    list(ex.map(lambda x: 1 // (x - 2), range(40)))\nexcept ZeroDivisionError as e:\n"
+        "    print('ZeroDivisionError', ex.client.session_jobs[-1])"
+    )
+    cells.append(
+        "ex2 = Executor(site='local')\nsleepers = [ex2.submit(time.sleep, 120) for _ in range(2)]\n"
+        "ex2.shutdown(wait=True, cancel_futures=True)\nprint([f.cancelled() for f in sleepers])\n"
+        "try:\n    ex2.submit(len, 'x')\nexcept RuntimeError as e:\n    print(e)"
+    )
+    cells.append(  # staging folders go once their jobs took their inputs or ended (canceled ones too)
+        "import os\nend = time.monotonic() + 60\n"
+        "while os.listdir('.swm-executor') and time.monotonic() < end:\n    time.sleep(0.1)\n"
+        "print(os.listdir('.swm-executor'))"
+    )
     out = lab.run(*cells)
     check_site(lab, "local", out, 100)
+    values, parent = out[9].rsplit(" ", 1)
+    assert values == str([x * x for x in range(10)]) and lab.get("jobs", array_parent=parent.strip())["total"] == 4
+    kind, parent = out[10].split()
+    assert kind == "ZeroDivisionError"
+    tasks = lab.get("jobs", array_parent=parent, limit=100)["jobs"]
+    assert {t["state"] for t in tasks} <= {"finished", "canceled", "queued", "waiting", "running"}
+    assert any(t["state"] == "canceled" for t in tasks) or all(t["state"] == "finished" for t in tasks)
+    assert out[11] == "[True, True]\ncannot schedule new futures after shutdown\n", out[11]
     errors = out[7].splitlines()
     assert errors[0].startswith("Executor() got unknown option 'partition'; known options are site, cpus, memory")
     assert "slurm" in errors[0] and "max_result_bytes" in errors[0]
     assert errors[1].startswith("Executor(slurm=...) must be a dict")
     assert errors[2] == "Executor(max_result_bytes=...) must be a positive number of bytes"
     assert "more than max_result_bytes=1,000" in out[8], out[8]
-    # the staging folder of every finished call is gone
-    assert not any((lab.root / ".swm-executor").iterdir())
+    assert out[12] == "[]\n", out[12]
 
 
 def test_slurm_site_map_is_one_sbatch_array(lab: Lab) -> None:

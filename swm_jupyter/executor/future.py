@@ -96,7 +96,11 @@ class Future(concurrent.futures.Future):  # type: ignore[type-arg]
 
     def _cancel_here(self) -> bool:
         """Mark this future cancelled (the job is already being canceled)."""
-        return bool(concurrent.futures.Future.cancel(self))
+        if not concurrent.futures.Future.cancel(self):
+            return False
+        # As an executor's worker does: wait() and as_completed() count only notified cancellations.
+        self.set_running_or_notify_cancel()
+        return True
 
     # completion (worker threads) --------------------------------------------------------------------
     def _finish(self, data: dict[str, Any]) -> None:
