@@ -212,6 +212,7 @@ def test_local_site_and_option_errors(lab: Lab) -> None:
     assert out[12] == "[]\n", out[12]
 
 
+@pytest.mark.slurm
 def test_slurm_site_map_is_one_sbatch_array(lab: Lab) -> None:
     out = lab.run(*site_cells("cluster", 100))
     parent = check_site(lab, "cluster", out, 100)
@@ -227,10 +228,12 @@ def test_slurm_site_map_is_one_sbatch_array(lab: Lab) -> None:
     assert sorted(t["native_id"] for t in tasks) == sorted(f"{array_id}_{i}" for i in range(100))
 
 
+@pytest.mark.ssh
 def test_ssh_site(lab: Lab) -> None:
     check_site(lab, "host", lab.run(*site_cells("host", 100)), 100)
 
 
+@pytest.mark.ssh
 def test_cloud_site(lab: Lab) -> None:
     check_site(lab, "cloud", lab.run(*site_cells("cloud", 20)), 20)
 
