@@ -188,6 +188,7 @@ def test_local_site_and_option_errors(lab: Lab) -> None:
         "ex2.shutdown(wait=True, cancel_futures=True)\nprint([f.cancelled() for f in sleepers])\n"
         "try:\n    ex2.submit(len, 'x')\nexcept RuntimeError as e:\n    print(e)"
     )
+    cells.append("try:\n    Executor(site='nowhere').submit(len, 'x')\nexcept ValueError as e:\n    print(e)")
     cells.append(  # staging folders go once their jobs took their inputs or ended (canceled ones too)
         "import os\nend = time.monotonic() + 60\n"
         "while os.listdir('.swm-executor') and time.monotonic() < end:\n    time.sleep(0.1)\n"
@@ -209,7 +210,8 @@ def test_local_site_and_option_errors(lab: Lab) -> None:
     assert errors[1].startswith("Executor(slurm=...) must be a dict")
     assert errors[2] == "Executor(max_result_bytes=...) must be a positive number of bytes"
     assert "more than max_result_bytes=1,000" in out[8], out[8]
-    assert out[12] == "[]\n", out[12]
+    assert out[12].startswith("no site 'nowhere'; configured sites: local, cluster, host, cloud, oldcp"), out[12]
+    assert out[13] == "[]\n", out[13]
 
 
 @pytest.mark.slurm

@@ -142,15 +142,21 @@ class Executor(concurrent.futures.Executor):
     def site_info(self) -> dict[str, Any]:
         """The description of the site the calls run on (``GET /sites``), asked once."""
         if self._site_info is None:
+            if self.site:  # one site: GET /sites/{name} (describing every site may reach remote hosts)
+                try:
+                    self._site_info = dict(self.client.site(self.site))
+                except SwmError as exc:
+                    if exc.status == 404:
+                        raise ValueError(exc.message) from None  # names the configured sites
+                    raise
+                return self._site_info
             sites = self.client.sites()
-            name = self.site or sites.default
             for info in sites:
-                if info.get("name") == name:
+                if info.get("name") == sites.default:
                     self._site_info = dict(info)
                     break
             else:
-                known = ", ".join(str(s.get("name")) for s in sites)
-                raise ValueError(f"unknown site {name!r}; configured sites: {known}")
+                raise ValueError("the server has no default site; give Executor(site=...)")
         return self._site_info
 
     def interpreter(self) -> str:
