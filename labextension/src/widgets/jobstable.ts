@@ -35,6 +35,8 @@ export class JobsTable extends Widget {
   private _total = 0;
   private _selected = new Set<string>();
   private _anchor: number | null = null;
+  /** The row the keyboard is on. */
+  private _focus: number | null = null;
   private _seq = 0;
   private _reloadTimer = 0;
   private _lastLoad = 0;
@@ -124,6 +126,9 @@ export class JobsTable extends Widget {
     bar.appendChild(refresh);
 
     const scroller = el('div', 'swm-JobsTable-scroller');
+    scroller.tabIndex = 0;
+    scroller.setAttribute('aria-label', 'Sky Port jobs table');
+    scroller.addEventListener('keydown', ev => this._onKeyDown(ev));
     this._table = el('table', 'swm-JobsTable-table');
     this._colgroup = el('colgroup', '');
     this._head = el('thead', '');
@@ -359,6 +364,7 @@ export class JobsTable extends Widget {
       }
       const selected = this._selected.has(job.id);
       tr.classList.toggle('swm-mod-selected', selected);
+      tr.classList.toggle('swm-mod-focused', index === this._focus);
       tr.setAttribute('aria-selected', String(selected));
       const checkCell = el('td', 'swm-TableCheck');
       const check = el('input', 'swm-TableRow-check');
@@ -403,6 +409,7 @@ export class JobsTable extends Widget {
       return;
     }
     const target = ev.target as HTMLElement;
+    this._focus = index;
     if (ev.shiftKey) {
       const anchor = this._anchor ?? index;
       for (let i = Math.min(anchor, index); i <= Math.max(anchor, index); i++) {
@@ -420,6 +427,77 @@ export class JobsTable extends Widget {
       this._opts.openJob(job.id);
       return;
     }
+    this._renderBody();
+  }
+
+  /**
+   * Keys, as in the sidebar's list: ↑/↓ move (Shift extends the selection), Space ticks, Enter
+   * opens, Delete cancels the selection (or the job the keyboard is on), Escape clears,
+   * PageUp/PageDown turn pages.
+   */
+  private _onKeyDown(ev: KeyboardEvent): void {
+    const n = this._jobs.length;
+    const at = this._focus ?? -1;
+    const move = (to: number): void => {
+      if (!n) {
+        return;
+      }
+      const index = Math.max(0, Math.min(n - 1, to));
+      this._focus = index;
+      if (ev.shiftKey) {
+        const anchor = this._anchor ?? index;
+        for (let i = Math.min(anchor, index); i <= Math.max(anchor, index); i++) {
+          this._selected.add(this._jobs[i].id);
+        }
+      } else {
+        this._anchor = index;
+      }
+      this._body.rows[index]?.scrollIntoView({ block: 'nearest' });
+    };
+    const job = at >= 0 ? this._jobs[at] : undefined;
+    switch (ev.key) {
+      case 'ArrowDown':
+        move(at + 1);
+        break;
+      case 'ArrowUp':
+        move(at < 0 ? 0 : at - 1);
+        break;
+      case ' ':
+        if (job) {
+          if (this._selected.has(job.id)) {
+            this._selected.delete(job.id);
+          } else {
+            this._selected.add(job.id);
+          }
+        }
+        break;
+      case 'Enter':
+        if (job) {
+          this._opts.openJob(job.id);
+        }
+        break;
+      case 'Delete':
+        if (!this._selected.size && job) {
+          this._selected.add(job.id);
+        }
+        void this.runAction('cancel');
+        break;
+      case 'Escape':
+        this._selected.clear();
+        break;
+      case 'PageDown':
+        this._focus = null;
+        this._turn(1);
+        break;
+      case 'PageUp':
+        this._focus = null;
+        this._turn(-1);
+        break;
+      default:
+        return;
+    }
+    ev.preventDefault();
+    ev.stopPropagation();
     this._renderBody();
   }
 }

@@ -150,3 +150,30 @@ test('actions on a selection of the table ask first and reach only the selected 
     )
     .toBe(false);
 });
+
+test('the table answers the keyboard: arrows, Shift, Space, Enter, PageDown', async ({ page }) => {
+  const table = await openTable(page);
+  await table.locator('.swm-TableState').selectOption('held');
+  await table.locator('.swm-TableSearch').fill('t-');
+  await expect.poll(async () => (await names(table)).length).toBe(50);
+  const rows = table.locator('.swm-TableRow');
+  await table.locator('.swm-JobsTable-scroller').focus();
+  await page.keyboard.press('ArrowDown');
+  await expect(rows.nth(0)).toHaveClass(/swm-mod-focused/);
+  await page.keyboard.press('Space');
+  await page.keyboard.press('Shift+ArrowDown');
+  await page.keyboard.press('Shift+ArrowDown');
+  await expect(table.locator('.swm-Selection')).toHaveText('3 selected');
+  const third = await rows.nth(2).locator('.swm-TableCell-name').textContent();
+  await page.keyboard.press('Enter');
+  await expect(page.locator('.swm-JobView').filter({ hasText: third ?? '' })).toBeVisible();
+  // Back to the table's tab (the job view opened in front of it).
+  await page.locator('#jp-main-dock-panel .lm-TabBar-tab', { hasText: 'Sky Port jobs' }).click();
+  await table.locator('.swm-JobsTable-scroller').focus();
+  await page.keyboard.press('Space');
+  await expect(table.locator('.swm-Selection')).toHaveText('2 selected');
+  await page.keyboard.press('Escape');
+  await expect(table.locator('.swm-Selection')).toHaveText('');
+  await page.keyboard.press('PageDown');
+  await expect(table.locator('.swm-TableRange')).toHaveText(/^51–100 of /);
+});
