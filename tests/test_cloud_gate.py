@@ -25,7 +25,7 @@ from swm_jupyter.gates.cloud_protocol import GateAnswerError
 
 from .conftest import body
 from .core_helpers import run
-from .skyport_gate_standin import FLAVORS, SkyPortGateStandin
+from .skyport_gate_standin import FLAVORS, SkyPortGateStandin, base
 
 pytestmark = pytest.mark.ssh
 
@@ -374,8 +374,8 @@ def test_orphans_are_swept_and_claimed_partitions_kept(
             job = make_job(tmp_path / "local", {"command": ["true"]})
             status = await gate.submit(job)
             job.gate_data = dict(status.gate_data or {})
-            await until(lambda: "swm-0rphan00" in gate.swept, 15, "the orphan sweep")
-            names = {p["name"]: p["status"] for p in standin.live_partitions()}
+            await until(lambda: "swm-0rphan00" in map(base, gate.swept), 15, "the orphan sweep")
+            names = {base(p["name"]): p["status"] for p in standin.live_partitions()}
             assert names.get("swm-0rphan00", "deleting") == "deleting"
             assert names[gate.partition_name(job)] == "creating", "a live job's partition is not an orphan"
             assert names["not-ours-1"] == "succeeded", "only partitions with the prefix are swept"

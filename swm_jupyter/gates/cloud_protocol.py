@@ -25,6 +25,8 @@ _log = logging.getLogger(__name__)
 #: Partition statuses that mean "not ready yet" and "up"; anything else means "down".
 PENDING_STATUSES = frozenset({"creating", "updating", None})
 UP_STATUS = "succeeded"
+#: The Azure gate names a partition's resource group ``<partname>-resource-group`` and lists it so.
+AZURE_SUFFIX = "-resource-group"
 #: HTTP statuses after which an idempotent request is tried again.
 _RETRY_STATUSES = frozenset({502, 503, 504})
 
@@ -145,7 +147,9 @@ class SkyPortClient:
         """
         path = f"/{quote(self.kind)}/{quote(section)}"
         if ident is not None:
-            path += "/" + quote(str(ident), safe="")
+            # As Sky Port's core does: the id goes into the path as it is, slashes included (an Azure
+            # partition id is a resource path: partitions//subscriptions/<s>/resourceGroups/<group>).
+            path += "/" + quote(str(ident), safe="/")
         url = self.base_url + path
         sent_headers = {str(k).lower(): str(v) for k, v in (headers or {}).items() if v is not None}
         body = json.dumps({"pem_data": self._pem_data}) if self._pem_data else None
@@ -225,8 +229,11 @@ class SkyPortClient:
         """
         data = await self.request("POST", "partitions", headers=headers)
         partition = data.get("partition")
-        if not isinstance(partition, dict):
-            raise GateAnswerError("POST partitions: the gate's answer has no partition", 200)
+        if not isinstance(partition, dict) or not partition.get("id"):
+            # The real gate answers {"partition": {}} when its template code fails (a missing
+            # header, say): nothing was made, and nothing can be tracked. Say what it answered.
+            words = self.scrub(json.dumps(data))[:500]
+            raise GateAnswerError(f"POST partitions: the gate made no partition (no id in its answer: {words})", 200)
         return partition
 
     async def delete_partition(self, ident: str) -> bool:
@@ -238,6 +245,16 @@ class SkyPortClient:
                 return False
             raise
         return True
+
+
+def base_name(name: str) -> str:
+    """A partition name without the ``-resource-group`` suffix the Azure gate adds to list names."""
+    return name[: -len(AZURE_SUFFIX)] if name.endswith(AZURE_SUFFIX) else name
+
+
+def same_partition(listed: dict[str, Any], name: str) -> bool:
+    """True if a partition the gate listed is the one called ``name`` (with or without the suffix)."""
+    return base_name(str(listed.get("name") or "")) == base_name(name)
 
 
 def _extra(location: str) -> dict[str, str]:
@@ -252,9 +269,12 @@ def _list(data: dict[str, Any], key: str) -> list[dict[str, Any]]:
 
 
 __all__ = [
+    "AZURE_SUFFIX",
     "PENDING_STATUSES",
     "UP_STATUS",
     "GateAnswerError",
     "GateUnreachable",
     "SkyPortClient",
+    "base_name",
+    "same_partition",
 ]
