@@ -9,23 +9,26 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncssh
 import pytest
 
 from swm_jupyter.core.errors import GateError, SiteUnavailable, ValidationError
 from swm_jupyter.core.manager import WorkloadManager
 from swm_jupyter.core.model import Job, JobSpec, new_job_id
 from swm_jupyter.core.states import JobState
+from swm_jupyter.core.store import JobStore
 from swm_jupyter.gates.cloud import CloudGate
 from swm_jupyter.gates.cloud_protocol import GateAnswerError
 
 from .conftest import body
 from .core_helpers import run
-from .skyport_gate_standin import FLAVORS, SkyPortGateStandin, base
+from .skyport_gate_standin import FLAVORS, SUBSCRIPTION, SkyPortGateStandin, base
 
 pytestmark = pytest.mark.ssh
 
@@ -604,6 +607,245 @@ def test_misconfigured_site_is_reported(tmp_path: Path) -> None:
         assert info["healthy"] is False
 
     run(main(), 10)
+
+
+# -- the real gate's ways (issue 17 section 3) ----------------------------------------------------------
+
+
+def requests_to(standin: SkyPortGateStandin, method: str, after: int = 0) -> list[str]:
+    """Paths of the stand-in's requests with ``method`` to partitions, from request number ``after`` on."""
+    return [p for m, p, _, _ in standin.requests[after:] if m == method and "/partitions" in p]
+
+
+def public_key_of(key_file: str) -> str:
+    """The ``type base64`` of a private key's public half (what ssh_pub_key must carry)."""
+    return " ".join(asyncssh.read_private_key(key_file).export_public_key().decode().split()[:2])
+
+
+def test_azure_lifecycle_tracks_the_partition_by_id_despite_the_suffix(
+    standin: SkyPortGateStandin, gate_options: dict[str, Any], ssh_options: dict[str, Any], tmp_path: Path
+) -> None:
+    """The Azure gate lists and answers ``<partname>-resource-group``; the job is polled by the id the
+    create answer gave (a resource path with slashes), runs, and its partition is deleted by that id."""
+    data = tmp_path / "data"
+    (data / "inputs").mkdir(parents=True)
+    first_request = len(standin.requests)
+
+    async def main(manager: WorkloadManager) -> None:
+        job = await manager.submit({"command": ["sh", "-c", "echo on azure"]})
+        done = await manager.wait(job.id, 40)
+        assert done.state is JobState.FINISHED and done.exit_code == 0, done.state_details
+        assert (Path(done.folder) / "stdout").read_text() == "on azure\n"
+        name = "swm-" + job.id.replace("-", "")[:8]
+        ident = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{name}-resource-group"
+        assert done.native_id == ident and done.gate_data["partition_id"] == ident
+        gets = requests_to(standin, "GET", first_request)
+        assert f"/azure/partitions/{ident}" in gets, gets  # partitions//subscriptions/...: by id
+        assert requests_to(standin, "DELETE", first_request) == [f"/azure/partitions/{ident}"]
+        assert await asyncio.to_thread(standin.wait_empty) == []
+
+    run(with_cloud_manager(data, gate_options, main), 90)
+
+
+def test_openstack_lifecycle_sends_the_image_as_vmimage(
+    standin: SkyPortGateStandin, gate_options: dict[str, Any], tmp_path: Path
+) -> None:
+    """OpenStack's route reads the image from ``vmimage``: the job's image goes as both headers."""
+    data = tmp_path / "data"
+    (data / "inputs").mkdir(parents=True)
+
+    async def main(manager: WorkloadManager) -> None:
+        job = await manager.submit({"command": ["sh", "-c", "echo on openstack"], "cloud_image": "rocky-9"})
+        done = await manager.wait(job.id, 40)
+        assert done.state is JobState.FINISHED and done.exit_code == 0, done.state_details
+        assert (Path(done.folder) / "stdout").read_text() == "on openstack\n"
+        sent = creates(standin)[-1]
+        assert sent["vmimage"] == sent["osversion"] == "rocky-9"
+        assert sent["tenantname"] == "p1"
+        assert requests_to(standin, "DELETE")[-1] == f"/openstack/partitions/{done.native_id}"
+        assert await asyncio.to_thread(standin.wait_empty) == []
+
+    options = {**gate_options, "cloud_kind": "openstack", "headers": {"tenantname": "p1"}}
+    run(with_cloud_manager(data, options, main), 90)
+
+
+def test_every_header_is_sent_and_a_create_answer_without_id_fails_at_once(
+    standin: SkyPortGateStandin, gate_options: dict[str, Any], ssh_options: dict[str, Any], tmp_path: Path
+) -> None:
+    """A job with no ports, container image or location still sends those headers (empty), and
+    ``runtime`` with the site's public key; the gate's ``{"partition": {}}`` (what it answers when a
+    header is missing) is an error at submission, in the gate's words, not a wait for the timeout."""
+
+    async def main() -> None:
+        gate = new_gate(gate_options, create_timeout=60.0)
+        await gate.setup()
+        try:
+            job = make_job(tmp_path / "local", {"command": ["true"]})
+            first = await gate.submit(job)
+            assert first.state is JobState.WAITING and first.native_id, first
+            sent = creates(standin)[-1]
+            for header in ("ports", "containerimage", "location", "runtime", "username", "vmimage", "osversion"):
+                assert header in sent, f"header {header} is not sent"
+            assert sent["ports"] == sent["containerimage"] == sent["location"] == ""
+            assert sent["runtime"] == "ssh_pub_key=" + public_key_of(ssh_options["key_file"])
+            part = next(p for p in standin.partitions.values() if p["name"].startswith(gate.partition_name(job)))
+            assert part["_runtime"] == {"ssh_pub_key": public_key_of(ssh_options["key_file"])}
+            job.gate_data = dict(first.gate_data or {})
+            await gate.release_resources(job)
+            # The create answer names no id: E at once, with what the gate said; nothing is left.
+            standin.fail_create = "no_id"
+            lost = make_job(tmp_path / "local", {"command": ["true"]})
+            refused = await gate.submit(lost)
+            assert refused.state is JobState.ERROR, refused
+            assert "no id in its answer" in refused.details and '"partition": {"name": "swm-' in refused.details
+            lost.gate_data = dict(refused.gate_data or {})
+            await gate.release_resources(lost)
+        finally:
+            await gate.cleanup()
+        assert standin.wait_empty() == []
+
+    run(main(), 60)
+
+
+def test_orphan_sweep_beside_a_live_azure_job_leaves_it_alone(
+    standin: SkyPortGateStandin, gate_options: dict[str, Any], tmp_path: Path
+) -> None:
+    """The sweep runs while a job runs on a partition listed as ``swm-...-resource-group``: it
+    deletes the orphan and never the job's partition; the job finishes."""
+    data = tmp_path / "data"
+    (data / "inputs").mkdir(parents=True)
+
+    async def main(manager: WorkloadManager) -> None:
+        gate = manager.gates["cloud"]
+        assert isinstance(gate, CloudGate)
+        job = await manager.submit({"command": ["sh", "-c", "sleep 3; echo survived"]})
+        await until(lambda: manager.get(job.id).state is JobState.RUNNING, 30, "the job to run")
+        orphan = await asyncio.to_thread(standin.add_partition, "swm-0rphan01")
+        assert orphan["name"] == "swm-0rphan01-resource-group"
+        await until(lambda: orphan["name"] in gate.swept, 15, "the orphan sweep")
+        done = await manager.wait(job.id, 40)
+        assert done.state is JobState.FINISHED and done.exit_code == 0, done.state_details
+        assert (Path(done.folder) / "stdout").read_text() == "survived\n"
+        assert gate.swept.count(orphan["name"]) >= 1
+        assert not [n for n in gate.swept if base(n) == "swm-" + job.id.replace("-", "")[:8]], gate.swept
+        assert await asyncio.to_thread(standin.wait_empty) == []
+
+    run(with_cloud_manager(data, gate_options, main, orphan_grace=0.2), 90)
+
+
+def test_restart_between_start_steps_resumes_at_the_stored_step(
+    standin: SkyPortGateStandin, gate_options: dict[str, Any], tmp_path: Path
+) -> None:
+    """The first server stops while the job waits for SSH on its partition (step ``connect``,
+    stored with the partition's id; a stop is no failure and no user's cancel); the next resumes
+    at that step: no second partition, and the job runs once."""
+    data = tmp_path / "data"
+    (data / "inputs").mkdir(parents=True)
+    with socket.socket() as closed:  # a port where no sshd answers
+        closed.bind(("127.0.0.1", 0))
+        no_ssh = closed.getsockname()[1]
+    state: dict[str, Any] = {}
+
+    async def first(manager: WorkloadManager) -> None:
+        job = await manager.submit({"command": ["sh", "-c", "echo ran once >> ../../runs; echo ran"]})
+        await until(lambda: "waiting for SSH" in manager.get(job.id).state_details, 30, "the connect step")
+        state["id"] = job.id
+
+    run(with_cloud_manager(data, gate_options, first, ssh_port=no_ssh), 60)
+    store = JobStore(str(data / "jobs.sqlite"))
+    try:
+        stored = store.get(state["id"])
+    finally:
+        store.close()
+    assert stored.state is JobState.TRANSFERRING, stored.state_details
+    assert stored.gate_data["step"] == "connect" and stored.gate_data["partition_id"], stored.gate_data
+    assert "error" not in stored.gate_data and "canceled" not in stored.state_details
+
+    async def second(manager: WorkloadManager) -> None:
+        done = await manager.wait(state["id"], 40)
+        assert done.state is JobState.FINISHED and done.exit_code == 0, done.state_details
+        assert (Path(done.folder) / "stdout").read_text() == "ran\n"
+        assert done.native_id == stored.gate_data["partition_id"]
+
+    run(with_cloud_manager(data, gate_options, second), 60)
+    assert standin.creates["swm-" + state["id"].replace("-", "")[:8]] == 1
+    assert (tmp_path / "runs").read_text() == "ran once\n"
+    assert standin.wait_empty() == []
+
+
+def test_a_cancellation_is_never_swallowed(
+    standin: SkyPortGateStandin, gate_options: dict[str, Any], tmp_path: Path
+) -> None:
+    """Stopping a job's start sequence while the caller is itself canceled: the caller's
+    cancellation goes on up; the gate's cleanup stops the sequence without failing the job."""
+
+    async def main() -> None:
+        standin.hold_creating = True
+        gate = new_gate(gate_options)
+        await gate.setup()
+        try:
+            job = make_job(tmp_path / "local", {"command": ["true"]})
+            job.gate_data = dict((await gate.submit(job)).gate_data or {})
+            assert not gate._starts[job.id].done()
+            outer = asyncio.create_task(gate._stop_start_task(job))
+            await asyncio.sleep(0)  # it has asked the sequence to stop and waits for it
+            outer.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await outer
+            assert outer.cancelled()
+            # A server stop (cleanup) ends the sequence; the job is neither failed nor canceled.
+            restarted = new_gate(gate_options)
+            await restarted.setup()
+            polled = (await restarted.poll([job]))[job.id]
+            assert polled.state is JobState.WAITING and not restarted._starts[job.id].done()
+            await restarted.cleanup()
+            record = restarted._record(job)
+            assert record["step"] == "wait" and "error" not in record, record
+            await gate.release_resources(job)
+        finally:
+            await gate.cleanup()
+        assert standin.wait_empty() == []
+
+    run(main(), 60)
+
+
+def test_private_env_reaches_the_cloud_job_and_is_kept_nowhere(
+    standin: SkyPortGateStandin, gate_options: dict[str, Any], tmp_path: Path
+) -> None:
+    """``private_env`` goes over SSH to the job's process on the master: the job sees it; no file
+    here or on the master, no stored record, event or log line holds it."""
+    data = tmp_path / "data"
+    (data / "inputs").mkdir(parents=True)
+    secret = "s3cr3t-cloud-value-for-the-process-only"
+    check = 'case "$HUB_TOKEN" in s3cr3t-*) echo present;; *) echo missing;; esac'
+    capture = LogCapture()
+    root = logging.getLogger()
+    root.addHandler(capture)
+    old_level = root.level
+    root.setLevel(logging.DEBUG)
+
+    async def main(manager: WorkloadManager) -> None:
+        events = manager.subscribe()
+        job = await manager.submit({"command": ["sh", "-c", check], "private_env": {"HUB_TOKEN": secret}})
+        done = await manager.wait(job.id, 40)
+        assert done.state is JobState.FINISHED and done.exit_code == 0, done.state_details
+        assert (Path(done.folder) / "stdout").read_text() == "present\n"
+        seen = []
+        while not events.empty():
+            seen.append(events.get_nowait())
+        assert secret not in json.dumps([done.to_dict(), done.gate_data, seen], default=str)
+        assert await asyncio.to_thread(standin.wait_empty) == []
+
+    try:
+        run(with_cloud_manager(data, gate_options, main), 90)
+    finally:
+        root.removeHandler(capture)
+        root.setLevel(old_level)
+    held = [p for p in tmp_path.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+    assert held == [], "the value is in a file (store, job folder or the master's folder)"
+    assert secret not in "\n".join(capture.lines)
+    assert not list((tmp_path / "remote").rglob(".swm-private-env"))
+    assert any((tmp_path / "remote").rglob("stdout")), "the job ran in the master's folder"
 
 
 # -- the REST API of a real Jupyter server -------------------------------------------------------------
