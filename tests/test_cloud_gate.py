@@ -710,15 +710,21 @@ def test_every_header_is_sent_and_a_create_answer_without_id_fails_at_once(
 def test_orphan_sweep_beside_a_live_azure_job_leaves_it_alone(
     standin: SkyPortGateStandin, gate_options: dict[str, Any], tmp_path: Path
 ) -> None:
-    """The sweep runs while a job runs on a partition listed as ``swm-...-resource-group``: it
-    deletes the orphan and never the job's partition; the job finishes."""
+    """The sweep runs while a job runs on a partition listed as ``swm-...-resource-group``, and
+    while a held job (never given to the gate) has a partition of its name: it deletes the orphan,
+    never those two; the held job's partition goes once that job is final."""
     data = tmp_path / "data"
     (data / "inputs").mkdir(parents=True)
+
+    def name_of(job_id: str) -> str:
+        return "swm-" + job_id.replace("-", "")[:8]
 
     async def main(manager: WorkloadManager) -> None:
         gate = manager.gates["cloud"]
         assert isinstance(gate, CloudGate)
         job = await manager.submit({"command": ["sh", "-c", "sleep 3; echo survived"]})
+        held = await manager.submit({"command": ["true"], "hold": True})
+        kept = await asyncio.to_thread(standin.add_partition, name_of(held.id))
         await until(lambda: manager.get(job.id).state is JobState.RUNNING, 30, "the job to run")
         orphan = await asyncio.to_thread(standin.add_partition, "swm-0rphan01")
         assert orphan["name"] == "swm-0rphan01-resource-group"
@@ -726,8 +732,11 @@ def test_orphan_sweep_beside_a_live_azure_job_leaves_it_alone(
         done = await manager.wait(job.id, 40)
         assert done.state is JobState.FINISHED and done.exit_code == 0, done.state_details
         assert (Path(done.folder) / "stdout").read_text() == "survived\n"
-        assert gate.swept.count(orphan["name"]) >= 1
-        assert not [n for n in gate.swept if base(n) == "swm-" + job.id.replace("-", "")[:8]], gate.swept
+        assert not [n for n in gate.swept if base(n) in (name_of(job.id), name_of(held.id))], gate.swept
+        assert kept["id"] in {p["id"] for p in standin.live_partitions()}
+        await manager.cancel(held.id)
+        assert (await manager.wait(held.id, 20)).state is JobState.CANCELED
+        await until(lambda: kept["name"] in gate.swept, 15, "the sweep of a final job's partition")
         assert await asyncio.to_thread(standin.wait_empty) == []
 
     run(with_cloud_manager(data, gate_options, main, orphan_grace=0.2), 90)

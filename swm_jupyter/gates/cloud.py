@@ -322,10 +322,21 @@ class CloudGate(Gate):
             except Exception:
                 self.log.exception("cloud site %s: maintenance failed", self.site_name)
 
-    def is_orphan(self, part: dict[str, Any]) -> bool:
+    def _claims(self) -> tuple[set[str], set[str]]:
+        """Partition names (without the Azure suffix) and ids no sweep may delete: those of every
+        job of the site that is not final (:attr:`live_jobs`, queued and held ones included), and
+        of every job this gate was given and has not released."""
+        names, ids = set(self._claimed), set(self._claimed_ids)
+        for job in self.live_jobs():
+            names.add(self.partition_name(job))
+            names.add(base_name(str(job.gate_data.get("partition") or self.partition_name(job))))
+            ids.update(str(v) for v in (job.gate_data.get("partition_id"), job.native_id) if v)
+        return names, ids
+
+    def is_orphan(self, part: dict[str, Any], claims: tuple[set[str], set[str]] | None = None) -> bool:
         """True if a listed partition is this site's (``partition_prefix``) and belongs to no job
-        this gate was given and has not released: neither its name, with or without the Azure
-        ``-resource-group`` suffix, nor its id is claimed. Gone and id-less partitions are not orphans.
+        that is not final: neither its name, with or without the Azure ``-resource-group`` suffix,
+        nor its id is claimed (see :meth:`_claims`). Gone and id-less partitions are not orphans.
         """
         name = base_name(str(part.get("name") or ""))
         ident = str(part.get("id") or "")
@@ -333,11 +344,12 @@ class CloudGate(Gate):
             return False
         if part.get("status") in _GONE_STATUSES:
             return False
-        return name not in self._claimed and ident not in self._claimed_ids
+        names, ids = claims if claims is not None else self._claims()
+        return name not in names and ident not in ids
 
     async def sweep(self) -> list[str]:
-        """Delete partitions named with ``partition_prefix`` that no live job of this gate claims
-        (see :meth:`is_orphan`).
+        """Delete partitions named with ``partition_prefix`` that belong to no job that is not
+        final (see :meth:`is_orphan`).
 
         Runs only with ``sweep_orphans`` and once ``orphan_grace`` seconds passed since setup (so
         that a restarted server has polled its live jobs first). Returns the names deleted.
@@ -348,7 +360,7 @@ class CloudGate(Gate):
             return []
         deleted: list[str] = []
         for part in await self.client.partitions():
-            if not self.is_orphan(part):  # asked again for each: a job may claim one meanwhile
+            if not self.is_orphan(part):  # claims asked again for each: a job may claim one meanwhile
                 continue
             name = str(part.get("name"))
             self.log.info("cloud site %s: deleting partition %s, which belongs to no live job", self.site_name, name)
