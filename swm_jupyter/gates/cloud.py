@@ -707,6 +707,8 @@ class CloudGate(Gate):
                 timeout=self.command_timeout,
             )
         except (SiteUnavailable, CommandError) as exc:
+            if isinstance(exc, CommandError) and exc.exit_code is not None:  # it ran, and said no
+                raise GateError(f"the job could not be started on partition {name}: {exc.message}") from None
             if time.time() - float(record.get("up_since") or time.time()) > self.ssh_ready_timeout:
                 raise GateError(
                     f"the job could not be started on partition {name}: SSH to its master failed for "
