@@ -21,7 +21,8 @@ It behaves as the real gate does where that differs from what one would guess:
   ``_runtime`` of the partition for tests to read).
 
 Failures on demand: ``fail_create`` (``"failed"``: the partition fails after the delay;
-``"error200"``: the POST answers 200 with ``error`` and a failed partition; ``"http500"``;
+``"error200"``: the POST answers 200 with ``error``, a traceback showing every header's value, and
+a failed partition; ``"http500"``;
 ``"no_id"``: the POST answers ``{"partition": {"name": ...}}``, with no id, and makes nothing),
 ``catalogue_error`` (the same styles for ``GET flavors``), ``hold_creating`` (never leaves
 ``creating``) and :meth:`down`.
@@ -324,7 +325,9 @@ class SkyPortGateStandin:
         part = self._new(kind, headers["partname"], headers)
         if self.fail_create == "error200":
             part.update(status="failed", description="deployment failed (on demand)")
-            return web.json_response({"error": "the deployment failed (on demand)", "partition": self.public(part)})
+            # As the real gate does, the error is a traceback that may show the call's arguments.
+            words = f"the deployment failed (on demand); create_stack({', '.join(headers.values())})"
+            return web.json_response({"error": words, "partition": self.public(part)})
         return web.json_response({"partition": self.public(part)})
 
 

@@ -700,10 +700,27 @@ def test_every_header_is_sent_and_a_create_answer_without_id_fails_at_once(
             assert "no id in its answer" in refused.details and '"partition": {"name": "swm-' in refused.details
             lost.gate_data = dict(refused.gate_data or {})
             await gate.release_resources(lost)
+            # The credentials go with every request; a gate that echoes them shows none of them.
+            standin.fail_create = "error200"
+            echoed = make_job(tmp_path / "local", {"command": ["true"]})
+            answer = await gate.submit(echoed)
+            assert answer.state is JobState.ERROR and "deployment failed (on demand)" in answer.details
+            assert "pw-0123456789" not in answer.details and "app-0123456789" not in answer.details
+            assert "create_stack(" in answer.details and "***" in answer.details
+            echoed.gate_data = dict(answer.gate_data or {})
+            await gate.release_resources(echoed)
         finally:
             await gate.cleanup()
+        carried = [h for m, p, h, _ in standin.requests[first_request:] if p.startswith("/azure/")]
+        assert carried and all(h.get("appid") == "app-0123456789" for h in carried)
         assert standin.wait_empty() == []
 
+    first_request = len(standin.requests)
+    gate_options = {
+        **gate_options,
+        "request_headers": {"appid": "app-0123456789", "subscriptionid": SUBSCRIPTION},
+        "headers": {"password": "pw-0123456789"},
+    }
     run(main(), 60)
 
 

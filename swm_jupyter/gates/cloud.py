@@ -105,6 +105,11 @@ class CloudGate(Gate):
         help="Extra header parameters sent when creating a partition, e.g. for OpenStack "
         "{'tenantname': 'p1', 'keyname': 'swm', 'vmimage': '...', 'password': '...'}; values never shown."
     ).tag(config=True)
+    request_headers = Dict(
+        help="Header parameters sent with every request, e.g. the credentials the gate reads on each route "
+        "(Azure {'subscriptionid': ..., 'tenantid': ..., 'appid': ...}; OpenStack {'username': ..., "
+        "'password': ...}); values never shown."
+    ).tag(config=True)
     username = Unicode("", help="The 'username' header: the user the gate creates on the VMs; empty: none.").tag(
         config=True
     )
@@ -233,6 +238,8 @@ class CloudGate(Gate):
                 verify_tls=self.verify_tls,
                 timeout=self.request_timeout,
                 retries=self.retries,
+                common_headers=self.request_headers,
+                secrets=[str(v) for v in self.headers.values()],
                 log=self.log,
             )
         return self._client

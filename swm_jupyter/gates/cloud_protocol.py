@@ -12,7 +12,7 @@ import asyncio
 import json
 import logging
 import ssl
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -71,6 +71,8 @@ class SkyPortClient:
         timeout: float = 300.0,
         retries: int = 3,
         max_backoff: float = 10.0,
+        common_headers: Mapping[str, str] | None = None,
+        secrets: Iterable[str] = (),
         log: logging.Logger | logging.LoggerAdapter[Any] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
@@ -83,6 +85,11 @@ class SkyPortClient:
         self.timeout = timeout
         self.retries = max(0, retries)
         self.max_backoff = max_backoff
+        self._common_headers = {str(k).lower(): str(v) for k, v in (common_headers or {}).items()}
+        #: Texts never shown (header values: passwords, account ids), longest first.
+        self._secrets = sorted(
+            {str(t) for t in (*secrets, *self._common_headers.values()) if len(str(t)) >= 4}, key=len
+        )[::-1]
         self.log = log or _log
         self._session: aiohttp.ClientSession | None = None
         #: How many requests were sent, by ``"METHOD section"`` (tests and describe() read it).
@@ -122,7 +129,10 @@ class SkyPortClient:
         self._session = None
 
     def scrub(self, text: str) -> str:
-        """``text`` with the configured ``pem_data`` (or any line of it) replaced by ``***``."""
+        """``text`` with the configured ``pem_data`` (or any line of it) and the ``secrets`` (the
+        values of headers that carry credentials) replaced by ``***``."""
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
         if self._pem_data:
             text = text.replace(self._pem_data, "***")
             for line in self._pem_data.splitlines():
@@ -151,7 +161,8 @@ class SkyPortClient:
             # partition id is a resource path: partitions//subscriptions/<s>/resourceGroups/<group>).
             path += "/" + quote(str(ident), safe="/")
         url = self.base_url + path
-        sent_headers = {str(k).lower(): str(v) for k, v in (headers or {}).items() if v is not None}
+        sent_headers = {**self._common_headers}
+        sent_headers.update({str(k).lower(): str(v) for k, v in (headers or {}).items() if v is not None})
         body = json.dumps({"pem_data": self._pem_data}) if self._pem_data else None
         if body is not None:
             sent_headers["content-type"] = "application/json"
