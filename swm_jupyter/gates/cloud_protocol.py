@@ -151,7 +151,8 @@ class SkyPortClient:
     ) -> dict[str, Any]:
         """Send one request to ``/<kind>/<section>[/<ident>]`` and return the JSON answer.
 
-        Header values are sent as strings under lower-case names. Raises :class:`GateUnreachable`
+        Header values are sent as strings under lower-case names, after the common headers (which
+        an empty value does not replace). Raises :class:`GateUnreachable`
         when the gate does not answer, :class:`GateAnswerError` for an HTTP error (``detail``) or
         a ``200`` with ``error``. ``retry`` defaults to True for GET and DELETE.
         """
@@ -162,7 +163,10 @@ class SkyPortClient:
             path += "/" + quote(str(ident), safe="/")
         url = self.base_url + path
         sent_headers = {**self._common_headers}
-        sent_headers.update({str(k).lower(): str(v) for k, v in (headers or {}).items() if v is not None})
+        for name, value in (headers or {}).items():
+            if value is None or (value == "" and sent_headers.get(str(name).lower())):
+                continue  # an empty value leaves a common header's value (OpenStack's username) alone
+            sent_headers[str(name).lower()] = str(value)
         body = json.dumps({"pem_data": self._pem_data}) if self._pem_data else None
         if body is not None:
             sent_headers["content-type"] = "application/json"
