@@ -661,11 +661,18 @@ def test_openstack_lifecycle_sends_the_image_as_vmimage(
         assert (Path(done.folder) / "stdout").read_text() == "on openstack\n"
         sent = creates(standin)[-1]
         assert sent["vmimage"] == sent["osversion"] == "rocky-9"
-        assert sent["tenantname"] == "p1"
+        assert sent["tenantname"] == "p1" and sent["username"] == "os-user" and sent["password"] == "os-pw"
+        carried = [h for m, p, h, _ in standin.requests if p.startswith("/openstack/")]
+        assert carried and all(h.get("username") == "os-user" for h in carried)
         assert requests_to(standin, "DELETE")[-1] == f"/openstack/partitions/{done.native_id}"
         assert await asyncio.to_thread(standin.wait_empty) == []
 
-    options = {**gate_options, "cloud_kind": "openstack", "headers": {"tenantname": "p1"}}
+    options = {
+        **gate_options,
+        "cloud_kind": "openstack",
+        "headers": {"tenantname": "p1"},
+        "request_headers": {"username": "os-user", "password": "os-pw"},
+    }
     run(with_cloud_manager(data, options, main), 90)
 
 
