@@ -545,11 +545,15 @@ class CloudGate(Gate):
         return time.time() - float(record.get("since") or time.time()) > self.create_timeout
 
     async def _lookup(self, name: str) -> dict[str, Any] | None:
-        """The live partition called ``name`` (listed with or without the Azure suffix), or None."""
-        for part in await self.client.partitions():
-            if same_partition(part, name) and part.get("status") not in _GONE_STATUSES and part.get("id"):
-                return part
-        return None
+        """The live partition called ``name``, or None: ``GET partitions/<name>`` as Sky Port's core
+        asks (the Azure gate looks up ``<name>-resource-group``), its answer's name taken with or
+        without that suffix."""
+        part = await self.client.partition(name)
+        if part is None or not same_partition(part, name):
+            return None
+        if part.get("status") in _GONE_STATUSES or not part.get("id"):
+            return None
+        return part
 
     # -- the start sequence -----------------------------------------------------------------------
 
