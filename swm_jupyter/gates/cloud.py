@@ -32,6 +32,7 @@ from ..core.launch import STDERR_FILE, STDOUT_FILE, job_argv, job_environment
 from ..core.model import Job
 from ..core.states import JobState
 from .base import Gate, GateStatus
+from .cloud_catalogue import flavor_of, image_of, pick
 from .cloud_protocol import (
     PENDING_STATUSES,
     UP_STATUS,
@@ -307,8 +308,8 @@ class CloudGate(Gate):
         except (SiteUnavailable, GateError) as exc:
             self._health = exc.message
             raise
-        self._flavors = [_flavor(f) for f in flavors]
-        self._images = [_image(i) for i in images]
+        self._flavors = [flavor_of(f) for f in flavors]
+        self._images = [image_of(i) for i in images]
         self._catalogue_time = time.time()
         self._health = ""
 
@@ -376,74 +377,24 @@ class CloudGate(Gate):
         self.swept.extend(deleted)
         return deleted
 
-    def _find(self, items: list[dict[str, Any]], wanted: str) -> dict[str, Any] | None:
-        for item in items:
-            if wanted in (item.get("name"), item.get("id")):
-                return item
-        return None
-
     def _pick(self, job: Job) -> tuple[dict[str, Any] | None, dict[str, Any] | None, list[dict[str, str]]]:
         """The flavor and image of ``job`` from the cached catalogue, and the errors (no I/O)."""
-        spec = job.spec
-        errors: list[dict[str, str]] = []
-        res = spec.resources
-        if self.max_nodes and res.nodes > self.max_nodes:
-            errors.append({"field": "resources.nodes", "message": f"at most {self.max_nodes} nodes on this site"})
+        not_loaded = None
         if self._catalogue_time is None:
-            named = [k for k in ("flavor", "cloud_image") if getattr(spec, k)]
-            if named or not (self.default_flavor and self.default_image):
-                reason = f" ({self._health})" if self._health else ""
-                errors.append(
-                    {
-                        "field": named[0] if named else "flavor",
-                        "message": f"the flavor and image catalogue of site {self.site_name!r} is not loaded yet"
-                        f"{reason}; try again when the site is healthy",
-                    }
-                )
-            return None, None, errors
-        flavor: dict[str, Any] | None = None
-        wanted = spec.flavor or self.default_flavor
-        if wanted:
-            flavor = self._find(self._flavors, wanted)
-            if flavor is None:
-                names = ", ".join(str(f["name"]) for f in self._flavors) or "(none)"
-                errors.append({"field": "flavor", "message": f"unknown flavor {wanted!r}; flavors: {names}"})
-        else:
-            fitting = [
-                f
-                for f in self._flavors
-                if (f["cpus"] or 0) >= res.cpus
-                and (f["gpus"] or 0) >= res.gpus
-                and (res.memory_mb is None or (f["mem"] or 0) >= res.memory_mb)
-            ]
-            fitting.sort(key=lambda f: (f["price"] if f["price"] is not None else float("inf"), f["cpus"] or 0))
-            if fitting:
-                flavor = fitting[0]
-            else:
-                errors.append(
-                    {"field": "flavor", "message": "no flavor has the cpus, gpus and memory asked for; name one"}
-                )
-        if flavor is not None:
-            if res.cpus > (flavor["cpus"] or 0) or res.gpus > (flavor["gpus"] or 0):
-                errors.append(
-                    {
-                        "field": "resources",
-                        "message": f"flavor {flavor['name']} has {flavor['cpus']} cpus and {flavor['gpus']} gpus; "
-                        f"the job asks for {res.cpus} and {res.gpus}",
-                    }
-                )
-        image: dict[str, Any] | None = None
-        wanted_image = spec.cloud_image or self.default_image
-        if wanted_image:
-            image = self._find(self._images, wanted_image)
-            if image is None:
-                names = ", ".join(str(i["name"]) for i in self._images) or "(none)"
-                errors.append({"field": "cloud_image", "message": f"unknown image {wanted_image!r}; images: {names}"})
-        elif self._images:
-            image = self._images[0]
-        else:
-            errors.append({"field": "cloud_image", "message": "the gate lists no images"})
-        return flavor, image, errors
+            reason = f" ({self._health})" if self._health else ""
+            not_loaded = (
+                f"the flavor and image catalogue of site {self.site_name!r} is not loaded yet{reason}; "
+                "try again when the site is healthy"
+            )
+        return pick(
+            job.spec,
+            self._flavors,
+            self._images,
+            default_flavor=self.default_flavor,
+            default_image=self.default_image,
+            max_nodes=self.max_nodes,
+            not_loaded=not_loaded,
+        )
 
     def validate(self, job: Job) -> list[dict[str, str]]:
         """Check the job's flavor, image and nodes against the cached catalogue (no I/O)."""
@@ -1029,39 +980,6 @@ class CloudGate(Gate):
             "default_flavor": self.default_flavor,
             "default_image": self.default_image,
         }
-
-
-def _number(value: Any, kind: type[int] | type[float]) -> Any:
-    try:
-        return kind(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _flavor(raw: dict[str, Any]) -> dict[str, Any]:
-    """A flavor as shown to users: the protocol's fields plus ``memory`` and ``price_per_hour``."""
-    mem = _number(raw.get("mem"), int)
-    price = _number(raw.get("price"), float)
-    return {
-        "id": str(raw.get("id") or raw.get("name") or ""),
-        "name": str(raw.get("name") or raw.get("id") or ""),
-        "cpus": _number(raw.get("cpus"), int) or 0,
-        "gpus": _number(raw.get("gpus"), int) or 0,
-        "mem": mem,
-        "memory": mem,
-        "storage": _number(raw.get("storage"), int),
-        "price": price,
-        "price_per_hour": price,
-    }
-
-
-def _image(raw: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": str(raw.get("id") or raw.get("name") or ""),
-        "name": str(raw.get("name") or raw.get("id") or ""),
-        "kind": "cloud",
-        "extra": raw.get("extra") if isinstance(raw.get("extra"), dict) else {},
-    }
 
 
 __all__ = ["CloudGate"]
