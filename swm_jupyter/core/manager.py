@@ -35,13 +35,13 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from jupyter_core.paths import jupyter_data_dir
-from traitlets import Dict, Enum, Float, Int, List, TraitError, Unicode, default, validate
+from traitlets import Bool, Dict, Enum, Float, Int, List, TraitError, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
 from ..gates.base import Gate, safe_path
 from ..gates.registry import load_gate_class
 from .arrays import ArrayTracking
-from .directives import merge_request, parse_directives
+from .directives import merge_request, read_directives
 from .errors import (
     IdempotencyKeyReused,
     InvalidTransition,
@@ -53,6 +53,7 @@ from .errors import (
     StoreFull,
     ValidationError,
 )
+from .gc_pauses import bulk_work
 from .job_files import job_path_parts, open_job_file, read_job_file
 from .launch import BOOKKEEPING_PREFIX
 from .launching import JobLaunching
@@ -62,6 +63,7 @@ from .reconcile import SiteReconciliation
 from .retention import JobRetention
 from .scheduler import DependencyInfo, SiteCapacity, UserPolicy, failed_dependencies, plan, priority_key
 from .secrets import redact_text
+from .site_accounts import site_account, site_for_account
 from .slices import Pacer
 from .states import ACTIONS, ACTIVE_STATES, Action, HistoryEntry, JobState, check_action, check_transition
 from .store import IdempotencyRecord, JobPage, JobQuery, JobStore
@@ -184,6 +186,12 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, JobRetent
         if proposal["value"] < 0:
             raise TraitError(f"{proposal['trait'].name} must be 0 (no limit) or more, not {proposal['value']}")
         return int(proposal["value"])
+
+    strict_directives = Bool(
+        False,
+        help="Refuse (400) a job script with an #SWM directive this server does not know. Default: False, "
+        "the line is ignored and the job gets a warning (as Sky Port's core ignores unknown names).",
+    ).tag(config=True)
 
     max_array_size = Int(
         100_001,
@@ -347,6 +355,9 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, JobRetent
             self._site_user_limits[name] = _user_limits_of(name, options)
             cls = load_gate_class(str(gate_name))
             known = set(cls.class_trait_names(config=True))
+            site_account(name, options)  # the site's Sky Port account: checked here, read from self.sites
+            if "account" not in known:  # a gate with an account option of its own (Slurm's) gets it too
+                options.pop("account", None)
             unknown = sorted(set(options) - known)
             if unknown:
                 raise ValueError(
@@ -408,11 +419,21 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, JobRetent
                 raise ValidationError("a job must be a JSON object", [{"field": "", "message": "expected an object"}])
             data = dict(request)
             private_env = parse_private_env(data.pop("private_env", None))
+            data.pop("warnings", None)  # the server's own notes, never the request's
+            warnings: list[str] = []
             if isinstance(data.get("script"), str):
-                data = merge_request(parse_directives(data["script"]), data)
+                directives, warnings = read_directives(data["script"], strict=self.strict_directives)
+                data = merge_request(directives, data)
             self._check_array_size(data.get("array"))
+            if warnings:
+                data["warnings"] = warnings
             spec = JobSpec.from_dict(data)
-        site = spec.site or self.default_site
+        if spec.site:
+            site = spec.site
+        elif spec.account:
+            site = site_for_account(spec.account, self.sites, self.default_site)
+        else:
+            site = self.default_site
         if site not in self.sites:
             raise ValidationError(
                 f"unknown site {site!r}; configured sites: {', '.join(self.sites)}",
@@ -585,7 +606,8 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, JobRetent
             self._pending_in_flight[key] = self._pending_in_flight.get(key, 0) + count
         try:
             if sum(pending.values()) - len(prepared) > STORE_AT_ONCE:
-                await self._store_in_batches(store, prepared, record)
+                with bulk_work(keeps_objects=True):  # its tasks stay in memory until they end
+                    await self._store_in_batches(store, prepared, record)
             else:
                 await self._store_at_once(store, prepared, record)
         except StoreFull as exc:
@@ -992,6 +1014,13 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, JobRetent
         return await self._act(job_id, Action.REQUEUE)
 
     async def _act(self, job_id: str, action: Action, *, wait: bool = True) -> Job:
+        """:meth:`_act_checked`, with full garbage collections held while it walks an array's tasks."""
+        if not self.get(job_id).is_array_parent:
+            return await self._act_checked(job_id, action, wait=wait)
+        with bulk_work(keeps_objects=False):
+            return await self._act_checked(job_id, action, wait=wait)
+
+    async def _act_checked(self, job_id: str, action: Action, *, wait: bool = True) -> Job:
         """Check ``action`` for the job (an array: each task), then do it or record it as a wish.
 
         With ``wait``, give the reconciler up to :data:`ACTION_WAIT` seconds to carry the wishes out
