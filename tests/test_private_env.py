@@ -32,6 +32,7 @@ def files_holding(root: Path, text: str) -> list[Path]:
 
 def test_private_env_reaches_the_process_only(tmp_path: Path) -> None:
     """The job sees the variable; its record, its events, the store and the job folder never hold the value."""
+
     async def body(wm: WorkloadManager) -> None:
         request: dict[str, Any] = {
             "command": ["sh", "-c", 'case "$HUB_TOKEN" in s3cr3t-*) echo present;; *) echo missing;; esac'],
