@@ -586,7 +586,11 @@ class CloudGate(Gate):
             self.notify()
 
     async def _step_create(self, job: Job, record: dict[str, Any]) -> str:
-        """Reuse the partition of the job's name if the gate has one, else ask for it; keep its id."""
+        """Reuse the partition of the job's name if the gate has one, else ask for it; keep its id.
+
+        A gate that does not answer, or fails the lookup, is asked again (nothing was made) until
+        ``create_timeout``; a refused creation fails the job with the gate's words.
+        """
         name = str(record["partition"])
         try:
             partition = await self._lookup(name)
@@ -602,18 +606,19 @@ class CloudGate(Gate):
                     record["image"],
                     job.spec.resources.nodes,
                 )
-                partition = await self.client.create_partition(self.create_headers(job, record))
-        except GateUnreachable as exc:
+                try:
+                    partition = await self.client.create_partition(self.create_headers(job, record))
+                except GateAnswerError as exc:
+                    if exc.partition and exc.partition.get("id"):
+                        record["partition_id"] = str(exc.partition["id"])
+                        self._claim(job, record)
+                    raise GateError(f"the cloud gate refused partition {name}: {exc.message}") from None
+        except (GateUnreachable, GateAnswerError) as exc:
             self._health = exc.message
             if self._timed_out(record):
                 raise GateError(f"the cloud gate did not answer for {self.create_timeout:g} s: {exc.message}") from None
             self._doing(job, f"waiting for the cloud gate to answer: {exc.message}")
             return STEP_CREATE
-        except GateAnswerError as exc:
-            if exc.partition and exc.partition.get("id"):
-                record["partition_id"] = str(exc.partition["id"])
-                self._claim(job, record)
-            raise GateError(f"the cloud gate refused partition {name}: {exc.message}") from None
         record["partition_id"] = str(partition["id"])
         record["status"] = partition.get("status")
         self._claim(job, record)
