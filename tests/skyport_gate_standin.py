@@ -24,7 +24,8 @@ Failures on demand: ``fail_create`` (``"failed"``: the partition fails after the
 ``"error200"``: the POST answers 200 with ``error``, a traceback showing every header's value, and
 a failed partition; ``"http500"``;
 ``"no_id"``: the POST answers ``{"partition": {"name": ...}}``, with no id, and makes nothing),
-``catalogue_error`` (the same styles for ``GET flavors``), ``hold_creating`` (never leaves
+``catalogue_error`` (the same styles for ``GET flavors``), ``lookup_errors`` (that many
+``GET partitions/<name or id>`` answer HTTP 500), ``hold_creating`` (never leaves
 ``creating``) and :meth:`down`.
 """
 
@@ -81,6 +82,8 @@ class SkyPortGateStandin:
         self.fail_create: str | None = None
         self.catalogue_error: str | None = None
         self.hold_creating = False
+        #: How many of the next ``GET partitions/<name or id>`` answer HTTP 500.
+        self.lookup_errors = 0
         self.lock = threading.Lock()
         #: Partitions by id; each also holds ``_kind``, ``_since``, ``_fail``, ``_headers``.
         self.partitions: dict[str, dict[str, Any]] = {}
@@ -153,6 +156,7 @@ class SkyPortGateStandin:
         self.fail_create = None
         self.catalogue_error = None
         self.hold_creating = False
+        self.lookup_errors = 0
         self.creating_delay = 0.3
         self.deleting_delay = 0.2
 
@@ -290,6 +294,9 @@ class SkyPortGateStandin:
                 parts = [self.public(p) for p in self.partitions.values() if p["_kind"] == kind]
                 return web.json_response({"partitions": parts})
             if request.method == "GET":
+                if self.lookup_errors > 0:
+                    self.lookup_errors -= 1
+                    return web.json_response({"detail": "the cloud API failed (on demand)"}, status=500)
                 part = self._find(kind, ident or "")
                 if part is None:
                     return web.json_response({"detail": "Partition not found"}, status=404)

@@ -23,6 +23,7 @@ from swm_jupyter.core.manager import WorkloadManager
 from swm_jupyter.core.model import Job, JobSpec, new_job_id
 from swm_jupyter.core.states import JobState
 from swm_jupyter.core.store import JobStore
+from swm_jupyter.gates.base import GateStatus
 from swm_jupyter.gates.cloud import CloudGate
 from swm_jupyter.gates.cloud_protocol import GateAnswerError
 
@@ -226,8 +227,12 @@ def test_catalogue_validation_cost_and_protocol(standin: SkyPortGateStandin, gat
 
 async def drive(gate: CloudGate, job: Job, timeout: float = 40) -> list[str]:
     """Submit and poll ``job`` to its end, then stage out and release as the manager does; return its history."""
+    return await drive_on(gate, job, await gate.submit(job))
+
+
+async def drive_on(gate: CloudGate, job: Job, status: GateStatus) -> list[str]:
+    """Poll ``job`` from its first ``status`` to its end, then stage out and release; return its history."""
     seen: list[str] = []
-    status = await gate.submit(job)
     while True:
         if status.gate_data is not None:
             job.gate_data = dict(status.gate_data)
@@ -728,6 +733,31 @@ def test_every_header_is_sent_and_a_create_answer_without_id_fails_at_once(
         "request_headers": {"appid": "app-0123456789", "subscriptionid": SUBSCRIPTION},
         "headers": {"password": "pw-0123456789"},
     }
+    run(main(), 60)
+
+
+def test_a_failed_lookup_is_asked_again_and_makes_one_partition(
+    standin: SkyPortGateStandin, gate_options: dict[str, Any], tmp_path: Path
+) -> None:
+    """The gate fails the lookup before creation (HTTP 500): nothing was made, so the job waits
+    and the start sequence asks again; one partition is made and the job runs."""
+
+    async def main() -> None:
+        gate = new_gate(gate_options)
+        await gate.setup()
+        try:
+            standin.lookup_errors = 2
+            job = make_job(tmp_path / "local", {"command": ["sh", "-c", "echo after a 500"]})
+            status = await gate.submit(job)
+            assert status.state is JobState.WAITING and "HTTP 500" in status.details, status
+            seen = await drive_on(gate, job, status)
+            assert job.state is JobState.FINISHED and job.exit_code == 0, seen
+            assert (Path(job.folder) / "stdout").read_text() == "after a 500\n"
+            assert standin.creates[gate.partition_name(job)] == 1
+        finally:
+            await gate.cleanup()
+        assert standin.wait_empty() == []
+
     run(main(), 60)
 
 
