@@ -585,6 +585,17 @@ class CloudGate(Gate):
             self._progress[job.id] = text
             self.notify()
 
+    def _gate_silent(
+        self, job: Job, record: dict[str, Any], exc: GateError | SiteUnavailable, step: str, doing: str
+    ) -> str:
+        """The gate did not answer a step's question (or failed it): ``step`` is tried again, saying
+        ``doing``, until ``create_timeout`` has passed since the submission, then the start fails."""
+        self._health = exc.message
+        if self._timed_out(record):
+            raise GateError(f"the cloud gate did not answer for {self.create_timeout:g} s: {exc.message}") from None
+        self._doing(job, doing)
+        return step
+
     async def _step_create(self, job: Job, record: dict[str, Any]) -> str:
         """Reuse the partition of the job's name if the gate has one, else ask for it; keep its id.
 
@@ -614,11 +625,9 @@ class CloudGate(Gate):
                         self._claim(job, record)
                     raise GateError(f"the cloud gate refused partition {name}: {exc.message}") from None
         except (GateUnreachable, GateAnswerError) as exc:
-            self._health = exc.message
-            if self._timed_out(record):
-                raise GateError(f"the cloud gate did not answer for {self.create_timeout:g} s: {exc.message}") from None
-            self._doing(job, f"waiting for the cloud gate to answer: {exc.message}")
-            return STEP_CREATE
+            return self._gate_silent(
+                job, record, exc, STEP_CREATE, f"waiting for the cloud gate to answer: {exc.message}"
+            )
         record["partition_id"] = str(partition["id"])
         record["status"] = partition.get("status")
         self._claim(job, record)
@@ -632,11 +641,9 @@ class CloudGate(Gate):
             if self._catalogue_time is not None:
                 self._health = ""
         except (GateUnreachable, GateAnswerError) as exc:
-            self._health = exc.message
-            if self._timed_out(record):
-                raise GateError(f"the cloud gate did not answer for {self.create_timeout:g} s: {exc.message}") from None
-            self._doing(job, f"the cloud gate does not answer ({exc.message}); waiting")
-            return STEP_WAIT
+            return self._gate_silent(
+                job, record, exc, STEP_WAIT, f"the cloud gate does not answer ({exc.message}); waiting"
+            )
         self._progress.pop(job.id, None)
         if partition is None:
             raise GateError(f"partition {name} is gone from the cloud gate")

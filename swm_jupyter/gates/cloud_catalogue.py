@@ -19,6 +19,15 @@ def find(items: list[Item], wanted: str) -> Item | None:
     return None
 
 
+def _named(items: list[Item], wanted: str, field: str, what: str, errors: list[dict[str, str]]) -> Item | None:
+    """The item called ``wanted``; else None, and an error on ``field`` that lists those there are."""
+    item = find(items, wanted)
+    if item is None:
+        names = ", ".join(str(i["name"]) for i in items) or "(none)"
+        errors.append({"field": field, "message": f"unknown {what} {wanted!r}; {what}s: {names}"})
+    return item
+
+
 def pick(
     spec: JobSpec,
     flavors: list[Item],
@@ -48,10 +57,7 @@ def pick(
     flavor: dict[str, Any] | None = None
     wanted = spec.flavor or default_flavor
     if wanted:
-        flavor = find(flavors, wanted)
-        if flavor is None:
-            names = ", ".join(str(f["name"]) for f in flavors) or "(none)"
-            errors.append({"field": "flavor", "message": f"unknown flavor {wanted!r}; flavors: {names}"})
+        flavor = _named(flavors, wanted, "flavor", "flavor", errors)
     else:
         fitting = [
             f
@@ -77,10 +83,7 @@ def pick(
     image: dict[str, Any] | None = None
     wanted_image = spec.cloud_image or default_image
     if wanted_image:
-        image = find(images, wanted_image)
-        if image is None:
-            names = ", ".join(str(i["name"]) for i in images) or "(none)"
-            errors.append({"field": "cloud_image", "message": f"unknown image {wanted_image!r}; images: {names}"})
+        image = _named(images, wanted_image, "cloud_image", "image", errors)
     elif images:
         image = images[0]
     else:
