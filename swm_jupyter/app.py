@@ -29,6 +29,7 @@ from .auth import accepts_certificate_users, server_user_name
 from .core import gc_pauses
 from .core.errors import SwmError
 from .core.manager import WorkloadManager
+from .core.schedule_runner import ScheduleRunner
 from .hub import SERVICE_NAME
 from .hub.client_mode import ServiceLink, find_service, in_hub_single_user_server, server_token, service_base_url
 
@@ -231,6 +232,8 @@ class SwmApp(ExtensionApp):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.manager: WorkloadManager | None = None
+        #: The schedules of the manager (None in client mode: they live in the hub's service).
+        self.schedules: ScheduleRunner | None = None
         #: Where the hub's swm service is, in client mode (None: standalone, this server runs the manager).
         self.service_link: ServiceLink | None = None
         #: Why the manager is not running (e.g. the store is locked), answered as 503 by the API.
@@ -262,8 +265,9 @@ class SwmApp(ExtensionApp):
         if root_dir:
             traits["input_root"] = str(root_dir)
         self.manager = WorkloadManager(parent=self, **traits)
+        self.schedules = ScheduleRunner(parent=self, manager=self.manager)
         self.start_error = "the workload manager is starting"
-        self.settings.update({"swm_app": self, "swm_manager": self.manager})
+        self.settings.update({"swm_app": self, "swm_manager": self.manager, "swm_schedules": self.schedules})
 
     def initialize_handlers(self) -> None:
         """Register the REST and websocket handlers under ``/swm/api/v1/``."""
@@ -286,6 +290,8 @@ class SwmApp(ExtensionApp):
             check_writable_folder(os.path.dirname(os.path.abspath(self.manager.store_path)), "the folder of store_path")
             gc_pauses.enabled = self.gc_freeze
             await self.manager.start()
+            if self.schedules is not None:
+                await self.schedules.start()
             gc_pauses.freeze_startup_heap()
         except SwmError as exc:
             self.start_error = exc.message
@@ -325,6 +331,8 @@ class SwmApp(ExtensionApp):
         ServiceEventsSocket.close_all()
         if self.manager is not None and self.start_error is None:
             self.start_error = "the workload manager is stopping"
+            if self.schedules is not None:
+                await self.schedules.stop()
             await self.manager.stop()
 
 

@@ -27,6 +27,7 @@ from .errors import JobNotFoundError as JobNotFoundError
 from .errors import ServerNotFound as ServerNotFound
 from .errors import SwmError as SwmError
 from .events import EventStream
+from .schedules import ScheduleApi
 
 RESOURCE_KEYS = ("nodes", "cpus", "memory", "gpus", "walltime")
 _Handle = TypeVar("_Handle", bound="_JobBase")
@@ -352,6 +353,12 @@ class Client(_Api):
 
     def _handle(self, data: dict[str, Any]) -> Job:
         return self._handle_of(Job, data)
+
+    @property
+    def schedules(self) -> ScheduleApi:
+        """The schedule calls: ``client.schedules.create({"job": {...}, "every": "1h"})``, ``.list()``,
+        ``.show(id)``, ``.pause(id)``, ``.resume(id)``, ``.run(id)``, ``.runs(id)``, ``.delete(id)``."""
+        return ScheduleApi(self._connection)
 
     def close(self) -> None:
         """Close the HTTP connections and the events stream."""

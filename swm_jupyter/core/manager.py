@@ -58,7 +58,15 @@ from .job_files import job_path_parts, open_job_file, read_job_file
 from .launch import BOOKKEEPING_PREFIX
 from .launching import JobLaunching
 from .log_tail import LogTails
-from .model import ARRAY_TASKS_CAP, Job, JobSpec, array_task_count, new_job_id, parse_private_env
+from .model import (
+    ARRAY_TASKS_CAP,
+    Job,
+    JobSpec,
+    array_task_count,
+    new_job_id,
+    parse_private_env,
+    replace_spec_extras,
+)
 from .reconcile import SiteReconciliation
 from .retention import JobRetention
 from .scheduler import DependencyInfo, SiteCapacity, UserPolicy, failed_dependencies, plan, priority_key
@@ -783,6 +791,39 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, JobRetent
         for _, done, _ in batch:
             if not done.done():
                 done.set_result(None)
+
+    def submit_with(
+        self,
+        request: dict[str, Any],
+        *,
+        owner: str,
+        extras: dict[str, dict[str, Any]],
+        also: Callable[[Any, Job], list[tuple[str, dict[str, Any]]]],
+        after: str | None = None,
+    ) -> Job:
+        """Validate and store one job like :meth:`submit`, at once and in one transaction with ``also(db)``
+        (a schedule's run record: see :mod:`.schedule_runner`); ``extras`` are added to its spec, and
+        with ``after`` the job waits for that job to end (``afterany``).
+
+        Synchronous: nothing else runs between the caller's checks and the commit. Raises what
+        :meth:`prepare` raises, :class:`LimitExceeded`, :class:`StoreFull`, or what ``also`` raises;
+        then nothing is stored.
+        """
+        store = self._require_store()
+        jobs = self.prepare(request, owner=owner)
+        spec = replace_spec_extras(jobs[0].spec, extras, after)
+        for job in jobs:
+            job.spec = spec
+        self._check_queue_limits(_count_pending(jobs[:1]))
+        parent = jobs[0]
+        events = store.insert_jobs(jobs, also=lambda db: also(db, parent))
+        if parent.is_array_parent:
+            self._array_counts[parent.id] = {parent.state: len(jobs) - 1}
+        for job in jobs:
+            self._take_in(job)
+        self._publish(events)
+        self._wake.set()
+        return parent
 
     async def submit_script(self, script: str, overrides: dict[str, Any] | None = None, *, owner: str = "") -> Job:
         """Submit a script whose ``#SWM`` lines give the spec; ``overrides`` win over those lines."""
