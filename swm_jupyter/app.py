@@ -225,6 +225,15 @@ class SwmApp(ExtensionApp):
         "JUPYTERHUB_API_TOKEN (client mode). Default: in a hub user's server, the URL of the hub's service "
         "named service_name if the hub has one; elsewhere none (standalone).",
     ).tag(config=True)
+    user_root = Unicode(
+        None,
+        allow_none=True,
+        help="Each job owner's own folder, as a template ({home}: the owner's home, {username}, {uid}): "
+        "input_files, notebook and a relative workdir are paths in it, read with the owner's rights. "
+        'Default: "{home}" in the hub\'s swm service (python -m swm_jupyter.hub.service), where every job has '
+        "a hub user as owner; elsewhere none (paths are relative to the server's root_dir). An empty string "
+        "turns it off.",
+    ).tag(config=True)
     service_name = Unicode(
         SERVICE_NAME, help="Name of the hub's swm service looked up in a hub user's server. Default: swm."
     ).tag(config=True)
@@ -264,6 +273,10 @@ class SwmApp(ExtensionApp):
         root_dir = getattr(self.serverapp, "root_dir", None) if self.serverapp is not None else None
         if root_dir:
             traits["input_root"] = str(root_dir)
+        user_root = self.user_root
+        if user_root is None:  # the service's class may be __main__'s (python -m): it says what it is
+            user_root = "{home}" if getattr(self.serverapp, "swm_hub_service", False) else ""
+        traits["user_root"] = user_root
         self.manager = WorkloadManager(parent=self, **traits)
         self.schedules = ScheduleRunner(parent=self, manager=self.manager)
         self.start_error = "the workload manager is starting"

@@ -577,6 +577,19 @@ class Job(_JobBase):
         target.write_bytes(data)
         return target
 
+    def result(self, timeout: float | None = None) -> Any:
+        """The value returned by the Python call this job ran (an :class:`~swm_jupyter.Executor` job).
+
+        Raises what the call raised, or why there is no value (see :meth:`Executor.attach`); for a
+        ``map`` array, the list of its tasks' values.
+        """
+        from ..executor import Executor
+
+        future = Executor.attach(self.id, client=self.client)
+        if isinstance(future, list):
+            return [f.result(timeout) for f in future]
+        return future.result(timeout)
+
     def view(self) -> Any:
         """A live :class:`~swm_jupyter.widgets.JobView` of this job."""
         from ..widgets import JobView
