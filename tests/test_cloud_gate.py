@@ -796,6 +796,32 @@ def test_orphan_sweep_beside_a_live_azure_job_leaves_it_alone(
     run(with_cloud_manager(data, gate_options, main, orphan_grace=0.2), 90)
 
 
+def test_a_canceled_running_job_has_its_folder_collected_before_the_partition_goes(
+    standin: SkyPortGateStandin, gate_options: dict[str, Any], tmp_path: Path
+) -> None:
+    """Canceling a running job stops it on the master, brings its folder back (what it saved is
+    not lost with the VM), then deletes the partition; the job is C."""
+    data = tmp_path / "data"
+    (data / "inputs").mkdir(parents=True)
+
+    async def main(manager: WorkloadManager) -> None:
+        job = await manager.submit({"command": ["sh", "-c", "echo saved > notes.txt; echo started; sleep 300"]})
+
+        async def saved() -> bool:
+            current = manager.get(job.id)
+            return current.state is JobState.RUNNING and bool(await manager.read_output(job.id, "stdout"))
+
+        await until(saved, 40, "the job to run and save its file")
+        await manager.cancel(job.id)
+        done = await manager.wait(job.id, 40)
+        assert done.state is JobState.CANCELED, done.state_details
+        assert (Path(done.folder) / "notes.txt").read_text() == "saved\n"
+        assert "collecting outputs" in " | ".join(h.details for h in done.history)
+        assert await asyncio.to_thread(standin.wait_empty) == []
+
+    run(with_cloud_manager(data, gate_options, main, kill_grace=0.5), 90)
+
+
 def test_restart_between_start_steps_resumes_at_the_stored_step(
     standin: SkyPortGateStandin, gate_options: dict[str, Any], tmp_path: Path
 ) -> None:

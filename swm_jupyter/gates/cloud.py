@@ -79,6 +79,9 @@ class CloudGate(Gate):
     #: A job's private_env goes over SSH to the master, as the ssh gate delivers it: a 0600 file in
     #: the remote job folder that the wrapper reads and removes before anything runs.
     private_env = True
+    #: A canceled running job's folder comes back from the master before its partition is deleted
+    #: (a spawned server's saved notebooks): once the partition is gone, nothing can be collected.
+    collect_on_cancel = True
 
     # -- the gate service -------------------------------------------------------------------------
     url = Unicode(
