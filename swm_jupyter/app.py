@@ -64,7 +64,7 @@ def shared_account_sites(sites: dict[str, Any]) -> list[str]:
     option of that name or the trait's default). A gate that cannot be loaded runs nothing and is not
     listed (its site reports the error when used).
     """
-    from .gates.registry import load_gate_class
+    from .core.gate_registry import load_gate_class
 
     shared: list[str] = []
     for name, options in sites.items():

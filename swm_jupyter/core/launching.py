@@ -12,7 +12,6 @@ import shutil
 import time
 from pathlib import Path
 
-from ..gates.base import safe_path
 from .accounts import OwnerAccount
 from .disk_full import is_disk_full, no_space_text
 from .errors import SiteUnavailable, SwmError, ValidationError
@@ -21,6 +20,7 @@ from .manager_part import ManagerPart
 from .model import Job
 from .owned_folders import copy_into_owned, owned_folder, write_owned_file
 from .states import JobState
+from .user_paths import safe_path
 
 #: Seconds a site that could not be reached rests before the scheduler tries it again.
 SITE_RETRY_SECONDS = 5.0

@@ -38,8 +38,6 @@ from jupyter_core.paths import jupyter_data_dir
 from traitlets import Dict, Enum, Float, Int, List, TraitError, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
-from ..gates.base import Gate, safe_path
-from ..gates.registry import load_gate_class
 from .arrays import ArrayTracking
 from .directives import merge_request, parse_directives
 from .errors import (
@@ -53,6 +51,8 @@ from .errors import (
     StoreFull,
     ValidationError,
 )
+from .gate_contract import Gate
+from .gate_registry import load_gate_class
 from .job_files import job_path_parts, open_job_file, read_job_file
 from .launch import BOOKKEEPING_PREFIX
 from .launching import JobLaunching
@@ -66,6 +66,7 @@ from .slices import Pacer
 from .states import ACTIONS, ACTIVE_STATES, Action, HistoryEntry, JobState, check_action, check_transition
 from .store import IdempotencyRecord, JobPage, JobQuery, JobStore
 from .usage import UsageLedger
+from .user_paths import safe_path
 from .wakeup import Wakeup
 
 #: The longest a state change that need not be durable at once waits to be written with others.

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from ..gates.base import GateStatus
 from .errors import InvalidTransition, SiteUnavailable, SwmError
+from .gate_contract import GateStatus
 from .job_files import job_output_exists
 from .manager_part import ManagerPart
 from .model import Job
