@@ -28,9 +28,9 @@ from swm_jupyter.core.jsoncodec import to_bytes
 from swm_jupyter.core.manager import WorkloadManager
 from swm_jupyter.core.states import JobState
 from swm_jupyter.daemons import local_supervisor
+from swm_jupyter.daemons.local_supervisor import PROTOCOL, Supervisor
 from swm_jupyter.gates.commands import run_command
 from swm_jupyter.gates.local import LocalGate
-from swm_jupyter.daemons.local_supervisor import PROTOCOL, Supervisor
 
 from .conftest import TOKEN, ServerProcess
 from .core_helpers import run, with_manager

@@ -19,8 +19,8 @@ import pytest
 
 from swm_jupyter.core.jsoncodec import parse, to_bytes
 from swm_jupyter.daemons import local_supervisor
-from swm_jupyter.gates.local import LocalGate
 from swm_jupyter.daemons.local_supervisor import Supervisor
+from swm_jupyter.gates.local import LocalGate
 
 #: Replies to this many requests are several times a socket buffer (about 200 kB here).
 MANY = 6000

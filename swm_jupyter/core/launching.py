@@ -48,11 +48,11 @@ class JobLaunching(ManagerPart):
                 for task in tasks:
                     if task.id in statuses:
                         self._apply_status(task, statuses[task.id])
-                job.gate_data.pop("launching", None)
+                job.launching = False
                 self._refresh_parent(job)
             else:
                 status = await gate.submit(job, native)
-                job.gate_data.pop("launching", None)
+                job.launching = False
                 self._apply_status(job, status)
         except asyncio.CancelledError:
             if not self._running:
@@ -89,7 +89,7 @@ class JobLaunching(ManagerPart):
                     elif isinstance(answer, BaseException):
                         self._launch_failed(job, answer)
                     else:
-                        job.gate_data.pop("launching", None)
+                        job.launching = False
                         self._apply_status(job, answer)
         except asyncio.CancelledError:
             if not self._running:
@@ -144,7 +144,7 @@ class JobLaunching(ManagerPart):
 
     def _site_unreachable(self, job: Job, message: str) -> None:
         """The site could not be reached to take the job: queue it again and rest the site a while."""
-        job.gate_data.pop("launching", None)
+        job.launching = False
         tasks = [t for t in self._with_tasks(job) if t.state is JobState.WAITING] if job.is_array_parent else [job]
         for target in tasks:
             self._set_state(target, JobState.QUEUED, f"site unreachable, will retry: {message}")
@@ -163,7 +163,7 @@ class JobLaunching(ManagerPart):
             asyncio.get_running_loop().call_later(SITE_RETRY_SECONDS, again)
 
     def _fail_launch(self, job: Job, message: str) -> None:
-        job.gate_data.pop("launching", None)
+        job.launching = False
         if job.state.final:
             return
         self._set_state(job, JobState.ERROR, message)

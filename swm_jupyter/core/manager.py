@@ -1052,7 +1052,7 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, JobRetent
             return False
         if job.state is JobState.QUEUED:
             return action in (Action.HOLD, Action.CANCEL)
-        if job.state is JobState.HELD and not job.gate_data.get("held_on_site"):
+        if job.state is JobState.HELD and not job.held_on_site:
             return action in (Action.RELEASE, Action.CANCEL)
         return False
 
@@ -1092,6 +1092,7 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, JobRetent
         job.end_time = None
         job.wanted = None
         job.gate_data = {}
+        job.launching = job.finalizing = job.held_on_site = False
         job.cost = {"estimate": job.cost.get("estimate"), "actual": None}
 
     # -- state changes -----------------------------------------------------------------------------
@@ -1158,7 +1159,7 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, JobRetent
                 self._dependents[job_id] = job
         elif job.state in ACTIVE_STATES:
             self._active[job_id] = job
-        elif job.state is JobState.HELD and job.gate_data.get("held_on_site"):
+        elif job.state is JobState.HELD and job.held_on_site:
             self._held_on_site[job_id] = job
 
     def _mark(self, job: Job) -> None:
@@ -1326,7 +1327,7 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, JobRetent
         for job, native in decision.start:
             self._launching.add(job.id)
             self._set_state(job, JobState.WAITING, f"starting on {job.site}")
-            job.gate_data["launching"] = True
+            job.launching = True
             by_site.setdefault(job.site, []).append((job, native))
         if not by_site:
             return
@@ -1337,7 +1338,7 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, JobRetent
             for batch in by_site.values():  # the intent could not be stored: start none of them now
                 for job, _ in batch:
                     self._launching.discard(job.id)
-                    job.gate_data.pop("launching", None)
+                    job.launching = False
                     self._set_state(job, JobState.QUEUED, "waiting for space in the job store")
             return
         for site, batch in by_site.items():

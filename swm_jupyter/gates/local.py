@@ -686,7 +686,7 @@ class LocalGate(Gate):
         if record is not None and record.ended:
             return self._ended_as_recorded(job, record)
         if not pid:
-            if job.state is JobState.WAITING and not job.gate_data.get("launching"):
+            if job.state is JobState.WAITING and not job.launching:
                 self._hand_over_again(job)
             return None  # not started yet (or a launch interrupted by a restart: the manager decides)
         first_seen = self._vanished.setdefault(job.id, time.monotonic())

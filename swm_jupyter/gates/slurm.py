@@ -870,7 +870,7 @@ class SlurmGate(Gate):
         Status files are read every call; ``squeue`` only when its adaptive interval has passed
         (and never above ``max_status_calls_per_minute``). Jobs with nothing new are left out.
         """
-        launching = {j.id for j in jobs if not self._slurm_id(j) and j.gate_data.get("launching")}
+        launching = {j.id for j in jobs if not self._slurm_id(j) and j.launching}
         interrupted = [j for j in jobs if j.id in launching or (j.array_parent in launching and not self._slurm_id(j))]
         adopted = await self._find_unrecorded(interrupted)
         known = [j for j in jobs if self._slurm_id(j)]
