@@ -47,6 +47,19 @@ class Gate(LoggingConfigurable):
     ``setup()`` when the manager starts, ``cleanup()`` when it stops. Every method may be called
     again after a restart with jobs that a previous process submitted: all per-job knowledge must
     be in ``job.gate_data`` (returned through :class:`GateStatus`) or in files of the job folder.
+
+    **What a gate must implement:** :meth:`submit`, :meth:`poll`, :meth:`cancel`. Everything else
+    has a default that is right for a site that shares the server's file system and has no queue
+    of its own.
+
+    **Capabilities are declared, never probed:** the class attributes below (``native_arrays``,
+    ``native_dependencies``, ``idempotent_submit``, ``batch_submit``, ``stages_files``,
+    ``supports_run_as_owner``, ``private_env``) and the methods :meth:`next_poll_delay` and
+    :attr:`slot_cpus` say what the site can do; the core reads them and nothing else.
+
+    **Job fields:** a gate reads a job's spec and the core's fields (``state``, ``native_id``,
+    ``launching``, ...) but changes none of them: it answers with :class:`GateStatus`, whose
+    ``gate_data`` becomes the job's (the only field a gate owns).
     """
 
     kind = "base"
@@ -70,6 +83,15 @@ class Gate(LoggingConfigurable):
     #: The manager then need not store its intent to launch before each launch: after a crash it
     #: may simply launch again.
     idempotent_submit = False
+    #: True if :meth:`submit_many` hands many jobs to the site in one exchange: the manager then
+    #: gives it the jobs that start together in one call (others get one :meth:`submit` per job,
+    #: each job seen started as soon as its own call returns).
+    batch_submit = False
+    #: True if the job runs in a folder of its own on the site (not the local job folder): when the
+    #: job ends, the manager moves it to T (transferring) and calls :meth:`stage_out` and
+    #: :meth:`release_resources`. False: the job wrote into the local job folder itself; the manager
+    #: only checks that the declared output files exist and stores the final state at once.
+    stages_files = True
     #: True if this kind of gate can run jobs under their owner's OS account (``run_as_owner``).
     supports_run_as_owner = False
     #: True when this site runs each job under its owner's OS account (configured and supported):
@@ -132,9 +154,8 @@ class Gate(LoggingConfigurable):
 
         Returns one answer per job, in order: its first status, or the exception that refused it
         (one refused job does not stop the others). The default calls :meth:`submit` for each,
-        concurrently. A gate that can hand many jobs over in one exchange overrides it; the manager
-        then gives it the jobs that start together in one call (other gates get one
-        :meth:`submit` per job, each job seen started as soon as its own call returns).
+        concurrently. A gate that can hand many jobs over in one exchange overrides it and declares
+        :attr:`batch_submit`.
         """
         return await asyncio.gather(*(self.submit(job, deps) for job, deps in jobs), return_exceptions=True)
 
@@ -171,11 +192,12 @@ class Gate(LoggingConfigurable):
     async def reset_run(self, job: Job) -> None:
         """Forget what the site recorded of a job's previous run before it runs again (requeue)."""
 
-    async def stage_in(self, job: Job) -> None:
-        """Move the job's inputs to the site (the default: nothing, the folder is shared)."""
-
     async def stage_out(self, job: Job) -> None:
-        """Bring outputs, stdout and stderr back to the job folder (default: nothing)."""
+        """Bring outputs, stdout and stderr back to the job folder (default: nothing).
+
+        Called once the job has ended, on gates that declare :attr:`stages_files`. (Inputs are
+        the gate's own business: it moves them in :meth:`submit`, before the job starts.)
+        """
 
     async def read_output(self, job: Job, stream: str, offset: int = 0, limit: int = 1 << 20) -> bytes:
         """Return up to ``limit`` bytes of ``stream`` (stdout or stderr) from ``offset``.
@@ -187,6 +209,19 @@ class Gate(LoggingConfigurable):
 
     async def release_resources(self, job: Job) -> None:
         """Give back what the job held on the site (VMs, ...) whatever happened. Idempotent."""
+
+    def next_poll_delay(self) -> float | None:
+        """Seconds the manager waits before the next :meth:`poll` of this site; None (the default):
+        the manager's own ``poll_interval``. A gate may answer less while jobs are live and more
+        while the site is idle. :attr:`notify` wakes the manager sooner in any case."""
+        return None
+
+    @property
+    def slot_cpus(self) -> int | None:
+        """The cpus the scheduler may hand this site at once (jobs running plus queued on the site),
+        counted by each job's ``resources.cpus``; None (the default): no cpu limit, only
+        :attr:`max_running` counts."""
+        return None
 
     async def describe(self) -> dict[str, Any]:
         """What the site offers: ``{"kind", "healthy", "limits", "flavors", "images", ...}``."""

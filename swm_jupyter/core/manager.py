@@ -1344,7 +1344,7 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, JobRetent
         for site, batch in by_site.items():
             # A gate that hands many jobs over in one exchange gets them together (arrays sent
             # whole excepted); to others each job goes on its own, and is seen started on its own.
-            together = type(self.gates[site]).submit_many is not Gate.submit_many
+            together = self.gates[site].batch_submit
             single = [(job, native) for job, native in batch if together and not job.is_array_parent]
             if single:
                 self._spawn(self._launch_many(site, single))
@@ -1359,7 +1359,7 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, JobRetent
             capacity = {
                 name: SiteCapacity(
                     max_running=gate.max_running,
-                    cpus=getattr(gate, "slot_cpus", None),
+                    cpus=gate.slot_cpus,
                     native_dependencies=gate.native_dependencies,
                     native_arrays=gate.native_arrays,
                     max_running_per_user=self._site_user_limits.get(name, (0, 0))[0],

@@ -41,7 +41,7 @@ class SiteReconciliation(ManagerPart):
                 # It started and ended between two looks at the site: its history says it ran.
                 self._set_state(job, JobState.RUNNING, "", at=status.start_time)
             gate = self.gates.get(job.site)
-            if gate is not None and not getattr(gate, "stages_files", True):
+            if gate is not None and not gate.stages_files:
                 self._complete(job, status, status.details)
             else:
                 self._spawn(self._finalize(job, status))
@@ -94,7 +94,8 @@ class SiteReconciliation(ManagerPart):
         """Store the final state the site reported (outputs already collected)."""
         if job.state.final:
             return
-        if job.spec.output_files and not getattr(self.gates.get(job.site), "stages_files", True):
+        gate = self.gates.get(job.site)
+        if job.spec.output_files and gate is not None and not gate.stages_files:
             missing = [p for p in job.spec.output_files if not job_output_exists(job.folder, p)]
             if missing:
                 details = (details + "; " if details else "") + "missing outputs: " + ", ".join(missing)
@@ -229,8 +230,9 @@ class SiteReconciliation(ManagerPart):
             self._carry_out(job)  # wishes stored before a restart
         self._wake.set()
         while self._running:
-            delay_of = getattr(gate, "next_poll_delay", None)
-            delay = delay_of() if callable(delay_of) else self.poll_interval
+            delay = gate.next_poll_delay()
+            if delay is None:
+                delay = self.poll_interval
             await wake.sleep(delay)
             wake.clear()
             jobs = [j for j in self._active.values() if j.site == name and self._pollable(j)]
@@ -310,5 +312,3 @@ class SiteReconciliation(ManagerPart):
                     job, JobState.QUEUED, "the server restarted before the job reached the site; queued again"
                 )
         self._flush()
-
-

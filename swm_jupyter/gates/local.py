@@ -111,6 +111,7 @@ class LocalGate(Gate):
 
     kind = "local"
     stages_files = False
+    batch_submit = True
     idempotent_submit = True  # the supervisor keeps one copy of a job, and .swm-status says it started
     supports_run_as_owner = True  # one supervisor per account (see the module docstring)
     private_env = True  # sent to the supervisor with the spawn request; lives only in the job's process
