@@ -857,4 +857,3 @@ def _expire(future: asyncio.Future[dict[str, Any]], op: str) -> None:
 def _recorded_pid(record: StatusRecord | None) -> int:
     """The pid in a status record's start line, or 0 if it has none."""
     return int(record.run_id) if record is not None and record.run_id.isdigit() else 0
-
