@@ -313,7 +313,7 @@ def test_ssh_connection_cut_mid_run(
             finals = await poll_until_final(g, jobs, 90)
             assert [finals[j.id].exit_code for j in jobs] == [0, 1, 2]
             assert all(finals[j.id].state is JobState.FINISHED for j in jobs)
-            assert g._ssh().connections_made >= 2, "the gate made a new connection"
+            assert g.transport.connections_made >= 2, "the gate made a new connection"
         finally:
             await g.cleanup()
 

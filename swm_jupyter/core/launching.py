@@ -14,12 +14,13 @@ from pathlib import Path
 
 from .accounts import OwnerAccount
 from .disk_full import is_disk_full, no_space_text
-from .errors import SiteUnavailable, SwmError, ValidationError
+from .errors import GateError, SiteUnavailable, SwmError, ValidationError
 from .launch import SCRIPT_FILE
 from .manager_part import ManagerPart
 from .model import Job
 from .owned_folders import copy_into_owned, owned_folder, write_owned_file
 from .states import JobState
+from .tasks import being_cancelled
 from .user_paths import safe_path
 
 #: Seconds a site that could not be reached rests before the scheduler tries it again.
@@ -42,7 +43,8 @@ class JobLaunching(ManagerPart):
                     self._set_state(task, JobState.WAITING, f"starting on {job.site}")
             await self._prepare(job)
             if job.wanted == "cancel":
-                raise asyncio.CancelledError
+                self._canceled_before_start(job)
+                return
             if job.is_array_parent:
                 statuses = await gate.submit_array(job, tasks, native)
                 for task in tasks:
@@ -55,9 +57,9 @@ class JobLaunching(ManagerPart):
                 job.launching = False
                 self._apply_status(job, status)
         except asyncio.CancelledError:
-            if not self._running:
-                raise
-            self._canceled_before_start(job)
+            if being_cancelled() or not self._running:
+                raise  # the manager stops: the job stays marked launching; the next start asks the site
+            self._launch_failed(job, _interrupted())  # the gate's own operation was cancelled, not this task
         except Exception as exc:
             self._launch_failed(job, exc)
         finally:
@@ -85,17 +87,17 @@ class JobLaunching(ManagerPart):
                 for (job, _), answer in zip(ready, answers, strict=True):
                     answered += 1
                     if isinstance(answer, asyncio.CancelledError):
-                        self._canceled_before_start(job)
+                        self._launch_failed(job, _interrupted())  # the gate's own operation was cancelled
                     elif isinstance(answer, BaseException):
                         self._launch_failed(job, answer)
                     else:
                         job.launching = False
                         self._apply_status(job, answer)
         except asyncio.CancelledError:
-            if not self._running:
-                raise
+            if being_cancelled() or not self._running:
+                raise  # the manager stops: the jobs stay marked launching; the next start asks the site
             for job, _ in ready[answered:]:
-                self._canceled_before_start(job)
+                self._launch_failed(job, _interrupted())
         except Exception as exc:
             for job, _ in ready[answered:]:
                 self._launch_failed(job, exc)
@@ -233,3 +235,8 @@ class JobLaunching(ManagerPart):
                 write_owned_file(folder, "job.json", data.encode(), 0o600, account)
             for path, target in self._inputs(job):
                 copy_into_owned(str(path), folder, target, account)
+
+
+def _interrupted() -> GateError:
+    """The error of a launch the site's gate cancelled itself (this task was not being stopped)."""
+    return GateError("the launch was interrupted: the site's gate cancelled it before the site answered")

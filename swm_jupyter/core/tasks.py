@@ -9,6 +9,7 @@ child's cancellation but does raise the caller's own.
 from __future__ import annotations
 
 import asyncio
+import sys
 from typing import Any
 
 
@@ -27,3 +28,18 @@ async def stop_task(task: asyncio.Future[Any] | None) -> BaseException | None:
     if task.cancelled():
         return None
     return task.exception()
+
+
+def being_cancelled() -> bool:
+    """True when the running task has a cancellation pending (it is being stopped).
+
+    Tells a :class:`asyncio.CancelledError` meant for this task (re-raise it) from one that only
+    came out of something it awaited (a library's own cancelled operation). On Python 3.10, which
+    cannot tell, every cancellation counts as this task's.
+    """
+    task = asyncio.current_task()
+    if task is None:
+        return False
+    if sys.version_info < (3, 11):  # pragma: no cover - Task.cancelling() is new in 3.11
+        return True
+    return task.cancelling() > 0
