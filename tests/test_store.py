@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 import sys
 import time
@@ -13,7 +12,9 @@ import pytest
 from swm_jupyter.core.errors import JobNotFound, StoreLocked, ValidationError
 from swm_jupyter.core.model import Job, JobSpec
 from swm_jupyter.core.states import HistoryEntry, JobState
-from swm_jupyter.core.store import MIGRATIONS, SCHEMA_VERSION, JobQuery, JobStore
+from swm_jupyter.core.store import SCHEMA_VERSION, JobQuery, JobStore
+
+from .core_helpers import store_before
 
 
 def make_jobs(n: int, site: str = "local") -> list[Job]:
@@ -98,13 +99,7 @@ def test_one_owners_jobs_are_listed_and_counted_through_an_index(tmp_path: Path)
     """A hub service's store holds every user's jobs: one user's page and counts must not scan them all,
     in a new store and in one made by the previous version (schema 2), which is migrated."""
     old = tmp_path / "old.sqlite"
-    before = next(v for v, steps in MIGRATIONS.items() if any("jobs_owner" in s for s in steps))
-    db = sqlite3.connect(old, isolation_level=None)
-    for version in range(before):
-        for statement in MIGRATIONS[version]:
-            db.execute(statement)
-    db.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(before),))
-    db.close()
+    store_before(old, "jobs_owner")[0].close()
     for path in (tmp_path / "new.sqlite", old):
         store = JobStore(path)
         assert store.schema_version == SCHEMA_VERSION
