@@ -174,8 +174,6 @@ def private_env_text(job: Job) -> bytes:
 class BatchGate(Gate):
     """The base of gates that run a wrapper script in a job folder on the site (see the module docstring)."""
 
-    #: The wrapper's name in the job folder.
-    wrapper_file = "swm-wrapper.sh"
     #: Files of the remote job folder never brought back by :meth:`stage_out`.
     remote_only = (PRIVATE_ENV_FILE,)
 

@@ -212,7 +212,6 @@ class SlurmGate(BatchGate):
     native_dependencies = True
     supports_run_as_owner = True
     private_env = True  # a 0600 file in the job folder, read and removed by the batch script (or at cancel)
-    wrapper_file = BATCH_FILE
 
     ssh_host = Unicode("", help="Login node to run Slurm commands on over SSH; empty: run them here.").tag(config=True)
     ssh_port = Int(22, help="SSH port of the login node (default 22).").tag(config=True)

@@ -65,7 +65,6 @@ class SshGate(BatchGate):
 
     kind = "ssh"
     private_env = True  # a 0600 file in the remote job folder, read and removed by the wrapper (or at cancel)
-    wrapper_file = RUN_FILE
     remote_only = (RUN_FILE, PRIVATE_ENV_FILE)
 
     host = Unicode("", help="The host to run jobs on (name or address).").tag(config=True)
