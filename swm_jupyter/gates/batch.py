@@ -27,7 +27,7 @@ import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from traitlets import Bool, Dict, Float, Unicode
 
@@ -100,7 +100,7 @@ class WrapperParts:
     signals: Sequence[int]
     env: Mapping[str, str]
     workdir: str | None
-    output: str = "files"
+    output: Literal["files", "site", "tee"] = "files"
     exported: Sequence[str] = ()
     header: Sequence[str] = ()
     in_folder: bool = True
