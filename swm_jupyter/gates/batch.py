@@ -160,7 +160,7 @@ def render_wrapper(job: Job, argv: Sequence[str], parts: WrapperParts) -> str:
     for line in WRAPPER_TEMPLATE.split("\n"):
         whole = re.fullmatch(r"@(\w+)@", line)
         if whole and not isinstance(values[whole.group(1)], str):
-            lines.extend(values[whole.group(1)])  # type: ignore[arg-type]
+            lines.extend(values[whole.group(1)])
             continue
         lines.append(re.sub(r"@(\w+)@", lambda m: str(values[m.group(1)]), line))
     return "\n".join(lines)
@@ -175,7 +175,7 @@ class BatchGate(Gate):
     """The base of gates that run a wrapper script in a job folder on the site (see the module docstring)."""
 
     #: Files of the remote job folder never brought back by :meth:`stage_out`.
-    remote_only = (PRIVATE_ENV_FILE,)
+    remote_only: tuple[str, ...] = (PRIVATE_ENV_FILE,)
 
     known_hosts = Unicode(
         None, allow_none=True, help="known_hosts file to check the SSH host key; None: ~/.ssh/known_hosts."
