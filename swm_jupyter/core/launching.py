@@ -124,6 +124,7 @@ class JobLaunching(ManagerPart):
         return failures
 
     def _canceled_before_start(self, job: Job) -> None:
+        job.launching = False
         self._set_state(job, JobState.CANCELED, "canceled by the user before it started")
         job.end_time = time.time()
 
