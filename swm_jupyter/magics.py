@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import shlex
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +166,8 @@ class SwmMagics(Magics):
         return fields
 
     def _finish_submit(self, job: Job, args: Any) -> Job:
+        for warning in job.data.get("warnings") or []:  # #SWM lines the server ignored
+            print(f"warning: {warning}", file=sys.stderr)
         if args.wait:
             job.wait()
         return job

@@ -22,18 +22,26 @@ _ARRAY = re.compile(r"^(\d+)(?:-(\d+)(?::(\d+))?)?$")
 #: Largest number of nodes, cpus or gpus a job may ask for (a typo, not a request, above it).
 MAX_COUNT = 1_000_000
 #: The resources as :meth:`JobSpec.to_dict` stores them -> the fields of :class:`Resources`.
-_STORED_RESOURCES = {"nodes": "nodes", "cpus": "cpus", "memory": "memory_mb", "gpus": "gpus", "walltime": "walltime"}
+_STORED_RESOURCES = {
+    "nodes": "nodes",
+    "cpus": "cpus",
+    "memory": "memory_mb",
+    "gpus": "gpus",
+    "walltime": "walltime",
+    "storage": "storage_mb",
+}
 
 
 @dataclass(frozen=True)
 class Resources:
-    """What a job needs on its site. ``memory_mb`` and ``walltime`` (seconds) may be unset."""
+    """What a job needs on its site. ``memory_mb``, ``walltime`` (seconds) and ``storage_mb`` (disk) may be unset."""
 
     nodes: int = 1
     cpus: int = 1
     memory_mb: int | None = None
     gpus: int = 0
     walltime: int | None = None
+    storage_mb: int | None = None
 
 
 #: The most tasks an array can ever have, whatever ``max_array_size`` says (Slurm's own ceiling).
@@ -126,6 +134,17 @@ class JobSpec:
     container_image: str | None = None
     ports: tuple[int, ...] = ()
     relocatable: bool = False
+    #: Sky Port's job fields: free text, files (relative to the job's folder) for the job's standard
+    #: streams, the address the job was submitted from, and outbound ports (``ports`` are inbound).
+    comment: str | None = None
+    stdin: str | None = None
+    stdout: str | None = None
+    stderr: str | None = None
+    submission_address: str | None = None
+    outbound_ports: tuple[int, ...] = ()
+    #: What the server noted about the request (e.g. unknown ``#SWM`` directives it ignored); set by
+    #: the manager at submission, whatever the request says.
+    warnings: tuple[str, ...] = ()
     extras: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     FIELDS = (
@@ -150,6 +169,13 @@ class JobSpec:
         "container_image",
         "ports",
         "relocatable",
+        "comment",
+        "stdin",
+        "stdout",
+        "stderr",
+        "submission_address",
+        "outbound_ports",
+        "warnings",
     )
 
     @classmethod
@@ -197,8 +223,29 @@ class JobSpec:
                 out[key] = value
 
         text("name", pattern=_NAME, hint="use up to 128 letters, digits, spaces and _.@+=:,-")
-        for key in ("site", "workdir", "account", "flavor", "cloud_image", "container_image", "notebook"):
+        for key in (
+            "site",
+            "workdir",
+            "account",
+            "flavor",
+            "cloud_image",
+            "container_image",
+            "notebook",
+            "comment",
+            "submission_address",
+        ):
             text(key)
+        for key in ("stdin", "stdout", "stderr"):
+            text(key)
+            if key in out and not stored and not is_inside_path(out[key]):
+                bad(key, f"{out[key]!r} must be a relative path inside the job's folder (no '..', not absolute)")
+                del out[key]
+        warnings = data.get("warnings")
+        if warnings is not None:
+            if not isinstance(warnings, list) or not all(isinstance(w, str) for w in warnings):
+                bad("warnings", "must be a list of strings")
+            else:
+                out["warnings"] = tuple(warnings)
         script = data.get("script")
         if script is not None:
             if not isinstance(script, str) or not script.strip():
@@ -282,8 +329,10 @@ class JobSpec:
                     bad(key, "must be true or false")
                 else:
                     out[key] = value
-        ports = data.get("ports")
-        if ports is not None:
+        for key in ("ports", "outbound_ports"):
+            ports = data.get(key)
+            if ports is None:
+                continue
             if isinstance(ports, str):
                 try:
                     ports = [int(p) for p in re.split(r"[,\s]+", ports) if p]
@@ -292,9 +341,9 @@ class JobSpec:
             if not isinstance(ports, list) or not all(
                 isinstance(p, int) and not isinstance(p, bool) and 0 < p < 65536 for p in ports
             ):
-                bad("ports", "must be a list of port numbers (1-65535)")
+                bad(key, "must be a list of port numbers (1-65535)")
             else:
-                out["ports"] = tuple(ports)
+                out[key] = tuple(ports)
         if errors:
             raise ValidationError(
                 "the job request has errors: "
@@ -323,6 +372,7 @@ class JobSpec:
                 "memory": res.memory_mb,
                 "gpus": res.gpus,
                 "walltime": res.walltime,
+                "storage": res.storage_mb,
             },
             "input_files": list(self.input_files),
             "output_files": list(self.output_files),
@@ -336,6 +386,13 @@ class JobSpec:
             "container_image": self.container_image,
             "ports": list(self.ports),
             "relocatable": self.relocatable,
+            "comment": self.comment,
+            "stdin": self.stdin,
+            "stdout": self.stdout,
+            "stderr": self.stderr,
+            "submission_address": self.submission_address,
+            "outbound_ports": list(self.outbound_ports),
+            "warnings": list(self.warnings),
         }
         out.update(self.extras)
         return out
@@ -354,7 +411,7 @@ def _resources(value: Any, bad: Any, *, stored: bool = False) -> Resources:
     if not isinstance(value, dict):
         bad("resources", 'must be an object such as {"cpus": 4, "memory": "8G"}')
         return Resources()
-    known = ("nodes", "cpus", "memory", "mem", "gpus", "walltime")
+    known = ("nodes", "cpus", "memory", "mem", "gpus", "walltime", "storage")
     kwargs: dict[str, Any] = {}
     for key in value:
         if key not in known:
@@ -381,6 +438,11 @@ def _resources(value: Any, bad: Any, *, stored: bool = False) -> Resources:
             kwargs["walltime"] = parse_walltime_seconds(value["walltime"])
         except ValueError as exc:
             bad("resources.walltime", str(exc))
+    if value.get("storage") is not None:
+        try:
+            kwargs["storage_mb"] = parse_memory_mb(value["storage"])
+        except ValueError as exc:
+            bad("resources.storage", str(exc).replace("memory", "storage"))
     return Resources(**kwargs)
 
 
@@ -540,6 +602,7 @@ class Job:
         out["spec"] = self.spec.to_dict()
         out["history"] = [h.to_dict() for h in self.history]
         out["folder"] = self.folder
+        out["warnings"] = list(self.spec.warnings)
         return out
 
 
