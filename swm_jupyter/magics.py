@@ -33,6 +33,7 @@ USAGE = """\
 %swm wait ID [ID ...] [--timeout S]   wait until the jobs end
 %swm sites                            the configured sites
 %swm monitor                          a live job table (widget)
+%swm schedule add|list|show|pause|resume|run|rm ...   recurring jobs (%swm schedule for its usage)
 
 options: --site S --cpus N --mem M --gpus G --nodes N --walltime T --name X
          --depends afterok:ID --hold
@@ -92,6 +93,9 @@ def _parsers() -> dict[str, _Parser]:
     wait.add_argument("--timeout", type=float)
     make("sites")
     make("monitor")
+    from .magics_schedules import add_schedule_arguments
+
+    add_schedule_arguments(make("schedule"))
     return parsers
 
 
@@ -145,7 +149,7 @@ class SwmMagics(Magics):
         parser = self._parsers.get(command)
         if parser is None:
             raise UsageError(f"%swm: unknown subcommand {command!r}\n\n{USAGE}")
-        if cell is not None and command != "submit":
+        if cell is not None and command not in ("submit", "schedule"):
             raise UsageError(f"%%swm {command}: only 'submit' takes a cell; use %swm {command}\n\n{USAGE}")
         args = parser.parse_args(rest)
         return getattr(self, f"_do_{command}", self._do_action)(args, cell, command)
@@ -234,6 +238,11 @@ class SwmMagics(Magics):
 
     def _do_sites(self, _args: Any, _cell: str | None, _: str) -> Any:
         return self.client.sites()
+
+    def _do_schedule(self, args: Any, cell: str | None, _: str) -> None:
+        from .magics_schedules import do_schedule
+
+        do_schedule(self.client, args, cell)
 
     def _do_monitor(self, _args: Any, _cell: str | None, _: str) -> Any:
         from .widgets import JobMonitor

@@ -25,6 +25,7 @@ DEFAULTS = {
     "idempotent_submit": False,
     "batch_submit": False,
     "stages_files": True,
+    "collect_on_cancel": False,
     "supports_run_as_owner": False,
     "runs_as_owner": False,
     "private_env": False,

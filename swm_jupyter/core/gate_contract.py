@@ -54,7 +54,7 @@ class Gate(LoggingConfigurable):
 
     **Capabilities are declared, never probed:** the class attributes below (``native_arrays``,
     ``native_dependencies``, ``idempotent_submit``, ``batch_submit``, ``stages_files``,
-    ``supports_run_as_owner``, ``private_env``) and the methods :meth:`next_poll_delay` and
+    ``collect_on_cancel``, ``supports_run_as_owner``, ``private_env``) and the methods :meth:`next_poll_delay` and
     :attr:`slot_cpus` say what the site can do; the core reads them and nothing else.
 
     **Job fields:** a gate reads a job's spec and the core's fields (``state``, ``native_id``,
@@ -92,6 +92,9 @@ class Gate(LoggingConfigurable):
     #: :meth:`release_resources`. False: the job wrote into the local job folder itself; the manager
     #: only checks that the declared output files exist and stores the final state at once.
     stages_files = True
+    #: True if a running job that is canceled has its folder brought back (:meth:`stage_out`) once stopped,
+    #: before its site resources are released, as for a job that ended (what it saved is not lost).
+    collect_on_cancel = False
     #: True if this kind of gate can run jobs under their owner's OS account (``run_as_owner``).
     supports_run_as_owner = False
     #: True when this site runs each job under its owner's OS account (configured and supported):

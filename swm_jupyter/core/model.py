@@ -6,7 +6,7 @@ import posixpath
 import re
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from .errors import ValidationError
@@ -15,6 +15,8 @@ from .units import parse_memory_mb, parse_walltime_seconds
 
 #: Gate kinds whose names may carry site-specific extras in a spec (``{"slurm": {...}}``).
 EXTRA_SECTIONS = ("local", "slurm", "ssh", "cloud")
+#: The spec section a schedule's run carries (``{"id", "due_time"}``): set by the scheduler only, never by a request.
+SCHEDULE_SECTION = "schedule"
 DEPENDENCY_TYPES = ("afterok", "afterany")
 _NAME = re.compile(r"^[A-Za-z0-9_.@+=:,-][A-Za-z0-9_.@+=:, -]{0,127}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -594,6 +596,7 @@ class Job:
             "start_time": self.start_time,
             "end_time": self.end_time,
             "cost": self.cost,
+            **({"schedule": self.spec.extras[SCHEDULE_SECTION]} if SCHEDULE_SECTION in self.spec.extras else {}),
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -628,10 +631,17 @@ def parse_private_env(value: Any) -> dict[str, str]:
     return dict(value)
 
 
+def replace_spec_extras(spec: JobSpec, extras: dict[str, dict[str, Any]], after: str | None = None) -> JobSpec:
+    """A copy of ``spec`` with these sections added to its extras (e.g. :data:`SCHEDULE_SECTION`), and
+    with ``after``, a dependency on that job's end (``afterany``)."""
+    depends_on = spec.depends_on + ((Dependency("afterany", after),) if after else ())
+    return replace(spec, extras={**spec.extras, **extras}, depends_on=depends_on)
+
+
 def spec_from_json(data: dict[str, Any]) -> JobSpec:
     """Rebuild a spec stored by :meth:`JobSpec.to_dict` (trusted input from the store)."""
     clean = {k: v for k, v in data.items() if v is not None and v != [] and v != {}}
-    return JobSpec.from_dict(clean, stored=True)
+    return JobSpec.from_dict(clean, stored=True, extra_sections=(*EXTRA_SECTIONS, SCHEDULE_SECTION))
 
 
 __all__ = [
@@ -644,5 +654,6 @@ __all__ = [
     "is_inside_path",
     "new_job_id",
     "parse_private_env",
+    "replace_spec_extras",
     "spec_from_json",
 ]

@@ -245,6 +245,11 @@ class SlurmGate(BatchGate):
         help="Seconds a job may be missing from squeue and sacct with no status file before it is "
         "reported as an error (default 1800).",
     ).tag(config=True)
+    python = Unicode(
+        "python3",
+        help="Python on the cluster, for notebook jobs and Executor calls: a path or command (default python3); "
+        "Executor calls also accept a shell line that ends with one ('module load python/3.11 && python3').",
+    ).tag(config=True)
 
     @validate("ssh_host")
     def _check_ssh_host(self, proposal: Any) -> str:

@@ -66,6 +66,7 @@ class SshGate(BatchGate):
     kind = "ssh"
     private_env = True  # a 0600 file in the remote job folder, read and removed by the wrapper (or at cancel)
     remote_only = (RUN_FILE, PRIVATE_ENV_FILE)
+    collect_on_cancel = True  # a canceled job's remote folder comes back too (a spawned server's saved notebooks)
 
     host = Unicode("", help="The host to run jobs on (name or address).").tag(config=True)
     port = Int(22, help="SSH port (default 22).").tag(config=True)
@@ -73,6 +74,11 @@ class SshGate(BatchGate):
     key_file = Unicode("", help="Private key file; empty: the agent and ~/.ssh keys.").tag(config=True)
     remote_workdir = Unicode(
         ".swm/jobs", help="Folder on the host for job folders; relative paths are under the home folder."
+    ).tag(config=True)
+    python = Unicode(
+        "python3",
+        help="Python on the host, for notebook jobs and Executor calls: a path or command (default python3); "
+        "Executor calls also accept a shell line that ends with one ('source venv/bin/activate && python').",
     ).tag(config=True)
     poll_interval = Float(1.0, help="Seconds between polls while jobs are live (default 1).").tag(config=True)
     idle_poll_interval = Float(10.0, help="Seconds between polls with no live job (default 10).").tag(config=True)
