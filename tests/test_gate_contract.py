@@ -35,7 +35,7 @@ DEFAULTS = {
 def test_capabilities_are_declared_on_the_base_with_defaults() -> None:
     assert {name: getattr(Gate, name) for name in DEFAULTS} == DEFAULTS
     gate = Gate()
-    assert gate.next_poll_delay() is None and gate.slot_cpus is None
+    assert gate.next_poll_delay() is None and gate.slot_cpus is None and gate.python is None
     assert not hasattr(Gate, "stage_in"), "stage_in was never called by the core: not part of the contract"
     local = LocalGate(cpus=3, queue_ahead=0)
     assert (local.stages_files, local.batch_submit, local.slot_cpus) == (False, True, 3)
@@ -57,7 +57,7 @@ def _probes(path: Path) -> list[str]:
 
 
 def test_the_core_never_probes_a_gate_for_a_capability() -> None:
-    capabilities = {*DEFAULTS, "next_poll_delay", "slot_cpus", "stage_in", "stage_out", "submit_many"}
+    capabilities = {*DEFAULTS, "next_poll_delay", "slot_cpus", "stage_in", "stage_out", "submit_many", "python"}
     probes = [p for path in sorted(CORE.glob("*.py")) for p in _probes(path)]
     assert [p for p in probes if any(repr(c) in p for c in capabilities) or "identity" in p] == []
 

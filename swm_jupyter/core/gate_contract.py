@@ -106,6 +106,10 @@ class Gate(LoggingConfigurable):
     #: a job that has one.
     private_env = False
 
+    #: The Python that runs notebook jobs and Executor calls on the site, shown in the site's
+    #: description; None: the server's own (gates with a ``python`` option override it).
+    python: str | None = None
+
     #: Called by the gate (no arguments) when it knows that some job changed, to poll sooner.
     notify: Callable[[], None] = staticmethod(lambda: None)
 

@@ -1063,8 +1063,8 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, JobRetent
         info["kind"] = gate.kind
         info["description"] = gate.description
         info["max_running"] = gate.max_running
-        python = getattr(gate, "python", None)
-        if isinstance(python, str) and python:
+        python = gate.python
+        if python:
             info["python"] = python  # the interpreter of notebook jobs and Executor calls on this site
         try:
             described = await gate.describe()
