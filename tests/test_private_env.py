@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from swm_jupyter.core.errors import ValidationError
+from swm_jupyter.core.gate_contract import Gate
 from swm_jupyter.core.manager import WorkloadManager
 from swm_jupyter.core.states import JobState
-from swm_jupyter.gates.base import Gate
 
 from .core_helpers import run, running_manager, with_manager
 

@@ -28,10 +28,10 @@ import asyncssh
 from traitlets import Bool, Dict, Float, Int, List, Unicode
 
 from ..core.errors import GateError, SiteUnavailable
+from ..core.gate_contract import Gate, GateStatus
 from ..core.launch import STDERR_FILE, STDOUT_FILE, job_argv, job_environment
 from ..core.model import Job
 from ..core.states import JobState
-from .base import Gate, GateStatus
 from .cloud_catalogue import flavor_of, image_of, pick
 from .cloud_protocol import (
     PENDING_STATUSES,
@@ -424,7 +424,7 @@ class CloudGate(Gate):
     def _record(self, job: Job) -> dict[str, Any]:
         record = self._records.get(job.id)
         if record is None:
-            record = {k: v for k, v in job.gate_data.items() if k not in ("launching", "finalizing", "held_on_site")}
+            record = dict(job.gate_data)
             step = record.get("step")
             if step in _OLDER_STEPS:  # stored by a release before the start sequence had its own steps
                 record["step"] = _OLDER_STEPS[step]
