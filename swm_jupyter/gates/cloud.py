@@ -32,6 +32,7 @@ from ..core.gate_contract import Gate, GateStatus
 from ..core.launch import STDERR_FILE, STDOUT_FILE, job_argv, job_environment
 from ..core.model import Job
 from ..core.states import JobState
+from ..core.tasks import being_cancelled, stop_task
 from .cloud_catalogue import flavor_of, image_of, pick
 from .cloud_protocol import (
     PENDING_STATUSES,
@@ -267,11 +268,8 @@ class CloudGate(Gate):
 
     async def cleanup(self) -> None:
         """Stop background work and close sessions; partitions and jobs stay (a restart resumes them)."""
-        tasks = [t for t in [self._maintenance, *self._starts.values()] if t is not None and not t.done()]
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks)
+        for task in [self._maintenance, *self._starts.values()]:
+            await stop_task(task)
         self._maintenance = None
         self._starts.clear()
         for master in list(self._masters.values()):
@@ -538,7 +536,12 @@ class CloudGate(Gate):
             try:
                 following = await steps[step](job, record)
             except asyncio.CancelledError:
-                raise
+                if being_cancelled():  # the server stops or the job is canceled: no failure, no record
+                    raise
+                following = STEP_FAILED  # an operation of the step cancelled itself
+                record["error"] = (
+                    f"the job could not be started on partition {record['partition']}: step {step} was cancelled"
+                )
             except (GateError, SiteUnavailable) as exc:
                 following = STEP_FAILED
                 record["error"] = exc.message
@@ -907,16 +910,9 @@ class CloudGate(Gate):
     async def _stop_start_task(self, job: Job) -> None:
         """Stop the job's start sequence and wait for it to end. A cancellation of the caller
         while it waits is not swallowed: it goes on up."""
-        task = self._starts.pop(job.id, None)
-        if task is None:
-            return
-        if not task.done():
-            task.cancel()
-            await asyncio.wait([task])
-        if not task.cancelled() and task.exception() is not None:
-            self.log.warning(
-                "cloud site %s: the start of job %s ended with %r", self.site_name, job.id, task.exception()
-            )
+        ended = await stop_task(self._starts.pop(job.id, None))
+        if ended is not None:
+            self.log.warning("cloud site %s: the start of job %s ended with %r", self.site_name, job.id, ended)
 
     async def cancel(self, job: Job) -> None:
         """Stop the job: its start sequence, and its process group on the master once it was
