@@ -898,6 +898,34 @@ def test_a_cancellation_is_never_swallowed(
     run(main(), 60)
 
 
+def test_a_step_cancelled_by_its_own_operation_fails_the_start(
+    standin: SkyPortGateStandin, gate_options: dict[str, Any], tmp_path: Path
+) -> None:
+    """A CancelledError that no one asked for (a library's operation cancelled itself) fails the
+    start with a reason; it neither kills the sequence silently nor counts as the user's cancel."""
+
+    async def main() -> None:
+        gate = new_gate(gate_options)
+        await gate.setup()
+
+        async def cancels_itself(job: Job, record: dict[str, Any]) -> str:
+            raise asyncio.CancelledError
+
+        gate._step_wait = cancels_itself  # type: ignore[method-assign]
+        try:
+            job = make_job(tmp_path / "local", {"command": ["true"]})
+            job.gate_data = dict((await gate.submit(job)).gate_data or {})
+            await until(lambda: gate._record(job).get("step") == "failed", 10, "the start to fail")
+            polled = (await gate.poll([job]))[job.id]
+            assert polled.state is JobState.ERROR and "step wait was cancelled" in polled.details, polled
+            await gate.release_resources(job)
+        finally:
+            await gate.cleanup()
+        assert standin.wait_empty() == []
+
+    run(main(), 60)
+
+
 def test_private_env_reaches_the_cloud_job_and_is_kept_nowhere(
     standin: SkyPortGateStandin, gate_options: dict[str, Any], tmp_path: Path
 ) -> None:
