@@ -57,6 +57,7 @@ def jp_server_config(swm_data_dir: Path, swm_sites: dict[str, Any], mailbox: tup
         "ScheduleRunner": {
             "webhook_backoff": 0.2,
             "webhook_attempts": 4,
+            "webhook_allow_private": True,  # the receivers of these tests are on loopback
             "smtp_host": "127.0.0.1",
             "smtp_port": mailbox[1],
             "smtp_password": "smtp-pw-never-shown",
