@@ -107,8 +107,11 @@ def test_public_form_hides_webhook_secrets_and_update_keeps_them() -> None:
     shown = str(schedule.public())
     assert "tok-123" not in shown and "h-456" not in shown and "s3cret-in-url" not in shown
     # the public form sent back unchanged keeps the stored secrets
-    updated = apply_update(schedule, {"webhook": schedule.public()["webhook"] | {"url": schedule.webhook["url"]}})
+    updated = apply_update(schedule, {"webhook": schedule.public()["webhook"]})
     assert updated.webhook == schedule.webhook
+    assert apply_update(schedule, {"webhook": {"url": "https://hooks.example.org/y"}}).webhook == {
+        "url": "https://hooks.example.org/y"
+    }
     assert apply_update(schedule, {"webhook": None}).webhook is None
 
 

@@ -428,8 +428,10 @@ def _apply_webhook(schedule: Schedule, hook: Any, bad: Any) -> None:
     if not isinstance(url, str) or not re.match(r"^https?://[^\s/]+", url):
         bad("webhook.url", "an http:// or https:// URL")
         return
-    token = hook.get("token")
     old = schedule.webhook or {}
+    if old.get("url") and url == _hide_url_secret(str(old["url"])):  # sent back as shown: keep the stored one
+        url = str(old["url"])
+    token = hook.get("token")
     if token == REDACTED:  # sent back as shown: keep the stored one
         token = old.get("token")
     if token is not None and (not isinstance(token, str) or not token):
