@@ -113,3 +113,22 @@ async def test_pausing_update_still_checks_the_new_job(api: Any) -> None:
     assert any(e["field"] == "job.site" for e in body(refused)["errors"]), refused.body
     shown = body(await api("schedules", made["id"]))
     assert shown["paused"] is False and "site" not in shown["job"], "nothing changed"
+
+
+async def test_a_schedule_refuses_private_env_which_is_never_stored(api: Any) -> None:
+    job = {"command": ["true"], "private_env": {"HUB_TOKEN": "never-stored-value"}}
+    refused = await api("schedules", json_body={"job": job, "every": "1h"})
+    assert refused.code == 400, refused.body
+    assert body(refused)["errors"][0]["field"] == "job.private_env"
+    assert "never-stored-value" not in refused.body.decode()
+    assert body(await api("schedules"))["schedules"] == [], "nothing was stored"
+    made = body(await api("schedules", json_body={"job": {"command": ["true"]}, "every": "1h"}))
+    patched = await api(
+        "schedules",
+        made["id"],
+        method="PATCH",
+        body=json.dumps({"job": job}),
+        headers={"Content-Type": "application/json"},
+    )
+    assert patched.code == 400 and body(patched)["errors"][0]["field"] == "job.private_env", patched.body
+    assert "private_env" not in body(await api("schedules", made["id"]))["job"], "nothing changed"

@@ -311,6 +311,12 @@ def _apply(schedule: Schedule, data: dict[str, Any], *, creating: bool) -> None:
     if "job" in data:
         if not isinstance(data["job"], dict) or not data["job"]:
             bad("job", "must be a job request (a JSON object, as POST /jobs takes)")
+        elif "private_env" in data["job"]:
+            bad(
+                "job.private_env",
+                "a schedule keeps its job request in the store, and private_env is never stored: "
+                "give the job its secrets another way (env, hidden in answers when its name looks secret, or a file)",
+            )
         else:
             schedule.job = copy.deepcopy(data["job"])
     elif creating:
