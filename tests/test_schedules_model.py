@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -9,6 +10,7 @@ import pytest
 
 from swm_jupyter.core.errors import ValidationError
 from swm_jupyter.core.schedules import apply_update, parse_every, plan_due, schedule_from_request
+from swm_jupyter.core.secrets import redact
 
 JOB = {"command": ["true"]}
 
@@ -124,3 +126,19 @@ def test_catch_up_plans() -> None:
     assert plan_due(due, "last", started).missed == [10.0, 12.0]
     assert plan_due(due, "all", started).run == due
     assert plan_due(due, "all", started).missed == []
+
+
+def test_a_job_sent_back_as_shown_keeps_its_secrets() -> None:
+    job = {
+        "command": ["curl", "https://ana:pa55word@data.example.org/x"],
+        "env": {"API_TOKEN": "tok-789", "REGION": "north"},
+    }
+    schedule = schedule_from_request({"job": job, "every": "1h"}, owner="ana")
+    shown = redact(schedule.job)
+    assert "tok-789" not in str(shown) and "pa55word" not in str(shown)
+    updated = apply_update(schedule, {"job": shown})
+    assert updated.job == job, "the stored secrets stay"
+    changed = copy.deepcopy(shown)
+    changed["env"]["REGION"] = "south"
+    changed["env"]["API_TOKEN"] = "new-token"
+    assert apply_update(schedule, {"job": changed}).job["env"] == {"API_TOKEN": "new-token", "REGION": "south"}

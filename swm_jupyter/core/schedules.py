@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import croniter
 
 from .errors import ValidationError
-from .secrets import REDACTED
+from .secrets import REDACTED, redact_text
 
 #: How a run of a schedule may overlap the previous ones when ``max_concurrent`` runs are active.
 OVERLAPS = ("skip", "queue")
@@ -256,8 +256,6 @@ class Schedule:
 
 def _hide_url_secret(url: str) -> str:
     """A URL with its password and query string hidden (a webhook URL often carries its token there)."""
-    from .secrets import redact_text
-
     base, sep, _query = url.partition("?")
     return redact_text(base) + (f"?{REDACTED}" if sep else "")
 
@@ -318,7 +316,8 @@ def _apply(schedule: Schedule, data: dict[str, Any], *, creating: bool) -> None:
                 "give the job its secrets another way (env, hidden in answers when its name looks secret, or a file)",
             )
         else:
-            schedule.job = copy.deepcopy(data["job"])
+            # values sent back as shown ("***", or a text with its secrets hidden) keep the stored ones
+            schedule.job = _keep_hidden(copy.deepcopy(data["job"]), schedule.job)
     elif creating:
         bad("job", "required: the job request to run (as POST /jobs takes)")
     if creating and not schedule.name:
@@ -406,6 +405,21 @@ def _apply(schedule: Schedule, data: dict[str, Any], *, creating: bool) -> None:
         raise ValidationError(
             "the schedule is not valid: " + "; ".join(f"{e['field']}: {e['message']}" for e in errors), errors
         )
+
+
+def _keep_hidden(new: Any, old: Any) -> Any:
+    """``new`` (a job request) with every value that is the shown form of the value at the same place
+    in ``old`` (``***``, or a text whose secrets :func:`~.secrets.redact_text` hides) replaced by the
+    stored one, so that a request sent back as shown keeps its secrets."""
+    if isinstance(new, str) and isinstance(old, str) and new != old:
+        return old if new == REDACTED or new == redact_text(old) else new
+    if new == REDACTED and old not in (None, REDACTED):
+        return copy.deepcopy(old)
+    if isinstance(new, dict) and isinstance(old, dict):
+        return {key: _keep_hidden(value, old.get(key)) for key, value in new.items()}
+    if isinstance(new, list) and isinstance(old, list) and len(new) == len(old):
+        return [_keep_hidden(a, b) for a, b in zip(new, old, strict=True)]
+    return new
 
 
 def _valid_cron(expr: str) -> bool:
