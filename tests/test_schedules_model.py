@@ -142,3 +142,18 @@ def test_a_job_sent_back_as_shown_keeps_its_secrets() -> None:
     changed["env"]["REGION"] = "south"
     changed["env"]["API_TOKEN"] = "new-token"
     assert apply_update(schedule, {"job": changed}).job["env"] == {"API_TOKEN": "new-token", "REGION": "south"}
+
+
+def test_webhook_headers_that_would_break_the_request_are_refused() -> None:
+    for headers in ({"X-A": "a\rb"}, {"X-A": "a\x00b"}, {"Content-Length": "5"}, {"host": "elsewhere"}):
+        with pytest.raises(ValidationError) as caught:
+            schedule_from_request(
+                {"job": JOB, "every": "1h", "webhook": {"url": "https://h.example.org/x", "headers": headers}},
+                owner="ana",
+            )
+        assert [e["field"] for e in caught.value.errors] == ["webhook.headers"], headers
+    made = schedule_from_request(
+        {"job": JOB, "every": "1h", "webhook": {"url": "https://h.example.org/x", "headers": {"X-A": "a\tb c"}}},
+        owner="ana",
+    )
+    assert made.webhook is not None and made.webhook["headers"] == {"X-A": "a\tb c"}

@@ -132,3 +132,11 @@ async def test_a_schedule_refuses_private_env_which_is_never_stored(api: Any) ->
     )
     assert patched.code == 400 and body(patched)["errors"][0]["field"] == "job.private_env", patched.body
     assert "private_env" not in body(await api("schedules", made["id"]))["job"], "nothing changed"
+
+
+async def test_a_request_aiohttp_refuses_is_a_failed_delivery_not_an_exception(receiver: tuple[int, list[str]]) -> None:
+    port, seen = receiver
+    url = f"http://127.0.0.1:{port}/hook"
+    result = await deliver_webhook(url, {"event": "x"}, headers={"X-A": "a\rb"}, attempts=3, allow_private=True)
+    assert not result.ok and result.attempts == 1 and "malformed" in result.error, result
+    assert seen == []

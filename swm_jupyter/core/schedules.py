@@ -63,6 +63,12 @@ _NAME = re.compile(r"^[A-Za-z0-9_.@+=:,-][A-Za-z0-9_.@+=:, -]{0,127}$")
 _EVERY = re.compile(
     r"^\s*(?:(\d+(?:\.\d+)?)\s*d)?\s*(?:(\d+(?:\.\d+)?)\s*h)?\s*(?:(\d+(?:\.\d+)?)\s*m)?\s*(?:(\d+(?:\.\d+)?)\s*s?)?\s*$"
 )
+#: Header values: printable text and tabs, no CR, LF, NUL or other control characters.
+_HEADER_VALUE = re.compile(r"^[^\x00-\x08\x0a-\x1f\x7f]{0,4096}$")
+#: Headers of a webhook that its own ``headers`` may not set (the request's framing and routing).
+FRAMING_HEADERS = frozenset(
+    {"host", "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te", "trailer"}
+)
 _EMAIL = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
 
 
@@ -459,10 +465,14 @@ def _apply_webhook(schedule: Schedule, hook: Any, bad: Any) -> None:
         return
     headers = hook.get("headers") or {}
     if not isinstance(headers, dict) or not all(
-        isinstance(k, str) and re.match(r"^[A-Za-z0-9-]{1,64}$", k) and isinstance(v, str) and "\n" not in v
+        isinstance(k, str) and re.match(r"^[A-Za-z0-9-]{1,64}$", k) and isinstance(v, str) and _HEADER_VALUE.match(v)
         for k, v in headers.items()
     ):
-        bad("webhook.headers", "an object of header names and text values")
+        bad("webhook.headers", "an object of header names and text values (no control characters)")
+        return
+    framing = sorted(k for k in headers if k.lower() in FRAMING_HEADERS)
+    if framing:
+        bad("webhook.headers", f"{', '.join(framing)} cannot be set: the server sets it for each delivery")
         return
     old_headers = old.get("headers") or {}
     headers = {k: (old_headers.get(k, "") if v == REDACTED else v) for k, v in headers.items()}

@@ -86,6 +86,10 @@ async def deliver_webhook(
                 error, status = f"the webhook could not be reached ({type(exc).__name__})", None
             except aiohttp.ClientError as exc:
                 error, status = f"the webhook could not be reached ({type(exc).__name__})", None
+            except ValueError:  # a URL or header aiohttp refuses to send: no later try can do better
+                return WebhookResult(
+                    False, attempt, "the webhook request is malformed (not retried)", None, time.time()
+                )
             if attempt < attempts:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, max_backoff)
