@@ -142,6 +142,9 @@ def test_a_job_sent_back_as_shown_keeps_its_secrets() -> None:
     changed["env"]["REGION"] = "south"
     changed["env"]["API_TOKEN"] = "new-token"
     assert apply_update(schedule, {"job": changed}).job["env"] == {"API_TOKEN": "new-token", "REGION": "south"}
+    longer = copy.deepcopy(shown)
+    longer["command"].append("-v")
+    assert apply_update(schedule, {"job": longer}).job["command"] == [*job["command"], "-v"]
 
 
 def test_webhook_headers_that_would_break_the_request_are_refused() -> None:

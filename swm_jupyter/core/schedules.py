@@ -423,8 +423,8 @@ def _keep_hidden(new: Any, old: Any) -> Any:
         return copy.deepcopy(old)
     if isinstance(new, dict) and isinstance(old, dict):
         return {key: _keep_hidden(value, old.get(key)) for key, value in new.items()}
-    if isinstance(new, list) and isinstance(old, list) and len(new) == len(old):
-        return [_keep_hidden(a, b) for a, b in zip(new, old, strict=True)]
+    if isinstance(new, list) and isinstance(old, list):
+        return [_keep_hidden(a, old[i] if i < len(old) else None) for i, a in enumerate(new)]
     return new
 
 
