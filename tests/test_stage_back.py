@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from swm_jupyter.core.errors import PathNotAllowed
-from swm_jupyter.hub.stage_back import HomeAccount, in_job_folder, under, write_back
+from swm_jupyter.hub.stage_back import HomeAccount, write_back
 
 
 @pytest.fixture
@@ -68,11 +68,3 @@ def test_another_users_file_in_a_sticky_folder_is_not_replaced(home: tuple[HomeA
     later = time.time() + 60  # the server started after bob last changed it at home
     assert write_back(account, "shared/mine.csv", b"bob's again", since=later, tag="job1") == "shared/mine.csv"
     assert (shared / "mine.csv").read_bytes() == b"bob's again"
-
-
-def test_staged_paths_are_found_in_the_job_folder_however_they_were_given() -> None:
-    home = "/home/bob"
-    staged = ["work", "./notes/", "/home/bob/data/raw", "/home/bob/", "/etc", "../alice"]
-    # the service copied each into the job folder at its path relative to the home (user_inputs)
-    assert in_job_folder(staged, home) == ["work", "notes", "data/raw"]
-    assert under("data/raw/a.csv", in_job_folder(staged, home))

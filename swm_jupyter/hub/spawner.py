@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import pwd
 import re
 import sys
@@ -64,7 +65,7 @@ from .spawn_options import (
     resolve_choices,
     stage_list,
 )
-from .stage_back import HomeAccount, in_job_folder, under, write_back
+from .stage_back import HomeAccount, under, write_back
 
 #: Percent of the progress bar reached when the job enters each state.
 STATE_PROGRESS = {"queued": 10, "held": 10, "waiting": 30, "transferring": 50, "running": 70}
@@ -591,7 +592,7 @@ class SwmSpawner(Spawner):  # type: ignore[misc]
             )
             return
         account = HomeAccount(entry.pw_name, entry.pw_uid, entry.pw_gid, entry.pw_dir)
-        staged = in_job_folder(self.staged, account.home)
+        staged = [os.path.normpath(p) for p in self.staged]
         try:
             status, answer = await self.api("GET", f"jobs/{quote(self.job_id)}/files")
         except ServiceUnreachable as exc:

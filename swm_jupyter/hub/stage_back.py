@@ -23,7 +23,7 @@ import stat
 from dataclasses import dataclass
 
 from ..core.errors import PathNotAllowed
-from ..core.user_inputs import Reader, access_acl, may, relative_to_root
+from ..core.user_inputs import Reader, access_acl, may
 
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 WRITE_AND_SEARCH = 3
@@ -134,21 +134,9 @@ def _content(parent: int, name: str) -> bytes | None:
         return handle.read()
 
 
-def in_job_folder(staged: list[str], home: str) -> list[str]:
-    """Where the staged paths (as the user gave them: relative to the home, or absolute inside it) are in the
-    job folder: relative to the home, as the service copied them there. Paths outside the home are dropped."""
-    out = []
-    for path in staged:
-        try:
-            out.append(relative_to_root(os.path.normpath(home), path))
-        except PathNotAllowed:
-            continue
-    return out
-
-
 def under(path: str, staged: list[str]) -> bool:
     """True if the job-folder ``path`` is one of the ``staged`` paths or inside one of them."""
     return any(path == s or path.startswith(s.rstrip("/") + "/") for s in staged)
 
 
-__all__ = ["HomeAccount", "in_job_folder", "under", "write_back"]
+__all__ = ["HomeAccount", "under", "write_back"]
