@@ -160,3 +160,20 @@ def test_webhook_headers_that_would_break_the_request_are_refused() -> None:
         owner="ana",
     )
     assert made.webhook is not None and made.webhook["headers"] == {"X-A": "a\tb c"}
+
+
+def test_a_stored_webhook_secret_never_goes_to_a_new_address() -> None:
+    hook = {"url": "https://hooks.example.org/x", "token": "tok-123", "headers": {"X-Api": "h-456"}}
+    schedule = schedule_from_request({"job": JOB, "every": "1h", "webhook": hook}, owner="ana")
+    shown = schedule.public()["webhook"]
+    for moved in ({**shown, "url": "https://elsewhere.example.net/x"}, {**shown, "url": "http://hooks.example.org/x"}):
+        with pytest.raises(ValidationError) as caught:
+            apply_update(schedule, {"webhook": moved})
+        assert caught.value.errors[0]["field"] == "webhook.token", caught.value.errors
+    with pytest.raises(ValidationError, match="address changed"):
+        apply_update(schedule, {"webhook": {"url": "https://elsewhere.example.net/", "headers": {"X-Api": "***"}}})
+    # a new path at the same address keeps them; a new address with the secrets given again takes them
+    same = apply_update(schedule, {"webhook": {**shown, "url": "https://hooks.example.org/y"}})
+    assert same.webhook == {**hook, "url": "https://hooks.example.org/y"}
+    again = {"url": "https://elsewhere.example.net/x", "token": "tok-new", "headers": {"X-Api": "h-new"}}
+    assert apply_update(schedule, {"webhook": again}).webhook == again

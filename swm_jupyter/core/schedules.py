@@ -19,6 +19,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
@@ -438,6 +439,15 @@ def _valid_cron(expr: str) -> bool:
         return False
 
 
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """Where a URL sends to: its scheme, host and port (``("", "", None)`` if it cannot be read)."""
+    try:
+        parts = urlsplit(url)
+        return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port
+    except ValueError:
+        return "", "", None
+
+
 def _apply_webhook(schedule: Schedule, hook: Any, bad: Any) -> None:
     if hook is None:
         schedule.webhook = None
@@ -457,9 +467,14 @@ def _apply_webhook(schedule: Schedule, hook: Any, bad: Any) -> None:
     old = schedule.webhook or {}
     if old.get("url") and url == _hide_url_secret(str(old["url"])):  # sent back as shown: keep the stored one
         url = str(old["url"])
+    moved = bool(old.get("url")) and _origin(url) != _origin(str(old["url"]))
+    kept = "a stored secret is never sent to a new address: give it again with the new URL"
     token = hook.get("token")
     if token == REDACTED:  # sent back as shown: keep the stored one
         token = old.get("token")
+        if token and moved:
+            bad("webhook.token", f"the webhook's address changed; {kept}")
+            return
     if token is not None and (not isinstance(token, str) or not token):
         bad("webhook.token", "a non-empty string (sent as Authorization: Bearer <token>)")
         return
@@ -475,6 +490,9 @@ def _apply_webhook(schedule: Schedule, hook: Any, bad: Any) -> None:
         bad("webhook.headers", f"{', '.join(framing)} cannot be set: the server sets it for each delivery")
         return
     old_headers = old.get("headers") or {}
+    if moved and any(v == REDACTED and old_headers.get(k) for k, v in headers.items()):
+        bad("webhook.headers", f"the webhook's address changed; {kept}")
+        return
     headers = {k: (old_headers.get(k, "") if v == REDACTED else v) for k, v in headers.items()}
     out: dict[str, Any] = {"url": url}
     if token:
