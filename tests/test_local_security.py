@@ -27,11 +27,11 @@ from swm_jupyter.core.errors import SiteUnavailable
 from swm_jupyter.core.jsoncodec import to_bytes
 from swm_jupyter.core.manager import WorkloadManager
 from swm_jupyter.core.states import JobState
-from swm_jupyter.gates import local_supervisor
+from swm_jupyter.daemons import local_supervisor
+from swm_jupyter.daemons.local_supervisor import PROTOCOL, Supervisor
 from swm_jupyter.gates.commands import run_command
 from swm_jupyter.gates.job_cgroup import JobCgroups
 from swm_jupyter.gates.local import LocalGate
-from swm_jupyter.gates.local_supervisor import PROTOCOL, Supervisor
 
 from .conftest import TOKEN, ServerProcess
 from .core_helpers import run, with_manager
@@ -411,7 +411,7 @@ def test_a_socket_owned_by_another_user_is_refused_by_the_supervisor(tmp_path: P
     folder.chmod(0o777)
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "swm_jupyter.gates.local_supervisor", str(folder / "s")],
+            [sys.executable, "-m", "swm_jupyter.daemons.local_supervisor", str(folder / "s")],
             capture_output=True,
             text=True,
             timeout=30,
