@@ -148,7 +148,7 @@ def test_a_job_sent_back_as_shown_keeps_its_secrets() -> None:
 
 
 def test_webhook_headers_that_would_break_the_request_are_refused() -> None:
-    for headers in ({"X-A": "a\rb"}, {"X-A": "a\x00b"}, {"Content-Length": "5"}, {"host": "elsewhere"}):
+    for headers in ({"X-A": "a\rb"}, {"X-A": "a\x00b"}, {"X-A": "\u2028"}, {"Content-Length": "5"}, {"host": "x"}):
         with pytest.raises(ValidationError) as caught:
             schedule_from_request(
                 {"job": JOB, "every": "1h", "webhook": {"url": "https://h.example.org/x", "headers": headers}},
@@ -177,3 +177,12 @@ def test_a_stored_webhook_secret_never_goes_to_a_new_address() -> None:
     assert same.webhook == {**hook, "url": "https://hooks.example.org/y"}
     again = {"url": "https://elsewhere.example.net/x", "token": "tok-new", "headers": {"X-Api": "h-new"}}
     assert apply_update(schedule, {"webhook": again}).webhook == again
+
+
+def test_a_webhook_url_without_a_readable_host_or_port_is_refused() -> None:
+    for url in ("http://[::1", "https://h.example.org:99999/x", "http://:80/", "https://user@/x"):
+        with pytest.raises(ValidationError) as caught:
+            schedule_from_request({"job": JOB, "every": "1h", "webhook": url}, owner="ana")
+        assert caught.value.errors[0]["field"] == "webhook.url", url
+    made = schedule_from_request({"job": JOB, "every": "1h", "webhook": "https://[2001:db8::1]:8443/x"}, owner="ana")
+    assert made.webhook == {"url": "https://[2001:db8::1]:8443/x"}

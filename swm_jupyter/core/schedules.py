@@ -64,8 +64,8 @@ _NAME = re.compile(r"^[A-Za-z0-9_.@+=:,-][A-Za-z0-9_.@+=:, -]{0,127}$")
 _EVERY = re.compile(
     r"^\s*(?:(\d+(?:\.\d+)?)\s*d)?\s*(?:(\d+(?:\.\d+)?)\s*h)?\s*(?:(\d+(?:\.\d+)?)\s*m)?\s*(?:(\d+(?:\.\d+)?)\s*s?)?\s*$"
 )
-#: Header values: printable text and tabs, no CR, LF, NUL or other control characters.
-_HEADER_VALUE = re.compile(r"^[^\x00-\x08\x0a-\x1f\x7f]{0,4096}$")
+#: Header values: printable ASCII and tabs (no CR, LF, NUL or other control characters).
+_HEADER_VALUE = re.compile(r"^[\t\x20-\x7e]{0,4096}$")
 #: Headers of a webhook that its own ``headers`` may not set (the request's framing and routing).
 FRAMING_HEADERS = frozenset(
     {"host", "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te", "trailer"}
@@ -461,8 +461,8 @@ def _apply_webhook(schedule: Schedule, hook: Any, bad: Any) -> None:
         if key not in WEBHOOK_FIELDS:
             bad(f"webhook.{key}", f"unknown field; known fields are {', '.join(WEBHOOK_FIELDS)}")
     url = hook.get("url")
-    if not isinstance(url, str) or not re.match(r"^https?://[^\s/]+", url):
-        bad("webhook.url", "an http:// or https:// URL")
+    if not isinstance(url, str) or not re.match(r"^https?://[^\s/]+", url) or not _origin(url)[1]:
+        bad("webhook.url", "an http:// or https:// URL with a host (and a port from 1 to 65535, if any)")
         return
     old = schedule.webhook or {}
     if old.get("url") and url == _hide_url_secret(str(old["url"])):  # sent back as shown: keep the stored one
@@ -483,7 +483,7 @@ def _apply_webhook(schedule: Schedule, hook: Any, bad: Any) -> None:
         isinstance(k, str) and re.match(r"^[A-Za-z0-9-]{1,64}$", k) and isinstance(v, str) and _HEADER_VALUE.match(v)
         for k, v in headers.items()
     ):
-        bad("webhook.headers", "an object of header names and text values (no control characters)")
+        bad("webhook.headers", "an object of header names and values of printable ASCII text (no control characters)")
         return
     framing = sorted(k for k in headers if k.lower() in FRAMING_HEADERS)
     if framing:
