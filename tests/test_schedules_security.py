@@ -58,6 +58,7 @@ def test_private_addresses_are_told_apart_from_public_ones() -> None:
         "http://0.0.0.0/",
         "http://LOCALHOST:9/",
         "http://api.localhost/",
+        "http://localhost./",
     ):
         assert literal_private_host(url) is not None, url
     for url in ("https://hooks.example.org/x", "http://8.8.8.8/", "http://[2001:4860:4860::8888]/"):

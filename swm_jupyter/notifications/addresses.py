@@ -54,7 +54,7 @@ def literal_private_host(url: str) -> str | None:
     Host names other than ``localhost`` are checked when the webhook is delivered (see
     :class:`PublicResolver`).
     """
-    host = url_host(url)
+    host = url_host(url).rstrip(".")
     if host == "localhost" or host.endswith(".localhost"):
         return host
     try:
