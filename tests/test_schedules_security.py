@@ -9,6 +9,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +17,16 @@ import pytest
 from swm_jupyter.notifications import deliver_webhook
 from swm_jupyter.notifications.addresses import is_public, literal_private_host
 from tests.conftest import body
+
+
+@pytest.fixture
+def jp_server_config(swm_data_dir: Path, swm_sites: dict[str, Any]) -> dict[str, Any]:
+    """The test server with the runner's defaults (webhooks to public addresses only) and mail to one domain."""
+    return {
+        "ServerApp": {"jpserver_extensions": {"swm_jupyter": True}},
+        "SwmApp": {"data_dir": str(swm_data_dir), "sites": swm_sites, "poll_interval": 0.5, "synchronous": "NORMAL"},
+        "ScheduleRunner": {"email_domains": ["example.org"]},
+    }
 
 
 class Receiver(BaseHTTPRequestHandler):
@@ -141,3 +152,25 @@ async def test_a_request_aiohttp_refuses_is_a_failed_delivery_not_an_exception(r
     result = await deliver_webhook(url, {"event": "x"}, headers={"X-A": "a\rb"}, attempts=3, allow_private=True)
     assert not result.ok and result.attempts == 1 and "malformed" in result.error, result
     assert seen == []
+
+
+async def test_email_goes_only_to_the_configured_domains(api: Any) -> None:
+    job = {"command": ["true"]}
+    refused = await api(
+        "schedules", json_body={"job": job, "every": "1h", "email": ["a@lab.example.org", "x@evil.test"]}
+    )
+    assert refused.code == 400, refused.body
+    error = body(refused)["errors"][0]
+    assert error["field"] == "email" and "x@evil.test" in error["message"] and "lab.example.org" not in error["message"]
+    assert body(await api("schedules"))["schedules"] == [], "nothing was stored"
+    made = body(await api("schedules", json_body={"job": job, "every": "1h", "email": ["a@lab.example.org"]}))
+    assert made["email"] == ["a@lab.example.org"]
+    patched = await api(
+        "schedules",
+        made["id"],
+        method="PATCH",
+        body=json.dumps({"email": ["b@example.org.evil.test"]}),
+        headers={"Content-Type": "application/json"},
+    )
+    assert patched.code == 400 and body(patched)["errors"][0]["field"] == "email", patched.body
+    assert body(await api("schedules", made["id"]))["email"] == ["a@lab.example.org"], "nothing changed"

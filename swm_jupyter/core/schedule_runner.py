@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from traitlets import Bool, Enum, Float, Instance, Int, TraitError, Unicode, validate
+from traitlets import Bool, Enum, Float, Instance, Int, List, TraitError, Unicode, validate
 from traitlets.config import LoggingConfigurable
 
 from ..notifications import SmtpSettings, deliver_webhook, send_email
@@ -90,6 +90,12 @@ class ScheduleRunner(LoggingConfigurable):
         config=True
     )
     email_from = Unicode("swm-jupyter@localhost", help="Sender address of notification e-mail.").tag(config=True)
+    email_domains = List(
+        Unicode(),
+        [],
+        help="Domains a schedule's e-mail addresses must be in (a subdomain counts), e.g. ['example.org'], so that "
+        "users cannot mail anyone through the server's SMTP server. Default: [] (any address).",
+    ).tag(config=True)
 
     @validate("tick", "webhook_timeout")
     def _check_positive(self, proposal: Any) -> float:
@@ -562,6 +568,26 @@ class ScheduleRunner(LoggingConfigurable):
             errors = [{"field": f"job.{e['field']}".rstrip("."), "message": e["message"]} for e in exc.errors]
             raise ValidationError(f"the schedule's job is not valid: {exc.message}", errors) from None
 
+    def _check_email(self, schedule: Schedule) -> None:
+        """Refuse e-mail addresses outside :attr:`email_domains`, when it is set (nothing stored)."""
+        from .errors import ValidationError
+
+        domains = [d.lower().strip(".") for d in self.email_domains if d.strip(".")]
+        if not domains:
+            return
+        outside = [
+            address
+            for address in schedule.email
+            if not any(
+                (host := address.rsplit("@", 1)[-1].lower().rstrip(".")) == d or host.endswith("." + d) for d in domains
+            )
+        ]
+        if outside:
+            message = f"{', '.join(outside)}: this server mails only addresses in {', '.join(domains)}"
+            raise ValidationError(
+                f"the schedule is not valid: email: {message}", [{"field": "email", "message": message}]
+            )
+
     def _check_webhook(self, schedule: Schedule) -> None:
         """Refuse a webhook URL naming an address that is not public, unless allowed (nothing stored)."""
         from .errors import ValidationError
@@ -578,6 +604,7 @@ class ScheduleRunner(LoggingConfigurable):
         """Validate and store a new schedule (with its ``schedule`` event). Raises :class:`ValidationError`."""
         schedule = schedule_from_request(request, owner=owner)
         self._check_webhook(schedule)
+        self._check_email(schedule)
         self._check_job(schedule)
         self._save(schedule, "created")
         self.schedules[schedule.id] = schedule
@@ -590,6 +617,8 @@ class ScheduleRunner(LoggingConfigurable):
         updated = apply_update(schedule, request)
         if "webhook" in request:
             self._check_webhook(updated)
+        if "email" in request:
+            self._check_email(updated)
         if "job" in request:
             self._check_job(updated)
         if updated.paused and not schedule.paused:
