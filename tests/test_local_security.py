@@ -438,3 +438,34 @@ def test_gate_commands_do_not_pass_on_the_servers_secrets(monkeypatch: pytest.Mo
     names = {line.split("=", 1)[0] for line in out.splitlines()}
     assert not names & {"JUPYTER_TOKEN", "JUPYTERHUB_API_TOKEN"}
     assert {"HARMLESS", "GIVEN"} <= names
+
+
+def test_a_supervisor_that_cannot_leave_a_jobs_cgroup_stops_using_cgroups(tmp_path: Path) -> None:
+    """The job still starts and is reported; no later cgroup KILL can reach the supervisor."""
+    supervisor = Supervisor(str(tmp_path / "s"))
+    assert supervisor.cgroups is not None, "this test needs cgroup v2 that the test's user may write (CI runs as root)"
+    groups = supervisor.cgroups
+    real_leave = groups.leave
+
+    def leave_then_fail() -> None:
+        real_leave()  # this test process really goes back; the supervisor is told it could not
+        raise PermissionError(13, "Permission denied")
+
+    groups.leave = leave_then_fail  # type: ignore[method-assign]
+    supervisor.pools["p"] = local_supervisor.Pool(capacity=1)
+    folder = tmp_path / "job"
+    folder.mkdir()
+    request = {
+        "id": "cgroup-leave",
+        "argv": ["true"],
+        "env": {"PATH": os.defpath},
+        "cwd": str(folder),
+        "stdout": str(folder / "stdout"),
+        "stderr": str(folder / "stderr"),
+        "status_file": str(folder / ".swm-status"),
+    }
+    answer = supervisor._start(request, "p", 1)
+    assert "pid" in answer, answer
+    assert supervisor.cgroups is None
+    os.waitpid(answer["pid"], 0)
+    assert groups.remove("cgroup-leave")
