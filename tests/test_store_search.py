@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
 
 from swm_jupyter.core.model import Job, JobSpec
 from swm_jupyter.core.states import HistoryEntry, JobState
-from swm_jupyter.core.store import MIGRATIONS, SCHEMA_VERSION, SORTS, JobQuery, JobStore
+from swm_jupyter.core.store import SCHEMA_VERSION, SORTS, JobQuery, JobStore
+
+from .core_helpers import store_before
 
 NAMES = ["Train-ResNet", "train-vit", "eval_100", "say hi", "Zurich-Run", "ab", "prep_data", "prepXdata"]
 
@@ -27,20 +28,6 @@ def names(store: JobStore, text: str, **query: object) -> list[str]:
     page = store.query(JobQuery(name=text, limit=100, **query))  # type: ignore[arg-type]
     assert page.total == len(page.jobs)
     return sorted(job.spec.name for job in page.jobs)
-
-
-#: The schema version whose migration adds the name index (the store before it has none).
-NAME_INDEX = next(v for v, statements in MIGRATIONS.items() if any("jobs_name" in s for s in statements))
-
-
-def old_store(path: Path, version: int) -> None:
-    """A store as swm-jupyter with schema ``version`` made it (migrations up to ``version`` only)."""
-    db = sqlite3.connect(path, isolation_level=None)
-    for v in range(version):
-        for statement in MIGRATIONS[v]:
-            db.execute(statement)
-    db.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(version),))
-    db.close()
 
 
 def test_name_substrings_are_found_case_insensitively_as_before(tmp_path: Path) -> None:
@@ -100,8 +87,7 @@ def test_name_search_combines_with_state_and_top_level_through_the_index(tmp_pat
 
 def test_an_old_store_is_migrated_and_its_names_indexed(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite"
-    old_store(path, NAME_INDEX)
-    db = sqlite3.connect(path, isolation_level=None)
+    db, _version = store_before(path, "jobs_name")
     db.execute(
         "INSERT INTO jobs (id, name, site, state, submit_time, spec) VALUES (?, ?, 'local', 'finished', 1, ?)",
         ("a", "legacy-run", '{"command": ["true"], "name": "legacy-run"}'),
