@@ -184,11 +184,7 @@ export class JobsPanel extends Widget {
     this.list.node.addEventListener('keydown', ev => this._onKeyDown(ev));
     layout.addWidget(this.list);
     // Running jobs' elapsed times move on without any event.
-    this._ticker = window.setInterval(() => {
-      if (this.isVisible && this._sync.store.counts().running > 0) {
-        this.list.refresh();
-      }
-    }, TICK);
+    this._ticker = window.setInterval(() => this._tick(), TICK);
 
     this._sync.store.changed.connect(this._onStoreChanged, this);
     this._sync.statusChanged.connect(() => this._renderStatus(), this);
@@ -211,6 +207,23 @@ export class JobsPanel extends Widget {
   setSort(sort: SortKey): void {
     this._sort = sort;
     this._schedule();
+  }
+
+  /** Move the elapsed time of the running jobs in view on (their rows' time only). */
+  private _tick(): void {
+    if (!this.isVisible || this._sync.store.counts().running === 0) {
+      return;
+    }
+    const now = Date.now() / 1000;
+    for (const row of this.list.node.querySelectorAll<HTMLElement>(
+      '.swm-JobRow[data-state="running"]'
+    )) {
+      const job = this._sync.store.get(row.dataset.jobId ?? '');
+      const time = row.querySelector('.swm-JobRow-time');
+      if (job && time) {
+        time.textContent = runTime(job, now);
+      }
+    }
   }
 
   /** The job of the row last right-clicked (for the context menu's commands). */

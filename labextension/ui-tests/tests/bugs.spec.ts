@@ -162,18 +162,17 @@ test('bug 6: a job that exits non-zero is failed (red) in the list, the filter a
   const badge = r.locator('.swm-StateBadge');
   await expect(badge).toHaveClass(/swm-state-failed/);
   await expect(badge).toHaveAttribute('title', /failed.*exit code 2/);
-  const colors = await badge.evaluate(b => ({
-    badge: getComputedStyle(b).backgroundColor,
-    error: (() => {
+  // The badge's colour is JupyterLab's error colour (read again until the row is drawn).
+  const colors = () =>
+    badge.evaluate(b => {
       const probe = document.createElement('span');
       probe.style.color = 'var(--jp-error-color1)';
       document.body.appendChild(probe);
-      const c = getComputedStyle(probe).color;
+      const error = getComputedStyle(probe).color;
       probe.remove();
-      return c;
-    })()
-  }));
-  expect(colors.badge).toBe(colors.error);
+      return getComputedStyle(b).backgroundColor === error && error !== '';
+    });
+  await expect.poll(colors).toBe(true);
   await panel(page).locator('.swm-StateFilter').selectOption('failed');
   await expect.poll(() => shownNames(page)).not.toContain('bulk-299');
   expect(await shownNames(page)).toContain('exit-two');
