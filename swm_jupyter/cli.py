@@ -25,6 +25,7 @@ from typing import Any, NoReturn
 from .client.connection import Connection
 from .client.discovery import server_path, server_root_dir
 from .client.errors import ServerNotFound, SwmError
+from .core.jobfields import add_spec_options, option_values, spec_from_options
 
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
@@ -133,38 +134,10 @@ def _connect(args: argparse.Namespace) -> Connection:
 
 
 def _spec_from_options(args: argparse.Namespace) -> dict[str, Any]:
-    spec: dict[str, Any] = {}
-    for key in ("name", "site", "array", "flavor", "workdir"):
-        if getattr(args, key, None):
-            spec[key] = getattr(args, key)
-    if args.priority is not None:
-        spec["priority"] = args.priority
-    if args.hold:
-        spec["hold"] = True
-    resources = {
-        k: v
-        for k, v in (
-            ("cpus", args.cpus),
-            ("memory", args.mem),
-            ("gpus", args.gpus),
-            ("nodes", args.nodes),
-            ("walltime", args.walltime),
-        )
-        if v is not None
-    }
-    if resources:
-        spec["resources"] = resources
-    if args.depends:
-        spec["depends_on"] = args.depends
-    env = {}
-    for item in args.env or []:
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise CliError(f"--env takes NAME=VALUE (got {item!r})", EXIT_USAGE)
-        env[name] = value
-    if env:
-        spec["env"] = env
-    return spec
+    try:
+        return spec_from_options(option_values(args))
+    except ValueError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
 
 
 def _parameter_value(text: str) -> Any:
@@ -404,20 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Submit FILE (a script with #SWM lines, or a .ipynb notebook), or a command given after --.",
     )
     p.add_argument("file", nargs="?", help="script or notebook; - reads a script from stdin")
-    p.add_argument("-n", "--name")
-    p.add_argument("-s", "--site")
-    p.add_argument("-c", "--cpus", type=int)
-    p.add_argument("-m", "--mem", help="memory, e.g. 4G")
-    p.add_argument("-g", "--gpus", type=int)
-    p.add_argument("-N", "--nodes", type=int)
-    p.add_argument("-t", "--walltime", help="e.g. 01:00:00")
-    p.add_argument("-a", "--array", help="e.g. 0-99%%10")
-    p.add_argument("-d", "--depends", help="e.g. afterok:JOBID")
-    p.add_argument("--priority", type=int)
-    p.add_argument("--flavor")
-    p.add_argument("--workdir")
-    p.add_argument("--hold", action="store_true", help="submit held")
-    p.add_argument("-e", "--env", action="append", metavar="NAME=VALUE")
+    add_spec_options(p)
     p.add_argument("-p", "--param", action="append", metavar="NAME=VALUE", help="notebook parameter (JSON value)")
     p.add_argument("--dry-run", action="store_true", help="check and estimate only")
     p.add_argument("-w", "--wait", action="store_true", help="wait for the job; exit with its exit code")
