@@ -23,6 +23,7 @@ from typing import Any
 
 from traitlets import Bool, Dict, Float, Int, List, Unicode
 
+from ..core.cost import estimate_cost
 from ..core.errors import GateError, SiteUnavailable
 from ..core.launch import STDERR_FILE, STDOUT_FILE, job_argv, job_environment
 from ..core.model import Job
@@ -370,9 +371,9 @@ class CloudGate(Gate):
         """Flavor price per hour x nodes x hours (the walltime, else ``default_walltime``); None if unknown."""
         flavor = self._pick(job)[0]
         seconds = job.spec.resources.walltime or self.default_walltime
-        if flavor is None or flavor.get("price") is None or not seconds:
+        if flavor is None:
             return None
-        return round(float(flavor["price"]) * job.spec.resources.nodes * seconds / 3600, 6)
+        return estimate_cost(flavor.get("price"), job.spec.resources.nodes, seconds)
 
     # -- per-job records --------------------------------------------------------------------------
 
