@@ -22,10 +22,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from .cli_sites import site_text, table
 from .client.connection import Connection
 from .client.discovery import server_path, server_root_dir
 from .client.errors import ServerNotFound, SwmError
 from .core.jobfields import add_spec_options, option_values, spec_from_options
+from .core.states import ACTIONS, FAILED, Action, JobState, is_failed
 
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
@@ -64,12 +66,10 @@ def _duration(job: dict[str, Any]) -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
 
 
-def table(rows: list[list[str]], header: list[str]) -> str:
-    """A plain text table with columns padded to their widest cell."""
-    cells = [header, *rows]
-    widths = [max(len(str(row[i])) for row in cells) for i in range(len(header))]
-    lines = ["  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in cells]
-    return "\n".join(lines)
+def _state(job: dict[str, Any]) -> str:
+    """``F finished``, or ``F failed`` for a job that failed (a non-zero exit, a signal, or an error)."""
+    failed = is_failed(job["state"], job.get("exit_code"), job.get("signal"))
+    return f"{job['state_code']} {FAILED if failed and job['state'] == 'finished' else job['state']}"
 
 
 def _job_rows(jobs: list[dict[str, Any]]) -> list[list[str]]:
@@ -82,7 +82,7 @@ def _job_rows(jobs: list[dict[str, Any]]) -> list[list[str]]:
                 job["id"][:8],
                 name[:40],
                 job["site"],
-                f"{job['state_code']} {job['state']}",
+                _state(job),
                 exit_code,
                 _when(job.get("submit_time")),
                 _duration(job),
@@ -98,8 +98,7 @@ def _show(job: dict[str, Any]) -> str:
         f"id:        {job['id']}",
         f"name:      {job['name']}",
         f"site:      {job['site']}    native id: {job.get('native_id') or '-'}",
-        f"state:     {job['state_code']} {job['state']}"
-        + (f" ({job['state_details']})" if job.get("state_details") else ""),
+        f"state:     {_state(job)}" + (f" ({job['state_details']})" if job.get("state_details") else ""),
         f"exit code: {'-' if job.get('exit_code') is None else job['exit_code']}",
         f"runs:      {what}",
         f"submitted: {_when(job.get('submit_time'))}   started: {_when(job.get('start_time'))}   "
@@ -124,13 +123,13 @@ def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
 def _connect(args: argparse.Namespace) -> Connection:
     try:
         if args.url:
-            return Connection(args.url, args.token or os.environ.get("SWM_TOKEN"), timeout=args.http_timeout)
-        connection = Connection(timeout=args.http_timeout)
+            token, source = (args.token, "--token") if args.token else (os.environ.get("SWM_TOKEN"), "SWM_TOKEN")
+            return Connection(args.url, token, timeout=args.http_timeout, token_source=source)
+        if args.token:
+            return Connection(token=args.token, timeout=args.http_timeout, token_source="--token")
+        return Connection(timeout=args.http_timeout)
     except ServerNotFound as exc:
         raise CliError(f"swm: {exc.message}", EXIT_UNREACHABLE) from None
-    if args.token:
-        connection.token = args.token
-    return connection
 
 
 def _spec_from_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -259,9 +258,39 @@ def cmd_action(conn: Connection, args: argparse.Namespace) -> int:
         print(json.dumps({"done": done, "failed": failed}, indent=2))
     else:
         for job in done:
-            print(f"{job['id'][:8]}  {job['state_code']} {job['state']}")
+            print(f"{job['id'][:8]}  {_after(args.command_name, job)}")
         for failure in failed:
             print(f"swm {args.command_name}: {failure['id']}: {failure['message']}", file=sys.stderr)
+    return EXIT_REFUSED if failed else 0
+
+
+def _after(action: str, job: dict[str, Any]) -> str:
+    """The state ``action`` takes the job to: its state if done, else where it goes while the site acts."""
+    now = JobState(job["state"])
+    target = ACTIONS[Action(action)].get(now)
+    if target is None or target is now:
+        return _state(job)
+    return f"{target.code} {target.value} (requested; {now.value} until its site has done it)"
+
+
+def cmd_rm(conn: Connection, args: argparse.Namespace) -> int:
+    """Delete final jobs: their records and folders (``DELETE /jobs/{id}?purge=1``); exit 1 if any failed."""
+    done, failed = [], []
+    for job_id in args.jobs:
+        try:
+            done.append(conn.request("DELETE", f"jobs/{job_id}", params={"purge": "1"}).json())
+        except ServerNotFound:
+            raise
+        except SwmError as exc:
+            failed.append({"id": job_id, "message": exc.message, "status": exc.status})
+    if args.json:
+        print(json.dumps({"done": done, "failed": failed}, indent=2))
+    else:
+        for answer in done:
+            tasks = answer["jobs"] - 1
+            print(f"{answer['deleted'][:8]}  deleted" + (f" with its {tasks} tasks" if tasks else ""))
+        for failure in failed:
+            print(f"swm rm: {failure['id']}: {failure['message']}", file=sys.stderr)
     return EXIT_REFUSED if failed else 0
 
 
@@ -315,7 +344,7 @@ def _wait(conn: Connection, args: argparse.Namespace, job_id: str) -> int:
     if args.json:
         print(json.dumps(job, indent=2))
     elif not getattr(args, "wait", False):
-        print(f"{job['id'][:8]}  {job['state_code']} {job['state']}  exit code {job.get('exit_code')}")
+        print(f"{job['id'][:8]}  {_state(job)}  exit code {job.get('exit_code')}")
     if job["state"] == "finished" and job.get("exit_code") is not None:
         return int(job["exit_code"]) & 0xFF
     if job.get("signal"):
@@ -334,8 +363,7 @@ def cmd_sites(conn: Connection, args: argparse.Namespace) -> int:
     """List the sites (or show one)."""
     if args.site:
         site = conn.get_json(f"sites/{args.site}")
-        lines = [f"{k}: {json.dumps(v) if isinstance(v, dict | list) else v}" for k, v in site.items()]
-        _emit(args, site, "\n".join(lines))
+        _emit(args, site, site_text(site))
         return 0
     data = conn.get_json("sites")
     rows = []
@@ -385,7 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_submit, command=None)
 
     p = sub.add_parser("jobs", parents=[common], help="list jobs")
-    p.add_argument("--state", action="append", help="state name or letter (repeatable, or comma list)")
+    p.add_argument("--state", action="append", help="state name or letter, or failed (repeatable, or comma list)")
     p.add_argument("--site")
     p.add_argument("--name", help="substring of the name")
     p.add_argument("--since", help="epoch seconds or ISO time")
@@ -408,6 +436,10 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, parents=[common], help=text)
         p.add_argument("jobs", nargs="+", metavar="JOB")
         p.set_defaults(func=cmd_action)
+
+    p = sub.add_parser("rm", parents=[common], help="delete ended jobs: their records and folders")
+    p.add_argument("jobs", nargs="+", metavar="JOB")
+    p.set_defaults(func=cmd_rm)
 
     p = sub.add_parser("logs", parents=[common], help="print a job's output")
     p.add_argument("job")

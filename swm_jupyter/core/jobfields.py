@@ -20,9 +20,10 @@ import textwrap
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
+if TYPE_CHECKING:
+    import jsonschema
 
 #: Gate kinds whose names may carry site-specific extras in a spec (``{"slurm": {...}}``).
 EXTRA_SECTIONS = ("local", "slurm", "ssh", "cloud")
@@ -303,6 +304,8 @@ def job_spec_schema(extra_sections: Iterable[str] = EXTRA_SECTIONS) -> dict[str,
 
 @lru_cache(maxsize=8)
 def _validator(extra_sections: tuple[str, ...]) -> jsonschema.protocols.Validator:
+    import jsonschema  # here: the command line imports this module for its options, and must start fast
+
     schema = job_spec_schema(extra_sections)
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft4Validator)
     return cls(schema)

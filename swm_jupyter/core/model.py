@@ -20,7 +20,7 @@ from .jobfields import (
     field_named,
     validation_errors,
 )
-from .states import HistoryEntry, JobState
+from .states import HistoryEntry, JobState, is_failed
 from .units import parse_memory_mb, parse_walltime_seconds
 
 _ENV_NAME = re.compile(ENV_NAME_PATTERN)
@@ -468,6 +468,7 @@ class Job:
             "state": self.state.value,
             "state_code": self.state.code,
             "state_details": self.state_details,
+            "failed": is_failed(self.state, self.exit_code, self.signal),
             "exit_code": self.exit_code,
             "signal": self.signal,
             "native_id": self.native_id,
