@@ -49,6 +49,9 @@ class JobRetention:
     def get(self, job_id: str) -> Job:  # pragma: no cover - the manager's
         raise NotImplementedError
 
+    def _flush(self, *, retry_now: bool = False) -> bool:  # pragma: no cover - the manager's
+        raise NotImplementedError
+
     async def _retention_loop(self) -> None:
         """Apply retention every ``retention_interval`` seconds while the manager runs."""
         while self._running:
@@ -111,11 +114,14 @@ class JobRetention:
         that has not ended, has a wish pending, is an array's task (delete the array), or that a live
         job depends on.
         """
+        self._flush(retry_now=True)  # a job that has just ended leaves memory once it is stored
         job = self.get(job_id)
         store = self._require_store()
         reason = ""
-        if not job.state.final or job.wanted or job.id in self.jobs or job.id in self._building:
+        if not job.state.final or job.id in self._building:
             reason = f"job {job.id} is {job.state.value}; only a job that has ended can be deleted (cancel it first)"
+        elif job.wanted or job.id in self.jobs:
+            reason = f"job {job.id} is still being wound up on its site; try again in a moment"
         elif job.array_parent:
             reason = f"job {job.id} is a task of array {job.array_parent}; delete the whole array"
         elif job.is_array_parent and store.busy_tasks(job.id):
