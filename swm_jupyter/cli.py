@@ -18,7 +18,7 @@ import shlex
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -240,16 +240,15 @@ def cmd_show(conn: Connection, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_action(conn: Connection, args: argparse.Namespace) -> int:
-    """cancel / hold / release / requeue one or more jobs; exit 1 if any failed."""
+def _for_each_job(
+    args: argparse.Namespace, call: Callable[[str], dict[str, Any]], line: Callable[[dict[str, Any]], str]
+) -> int:
+    """Run ``call`` on each of ``args.jobs``; print a ``line`` for each done and one on stderr for each
+    refused (or ``{"done", "failed"}`` with --json); exit 1 if any was refused."""
     done, failed = [], []
     for job_id in args.jobs:
         try:
-            if args.command_name == "cancel":
-                job = conn.request("DELETE", f"jobs/{job_id}").json()
-            else:
-                job = conn.post_json(f"jobs/{job_id}/{args.command_name}")
-            done.append(job)
+            done.append(call(job_id))
         except ServerNotFound:
             raise
         except SwmError as exc:
@@ -257,11 +256,23 @@ def cmd_action(conn: Connection, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"done": done, "failed": failed}, indent=2))
     else:
-        for job in done:
-            print(f"{job['id'][:8]}  {_after(args.command_name, job)}")
+        for answer in done:
+            print(line(answer))
         for failure in failed:
             print(f"swm {args.command_name}: {failure['id']}: {failure['message']}", file=sys.stderr)
     return EXIT_REFUSED if failed else 0
+
+
+def cmd_action(conn: Connection, args: argparse.Namespace) -> int:
+    """cancel / hold / release / requeue one or more jobs; exit 1 if any failed."""
+    action = args.command_name
+
+    def call(job_id: str) -> dict[str, Any]:
+        if action == "cancel":
+            return conn.request("DELETE", f"jobs/{job_id}").json()  # type: ignore[no-any-return]
+        return conn.post_json(f"jobs/{job_id}/{action}")  # type: ignore[no-any-return]
+
+    return _for_each_job(args, call, lambda job: f"{job['id'][:8]}  {_after(action, job)}")
 
 
 def _after(action: str, job: dict[str, Any]) -> str:
@@ -275,23 +286,14 @@ def _after(action: str, job: dict[str, Any]) -> str:
 
 def cmd_rm(conn: Connection, args: argparse.Namespace) -> int:
     """Delete final jobs: their records and folders (``DELETE /jobs/{id}?purge=1``); exit 1 if any failed."""
-    done, failed = [], []
-    for job_id in args.jobs:
-        try:
-            done.append(conn.request("DELETE", f"jobs/{job_id}", params={"purge": "1"}).json())
-        except ServerNotFound:
-            raise
-        except SwmError as exc:
-            failed.append({"id": job_id, "message": exc.message, "status": exc.status})
-    if args.json:
-        print(json.dumps({"done": done, "failed": failed}, indent=2))
-    else:
-        for answer in done:
-            tasks = answer["jobs"] - 1
-            print(f"{answer['deleted'][:8]}  deleted" + (f" with its {tasks} tasks" if tasks else ""))
-        for failure in failed:
-            print(f"swm rm: {failure['id']}: {failure['message']}", file=sys.stderr)
-    return EXIT_REFUSED if failed else 0
+
+    def line(answer: dict[str, Any]) -> str:
+        tasks = answer["jobs"] - 1
+        return f"{answer['deleted'][:8]}  deleted" + (f" with its {tasks} tasks" if tasks else "")
+
+    return _for_each_job(
+        args, lambda job_id: conn.request("DELETE", f"jobs/{job_id}", params={"purge": "1"}).json(), line
+    )
 
 
 def cmd_logs(conn: Connection, args: argparse.Namespace) -> int:

@@ -80,7 +80,8 @@ def _text(name: str, description: str, option: Option | None = None) -> Field:
     return Field(name, {"type": "string", "pattern": _NON_EMPTY}, "must be a non-empty string", description, option)
 
 
-_COUNT_HINT = "must be a whole number from {minimum} to " + str(MAX_COUNT)
+def _count_hint(minimum: int) -> str:
+    return f"must be a whole number from {minimum} to {MAX_COUNT}"
 
 
 def _count(minimum: int) -> dict[str, Any]:
@@ -94,48 +95,33 @@ def _count(minimum: int) -> dict[str, Any]:
 
 _FILES = {"oneOf": [{"type": "array", "items": {"type": "string", "minLength": 1}}, {"type": "string"}]}
 
+_SIZE = {"oneOf": [{"type": "number"}, {"type": "string"}]}
+
+
+def _resource(name: str, schema: dict[str, Any], hint: str, description: str, option: Option | None) -> Field:
+    """A field under ``resources``."""
+    return Field(name, schema, hint, description, option, resource=True)
+
+
 #: The resources (``resources.<name>``), in order.
 RESOURCES: tuple[Field, ...] = (
-    Field(
-        "nodes",
-        _count(1),
-        _COUNT_HINT.format(minimum=1),
-        "Nodes",
-        Option(("-N", "--nodes"), "nodes", int),
-        resource=True,
-    ),
-    Field(
-        "cpus",
-        _count(1),
-        _COUNT_HINT.format(minimum=1),
-        "CPUs per node",
-        Option(("-c", "--cpus"), "cpus per node", int),
-        resource=True,
-    ),
-    Field(
+    _resource("nodes", _count(1), _count_hint(1), "Nodes", Option(("-N", "--nodes"), "nodes", int)),
+    _resource("cpus", _count(1), _count_hint(1), "CPUs per node", Option(("-c", "--cpus"), "cpus per node", int)),
+    _resource(
         "memory",
-        {"oneOf": [{"type": "number"}, {"type": "string"}]},
+        _SIZE,
         "must be a number of MB or a size such as 512M or 4G",
         "MB, or a size such as 512M or 4G",
         Option(("-m", "--mem"), "memory, e.g. 4G"),
-        resource=True,
     ),
-    Field("mem", {"oneOf": [{"type": "number"}, {"type": "string"}]}, "same as memory", "Same as memory", None, True),
-    Field(
-        "gpus",
-        _count(0),
-        _COUNT_HINT.format(minimum=0),
-        "GPUs",
-        Option(("-g", "--gpus"), "gpus", int),
-        resource=True,
-    ),
-    Field(
+    _resource("mem", _SIZE, "same as memory", "Same as memory", None),
+    _resource("gpus", _count(0), _count_hint(0), "GPUs", Option(("-g", "--gpus"), "gpus", int)),
+    _resource(
         "walltime",
-        {"oneOf": [{"type": "number"}, {"type": "string"}]},
+        _SIZE,
         "write seconds, HH:MM:SS, D-HH:MM:SS, minutes as text, or 30s/10m/2h/1d",
         'Time limit: seconds (a number), or HH:MM:SS, D-HH:MM:SS, minutes ("90"), 30s, 10m, 2h, 1d',
         Option(("-t", "--walltime"), "time limit, e.g. 01:00:00 or 2h"),
-        resource=True,
     ),
 )
 

@@ -241,7 +241,7 @@ def _resources(value: dict[str, Any], bad: Any) -> Resources:
         if isinstance(number, str) and number.isdigit():
             number = int(number)
         if isinstance(number, bool) or not isinstance(number, int) or not minimum <= number <= MAX_COUNT:
-            bad(f"resources.{key}", f"must be a whole number from {minimum} to {MAX_COUNT}")
+            bad(f"resources.{key}", field_named(key).hint)
         else:
             kwargs[key] = number
     memory = value.get("memory", value.get("mem"))
