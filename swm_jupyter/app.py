@@ -26,6 +26,7 @@ from traitlets import Bool, Dict, Enum, Float, Int, List, TraitType, Unicode, de
 
 from ._version import __version__
 from .auth import accepts_certificate_users, server_user_name
+from .core import gc_pauses
 from .core.errors import SwmError
 from .core.manager import WorkloadManager
 from .hub import SERVICE_NAME
@@ -192,6 +193,12 @@ class SwmApp(ExtensionApp):
         help="Most tasks one job array may have (like Slurm's MaxArraySize); larger arrays get 400. "
         "Default: 100001 (indices 0-100000).",
     ).tag(config=True)
+    gc_freeze = Bool(
+        True,
+        help="Keep Python's full garbage collections from stalling requests: once started, and after each big "
+        "array submission, move long-lived objects out of later collections (gc.freeze), and hold automatic "
+        "collections while a big array is submitted or acted on. Default: True.",
+    ).tag(config=True)
     max_body_bytes = Int(
         16 * 1024 * 1024,
         help="Largest request body (a job spec or script) the API accepts, in bytes; larger ones get 413. "
@@ -270,7 +277,9 @@ class SwmApp(ExtensionApp):
             self.check_certificate_users(serverapp)
             check_writable_folder(self.manager.data_dir, "data_dir")
             check_writable_folder(os.path.dirname(os.path.abspath(self.manager.store_path)), "the folder of store_path")
+            gc_pauses.enabled = self.gc_freeze
             await self.manager.start()
+            gc_pauses.freeze_startup_heap()
         except SwmError as exc:
             self.start_error = exc.message
             self.log.error("swm: the workload manager did not start: %s; the swm API answers 503", exc.message)

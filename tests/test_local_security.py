@@ -29,6 +29,7 @@ from swm_jupyter.core.manager import WorkloadManager
 from swm_jupyter.core.states import JobState
 from swm_jupyter.gates import local_supervisor
 from swm_jupyter.gates.commands import run_command
+from swm_jupyter.gates.job_cgroup import JobCgroups
 from swm_jupyter.gates.local import LocalGate
 from swm_jupyter.gates.local_supervisor import PROTOCOL, Supervisor
 
@@ -346,6 +347,43 @@ def test_cancel_kills_a_child_that_started_its_own_session(tmp_path: Path) -> No
         if alive:
             os.kill(pid, 9)
         assert not alive, "a child in its own session survived the cancel of its job"
+
+    run(with_manager(tmp_path, body, sites={"local": {"gate": "local", "grace_period": 1.0}}))
+
+
+def test_cancel_kills_a_daemon_that_left_the_jobs_session_and_tree(tmp_path: Path) -> None:
+    """A process whose parent is gone and that started its own session is found through the job's cgroup."""
+    assert JobCgroups.open() is not None, "this test needs cgroup v2 that the test's user may write (CI runs as root)"
+    script = "sh -c 'setsid sleep 301 & echo $! > daemon'\nsleep 300\n"
+
+    async def body(wm: WorkloadManager) -> None:
+        job = await wm.submit({"script": script})
+        daemon = Path(wm.get(job.id).folder, "daemon")
+        for _ in range(200):
+            if daemon.exists() and daemon.read_text().strip() and wm.get(job.id).state is JobState.RUNNING:
+                break
+            await asyncio.sleep(0.05)
+        pid = int(daemon.read_text())
+        leader = int(wm.get(job.id).native_id or 0)
+        for _ in range(100):  # its parent (the inner sh) exits at once
+            with open(f"/proc/{pid}/stat") as handle:
+                fields = handle.read().rsplit(") ", 1)[1].split()
+            if int(fields[1]) != leader and not Path(f"/proc/{fields[1]}/cmdline").read_bytes().startswith(b"sh"):
+                break
+            await asyncio.sleep(0.05)
+        assert int(fields[3]) == pid, "the daemon must be in a session of its own"
+        await wm.cancel(job.id)
+        job = await wm.wait(job.id, 30)
+        assert job.state is JobState.CANCELED
+        for _ in range(100):
+            if not _alive(pid):
+                break
+            await asyncio.sleep(0.05)
+        alive = _alive(pid)
+        if alive:
+            os.kill(pid, 9)
+        assert not alive, "a daemon outside the job's session and process tree survived the cancel of its job"
+        assert not Path(JobCgroups.open().folder(job.id)).exists(), "the job's cgroup is removed once empty"  # type: ignore[union-attr]
 
     run(with_manager(tmp_path, body, sites={"local": {"gate": "local", "grace_period": 1.0}}))
 

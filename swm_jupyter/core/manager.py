@@ -53,6 +53,7 @@ from .errors import (
     StoreFull,
     ValidationError,
 )
+from .gc_pauses import bulk_work
 from .job_files import job_path_parts, open_job_file, read_job_file
 from .launch import BOOKKEEPING_PREFIX
 from .launching import JobLaunching
@@ -578,7 +579,8 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, JobRetent
             self._pending_in_flight[key] = self._pending_in_flight.get(key, 0) + count
         try:
             if sum(pending.values()) - len(prepared) > STORE_AT_ONCE:
-                await self._store_in_batches(store, prepared, record)
+                with bulk_work(keeps_objects=True):  # its tasks stay in memory until they end
+                    await self._store_in_batches(store, prepared, record)
             else:
                 await self._store_at_once(store, prepared, record)
         except StoreFull as exc:
@@ -985,6 +987,13 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, JobRetent
         return await self._act(job_id, Action.REQUEUE)
 
     async def _act(self, job_id: str, action: Action, *, wait: bool = True) -> Job:
+        """:meth:`_act_checked`, with full garbage collections held while it walks an array's tasks."""
+        if not self.get(job_id).is_array_parent:
+            return await self._act_checked(job_id, action, wait=wait)
+        with bulk_work(keeps_objects=False):
+            return await self._act_checked(job_id, action, wait=wait)
+
+    async def _act_checked(self, job_id: str, action: Action, *, wait: bool = True) -> Job:
         """Check ``action`` for the job (an array: each task), then do it or record it as a wish.
 
         With ``wait``, give the reconciler up to :data:`ACTION_WAIT` seconds to carry the wishes out

@@ -65,6 +65,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.jsoncodec import parse, to_bytes
+from .job_cgroup import JobCgroups
 from .local_runtime import UnsafeFolder, open_append, open_private_folder, peer_uid
 from .process_tree import job_processes, process_info, signal_processes
 from .status_record import STATUS_FILE, StatusRecord, read_job_file, read_status_file
@@ -128,7 +129,7 @@ class Kill:
     """A job being killed: TERM was sent; at ``deadline`` every process of it still there gets KILL."""
 
     deadline: float
-    leader: int
+    leader: int | None  # None: only processes of the job's cgroup were left
     leader_start: float
     processes: dict[int, float]
 
@@ -161,6 +162,12 @@ class Supervisor:
         self.running: dict[str, tuple[int, float]] = {}  # job id -> pid, start time (from /proc)
         self.outbox: dict[socket.socket, list[dict[str, Any]]] = {}  # sent once per turn of the loop
         self.idle_since = time.monotonic()
+        #: Each job's own cgroup, where this process may make them (:mod:`.job_cgroup`); else None.
+        self.cgroups = JobCgroups.open()
+        #: Jobs that ended leaving processes in their cgroup: removed once those are gone.
+        self.lingering: set[str] = set()
+        if self.cgroups is not None:
+            self.lingering.update(self.cgroups.leftovers())
 
     def listen(self) -> None:
         """Bind the socket (replacing a stale one) with permissions for this user only.
@@ -393,17 +400,18 @@ class Supervisor:
             stage = "spawn"
             try:
                 started = time.time()
-                pid = os.posix_spawn(
-                    program,
-                    argv,
-                    env,
-                    file_actions=[
-                        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-                        (os.POSIX_SPAWN_OPEN, 1, request["stdout"], _OUTPUT_FLAGS, 0o644),
-                        (os.POSIX_SPAWN_OPEN, 2, request["stderr"], _OUTPUT_FLAGS, 0o644),
-                    ],
-                    setsid=True,
-                )
+                with self._in_job_cgroup(str(request["id"])):
+                    pid = os.posix_spawn(
+                        program,
+                        argv,
+                        env,
+                        file_actions=[
+                            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                            (os.POSIX_SPAWN_OPEN, 1, request["stdout"], _OUTPUT_FLAGS, 0o644),
+                            (os.POSIX_SPAWN_OPEN, 2, request["stderr"], _OUTPUT_FLAGS, 0o644),
+                        ],
+                        setsid=True,
+                    )
             finally:
                 os.chdir(here)
         except (OSError, ValueError, TypeError) as exc:  # ValueError: e.g. a NUL character in an argument
@@ -422,6 +430,14 @@ class Supervisor:
         self.pools[pool_name].used += cpus
         self.selector.register(pidfd, selectors.EVENT_READ, pidfd)
         return {"pid": pid, "started": started}
+
+    def _in_job_cgroup(self, job_id: str) -> contextlib.ExitStack:
+        """Where a job is spawned: inside its own cgroup if this supervisor makes them, else as it is."""
+        stack = contextlib.ExitStack()
+        if self.cgroups is not None:
+            with contextlib.suppress(OSError, ValueError):
+                stack.enter_context(self.cgroups.placed(job_id))
+        return stack
 
     def _start_error(self, exc: BaseException, stage: str, program: str, cwd: str, request: dict[str, Any]) -> str:
         """Why a job could not start, in words that say what to fix."""
@@ -474,6 +490,8 @@ class Supervisor:
             os.write(job["status_fd"], line.encode())
         os.close(job["status_fd"])
         self.running.pop(job["id"], None)
+        if self.cgroups is not None and not self.cgroups.remove(job["id"]):
+            self.lingering.add(job["id"])  # it left processes behind: removed once they are gone
         pool = self.pools[job["pool"]]
         pool.used -= job["cpus"]
         self._start_ready(job["pool"])  # the next job starts before anyone is told of this one
@@ -484,36 +502,49 @@ class Supervisor:
 
         The job is one this supervisor started, or one whose status record (``status_file``) names
         a session leader that still runs and started when the record says (an earlier supervisor's).
+        Where jobs have cgroups, every process in the job's cgroup is signalled too, whatever its
+        session or parent.
         """
+        in_group = self.cgroups.signal(job_id, signal.SIGTERM) if self.cgroups is not None else 0
+        leader: int | None = None
+        leader_start = 0.0
         if job_id in self.running:
             leader, leader_start = self.running[job_id]
         else:
             record = read_job_record(os.path.dirname(status_file)) if status_file else None
-            if record is None or record.ended or record.start is None or not record.run_id.isdigit():
-                return False
-            leader = int(record.run_id)
-            info = process_info(leader)
-            if info is None or info.session != leader or abs(info.start - record.start) > 2.0:
-                return False  # that pid is no longer the job's session leader: signal nothing
-            leader_start = info.start
+            if record is not None and not record.ended and record.start is not None and record.run_id.isdigit():
+                info = process_info(int(record.run_id))
+                # the pid must still be the job's session leader started at the recorded time
+                if info is not None and info.session == info.pid and abs(info.start - record.start) <= 2.0:
+                    leader, leader_start = info.pid, info.start
         kill = self.kills.get(job_id)
-        processes = job_processes(leader, leader_start, kill.processes if kill else None)
-        signal_processes(processes, signal.SIGTERM)
+        processes: dict[int, float] = {}
+        if leader is not None:
+            processes = job_processes(leader, leader_start, kill.processes if kill else None)
+            signal_processes(processes, signal.SIGTERM)
+        if not processes and not in_group:
+            return False
         deadline = time.monotonic() + max(0.0, grace)
         if kill is None or deadline < kill.deadline:
             self.kills[job_id] = Kill(deadline, leader, leader_start, processes)
         else:
             kill.processes.update(processes)
-        return bool(processes)
+        return True
 
     def _finish_kills(self) -> None:
-        """KILL what is left of each job whose grace period is over."""
+        """KILL what is left of each job whose grace period is over; remove cgroups that have emptied."""
         now = time.monotonic()
         for job_id, kill in list(self.kills.items()):
             if kill.deadline > now:
                 continue
             del self.kills[job_id]
-            signal_processes(job_processes(kill.leader, kill.leader_start, kill.processes), signal.SIGKILL)
+            if kill.leader is not None:
+                signal_processes(job_processes(kill.leader, kill.leader_start, kill.processes), signal.SIGKILL)
+            if self.cgroups is not None:
+                self.cgroups.kill(job_id)
+                self.lingering.add(job_id)
+        if self.cgroups is not None and self.lingering:
+            self.lingering = {job_id for job_id in self.lingering if not self.cgroups.remove(job_id)}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -5,8 +5,7 @@ leader itself, every process of its session, every descendant of those (by paren
 sessions those descendants started (``setsid``). A process is named by its pid AND its start time,
 so a pid that the kernel gave to an unrelated process later is never signalled. A process that
 left both the session and the tree (a daemon that forked twice and whose parent is gone) is out of
-reach of this module (and is not killed on cancel; putting each job in a cgroup of its own would
-catch it, which is not done yet).
+reach of this module; where jobs have cgroups of their own, :mod:`.job_cgroup` reaches it.
 """
 
 from __future__ import annotations
