@@ -26,8 +26,8 @@ from .cli_sites import site_text, table
 from .client.connection import Connection
 from .client.discovery import server_path, server_root_dir
 from .client.errors import ServerNotFound, SwmError
+from .client.render import after_action, state_text
 from .core.jobfields import add_spec_options, option_values, spec_from_options
-from .core.states import ACTIONS, FAILED, Action, JobState, is_failed
 
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
@@ -66,12 +66,6 @@ def _duration(job: dict[str, Any]) -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
 
 
-def _state(job: dict[str, Any]) -> str:
-    """``F finished``, or ``F failed`` for a job that failed (a non-zero exit, a signal, or an error)."""
-    failed = is_failed(job["state"], job.get("exit_code"), job.get("signal"))
-    return f"{job['state_code']} {FAILED if failed and job['state'] == 'finished' else job['state']}"
-
-
 def _job_rows(jobs: list[dict[str, Any]]) -> list[list[str]]:
     rows = []
     for job in jobs:
@@ -82,7 +76,7 @@ def _job_rows(jobs: list[dict[str, Any]]) -> list[list[str]]:
                 job["id"][:8],
                 name[:40],
                 job["site"],
-                _state(job),
+                state_text(job),
                 exit_code,
                 _when(job.get("submit_time")),
                 _duration(job),
@@ -98,7 +92,7 @@ def _show(job: dict[str, Any]) -> str:
         f"id:        {job['id']}",
         f"name:      {job['name']}",
         f"site:      {job['site']}    native id: {job.get('native_id') or '-'}",
-        f"state:     {_state(job)}" + (f" ({job['state_details']})" if job.get("state_details") else ""),
+        f"state:     {state_text(job)}" + (f" ({job['state_details']})" if job.get("state_details") else ""),
         f"exit code: {'-' if job.get('exit_code') is None else job['exit_code']}",
         f"runs:      {what}",
         f"submitted: {_when(job.get('submit_time'))}   started: {_when(job.get('start_time'))}   "
@@ -272,16 +266,7 @@ def cmd_action(conn: Connection, args: argparse.Namespace) -> int:
             return conn.request("DELETE", f"jobs/{job_id}").json()  # type: ignore[no-any-return]
         return conn.post_json(f"jobs/{job_id}/{action}")  # type: ignore[no-any-return]
 
-    return _for_each_job(args, call, lambda job: f"{job['id'][:8]}  {_after(action, job)}")
-
-
-def _after(action: str, job: dict[str, Any]) -> str:
-    """The state ``action`` takes the job to: its state if done, else where it goes while the site acts."""
-    now = JobState(job["state"])
-    target = ACTIONS[Action(action)].get(now)
-    if target is None or target is now:
-        return _state(job)
-    return f"{target.code} {target.value} (requested; {now.value} until its site has done it)"
+    return _for_each_job(args, call, lambda job: f"{job['id'][:8]}  {after_action(action, job)}")
 
 
 def cmd_rm(conn: Connection, args: argparse.Namespace) -> int:
@@ -346,7 +331,7 @@ def _wait(conn: Connection, args: argparse.Namespace, job_id: str) -> int:
     if args.json:
         print(json.dumps(job, indent=2))
     elif not getattr(args, "wait", False):
-        print(f"{job['id'][:8]}  {_state(job)}  exit code {job.get('exit_code')}")
+        print(f"{job['id'][:8]}  {state_text(job)}  exit code {job.get('exit_code')}")
     if job["state"] == "finished" and job.get("exit_code") is not None:
         return int(job["exit_code"]) & 0xFF
     if job.get("signal"):

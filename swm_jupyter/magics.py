@@ -16,6 +16,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import MagicArgumentParser
 
+from .client import render
 from .client.api import Client, Job
 from .client.errors import SwmError
 from .core.jobfields import add_spec_options, option_help, option_values, spec_from_options
@@ -193,7 +194,7 @@ class SwmMagics(Magics):
         for job_id in args.ids:
             try:
                 data = self.client.cancel(job_id) if command == "cancel" else self.client.act(job_id, command)
-                print(f"{command}: {job_id} is {data.get('state')}")
+                print(f"{command}: {job_id} is {render.after_action(command, data)}")
             except SwmError as exc:
                 failed.append(f"{job_id}: {exc}")
         if failed:

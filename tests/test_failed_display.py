@@ -26,3 +26,12 @@ def test_the_monitor_filters_failed_jobs_as_the_server_does() -> None:
     assert "failed" in STATES
     assert _in_state(FAILED_JOB, "failed") and not _in_state(GOOD_JOB, "failed")
     assert _in_state({**GOOD_JOB, "state": "error"}, "failed") and _in_state(GOOD_JOB, "finished")
+
+
+def test_an_action_shows_the_state_the_job_goes_to() -> None:
+    running = {"state": "running", "state_code": "R"}
+    assert render.after_action("cancel", running) == "C canceled (requested; running until its site has done it)"
+    assert render.after_action("requeue", running).startswith("Q queued (requested")
+    assert render.after_action("cancel", {"state": "canceled", "state_code": "C"}) == "C canceled"
+    assert render.after_action("release", {"state": "queued", "state_code": "Q"}) == "Q queued"
+    assert render.state_text(FAILED_JOB | {"state_code": "F"}) == "F failed"

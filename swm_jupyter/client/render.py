@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..core.states import FAILED, is_failed
+from ..core.states import ACTIONS, FAILED, Action, JobState, is_failed
 
 #: Colour of each state, as in the sidebar (also used for the Gantt bars).
 STATE_COLORS = {
@@ -32,6 +32,21 @@ def shown_state(job: Mapping[str, Any]) -> str:
     if state == "finished" and is_failed(state, job.get("exit_code"), job.get("signal")):
         return FAILED
     return state
+
+
+def state_text(job: Mapping[str, Any]) -> str:
+    """The state with its letter for text output: ``R running``, ``F finished``, ``F failed``."""
+    return f"{job.get('state_code', '')} {shown_state(job)}".strip()
+
+
+def after_action(action: str, job: Mapping[str, Any]) -> str:
+    """What ``action`` (cancel, hold, release, requeue) leads the job to, from the job as the server answered:
+    its state if the action is done, else the state it goes to while its site carries the action out."""
+    now = JobState(str(job.get("state")))
+    target = ACTIONS[Action(action)].get(now)
+    if target is None or target is now:
+        return state_text(job)
+    return f"{target.code} {target.value} (requested; {now.value} until its site has done it)"
 
 
 def esc(value: Any) -> str:
