@@ -35,3 +35,13 @@ def test_an_action_shows_the_state_the_job_goes_to() -> None:
     assert render.after_action("cancel", {"state": "canceled", "state_code": "C"}) == "C canceled"
     assert render.after_action("release", {"state": "queued", "state_code": "Q"}) == "Q queued"
     assert render.state_text(FAILED_JOB | {"state_code": "F"}) == "F failed"
+
+
+def test_a_job_handle_says_whether_it_failed() -> None:
+    from swm_jupyter.client import Client
+    from swm_jupyter.client.api import Job
+
+    client = Client("http://127.0.0.1:9", "unused", timeout=1)
+    assert Job(client, FAILED_JOB).failed and not Job(client, GOOD_JOB).failed
+    assert Job(client, {**GOOD_JOB, "state": "error"}).failed
+    assert "failed" in repr(Job(client, FAILED_JOB))

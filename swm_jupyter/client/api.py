@@ -420,6 +420,11 @@ class _JobBase:
         """True once the job is final (finished, error, canceled) as last known."""
         return self.data.get("state") in render.FINAL_STATES
 
+    @property
+    def failed(self) -> bool:
+        """True if the job failed as last known: it ended in error, or finished with a non-zero exit or a signal."""
+        return render.shown_state(self.data) in ("failed", "error")
+
     def __repr__(self) -> str:
         return f"<{render.job_text(self.data)}>"
 
