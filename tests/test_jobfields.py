@@ -115,3 +115,11 @@ def test_the_submit_form_prices_walltimes_as_the_server_reads_them(walltime: str
     if cost is not None:
         seconds = JobSpec.from_dict({"command": ["true"], "resources": {"walltime": walltime}}).resources.walltime
         assert estimate_cost(1.0, 1, seconds) == cost
+
+
+def test_null_means_not_given_as_before() -> None:
+    spec = JobSpec.from_dict({"command": ["true"], "site": None, "name": None, "resources": {"cpus": None}})
+    assert spec.site is None and spec.name == "true" and spec.resources.cpus == 1
+    with pytest.raises(ValidationError) as caught:
+        JobSpec.from_dict({"command": ["true"], "bogus": None, "slurm": None})
+    assert {e["field"] for e in caught.value.errors} == {"bogus", "slurm"}

@@ -17,6 +17,7 @@ from .jobfields import (
     FIELD_NAMES,
     MAX_COUNT,
     PRIORITY_RANGE,
+    RESOURCE_NAMES,
     field_named,
     validation_errors,
 )
@@ -149,6 +150,7 @@ class JobSpec:
             return spec_from_json(data)
         if not isinstance(data, dict):
             raise ValidationError("a job must be a JSON object", [{"field": "", "message": "expected an object"}])
+        data = _without_nulls(data)
         errors = [
             {"field": path, "message": "has a NUL byte (\\0), which no file name, argument or variable can hold"}
             for path in _nul_paths(data)
@@ -228,6 +230,15 @@ class JobSpec:
     def extra(self, section: str) -> dict[str, Any]:
         """The site extras under ``section`` (a gate kind), or an empty dict."""
         return self.extras.get(section, {})
+
+
+def _without_nulls(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` without the known fields (and resources) given as ``null``: null means "not given"."""
+    out = {k: v for k, v in data.items() if v is not None or k not in FIELD_NAMES}
+    if isinstance(out.get("resources"), dict):
+        res = out["resources"]
+        out["resources"] = {k: v for k, v in res.items() if v is not None or k not in RESOURCE_NAMES}
+    return out
 
 
 def _resources(value: dict[str, Any], bad: Any) -> Resources:
