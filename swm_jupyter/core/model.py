@@ -181,7 +181,10 @@ class JobSpec:
         if data.get("parameters") is not None and data.get("notebook") is None and "parameters" not in failed:
             bad("parameters", "parameters go with a notebook job")
         if errors:
-            errors = list({e["field"]: e for e in reversed(errors)}.values())[::-1]  # the first error per field
+            first: dict[str, dict[str, str]] = {}
+            for error in errors:
+                first.setdefault(error["field"], error)  # the first problem found of each field
+            errors = list(first.values())
             raise ValidationError(
                 "the job request has errors: "
                 + "; ".join(f"{e['field']}: {e['message']}" if e["field"] else e["message"] for e in errors),
