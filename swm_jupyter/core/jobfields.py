@@ -319,12 +319,12 @@ def validation_errors(data: dict[str, Any], extra_sections: tuple[str, ...] = EX
     errors: dict[str, str] = {}
     for error in _validator(tuple(extra_sections)).iter_errors(data):
         path = list(error.absolute_path)
-        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        if error.validator == "additionalProperties" and isinstance(error.instance, dict) and len(path) <= 1:
             allowed = set(error.schema.get("properties", {}))
             for key in error.instance:
                 if key in allowed:
                     continue
-                if path:  # resources
+                if path:  # the resources (the one object below the top whose keys are fixed)
                     errors.setdefault(f"{path[0]}.{key}", f"unknown resource; known: {', '.join(RESOURCE_NAMES)}")
                 else:
                     names = ", ".join((*FIELD_NAMES, *extra_sections))
