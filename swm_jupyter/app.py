@@ -99,6 +99,7 @@ MANAGER_TRAITS = (
     "max_running_per_user",
     "max_queued_per_user",
     "max_array_size",
+    "strict_directives",
 )
 
 
@@ -192,6 +193,12 @@ class SwmApp(ExtensionApp):
         allow_none=True,
         help="Most tasks one job array may have (like Slurm's MaxArraySize); larger arrays get 400. "
         "Default: 100001 (indices 0-100000).",
+    ).tag(config=True)
+    strict_directives = Bool(
+        None,
+        allow_none=True,
+        help="Refuse (400) a job script with an #SWM directive this server does not know, on every route. "
+        "Default: False: the line is ignored and the job carries a warning (in the submit answer and the job).",
     ).tag(config=True)
     gc_freeze = Bool(
         True,

@@ -181,6 +181,8 @@ def cmd_submit(conn: Connection, args: argparse.Namespace) -> int:
         raise CliError("-p parameters go with a notebook (.ipynb)", EXIT_USAGE)
     key = None if args.dry_run else str(uuid.uuid4())  # one per submission, reused on retries
     answer = conn.request("POST", "jobs", params=params, json_body=spec, idempotency_key=key).json()
+    for warning in answer.get("warnings") or []:  # #SWM lines the server ignored
+        print(f"warning: {warning}", file=sys.stderr)
     if args.dry_run:
         _emit(
             args,

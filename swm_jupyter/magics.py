@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import shlex
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -150,6 +151,8 @@ class SwmMagics(Magics):
             raise UsageError(f"%swm: {exc}\n\n{USAGE}") from None
 
     def _finish_submit(self, job: Job, args: Any) -> Job:
+        for warning in job.data.get("warnings") or []:  # #SWM lines the server ignored
+            print(f"warning: {warning}", file=sys.stderr)
         if args.wait:
             job.wait()
         return job

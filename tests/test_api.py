@@ -81,10 +81,13 @@ async def test_submit_script_in_json(api: Any) -> None:
 
 
 async def test_bad_directive_names_the_line(api: Any) -> None:
-    response = await api("jobs", json_body={"script": "#SWM bogus 1\necho\n"})
+    response = await api("jobs", json_body={"script": "#SWM cpus bogus\necho\n"})
     assert response.code == 400
     data = body(response)
-    assert "bogus" in data["message"] and data["errors"]
+    assert "bogus" in data["message"] and data["errors"][0]["field"] == "line 1"
+    unknown = await api("jobs", json_body={"script": "#SWM bogus 1\necho\n", "hold": True})
+    assert unknown.code == 201, "an unknown directive is ignored with a warning (SwmApp.strict_directives refuses it)"
+    assert body(unknown)["warnings"][0].startswith("line 1: unknown directive 'bogus'")
 
 
 async def test_submit_list_is_one_transaction(api: Any) -> None:

@@ -85,6 +85,17 @@ def test_submit_script_file_logs_and_show(server: ServerProcess) -> None:
     assert as_json(from_stdin)["name"] == "piped"
 
 
+def test_submit_prints_the_warnings_of_ignored_directives(server: ServerProcess) -> None:
+    script = server.root / "odd.sh"
+    script.write_text("#!/bin/sh\n#SWM frobnicate 3\necho odd\n")
+    for extra in ((), ("--dry-run",)):
+        submitted = swm(server, "submit", *extra, str(script))
+        assert submitted.returncode == 0, submitted.stderr
+        assert submitted.stderr.startswith("warning: line 2: unknown directive 'frobnicate'"), submitted.stderr
+    job_id = swm(server, "submit", "--hold", str(script)).stdout.strip()
+    assert as_json(swm(server, "show", "--json", job_id))["warnings"][0].startswith("line 2: unknown directive")
+
+
 def test_logs_follow_until_the_job_ends(server: ServerProcess) -> None:
     job = as_json(swm(server, "submit", "--json", "--", "sh", "-c", "echo a; sleep 1; echo b"))
     followed = swm(server, "logs", "-f", job["id"])

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from swm_jupyter.core.directives import DIRECTIVES, merge_request, parse_directives
+from swm_jupyter.core.directives import ALIASES, DIRECTIVES, merge_request, parse_directives, read_directives
 from swm_jupyter.core.errors import ValidationError
-from swm_jupyter.core.model import JobSpec
+from swm_jupyter.core.model import JobSpec, spec_from_json
 
 FULL = """#!/bin/bash
 # a comment
@@ -20,7 +20,13 @@ FULL = """#!/bin/bash
 #SWM input-files data.csv, params.json
 #SWM output-files result.txt
 #SWM relocatable
-#SWM ports 8888,6006
+#SWM ports 8888,6006/tcp,7000/tcp/in,8081/tcp/out
+#SWM comment nightly run, see ticket 42
+#SWM submission-address 10.1.2.3
+#SWM stdin in.txt
+#SWM stdout logs/out.txt
+#SWM stderr logs/err.txt
+#SWM storage 20G
 #SWM gpus 1
 #SWM cpus=4
 #SWM mem 8G
@@ -47,8 +53,14 @@ def test_every_directive_is_read() -> None:
         "input_files": ["data.csv", "params.json"],
         "output_files": ["result.txt"],
         "relocatable": True,
-        "ports": [8888, 6006],
-        "resources": {"gpus": 1, "cpus": 4, "memory": 8192, "nodes": 2, "walltime": 5400},
+        "ports": [8888, 6006, 7000],
+        "outbound_ports": [8081],
+        "comment": "nightly run, see ticket 42",
+        "submission_address": "10.1.2.3",
+        "stdin": "in.txt",
+        "stdout": "logs/out.txt",
+        "stderr": "logs/err.txt",
+        "resources": {"storage": 20480, "gpus": 1, "cpus": 4, "memory": 8192, "nodes": 2, "walltime": 5400},
         "depends_on": "afterok:abc:def,afterany:ghi",
         "array": "0-99%10",
         "priority": -5,
@@ -59,6 +71,74 @@ def test_every_directive_is_read() -> None:
     assert spec.resources.walltime == 5400
     assert [d.kind for d in spec.depends_on] == ["afterok", "afterok", "afterany"]
     assert spec.array is not None and spec.array.throttle == 10 and len(spec.array.indices) == 100
+    assert spec.ports == (8888, 6006, 7000) and spec.outbound_ports == (8081,)
+    assert spec.resources.storage_mb == 20480 and spec.comment == "nightly run, see ticket 42"
+    assert spec_from_json(spec.to_dict()) == spec, "the new fields survive the stored form"
+
+
+SKY_PORT_FORMS = """#!/bin/bash
+#SWM name wild
+#SWM account_id proj7
+#SWM image ubuntu-22.04
+#SWM input data/a.csv
+#SWM input data/b.csv
+#SWM input-files c.csv
+#SWM output out/result.txt
+#SWM output-files out/log.txt
+#SWM nodes 3
+#SWM ports 1234/tcp
+#SWM relocatable
+echo hi
+"""
+
+
+def test_sky_port_forms_in_the_wild_mean_what_sky_port_means() -> None:
+    fields, warnings = read_directives(SKY_PORT_FORMS)
+    assert warnings == []
+    assert fields == {
+        "name": "wild",
+        "account": "proj7",
+        "cloud_image": "ubuntu-22.04",
+        "input_files": ["data/a.csv", "data/b.csv", "c.csv"],
+        "output_files": ["out/result.txt", "out/log.txt"],
+        "resources": {"nodes": 3},
+        "ports": [1234],
+        "relocatable": True,
+    }
+    assert set(ALIASES) == {"account-id", "input", "output", "image"}
+    assert read_directives("#SWM input-files\n#SWM output \n") == ({}, []), "no files, as Sky Port reads it"
+    with pytest.raises(ValidationError, match="already set on line 3"):
+        parse_directives("#!/bin/sh\n#SWM comment x\n#SWM account_id a\n#SWM account b\n")
+
+
+def test_unknown_directives_are_warnings_unless_strict() -> None:
+    script = "#!/bin/sh\n#SWM name w\n#SWM frobnicate 3\n#SWM checkpoint dmtcp\necho x\n"
+    fields, warnings = read_directives(script)
+    assert fields == {"name": "w"}
+    assert len(warnings) == 2
+    assert warnings[0].startswith("line 3: unknown directive 'frobnicate'") and "ignored" in warnings[0]
+    assert warnings[1].startswith("line 4: unknown directive 'checkpoint'")
+    with pytest.raises(ValidationError) as caught:
+        read_directives(script, strict=True)
+    assert [e["field"] for e in caught.value.errors] == ["line 3", "line 4"]
+    with pytest.raises(ValidationError, match="cpus"):  # a known directive with a bad value stays an error
+        read_directives("#SWM frobnicate 1\n#SWM cpus lots\n")
+
+
+@pytest.mark.parametrize(
+    ("value", "inbound", "outbound"),
+    [
+        ("8888", [8888], []),
+        ("8888/tcp", [8888], []),
+        ("8888/tcp/in", [8888], []),
+        ("8081/tcp/out", [], [8081]),
+        ("8888/tcp/in,8081/tcp/out", [8888], [8081]),
+        ("8888/TCP/IN, 9000", [8888, 9000], []),
+    ],
+)
+def test_ports_forms(value: str, inbound: list[int], outbound: list[int]) -> None:
+    fields = parse_directives(f"#SWM ports {value}\n")
+    assert fields.get("ports", []) == inbound and fields.get("outbound_ports", []) == outbound
 
 
 @pytest.mark.parametrize(
@@ -77,6 +157,13 @@ def test_every_directive_is_read() -> None:
         ("#SWM priority high\n", "line 1", "whole number"),
         ("#SWM relocatable maybe\n", "line 1", "true or false"),
         ("#SWM ports 70000\n", "line 1", "65535"),
+        ("#SWM ports 53/udp\n", "line 1", "only tcp"),
+        ("#SWM ports 80/tcp/sideways\n", "line 1", "in or out"),
+        ("#SWM ports 80/tcp/in/x\n", "line 1", "8888/tcp/in"),
+        ("#SWM stdout /etc/passwd\n", "line 1", "must be a relative path"),
+        ("#SWM stdin ../secret\n", "line 1", "must be a relative path"),
+        ("#SWM storage lots\n", "line 1", "storage"),
+        ("#SWM comment\n", "line 1", "needs a value"),
         ("#SWM nodes\n", "line 1", "needs a value"),
         ("#SWM\n", "line 1", "empty"),
         ("#SWMcpus 2\n", "line 1", "malformed"),

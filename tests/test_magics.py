@@ -72,6 +72,7 @@ MAGICS_NOTEBOOK = [
     "print(nbjob.fetch('param.executed.ipynb').decode().count('n*2 = 10 ok'))",
     "%swm logs {cell_job.id} -f",
     "try:\n    %swm cancel {job.id}\nexcept Exception as e:\n    print(type(e).__name__, e)",
+    "%%swm submit --hold\n#SWM frobnicate 1\necho odd",
 ]
 
 
@@ -102,6 +103,7 @@ def test_every_magic_in_a_real_kernel(swm_server: Server) -> None:  # noqa: F811
     assert out[12] == "1\n"
     assert out[13] == "cell says hi\n"
     assert out[14].startswith("SwmError") and "409" in out[14]
+    assert "warning: line 1: unknown directive 'frobnicate'" in out[15], out[15]
     # widget views are shown with a text and HTML fallback
     views = [o for o in nb.cells[7].outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
     assert views and "from-file" in views[0]["data"]["text/html"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import uuid
 from typing import Any
 
@@ -145,6 +146,21 @@ async def submit(user: Any, script: str, **kwargs: Any) -> str:
     return job_id
 
 
+def assert_error_text(response: Any) -> str:
+    """The text of an error answer, checked to be in the shape of Sky Port's core: ``Error: <why>`` as text."""
+    assert response.headers["Content-Type"].startswith("text/plain"), response.headers["Content-Type"]
+    text = response.body.decode()
+    assert text.startswith("Error: ") and text.endswith("\n") and len(text) > len("Error: \n"), text
+    return text
+
+
+def refused_submission(response: Any, status: int) -> str:
+    """A refused submission: ``200`` (all that swmclient reads) with the reason, the real status in a header."""
+    assert response.code == 200, (response.code, response.body)
+    assert response.headers["X-Swm-Status"] == str(status)
+    return assert_error_text(response)
+
+
 SCRIPT = "#!/bin/sh\n#SWM name compat-job\n#SWM cpus 2\n#SWM mem 64M\necho out-$((6*7))\necho err-text >&2\n"
 
 
@@ -166,7 +182,7 @@ async def test_submit_get_and_outputs_of_a_finished_job(user: Any, swm_started: 
     assert set(job) == {
         "id", "name", "state", "state_details", "submit_time", "start_time", "end_time", "duration",
         "exitcode", "signal", "node_names", "node_ips", "remote_id", "flavor_id", "request", "resources",
-        "comment",
+        "comment", "warnings",
     }  # fmt: skip
     assert job["id"] == job_id and job["name"] == "compat-job" and job["state"] == "F"
     for key in ("submit_time", "start_time", "end_time"):
@@ -174,11 +190,13 @@ async def test_submit_get_and_outputs_of_a_finished_job(user: Any, swm_started: 
     for key in ("duration", "exitcode", "signal"):
         assert isinstance(job[key], int)
     assert job["exitcode"] == 0 and job["signal"] == 0 and job["duration"] >= 0
+    assert swm_started.get(job_id).spec.submission_address == "127.0.0.1", "the client's address, as Sky Port"
     assert job["remote_id"] == "local" and job["flavor_id"] == ""
     assert job["node_names"] and all(isinstance(n, str) for n in job["node_names"])
     assert isinstance(job["node_ips"], list)
     request = {r["name"]: r for r in job["request"]}
-    assert request["cpus"]["count"] == 2 and request["mem"]["count"] == 64 and request["nodes"]["count"] == 1
+    assert request["cpus"]["count"] == 2 and request["node"]["count"] == 1
+    assert request["mem"]["count"] == 64 * 1024 * 1024, "Sky Port counts memory in bytes"
     assert all(isinstance(r["count"], int) for r in job["request"])
     assert job["resources"] == job["request"]
     stdout = await user("job", job_id, "stdout")
@@ -226,14 +244,14 @@ async def test_cancel_then_cancel_again_is_409(user: Any, swm_started: Any) -> N
     assert response.code == 200 and response.body.decode().strip() == f"Canceled: {job.id}"
     assert body(await user("job", job.id))["state"] == "C"
     again = await user("job", job.id, method="DELETE")
-    assert again.code == 409 and body(again)["message"]
+    assert again.code == 409 and "cancel" in assert_error_text(again)
 
 
 async def test_requeue_with_the_modification_header(user: Any, swm_started: Any) -> None:
     job_id = await submit(user, "#SWM name rq\necho run\n")
     await swm_started.wait(job_id, timeout=30)
     missing = await user("job", job_id, method="PATCH")
-    assert missing.code == 400 and "modification" in body(missing)["message"]
+    assert missing.code == 400 and "modification" in assert_error_text(missing)
     unknown = await user("job", job_id, method="PATCH", headers={"modification": "resize"})
     assert unknown.code == 400
     assert swm_started.get(job_id).state.value == "finished", "a refused PATCH changes nothing"
@@ -260,8 +278,7 @@ async def test_unknown_job_and_route_are_404(user: Any) -> None:
     ):
         response = await user(*parts, **kwargs)
         assert response.code == 404, (parts, response.code)
-        assert response.headers["Content-Type"].startswith("application/json")
-        assert "message" in body(response)
+        assert_error_text(response)
 
 
 async def test_path_parameter_is_refused_and_reads_nothing(user: Any, swm_started: Any, tmp_path: Any) -> None:
@@ -273,7 +290,7 @@ async def test_path_parameter_is_refused_and_reads_nothing(user: Any, swm_starte
         {"params": {"path": str(secret)}, "body": b"echo x\n", "headers": {"Content-Type": "text/plain"}},
     ):
         response = await user("job", method="POST", **kwargs)
-        assert response.code == 400 and "path" in body(response)["message"]
+        assert refused_submission(response, 400).startswith("Error: ?path= is not supported")
     assert len(body(await user("job"))) == before
 
 
@@ -283,17 +300,20 @@ async def test_path_parameter_is_refused_and_reads_nothing(user: Any, swm_starte
         (b"", "text/plain"),
         (b"   \n", "text/plain"),
         (b"\xff\xfe not utf-8", "text/plain"),
-        (b"#SWM frobnicate 3\necho x\n", "text/plain"),
         (b"#SWM cpus lots\necho x\n", "text/plain"),
+        (b"#SWM ports 53/udp\necho x\n", "text/plain"),
         (multipart("echo x\n", field="other")[0], "form"),
     ],
 )
-async def test_bad_scripts_are_400(user: Any, data: bytes, content_type: str) -> None:
+async def test_bad_scripts_are_refused_with_the_reason(
+    user: Any, swm_started: Any, data: bytes, content_type: str
+) -> None:
     if content_type == "form":
         data, content_type = multipart("echo x\n", field="other")
+    before = len(swm_started.jobs)
     response = await user("job", method="POST", body=data, headers={"Content-Type": content_type})
-    assert response.code == 400, response.body
-    assert body(response)["message"]
+    assert len(refused_submission(response, 400)) > len("Error: ")
+    assert len(swm_started.jobs) == before, "nothing was stored"
 
 
 async def test_remote_sites(user: Any) -> None:
@@ -305,6 +325,7 @@ async def test_remote_sites(user: Any) -> None:
         assert isinstance(site["port"], int)
     local, cloudy = sites
     assert local["kind"] == "local" and local["server"]
+    assert local["account_id"] == "local", "a site's account is its name unless configured"
     assert cloudy["kind"] == "azure" and cloudy["server"] == "gate.example.org" and cloudy["port"] == 8444
     assert cloudy["account_id"] == "acct-1"
     assert cloudy["default_flavor_id"] == "f-small" and cloudy["default_image_id"] == "i-ubuntu"
@@ -340,11 +361,116 @@ async def test_nodes(user: Any, jp_serverapp: Any, swm_started: Any) -> None:
         assert isinstance(node["api_port"], int)
         assert all(set(r) >= {"id", "name", "comment"} for r in node["roles"])
     host, vm1, vm2 = nodes
+    mib = 1024 * 1024
+    host_mem = {r["name"]: r["count"] for r in host["resources"]}["mem"]
+    assert host_mem == swm_started.gates["local"].memory_mb * mib, "node memory is in bytes, as in Sky Port"
+    host_disk = {r["name"]: r["count"] for r in host["resources"]}["storage"]
+    assert host_disk == shutil.disk_usage(swm_started.data_dir).total, "the job folders' disk, bytes"
+    assert {r["name"]: r["count"] for r in vm1["resources"]} == {"cpus": 2, "mem": 4096 * mib}
     assert {r["name"] for r in host["roles"]} >= {"core", "local site"}
     assert host["state_power"] == "up" and host["api_port"] == jp_serverapp.port
     assert (vm1["host"], vm1["state_power"], vm1["state_alloc"]) == ("10.0.0.5", "up", "idle")
     assert (vm2["host"], vm2["state_power"], vm2["state_alloc"]) == ("10.0.0.6", "down", "offline")
     assert len(body(await user("node", params={"limit": "2"}))) == 2
+
+
+# -- Sky Port job scripts, accounts, warnings --------------------------------------------------------
+
+
+async def test_sky_port_script_forms_are_stored_with_their_meaning(user: Any, swm_started: Any) -> None:
+    script = (
+        "#!/bin/sh\n#SWM name wild\n#SWM comment from the wild\n#SWM account_id acct-1\n#SWM image ubuntu-22.04\n"
+        "#SWM ports 1234/tcp,8081/tcp/out\n#SWM storage 2G\n#SWM nodes 1\n#SWM submission-address 10.0.0.9\n"
+        "#SWM stdout mine.txt\necho to-my-file\n"
+    )
+    job_id = await submit(user, script)
+    job = swm_started.get(job_id)
+    assert job.site == "cloudy", "account acct-1 is the cloudy site's"
+    spec = job.spec
+    assert (spec.account, spec.cloud_image, spec.comment) == ("acct-1", "ubuntu-22.04", "from the wild")
+    assert spec.ports == (1234,) and spec.outbound_ports == (8081,) and spec.resources.storage_mb == 2048
+    assert spec.submission_address == "10.0.0.9" and spec.stdout == "mine.txt" and spec.warnings == ()
+    done = await swm_started.wait(job_id, timeout=30)
+    assert done.exit_code == 0
+    assert (await swm_started.open_file(job_id, "mine.txt")).read() == b"to-my-file\n", "#SWM stdout is honoured"
+    shown = body(await user("job", job_id))
+    assert shown["comment"] == "from the wild" and shown["warnings"] == []
+    request = {r["name"]: r for r in shown["request"]}
+    assert request["ports"] == {"name": "ports", "count": 2, "value": "1234/tcp/in,8081/tcp/out"}
+    assert request["storage"]["count"] == 2048 * 1024 * 1024
+    assert request["submission-address"]["value"] == "10.0.0.9"
+
+
+#: The job script of Sky Port's own JupyterHub spawner, as it renders it (with no input files).
+SPAWNER_SCRIPT = """#!/bin/bash
+#
+# This is a job script that is executed by Sky Port on a compute node.
+
+#SWM relocatable
+#SWM flavor f-small
+#SWM ports 8888/tcp/in,8081/tcp/out
+#SWM account acct-1
+#SWM cloud-image ubuntu-22.04
+#SWM container-image jupyter/datascience-notebook:hub-3.1.1
+#SWM input-files \n
+export HOME=$(pwd)
+echo Start single user jupyter server
+"""
+
+
+async def test_the_sky_port_spawners_own_script(user: Any, swm_started: Any) -> None:
+    job = swm_started.get(await submit(user, SPAWNER_SCRIPT))
+    spec = job.spec
+    assert job.site == "cloudy" and spec.relocatable and spec.flavor == "f-small"
+    assert spec.ports == (8888,) and spec.outbound_ports == (8081,) and spec.input_files == ()
+    assert spec.container_image == "jupyter/datascience-notebook:hub-3.1.1" and spec.warnings == ()
+
+
+async def test_account_chooses_the_site(user: Any, swm_started: Any) -> None:
+    to_cloudy = swm_started.get(await submit(user, "#SWM account acct-1\necho x\n"))
+    to_local = swm_started.get(await submit(user, "#SWM account local\necho x\n"))
+    named = swm_started.get(await submit(user, "#SWM site local\n#SWM account acct-1\necho x\n"))
+    plain = swm_started.get(await submit(user, "echo x\n"))
+    assert (to_cloudy.site, to_local.site, named.site, plain.site) == ("cloudy", "local", "local", "local")
+    before = len(swm_started.jobs)
+    response = await user(
+        "job", method="POST", body=b"#SWM account nobody\necho x\n", headers={"Content-Type": "text/plain"}
+    )
+    text = refused_submission(response, 400)
+    assert "'nobody'" in text and "local, acct-1" in text
+    with pytest.raises(Exception, match="known accounts: local, acct-1"):
+        await swm_started.submit({"script": "echo x\n", "account": "nobody"})
+    assert len(swm_started.jobs) == before
+
+
+async def test_unknown_directive_is_a_warning_everywhere_unless_strict(user: Any, api: Any, swm_started: Any) -> None:
+    script = "#!/bin/sh\n#SWM name warned\n#SWM frobnicate 3\necho x\n"
+    data, content_type = multipart(script)
+    response = await user("job", method="POST", body=data, headers={"Content-Type": content_type})
+    assert response.code == 200 and "X-Swm-Status" not in response.headers
+    job_id, warning = response.body.decode().splitlines()
+    assert warning.startswith("Warning: line 3: unknown directive 'frobnicate'"), warning
+    assert swm_started.get(job_id).spec.warnings == (warning.removeprefix("Warning: "),)
+    assert body(await user("job", job_id))["warnings"] == [warning.removeprefix("Warning: ")]
+    native = await api("jobs", method="POST", body=script.encode(), headers={"Content-Type": "text/x-shellscript"})
+    assert native.code == 201 and body(native)["warnings"][0].startswith("line 3: unknown directive")
+    assert body(await api("jobs", body(native)["id"]))["spec"]["warnings"] == body(native)["warnings"]
+    dry = await api("jobs", params={"dry_run": "1"}, json_body={"script": script})
+    assert dry.code == 200 and body(dry)["warnings"] == body(native)["warnings"]
+    sneaky = await api("jobs", json_body={"script": "echo x\n", "warnings": ["all is well"]})
+    assert sneaky.code == 201 and body(sneaky)["warnings"] == [], "warnings are the server's own"
+
+    swm_started.strict_directives = True
+    try:
+        before = len(swm_started.jobs)
+        refused = await user("job", method="POST", body=data, headers={"Content-Type": content_type})
+        assert "unknown directive 'frobnicate'" in refused_submission(refused, 400)
+        strict = await api("jobs", method="POST", body=script.encode(), headers={"Content-Type": "text/x-shellscript"})
+        assert strict.code == 400 and "frobnicate" in body(strict)["message"]
+        assert (await api("jobs", params={"dry_run": "1"}, json_body={"script": script})).code == 400
+        assert len(swm_started.jobs) == before
+    finally:
+        swm_started.strict_directives = False
 
 
 async def test_no_secret_in_any_answer(user: Any) -> None:

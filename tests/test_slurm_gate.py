@@ -49,6 +49,21 @@ def test_helpers_parse_what_slurm_and_the_wrapper_write() -> None:
     assert [(n, v) for n, v, _ in opts] == [("cpus-per-task", "4"), ("mem", "1G"), ("time", "10")]
 
 
+def test_sky_port_storage_and_account_become_sbatch_options(tmp_path: Path) -> None:
+    """``#SWM storage`` is Slurm's --tmp; an account that only names the site (its default Sky Port account,
+    which routed the job here) is not charged as a Slurm account, a real one is."""
+
+    def options(g: SlurmGate, spec: dict[str, Any]) -> dict[str, str]:
+        return dict(g._request_options(make_job(tmp_path, spec), dependencies=()))
+
+    plain = gate()
+    assert options(plain, {"command": ["true"], "resources": {"storage": "2G"}})["tmp"] == "2048M"
+    assert "account" not in options(plain, {"command": ["true"], "account": "cluster"})
+    assert options(plain, {"command": ["true"], "account": "proj7"})["account"] == "proj7"
+    charged = gate(account="cluster")  # a site whose configured Slurm account is named like it
+    assert options(charged, {"command": ["true"], "account": "cluster"})["account"] == "cluster"
+
+
 # --- against the cluster -----------------------------------------------------------------------------
 
 

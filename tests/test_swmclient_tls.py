@@ -59,13 +59,13 @@ def make_ca(folder: Path, name: str) -> Path:
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """A CA with a server certificate and clients alice and bob; and a client of another CA (mallory)."""
+    """A CA with a server certificate and clients alice, bob and carol; and a client of another CA (mallory)."""
     folder = tmp_path_factory.mktemp("pki")
     ca = make_ca(folder, "ca")
     make_ca(folder, "other-ca")
     out: dict[str, Any] = {"ca": ca}
     out["server"] = make_cert(folder, "server", "ca", server=True)
-    for name in ("alice", "bob"):
+    for name in ("alice", "bob", "carol"):
         out[name] = make_cert(folder, name, "ca")
     out["mallory"] = make_cert(folder, "mallory", "other-ca")
     return out
@@ -103,7 +103,12 @@ class TlsServer:
                 "allow_shared_account": True,
                 "sites": {
                     "local": {"gate": "local", "cpus": 2},
-                    "cloudy": {"gate": "tests.test_skyport_compat.CatalogGate", "cpus": 1, "url": "https://gate:8444"},
+                    "cloudy": {
+                        "gate": "tests.test_skyport_compat.CatalogGate",
+                        "cpus": 1,
+                        "url": "https://gate:8444",
+                        "account": "acct-9",
+                    },
                 },
             },
         }
@@ -116,6 +121,8 @@ class TlsServer:
     def start(self, timeout: float = 60) -> TlsServer:
         """Start the server and wait until it answers a client with a certificate."""
         (self.base / "root").mkdir(exist_ok=True)
+        for name in ("in-a.txt", "in-b.txt"):  # input files of the scripts below (under the server's root)
+            (self.base / "root" / name).write_text(f"{name} says hi\n")
         env = dict(os.environ)
         env.update(
             {
@@ -207,6 +214,109 @@ def test_swmclient_catalogue(tls_server: TlsServer) -> None:
     assert nodes[0].api_port == tls_server.port and nodes[0].state_power.value == "up"
     assert {r.name for r in nodes[0].roles} >= {"core"}
     assert [n.host for n in nodes[1:]] == ["10.0.0.5", "10.0.0.6"]
+    mem = {n.name: {r.name: r.count for r in n.resources}["mem"] for n in nodes}
+    assert mem["vm-1"] == 4096 * 1024 * 1024, "node memory in bytes, as Sky Port's core reports it"
+    assert mem[nodes[0].name] > 64 * 1024 * 1024, "the Jupyter host's memory in bytes, not MB"
+    assert [(s.id, s.account_id) for s in sites] == [("local", "local"), ("cloudy", "acct-9")]
+
+
+#: Sky Port's own directives, each with its meaning.
+SKY_PORT_SET = """#!/bin/sh
+#SWM name sky-set
+#SWM comment the whole Sky Port set
+#SWM account acct-9
+#SWM flavor f-small
+#SWM cloud-image ubuntu-22.04
+#SWM container-image python:3.12
+#SWM gpus 0
+#SWM ports 8888/tcp/in,8081/tcp/out
+#SWM submission-address 10.1.1.1
+#SWM relocatable
+#SWM input-files in-a.txt
+#SWM input-files in-b.txt
+#SWM output-files made.txt
+#SWM stdin in-a.txt
+#SWM stdout my-out.txt
+#SWM stderr my-err.txt
+cat; cat in-b.txt; echo to-stderr >&2; echo made > made.txt
+"""
+#: The forms scripts in the wild use.
+WILD_FORMS = """#!/bin/sh
+#SWM name wild-forms
+#SWM account_id acct-9
+#SWM image ubuntu-22.04
+#SWM input in-a.txt
+#SWM output made.txt
+#SWM nodes 1
+#SWM storage 1G
+#SWM ports 8888/tcp
+#SWM workdir /tmp
+pwd
+"""
+
+
+def stored_spec(server: TlsServer, job_id: str) -> dict[str, Any]:
+    """The job's stored spec, read with the server's token through the native API."""
+    with server.client("alice") as client:
+        response = client.get(f"{server.url}/swm/api/v1/jobs/{job_id}", headers={"Authorization": f"token {TOKEN}"})
+        assert response.status_code == 200, response.text
+        return dict(response.json()["spec"])
+
+
+def submit_text(api: SwmApi, script: str) -> list[str]:
+    """Submit with swmclient; the lines of the answer (what Sky Port's console prints)."""
+    answer = api.submit_job(io.BytesIO(script.encode()))
+    assert answer is not None, "swmclient got no answer it could read"
+    return answer.payload.read().decode().splitlines()
+
+
+def test_swmclient_submits_every_directive_form(tls_server: TlsServer) -> None:
+    api = tls_server.api("carol")
+    (job_id,) = submit_text(api, SKY_PORT_SET)
+    spec = stored_spec(tls_server, job_id)
+    assert spec["name"] == "sky-set" and spec["comment"] == "the whole Sky Port set"
+    assert (spec["account"], spec["flavor"], spec["cloud_image"]) == ("acct-9", "f-small", "ubuntu-22.04")
+    assert spec["container_image"] == "python:3.12" and spec["resources"]["gpus"] == 0
+    assert spec["ports"] == [8888] and spec["outbound_ports"] == [8081]
+    assert spec["submission_address"] == "10.1.1.1" and spec["relocatable"] is True
+    assert spec["input_files"] == ["in-a.txt", "in-b.txt"] and spec["output_files"] == ["made.txt"]
+    assert (spec["stdin"], spec["stdout"], spec["stderr"]) == ("in-a.txt", "my-out.txt", "my-err.txt")
+    assert spec["warnings"] == []
+    job = wait_for(lambda: api.get_job(job_id), lambda j: j.state in (ClientJobState.F, ClientJobState.E))
+    assert job.state == ClientJobState.F and job.exitcode == 0, job.state_details
+    assert job.remote_id == "cloudy", "account acct-9 chose the cloudy site"
+    assert job.comment == "the whole Sky Port set"
+    with tls_server.client("alice") as client:
+        token = {"Authorization": f"token {TOKEN}"}
+        files = f"{tls_server.url}/swm/api/v1/jobs/{job_id}/files"
+        assert client.get(f"{files}/my-out.txt", headers=token).text == "in-a.txt says hi\nin-b.txt says hi\n"
+        assert client.get(f"{files}/my-err.txt", headers=token).text == "to-stderr\n"
+
+    (wild_id,) = submit_text(api, WILD_FORMS)
+    spec = stored_spec(tls_server, wild_id)
+    assert (spec["account"], spec["cloud_image"]) == ("acct-9", "ubuntu-22.04")
+    assert spec["input_files"] == ["in-a.txt"] and spec["output_files"] == ["made.txt"]
+    assert spec["resources"]["nodes"] == 1 and spec["resources"]["storage"] == 1024
+    assert spec["ports"] == [8888] and spec["workdir"] == "/tmp"
+    wild = wait_for(lambda: api.get_job(wild_id), lambda j: j.state in (ClientJobState.F, ClientJobState.E))
+    assert wild.state == ClientJobState.F and wild.remote_id == "cloudy"
+    assert {r.name: r.count for r in wild.request}["storage"] == 1024 * 1024 * 1024
+    assert api.get_job_stdout(wild_id).payload.read() == b"/tmp\n"
+
+
+def test_swmclient_reads_warnings_and_refusals(tls_server: TlsServer) -> None:
+    api = tls_server.api("carol")
+    job_id, warning = submit_text(api, "#SWM name odd\n#SWM checkpoint dmtcp\necho x\n")
+    assert warning.startswith("Warning: line 2: unknown directive 'checkpoint'"), warning
+    assert api.get_job(job_id)["warnings"] == [warning.removeprefix("Warning: ")]
+    for script, needle in (
+        ("#SWM cpus lots\necho x\n", "cpus"),
+        ("#SWM account nobody\necho x\n", "known accounts: local, acct-9"),
+        ("#SWM ports 53/udp\necho x\n", "only tcp"),
+    ):
+        lines = submit_text(api, script)
+        assert lines[0].startswith("Error: ") and needle in lines[0], lines
+    assert job_id in [j.id for j in api.get_jobs() or []] and len(api.get_jobs() or []) >= 1
 
 
 def test_swmclient_job_lifecycle(tls_server: TlsServer) -> None:
@@ -216,7 +326,7 @@ def test_swmclient_job_lifecycle(tls_server: TlsServer) -> None:
     job_id = answer.payload.read().decode().splitlines()[0]
     job = api.get_job(job_id)
     assert job.id == job_id and job.name == "tls-job" and job.remote_id == "local"
-    assert {r.name: r.count for r in job.request}["mem"] == 32
+    assert {r.name: r.count for r in job.request}["mem"] == 32 * 1024 * 1024, "Sky Port counts bytes"
     job = wait_for(lambda: api.get_job(job_id), lambda j: j.state == ClientJobState.F)
     assert job.exitcode == 0 and job.end_time and job.start_time and isinstance(job.duration, int)
     assert api.get_job_stdout(job_id).payload.read() == b"stdout-42\n"

@@ -1,4 +1,11 @@
-"""The ``#SWM`` job-script directives: Sky Port's vocabulary plus resources and scheduling."""
+"""The ``#SWM`` job-script directives: Sky Port's vocabulary plus resources and scheduling.
+
+Sky Port's core reads a directive line as ``#SWM <name> <rest of the line>`` and ignores names it
+does not know. Here every name of Sky Port's set is read with its meaning, plus the forms found in
+scripts in the wild (``account_id``, ``input``, ``output``, ``image``, ``storage``) and our own
+resources and scheduling names. An unknown name is a warning (the line is ignored), or an error
+when the caller asks for strict reading; a known name with a bad value is always an error.
+"""
 
 from __future__ import annotations
 
@@ -57,11 +64,38 @@ def _file_list(value: str) -> list[str]:
     return files
 
 
-def _ports(value: str) -> list[int]:
-    ports = [_positive_int(v) for v in re.split(r"[,\s]+", value) if v]
-    if not ports or any(p > 65535 for p in ports):
-        raise ValueError(f"{value!r} must be port numbers between 1 and 65535")
-    return ports
+_PORT = re.compile(r"^(?P<port>\d+)(?:/(?P<proto>[A-Za-z]+)(?:/(?P<way>[A-Za-z]+))?)?$")
+
+
+def _ports(value: str) -> tuple[list[int], list[int]]:
+    """Sky Port's ``ports``: ``8888``, ``8888/tcp``, ``8888/tcp/in`` or ``8081/tcp/out``, comma-separated.
+
+    Returns (inbound, outbound) port numbers; only tcp is supported.
+    """
+    inbound: list[int] = []
+    outbound: list[int] = []
+    for item in (v for v in re.split(r"[,\s]+", value) if v):
+        match = _PORT.match(item)
+        if not match or not 1 <= int(match.group("port")) <= 65535:
+            raise ValueError(
+                f"{item!r}: write a port between 1 and 65535 as 8888, 8888/tcp, 8888/tcp/in or 8081/tcp/out"
+            )
+        proto = (match.group("proto") or "tcp").lower()
+        if proto != "tcp":
+            raise ValueError(f"{item!r}: only tcp ports are supported")
+        way = (match.group("way") or "in").lower()
+        if way not in ("in", "out"):
+            raise ValueError(f"{item!r}: the direction is in or out")
+        (inbound if way == "in" else outbound).append(int(match.group("port")))
+    if not inbound and not outbound:
+        raise ValueError("needs at least one port")
+    return inbound, outbound
+
+
+def _stream_file(value: str) -> str:
+    if not is_inside_path(value):
+        raise ValueError(f"{value!r} must be a relative path inside the job's folder (no '..', not absolute)")
+    return value
 
 
 def _array(value: str) -> str:
@@ -85,6 +119,13 @@ def _walltime(value: str) -> int:
     return parse_walltime_seconds(value)
 
 
+def _storage(value: str) -> int:
+    try:
+        return parse_memory_mb(value)
+    except ValueError as exc:
+        raise ValueError(str(exc).replace("memory", "storage")) from None
+
+
 #: directive -> (where it goes in the spec, how its value is read)
 DIRECTIVES: dict[str, tuple[tuple[str, ...], Callable[[str], Any]]] = {
     "name": (("name",), _text),
@@ -98,6 +139,12 @@ DIRECTIVES: dict[str, tuple[tuple[str, ...], Callable[[str], Any]]] = {
     "output-files": (("output_files",), _file_list),
     "relocatable": (("relocatable",), _boolean),
     "ports": (("ports",), _ports),
+    "comment": (("comment",), _text),
+    "submission-address": (("submission_address",), _text),
+    "stdin": (("stdin",), _stream_file),
+    "stdout": (("stdout",), _stream_file),
+    "stderr": (("stderr",), _stream_file),
+    "storage": (("resources", "storage"), _storage),
     "gpus": (("resources", "gpus"), _count),
     "cpus": (("resources", "cpus"), _positive_int),
     "mem": (("resources", "memory"), _memory),
@@ -107,19 +154,35 @@ DIRECTIVES: dict[str, tuple[tuple[str, ...], Callable[[str], Any]]] = {
     "array": (("array",), _array),
     "priority": (("priority",), _integer),
 }
+#: Other names scripts in the wild use -> the directive they mean.
+ALIASES = {"account-id": "account", "input": "input-files", "output": "output-files", "image": "cloud-image"}
+#: Directives that may be given on several lines (their values add up).
+REPEATABLE = ("input-files", "output-files")
+#: Every name a directive line may use, as written in warnings and errors.
+KNOWN_NAMES = ", ".join([*DIRECTIVES, "account_id", "input", "output", "image"])
 _LINE = re.compile(r"^#SWM(?:\s+|$)(?P<key>[A-Za-z][A-Za-z0-9_-]*)?(?:\s*=\s*|\s+)?(?P<value>.*)$")
 
 
 def parse_directives(script: str) -> dict[str, Any]:
-    """Read the ``#SWM`` lines of ``script`` into spec fields (a dict for ``JobSpec.from_dict``).
+    """Read the ``#SWM`` lines of ``script`` into spec fields, strictly (an unknown directive is an error).
+
+    See :func:`read_directives`.
+    """
+    return read_directives(script, strict=True)[0]
+
+
+def read_directives(script: str, *, strict: bool = False) -> tuple[dict[str, Any], list[str]]:
+    """Read the ``#SWM`` lines of ``script`` into spec fields (a dict for ``JobSpec.from_dict``) and warnings.
 
     Directives are ``#SWM key value`` or ``#SWM key=value``, before the first command line (after
     the ``#!`` line, comments and blank lines). Without ``#SWM name``, an ``#SBATCH --job-name``
-    line names the job. Raises :class:`ValidationError` naming the line of every unknown, malformed,
-    repeated or misplaced directive.
+    line names the job. An unknown directive is ignored with a warning naming its line, unless
+    ``strict``. Raises :class:`ValidationError` naming the line of every malformed, repeated or
+    misplaced directive (and, when ``strict``, every unknown one).
     """
     fields: dict[str, Any] = {}
     errors: list[dict[str, str]] = []
+    warnings: list[str] = []
     seen: dict[str, int] = {}
     in_header = True
     for number, raw in enumerate(script.splitlines(), start=1):
@@ -141,17 +204,24 @@ def parse_directives(script: str) -> dict[str, Any]:
         key = (match.group("key") or "") if match else ""
         value = (match.group("value") or "").strip() if match else ""
         normal = key.lower().replace("_", "-")
+        normal = ALIASES.get(normal, normal)
         if not normal:
             errors.append({"field": where, "message": "empty #SWM directive: write '#SWM key value'"})
             continue
         if normal not in DIRECTIVES:
-            errors.append({"field": where, "message": f"unknown directive {key!r}; known: {', '.join(DIRECTIVES)}"})
+            message = f"unknown directive {key!r}; known: {KNOWN_NAMES}"
+            if strict:
+                errors.append({"field": where, "message": message})
+            else:
+                warnings.append(f"{where}: {message} (the line is ignored)")
             continue
-        if normal in seen:
+        if normal in seen and normal not in REPEATABLE:
             errors.append({"field": where, "message": f"{normal!r} is already set on line {seen[normal]}"})
             continue
         seen[normal] = number
         path, read = DIRECTIVES[normal]
+        if not value and normal in REPEATABLE:
+            continue  # no files, as Sky Port reads it (its own spawner writes the line with an empty list)
         if not value and read is not _boolean:
             errors.append({"field": where, "message": f"{normal!r} needs a value"})
             continue
@@ -160,10 +230,19 @@ def parse_directives(script: str) -> dict[str, Any]:
         except ValueError as exc:
             errors.append({"field": where, "message": f"{normal}: {exc}"})
             continue
+        if read is _ports:
+            inbound, outbound = parsed
+            for name, ports in (("ports", inbound), ("outbound_ports", outbound)):
+                if ports:
+                    fields[name] = ports
+            continue
         target = fields
         for part in path[:-1]:
             target = target.setdefault(part, {})
-        target[path[-1]] = parsed
+        if normal in REPEATABLE and path[-1] in target:
+            target[path[-1]] = [*target[path[-1]], *parsed]
+        else:
+            target[path[-1]] = parsed
     if "name" not in fields:  # the name the script gives Slurm names the job (and SWM_JOB_NAME) too
         sbatch_name = sbatch_job_name(script)
         if sbatch_name:
@@ -173,7 +252,7 @@ def parse_directives(script: str) -> dict[str, Any]:
             "the script's #SWM lines have errors: " + "; ".join(f"{e['field']}: {e['message']}" for e in errors),
             errors,
         )
-    return fields
+    return fields, warnings
 
 
 def merge_request(directives: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:

@@ -84,6 +84,16 @@ def _count_hint(minimum: int) -> str:
     return f"must be a whole number from {minimum} to {MAX_COUNT}"
 
 
+def _stream(name: str, description: str) -> Field:
+    """A file of the job's folder for one of its standard streams."""
+    return Field(
+        name,
+        {"type": "string", "pattern": _NON_EMPTY},
+        "must be a relative path inside the job's folder (no '..', not absolute)",
+        description + " (relative to its working folder)",
+    )
+
+
 def _count(minimum: int) -> dict[str, Any]:
     return {
         "oneOf": [
@@ -93,6 +103,12 @@ def _count(minimum: int) -> dict[str, Any]:
     }
 
 
+_PORTS = {
+    "oneOf": [
+        {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 65535}},
+        {"type": "string"},
+    ]
+}
 _FILES = {"oneOf": [{"type": "array", "items": {"type": "string", "minLength": 1}}, {"type": "string"}]}
 
 _SIZE = {"oneOf": [{"type": "number"}, {"type": "string"}]}
@@ -116,6 +132,13 @@ RESOURCES: tuple[Field, ...] = (
     ),
     _resource("mem", _SIZE, "same as memory", "Same as memory", None),
     _resource("gpus", _count(0), _count_hint(0), "GPUs", Option(("-g", "--gpus"), "gpus", int)),
+    _resource(
+        "storage",
+        _SIZE,
+        "must be a number of MB or a size such as 512M or 4G",
+        "disk the job needs: MB, or 20G",
+        None,
+    ),
     _resource(
         "walltime",
         _SIZE,
@@ -248,16 +271,28 @@ FIELDS: tuple[Field, ...] = (
     _text("container_image", "Container image", Option(("--container-image",), "container image")),
     Field(
         "ports",
-        {
-            "oneOf": [
-                {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": 65535}},
-                {"type": "string"},
-            ]
-        },
+        _PORTS,
         "must be a list of port numbers (1-65535)",
         "Ports to open (a list, or one comma-separated string)",
     ),
     Field("relocatable", {"type": "boolean"}, "must be true or false", "The job may move between sites"),
+    _text("comment", "Sky Port's job comment"),
+    _stream("stdin", "file the job reads its standard input from"),
+    _stream("stdout", "file the job writes its standard output to"),
+    _stream("stderr", "file the job writes its standard error to"),
+    _text("submission_address", "the address the job was submitted from"),
+    Field(
+        "outbound_ports",
+        _PORTS,
+        "must be a list of port numbers (1-65535)",
+        "outbound TCP ports (ports are inbound; a list, or one comma-separated string)",
+    ),
+    Field(
+        "warnings",
+        {"type": "array", "items": {"type": "string"}, "readOnly": True},
+        "must be a list of strings",
+        "set by the server: #SWM lines it ignored; a request's own value is discarded",
+    ),
 )
 
 FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in FIELDS)

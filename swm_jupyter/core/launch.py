@@ -36,8 +36,25 @@ def job_argv(job: Job, python: str | None = None) -> list[str]:
 
     Script jobs run ``job.sh`` (written by the manager into the job folder) with the interpreter of
     its ``#!`` line, or bash; command jobs run their command as given; notebook jobs run the
-    notebook runner with ``python`` (default: this interpreter).
+    notebook runner with ``python`` (default: this interpreter). A job whose spec names files for
+    its standard streams (Sky Port's ``#SWM stdin``/``stdout``/``stderr``, relative to its working
+    folder) runs through ``/bin/sh`` redirecting them there; the last argument stays the same.
     """
+    argv = _program_argv(job, python)
+    spec = job.spec
+    if not (spec.stdin or spec.stdout or spec.stderr):
+        return argv
+    redirects = ['exec "$@"']
+    if spec.stdin:
+        redirects.append(f"<{shlex.quote(spec.stdin)}")
+    if spec.stdout:
+        redirects.append(f">{shlex.quote(spec.stdout)}")
+    if spec.stderr:
+        redirects.append("2>&1" if spec.stderr == spec.stdout else f"2>{shlex.quote(spec.stderr)}")
+    return ["/bin/sh", "-c", " ".join(redirects), "swm-job", *argv]
+
+
+def _program_argv(job: Job, python: str | None) -> list[str]:
     if job.spec.command is not None:
         return list(job.spec.command)
     if job.spec.notebook is not None:

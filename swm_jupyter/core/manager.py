@@ -35,13 +35,13 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from jupyter_core.paths import jupyter_data_dir
-from traitlets import Dict, Enum, Float, Int, List, TraitError, Unicode, default, validate
+from traitlets import Bool, Dict, Enum, Float, Int, List, TraitError, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
 from ..gates.base import Gate, safe_path
 from ..gates.registry import load_gate_class
 from .arrays import ArrayTracking
-from .directives import merge_request, parse_directives
+from .directives import merge_request, read_directives
 from .errors import (
     IdempotencyKeyReused,
     InvalidTransition,
@@ -63,6 +63,7 @@ from .reconcile import SiteReconciliation
 from .retention import JobRetention
 from .scheduler import DependencyInfo, SiteCapacity, UserPolicy, failed_dependencies, plan, priority_key
 from .secrets import redact_text
+from .site_accounts import site_account, site_for_account
 from .slices import Pacer
 from .states import ACTIONS, ACTIVE_STATES, Action, HistoryEntry, JobState, check_action, check_transition
 from .store import IdempotencyRecord, JobPage, JobQuery, JobStore
@@ -185,6 +186,12 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, JobRetent
         if proposal["value"] < 0:
             raise TraitError(f"{proposal['trait'].name} must be 0 (no limit) or more, not {proposal['value']}")
         return int(proposal["value"])
+
+    strict_directives = Bool(
+        False,
+        help="Refuse (400) a job script with an #SWM directive this server does not know. Default: False, "
+        "the line is ignored and the job gets a warning (as Sky Port's core ignores unknown names).",
+    ).tag(config=True)
 
     max_array_size = Int(
         100_001,
@@ -348,6 +355,9 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, JobRetent
             self._site_user_limits[name] = _user_limits_of(name, options)
             cls = load_gate_class(str(gate_name))
             known = set(cls.class_trait_names(config=True))
+            site_account(name, options)  # the site's Sky Port account: checked here, read from self.sites
+            if "account" not in known:  # a gate with an account option of its own (Slurm's) gets it too
+                options.pop("account", None)
             unknown = sorted(set(options) - known)
             if unknown:
                 raise ValueError(
@@ -402,11 +412,21 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, JobRetent
                 raise ValidationError("a job must be a JSON object", [{"field": "", "message": "expected an object"}])
             data = dict(request)
             private_env = parse_private_env(data.pop("private_env", None))
+            data.pop("warnings", None)  # the server's own notes, never the request's
+            warnings: list[str] = []
             if isinstance(data.get("script"), str):
-                data = merge_request(parse_directives(data["script"]), data)
+                directives, warnings = read_directives(data["script"], strict=self.strict_directives)
+                data = merge_request(directives, data)
             self._check_array_size(data.get("array"))
+            if warnings:
+                data["warnings"] = warnings
             spec = JobSpec.from_dict(data)
-        site = spec.site or self.default_site
+        if spec.site:
+            site = spec.site
+        elif spec.account:
+            site = site_for_account(spec.account, self.sites, self.default_site)
+        else:
+            site = self.default_site
         if site not in self.sites:
             raise ValidationError(
                 f"unknown site {site!r}; configured sites: {', '.join(self.sites)}",

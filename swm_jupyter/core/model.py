@@ -27,18 +27,26 @@ from .units import parse_memory_mb, parse_walltime_seconds
 _ENV_NAME = re.compile(ENV_NAME_PATTERN)
 _ARRAY = re.compile(r"^(\d+)(?:-(\d+)(?::(\d+))?)?$")
 #: The resources as :meth:`JobSpec.to_dict` stores them -> the fields of :class:`Resources`.
-_STORED_RESOURCES = {"nodes": "nodes", "cpus": "cpus", "memory": "memory_mb", "gpus": "gpus", "walltime": "walltime"}
+_STORED_RESOURCES = {
+    "nodes": "nodes",
+    "cpus": "cpus",
+    "memory": "memory_mb",
+    "gpus": "gpus",
+    "walltime": "walltime",
+    "storage": "storage_mb",
+}
 
 
 @dataclass(frozen=True)
 class Resources:
-    """What a job needs on its site. ``memory_mb`` and ``walltime`` (seconds) may be unset."""
+    """What a job needs on its site. ``memory_mb``, ``walltime`` (seconds) and ``storage_mb`` (disk) may be unset."""
 
     nodes: int = 1
     cpus: int = 1
     memory_mb: int | None = None
     gpus: int = 0
     walltime: int | None = None
+    storage_mb: int | None = None
 
 
 #: The most tasks an array can ever have, whatever ``max_array_size`` says (Slurm's own ceiling).
@@ -131,6 +139,17 @@ class JobSpec:
     container_image: str | None = None
     ports: tuple[int, ...] = ()
     relocatable: bool = False
+    #: Sky Port's job fields: free text, files (relative to the job's folder) for the job's standard
+    #: streams, the address the job was submitted from, and outbound ports (``ports`` are inbound).
+    comment: str | None = None
+    stdin: str | None = None
+    stdout: str | None = None
+    stderr: str | None = None
+    submission_address: str | None = None
+    outbound_ports: tuple[int, ...] = ()
+    #: What the server noted about the request (e.g. unknown ``#SWM`` directives it ignored); set by
+    #: the manager at submission, whatever the request says.
+    warnings: tuple[str, ...] = ()
     extras: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     FIELDS = FIELD_NAMES
@@ -213,6 +232,7 @@ class JobSpec:
                 "memory": res.memory_mb,
                 "gpus": res.gpus,
                 "walltime": res.walltime,
+                "storage": res.storage_mb,
             },
             "input_files": list(self.input_files),
             "output_files": list(self.output_files),
@@ -226,6 +246,13 @@ class JobSpec:
             "container_image": self.container_image,
             "ports": list(self.ports),
             "relocatable": self.relocatable,
+            "comment": self.comment,
+            "stdin": self.stdin,
+            "stdout": self.stdout,
+            "stderr": self.stderr,
+            "submission_address": self.submission_address,
+            "outbound_ports": list(self.outbound_ports),
+            "warnings": list(self.warnings),
         }
         out.update(self.extras)
         return out
@@ -264,11 +291,21 @@ def _resources(value: dict[str, Any], bad: Any) -> Resources:
             kwargs["memory_mb"] = parse_memory_mb(memory)
         except ValueError as exc:
             bad("resources.memory", str(exc))
+    if value.get("storage") is not None:
+        try:
+            kwargs["storage_mb"] = parse_memory_mb(value["storage"])
+        except ValueError as exc:
+            bad("resources.storage", str(exc).replace("memory", "storage"))
     if value.get("walltime") is not None:
         try:
             kwargs["walltime"] = parse_walltime_seconds(value["walltime"])
         except ValueError as exc:
             bad("resources.walltime", str(exc))
+    if value.get("storage") is not None:
+        try:
+            kwargs["storage_mb"] = parse_memory_mb(value["storage"])
+        except ValueError as exc:
+            bad("resources.storage", str(exc).replace("memory", "storage"))
     return Resources(**kwargs)
 
 
@@ -303,7 +340,14 @@ def _whole(key: str, low: int, high: int, hint: str) -> Any:
     return read
 
 
-def _ports(value: Any, bad: Any) -> tuple[int, ...] | None:
+def _ports(key: str) -> Any:
+    def read(value: Any, bad: Any) -> tuple[int, ...] | None:
+        return _port_list(key, value, bad)
+
+    return read
+
+
+def _port_list(key: str, value: Any, bad: Any) -> tuple[int, ...] | None:
     if isinstance(value, str):
         try:
             value = [int(p) for p in re.split(r"[,\s]+", value) if p]
@@ -312,7 +356,7 @@ def _ports(value: Any, bad: Any) -> tuple[int, ...] | None:
     if not isinstance(value, list) or not all(
         isinstance(p, int) and not isinstance(p, bool) and 0 < p < 65536 for p in value
     ):
-        bad("ports", "must be a list of port numbers (1-65535)")
+        bad(key, "must be a list of port numbers (1-65535)")
         return None
     return tuple(value)
 
@@ -322,6 +366,16 @@ def _parameters(value: dict[str, Any], bad: Any) -> dict[str, Any] | None:
         bad("parameters", "must be an object of name: value")
         return None
     return dict(value)
+
+
+def _stream_file(key: str) -> Any:
+    def read(value: str, bad: Any) -> str | None:
+        if not is_inside_path(value):
+            bad(key, f"{value!r} must be a relative path inside the job's folder (no '..', not absolute)")
+            return None
+        return value
+
+    return read
 
 
 def _same(value: Any, _bad: Any) -> Any:
@@ -349,8 +403,15 @@ _READERS: dict[str, Any] = {
     "flavor": _same,
     "cloud_image": _same,
     "container_image": _same,
-    "ports": _ports,
+    "ports": _ports("ports"),
     "relocatable": _same,
+    "comment": _same,
+    "stdin": _stream_file("stdin"),
+    "stdout": _stream_file("stdout"),
+    "stderr": _stream_file("stderr"),
+    "submission_address": _same,
+    "outbound_ports": _ports("outbound_ports"),
+    "warnings": lambda value, _bad: tuple(value),
 }
 _SPEC_ARGS = {*_READERS, "extras"}
 
@@ -502,6 +563,7 @@ class Job:
         out["spec"] = self.spec.to_dict()
         out["history"] = [h.to_dict() for h in self.history]
         out["folder"] = self.folder
+        out["warnings"] = list(self.spec.warnings)
         return out
 
 
@@ -562,6 +624,13 @@ def spec_from_json(data: dict[str, Any]) -> JobSpec:
         container_image=get("container_image"),
         ports=tuple(get("ports") or ()),
         relocatable=bool(get("relocatable")),
+        comment=get("comment"),
+        stdin=get("stdin"),
+        stdout=get("stdout"),
+        stderr=get("stderr"),
+        submission_address=get("submission_address"),
+        outbound_ports=tuple(get("outbound_ports") or ()),
+        warnings=tuple(get("warnings") or ()),
         extras=extras,
     )
 

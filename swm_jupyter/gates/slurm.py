@@ -439,6 +439,8 @@ class SlurmGate(Gate):
             requested.append(("gres", f"gpu:{res.gpus}"))
         if res.walltime is not None:
             requested.append(("time", format_walltime(res.walltime)))
+        if res.storage_mb is not None:  # Sky Port's storage: the disk the job needs on each node
+            requested.append(("tmp", f"{res.storage_mb}M"))
         if array:
             requested.append(("array", array))
         if dependencies:
@@ -448,7 +450,10 @@ class SlurmGate(Gate):
                     raise GateError(f"unknown dependency type {kind!r}")
                 by_kind.setdefault(kind, []).append(str(native))
             requested.append(("dependency", ",".join(f"{k}:{':'.join(v)}" for k, v in by_kind.items())))
-        account = extras.get("account") or spec.account
+        # The site's name is its Sky Port account when none is configured: a job routed by it is
+        # charged the cluster's default account, not a Slurm account named like the site.
+        own = spec.account if spec.account and (self.account or spec.account != self.site_name) else None
+        account = extras.get("account") or own
         for name, value in (
             ("partition", extras.get("partition")),
             ("account", account),

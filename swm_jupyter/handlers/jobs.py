@@ -193,6 +193,7 @@ class JobsHandler(SwmHandler):
                     "job": self.public_job(result["job"]),
                     "cost_estimate": result["cost_estimate"],
                     "tasks": result.get("tasks", 0),
+                    "warnings": result["job"].get("warnings", []),
                 }
             )
             return

@@ -8,7 +8,10 @@ as the ``/swm/api/v1`` API:
 - our sites are RemoteSites, flavors and images come from the sites' gates, and the Jupyter host
   and the hosts the gates know are Nodes;
 - a job is submitted as a script with ``#SWM`` lines, in the multipart field ``script_content`` or as
-  the raw body.
+  the raw body;
+- numbers carry Sky Port's units (memory and disk in bytes, times in seconds), see :data:`MIB`;
+- errors are answered as Sky Port's core answers them: plain text (``Error: <why>``); a refused
+  submission with ``200`` (the only answer ``swmclient`` reads), its real status in ``X-Swm-Status``.
 
 Identity: the Jupyter token or cookie, or (with :class:`swm_jupyter.auth.SkyPortIdentityProvider`
 and ``ServerApp.client_ca``) a verified client certificate. A certificate user sees and changes only
@@ -20,6 +23,7 @@ never make the server read a path it names (``?path=`` is refused with ``400``).
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import time
 from collections.abc import Iterable
@@ -32,12 +36,14 @@ from jupyter_server.auth.decorator import authorized
 from tornado import web
 
 from ..auth import is_certificate_user
+from ..core.directives import read_directives
 from ..core.errors import JobNotFound, SwmError, ValidationError
 from ..core.model import Job
 from ..core.secrets import redact_text
+from ..core.site_accounts import site_accounts
 from ..core.states import ACTIVE_STATES, JobState
 from ..core.store import JobQuery
-from .base import SCRIPT_TYPES, SwmHandler, redact
+from .base import SCRIPT_TYPES, SwmHandler, error_reply, redact
 
 #: The API version the reference core reports at ``GET /user``.
 API_VERSION = 1
@@ -53,6 +59,10 @@ MODIFICATIONS = ("requeue",)
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 #: Content types ``POST /user/job`` reads: a form (what ``swmclient`` sends), or the raw script.
 SUBMIT_TYPES = (*FORM_TYPES, *SCRIPT_TYPES, "application/octet-stream")
+#: Bytes in one MB as our specs and gates count memory and disk (Slurm's MB are MiB too): Sky Port counts bytes.
+MIB = 1024 * 1024
+#: The header that carries the status of a submission refused with ``200`` (see :meth:`CompatHandler.write_error`).
+STATUS_HEADER = "X-Swm-Status"
 
 
 class NotSupported(SwmError):
@@ -80,12 +90,17 @@ def resource(name: str, count: int, value: str | None = None) -> dict[str, Any]:
 
 
 def job_request(job: Job) -> list[dict[str, Any]]:
-    """What the job asked for, as Resources named like the ``#SWM`` lines."""
+    """What the job asked for, as Resources named as Sky Port's core names them (``node``, ``cpus``, ...).
+
+    Units are Sky Port's: ``mem`` and ``storage`` in bytes, ``walltime`` in seconds.
+    """
     spec = job.spec
     res = spec.resources
-    out = [resource("nodes", res.nodes), resource("cpus", res.cpus)]
+    out = [resource("node", res.nodes), resource("cpus", res.cpus)]
     if res.memory_mb is not None:
-        out.append(resource("mem", res.memory_mb, f"{res.memory_mb}M"))
+        out.append(resource("mem", res.memory_mb * MIB, f"{res.memory_mb}M"))
+    if res.storage_mb is not None:
+        out.append(resource("storage", res.storage_mb * MIB, f"{res.storage_mb}M"))
     if res.gpus:
         out.append(resource("gpus", res.gpus))
     if res.walltime is not None:
@@ -95,11 +110,13 @@ def job_request(job: Job) -> list[dict[str, Any]]:
         ("cloud-image", spec.cloud_image),
         ("container-image", spec.container_image),
         ("account", spec.account),
+        ("submission-address", spec.submission_address),
     ):
         if value:
             out.append(resource(name, 1, value))
-    if spec.ports:
-        out.append(resource("ports", len(spec.ports), ",".join(str(p) for p in spec.ports)))
+    ports = [f"{p}/tcp/in" for p in spec.ports] + [f"{p}/tcp/out" for p in spec.outbound_ports]
+    if ports:
+        out.append(resource("ports", len(ports), ",".join(ports)))
     return out
 
 
@@ -137,7 +154,7 @@ def compat_job(job: Job, now: float | None = None, local_sites: frozenset[str] =
         duration = max(0, int(end - job.start_time))
     names, ips = job_nodes(job, local_sites)
     request = job_request(job)
-    comment = f"site {job.site}" + (f", native id {job.native_id}" if job.native_id else "")
+    comment = job.spec.comment or f"site {job.site}" + (f", native id {job.native_id}" if job.native_id else "")
     return {
         "id": job.id,
         "name": job.spec.name,
@@ -156,6 +173,7 @@ def compat_job(job: Job, now: float | None = None, local_sites: frozenset[str] =
         "request": request,
         "resources": request if job.start_time is not None else [],
         "comment": comment,
+        "warnings": list(job.spec.warnings),
     }
 
 
@@ -172,8 +190,13 @@ def _host_port(text: str, default_port: int = 0) -> tuple[str, int]:
     return parts.hostname or "", port
 
 
-def compat_site(site: dict[str, Any], options: dict[str, Any], extra_patterns: Iterable[str] = ()) -> dict[str, Any]:
-    """A site described by the manager, as a RemoteSite (no option that may be secret is shown)."""
+def compat_site(
+    site: dict[str, Any], options: dict[str, Any], extra_patterns: Iterable[str] = (), account: str = ""
+) -> dict[str, Any]:
+    """A site described by the manager, as a RemoteSite (no option that may be secret is shown).
+
+    ``account`` is the site's Sky Port account (the jobs of that ``#SWM account`` go there).
+    """
     kind = str(site.get("kind") or "")
     server, port = "", 0
     if kind == "local":
@@ -188,12 +211,11 @@ def compat_site(site: dict[str, Any], options: dict[str, Any], extra_patterns: I
         server, port = _host_port(str(options.get("ssh_host") or options.get("host")), _int(options.get("port")) or 22)
     default_flavor = str(site.get("default_flavor") or options.get("default_flavor") or "")
     default_image = str(site.get("default_image") or options.get("default_image") or "")
-    account = options.get("account")
     site_out: dict[str, Any] = redact(
         {
             "id": str(site["name"]),
             "name": str(site["name"]),
-            "account_id": str(account) if isinstance(account, str) else "",
+            "account_id": account or str(site["name"]),
             "server": server,
             "port": int(port),
             "kind": str(site.get("cloud_kind") or kind),
@@ -255,11 +277,15 @@ def host_name() -> str:
     return socket.gethostname() or os.uname().nodename
 
 
-def compat_nodes(sites: list[dict[str, Any]], running: dict[str, int], api_port: int) -> list[dict[str, Any]]:
+def compat_nodes(
+    sites: list[dict[str, Any]], running: dict[str, int], api_port: int, storage: int = 0
+) -> list[dict[str, Any]]:
     """Nodes: the Jupyter host (the core, and the local sites on it), then every host a gate reports.
 
-    A gate reports hosts as ``"nodes"`` (a list of ``{"name", "host", "state", "cpus", "mem"}``), or
-    as the one ``"host"`` / ``"login_node"`` it drives. ``running`` counts active jobs per site.
+    A gate reports hosts as ``"nodes"`` (a list of ``{"name", "host", "state", "cpus", "mem"}``, mem
+    in MB), or as the one ``"host"`` / ``"login_node"`` it drives. ``running`` counts active jobs
+    per site. Node memory is answered in bytes, as Sky Port's core does; so is ``storage``, the size of
+    the Jupyter host's disk that holds the job folders (left out when 0).
     """
     here = host_name()
     roles = [{"id": "core", "name": "core", "comment": "the swm-jupyter core (this Jupyter server)"}]
@@ -279,7 +305,11 @@ def compat_nodes(sites: list[dict[str, Any]], running: dict[str, int], api_port:
             "api_port": api_port,
             "state_power": "up",
             "state_alloc": "busy" if busy else "idle",
-            "resources": [resource("cpus", cpus), resource("mem", mem)],
+            "resources": [
+                resource("cpus", cpus),
+                resource("mem", mem * MIB),
+                *([resource("storage", storage)] if storage > 0 else []),
+            ],
             "roles": roles,
         }
     ]
@@ -311,7 +341,10 @@ def compat_nodes(sites: list[dict[str, Any]], running: dict[str, int], api_port:
                     "api_port": 0,
                     "state_power": "up" if up else "down",
                     "state_alloc": alloc,
-                    "resources": [resource("cpus", _int(node.get("cpus"))), resource("mem", _int(node.get("mem")))],
+                    "resources": [
+                        resource("cpus", _int(node.get("cpus"))),
+                        resource("mem", _int(node.get("mem")) * MIB),
+                    ],
                     "roles": [{"id": f"site:{name}", "name": f"{site.get('kind')} site", "comment": name}],
                 }
             )
@@ -363,6 +396,27 @@ class CompatHandler(SwmHandler):
         limit = self.limit_argument()
         self.write_json(items if limit is None else items[:limit])
 
+    #: True on the route whose refusals of a POST are answered ``200`` (submission; see :meth:`write_error`).
+    refusals_answer_ok = False
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """Answer an error as Sky Port's core does: the reason as plain text, ``Error: <why>``.
+
+        ``swmclient`` reads the answer of a submission only when its status is ``200`` (anything else
+        is ``None``, and Sky Port's console crashes on it); the reference core answers its refusals of a
+        submission with ``200`` and the reason. So does this route (:attr:`refusals_answer_ok`): the
+        status it would have had is in the ``X-Swm-Status`` header, and the text starts with
+        ``Error:``, which a job id never does. Authentication and XSRF refusals keep their status.
+        """
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        status, reply = error_reply(status_code, exc)
+        self.clear_header("Content-Disposition")
+        if self.refusals_answer_ok and self.request.method == "POST" and isinstance(exc, SwmError):
+            self.set_header(STATUS_HEADER, str(status))
+            status = 200
+        self.set_status(status)
+        self.finish(f"Error: {reply['message']}\n", set_content_type="text/plain; charset=utf-8")
+
     def write_text(self, text: str, status: int = 200) -> None:
         """Answer plain text (what the reference core answers to submit, cancel and requeue)."""
         self.set_status(status)
@@ -385,6 +439,8 @@ class CompatVersionHandler(CompatHandler):
 
 class CompatJobsHandler(CompatHandler):
     """``GET /user/job`` lists the caller's jobs; ``POST /user/job`` submits a job script."""
+
+    refusals_answer_ok = True
 
     @web.authenticated
     @authorized
@@ -427,8 +483,9 @@ class CompatJobsHandler(CompatHandler):
             raise ValidationError(
                 "the job script is empty", [{"field": "script_content", "message": "send the job script"}]
             )
-        job = await self.manager.submit_script(text, owner=self.owner)
-        self.write_text(f"{job.id}\n")
+        overrides = {} if _names_submission_address(text) else {"submission_address": self.request.remote_ip}
+        job = await self.manager.submit_script(text, {k: v for k, v in overrides.items() if v}, owner=self.owner)
+        self.write_text("".join(f"{line}\n" for line in [job.id, *(f"Warning: {w}" for w in job.spec.warnings)]))
 
     def _script(self) -> bytes:
         """The script bytes: the multipart field ``script_content`` (file or plain field), else the body."""
@@ -444,6 +501,14 @@ class CompatJobsHandler(CompatHandler):
                 [{"field": "script_content", "message": "put the job script in the script_content field"}],
             )
         return bytes(self.request.body)
+
+
+def _names_submission_address(script: str) -> bool:
+    """True if the script gives ``#SWM submission-address`` (else Sky Port records the client's address)."""
+    try:
+        return "submission_address" in read_directives(script)[0]
+    except ValidationError:
+        return True  # the submission itself says what is wrong with the script
 
 
 class CompatJobHandler(CompatHandler):
@@ -519,8 +584,14 @@ class CompatRemotesHandler(CompatHandler):
         """The sites, in configuration order."""
         sites = await self.manager.describe_sites()
         options = self.manager.sites
+        accounts = site_accounts(options)
         self.write_list(
-            [compat_site(site, dict(options.get(site["name"]) or {}), self.secret_patterns) for site in sites]
+            [
+                compat_site(
+                    site, dict(options.get(site["name"]) or {}), self.secret_patterns, accounts.get(site["name"], "")
+                )
+                for site in sites
+            ]
         )
 
 
@@ -563,7 +634,11 @@ class CompatNodesHandler(CompatHandler):
             for s in sites
         }
         port = int(getattr(self.serverapp, "port", 0) or 0)
-        self.write_list(compat_nodes(sites, running, port))
+        try:
+            storage = shutil.disk_usage(self.manager.data_dir).total
+        except OSError:
+            storage = 0
+        self.write_list(compat_nodes(sites, running, port, storage))
 
 
 class CompatNotFoundHandler(CompatHandler):
