@@ -22,7 +22,7 @@ from .jobfields import (
     validation_errors,
 )
 from .states import HistoryEntry, JobState, is_failed
-from .units import parse_memory_mb, parse_walltime_seconds
+from .units import parse_memory_mb, parse_storage_mb, parse_walltime_seconds
 
 _ENV_NAME = re.compile(ENV_NAME_PATTERN)
 _ARRAY = re.compile(r"^(\d+)(?:-(\d+)(?::(\d+))?)?$")
@@ -285,28 +285,23 @@ def _resources(value: dict[str, Any], bad: Any) -> Resources:
             bad(f"resources.{key}", field_named(key).hint)
         else:
             kwargs[key] = number
-    memory = value.get("memory", value.get("mem"))
-    if memory is not None:
+    sizes = {**value, "memory": value.get("memory", value.get("mem"))}
+    for key, (attribute, parse) in _SIZE_READERS.items():
+        if sizes.get(key) is None:
+            continue
         try:
-            kwargs["memory_mb"] = parse_memory_mb(memory)
+            kwargs[attribute] = parse(sizes[key])
         except ValueError as exc:
-            bad("resources.memory", str(exc))
-    if value.get("storage") is not None:
-        try:
-            kwargs["storage_mb"] = parse_memory_mb(value["storage"])
-        except ValueError as exc:
-            bad("resources.storage", str(exc).replace("memory", "storage"))
-    if value.get("walltime") is not None:
-        try:
-            kwargs["walltime"] = parse_walltime_seconds(value["walltime"])
-        except ValueError as exc:
-            bad("resources.walltime", str(exc))
-    if value.get("storage") is not None:
-        try:
-            kwargs["storage_mb"] = parse_memory_mb(value["storage"])
-        except ValueError as exc:
-            bad("resources.storage", str(exc).replace("memory", "storage"))
+            bad(f"resources.{key}", str(exc))
     return Resources(**kwargs)
+
+
+#: The resources written as sizes or times: request key -> (:class:`Resources` attribute, reader).
+_SIZE_READERS: dict[str, tuple[str, Any]] = {
+    "memory": ("memory_mb", parse_memory_mb),
+    "storage": ("storage_mb", parse_storage_mb),
+    "walltime": ("walltime", parse_walltime_seconds),
+}
 
 
 def _env(value: dict[str, str], bad: Any) -> dict[str, str]:
