@@ -26,8 +26,10 @@ if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
 fi
 echo "== pip install -e .[${SWM_EXTRAS:-lab}] (builds the JupyterLab extension with npm)"
-"$venv/bin/pip" install -q --disable-pip-version-check -e ".[${SWM_EXTRAS:-lab}]" 2>&1 \
-  | sed '/^WARNING: Location .* is ignored/d'
+quiet=(-q)
+[ "${SWM_PIP_VERBOSE:-0}" = 1 ] && quiet=()  # .ci/lab.sh: show each package as it is installed
+"$venv/bin/pip" install "${quiet[@]}" --disable-pip-version-check -e ".[${SWM_EXTRAS:-lab}]" 2>&1 \
+  | sed '/^WARNING: Location .* is ignored/d; /^Requirement already satisfied/d'
 
 case ",${SWM_EXTRAS:-lab}," in
   *,test,* | *,hub,*)

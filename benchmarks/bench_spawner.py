@@ -14,7 +14,13 @@ after). For each run: POST the start request through the hub's API, then ask the
 (``squeue``, ``sacct``, ``scontrol show``) of each are counted by wrappers put before the real commands
 (on the service's PATH; in batchspawner's query command): the most in any 60 s window during the starts
 (and stops), and during ``--idle`` seconds with one server running. Prints one table (medians, ranges,
-ratios); benchmarks/README.md keeps a run.
+ratios); benchmarks/README.md keeps a run. ``swm-local-plain`` is the same local start with the spawner's
+``fast_start`` and ``follow_events`` off (as before them), measured in the same run as the baseline of
+``swm-local``.
+
+``--many 20 [--on-slurm 8] [--watch 180]`` instead starts 20 servers of alice at once (8 on the one-node
+Slurm, which has 8 cpus, the rest local), waits until all are ready, counts the Slurm status calls
+while they run for ``--watch`` seconds, checks they still answer through the proxy, and stops them.
 """
 
 from __future__ import annotations
@@ -81,7 +87,11 @@ class SwmHub(Hub):
         """The hub config: the example's, SwmSpawner, the two sites, the counting wrappers first on PATH."""
         config = super().write_config()
         service_config = self.root / "swm_service_config.py"
-        sites = {"local": {"gate": "local", "run_as_owner": True}, "cluster": {"gate": "slurm", "run_as_owner": True}}
+        sites = {
+            # cpus: idle servers; the local gate's default (this machine's 2 cores) would run only 2 at once
+            "local": {"gate": "local", "run_as_owner": True, "cpus": 64},
+            "cluster": {"gate": "slurm", "run_as_owner": True},
+        }
         service_config.write_text(f"c = get_config()  # noqa\nc.SwmApp.sites = {sites!r}\n")
         path = f"{self.wrappers}:{BIN}:{os.environ.get('PATH', '')}"
         config.write_text(
@@ -93,6 +103,17 @@ c.JupyterHub.spawner_class = "swm"
 c.JupyterHub.allow_named_servers = True
 c.JupyterHub.named_server_limit_per_user = 0
 c.JupyterHub.tornado_settings = {{"slow_spawn_timeout": 0}}
+c.Spawner.start_timeout = 300
+c.Spawner.http_timeout = 120
+
+def plain_start(spawner):
+    # the "swm-local-plain" case: the spawner as it was before fast_start and follow_events (the baseline)
+    if spawner.name.startswith("swmlocalplain"):
+        spawner.fast_start = False
+        spawner.follow_events = False
+        spawner.start_poll_interval = 0.5
+
+c.Spawner.pre_spawn_hook = plain_start
 """
         )
         return config
@@ -158,9 +179,7 @@ def stop(hub: Hub, name: str) -> None:
     hub.wait_for(lambda: name not in (hub.admin("GET", f"users/{USER}")[1].get("servers") or {}), 120, f"{name} gone")
 
 
-def measure(
-    hub: Hub, label: str, options: dict[str, Any] | None, runs: int, idle: float, log: Path
-) -> dict[str, Any]:
+def measure(hub: Hub, label: str, options: dict[str, Any] | None, runs: int, idle: float, log: Path) -> dict[str, Any]:
     """``runs`` starts (and stops), then ``idle`` s with one server running; times and Slurm status calls."""
     token = hub.user_token(USER)
     times: list[float] = []
@@ -189,12 +208,65 @@ def measure(
     }
 
 
+def many_servers(hub: Hub, count: int, on_slurm: int, watch: float, log: Path) -> dict[str, Any]:
+    """Start ``count`` servers of alice at once (``on_slurm`` of them on the Slurm site, the rest local), watch
+    them run for ``watch`` seconds, and count the Slurm status calls meanwhile; then stop them."""
+    token = hub.user_token(USER)
+    names = [f"many{i}" for i in range(count)]
+    t0 = time.monotonic()
+    for index, name in enumerate(names):
+        options = {"site": "cluster", "cpus": 1} if index < on_slurm else {"site": "local"}
+        status, answer = hub.admin("POST", f"users/{USER}/servers/{name}", options)
+        if status not in (201, 202):
+            raise SystemExit(f"could not start {name}: {status} {answer}\n{hub.log_tail()}")
+
+    def ready() -> int:
+        servers = hub.admin("GET", f"users/{USER}")[1].get("servers") or {}
+        return sum(1 for name in names if (servers.get(name) or {}).get("ready"))
+
+    hub.wait_for(lambda: ready() == count, 360, f"{count} servers to be ready")
+    all_ready = time.monotonic() - t0
+    since = time.time()
+    time.sleep(watch)
+    calls = status_call_times(log, since, time.time())
+    still = ready()
+    answering = sum(1 for name in names if answers(hub, name, token))
+    for name in names:
+        hub.admin("DELETE", f"users/{USER}/servers/{name}")
+    hub.wait_for(
+        lambda: not set(names) & set(hub.admin("GET", f"users/{USER}")[1].get("servers") or {}), 300, "servers gone"
+    )
+    return {
+        "count": count,
+        "on_slurm": on_slurm,
+        "all_ready_s": all_ready,
+        "still_ready": still,
+        "answering": answering,
+        "calls": len(calls),
+        "per_minute": len(calls) * 60 / watch,
+        "busiest_minute": busiest_minute(calls),
+    }
+
+
 def main() -> None:
     """Run the benchmark and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="starts per spawner and site (default 5)")
     parser.add_argument("--idle", type=float, default=60.0, help="seconds one running server is watched (default 60)")
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated labels to run (swm-local, swm-slurm, batchspawner-slurm); default all",
+    )
+    parser.add_argument(
+        "--many", type=int, default=0, help="instead: start this many servers at once and count Slurm status calls"
+    )
+    parser.add_argument("--on-slurm", type=int, default=8, help="with --many: how many of them on Slurm (default 8)")
+    parser.add_argument(
+        "--watch", type=float, default=180.0, help="with --many: seconds they are watched (default 180)"
+    )
     args = parser.parse_args()
+    only = set(filter(None, args.only.split(",")))
     if os.geteuid() != 0:
         raise SystemExit("run as root: the hub starts servers as the demo users")
     services = start_services()
@@ -203,11 +275,40 @@ def main() -> None:
     os.chmod(base, 0o755)
     wrappers, log = base / "bin", base / "slurm-calls.log"
     write_wrappers(wrappers, log)
+    if args.many:
+        root = base / "SwmHub"
+        root.mkdir()
+        os.chmod(root, 0o755)
+        hub = SwmHub(root, services["SLURM_CONF"], wrappers)
+        hub.start()
+        try:
+            row = many_servers(hub, args.many, args.on_slurm, args.watch, log)
+        finally:
+            hub.stop()
+        print(
+            f"\n{row['count']} SwmSpawner servers ({row['on_slurm']} on the one-node Slurm, the rest local) ready "
+            f"after {row['all_ready_s']:.1f} s; after {args.watch:.0f} s {row['still_ready']} still ready, "
+            f"{row['answering']} answering through the proxy.\nSlurm status calls (squeue, sacct, scontrol show) "
+            f"while they ran: {row['calls']} in {args.watch:.0f} s = {row['per_minute']:.1f} a minute "
+            f"(busiest minute: {row['busiest_minute']}); batchspawner would make {row['on_slurm']} x 2 = "
+            f"{row['on_slurm'] * 2} (one squeue per server every 30 s). Logs: {base}"
+        )
+        return
     rows = []
-    for hub_class, cases in (
-        (SwmHub, [("swm-local", {"site": "local"}), ("swm-slurm", {"site": "cluster"})]),
+    for hub_class, all_cases in (
+        (
+            SwmHub,
+            [
+                ("swm-local-plain", {"site": "local"}),
+                ("swm-local", {"site": "local"}),
+                ("swm-slurm", {"site": "cluster"}),
+            ],
+        ),
         (BatchHub, [("batchspawner-slurm", None)]),
     ):
+        cases = [case for case in all_cases if not only or case[0] in only]
+        if not cases:
+            continue
         root = base / hub_class.__name__
         root.mkdir()
         os.chmod(root, 0o755)
@@ -219,7 +320,11 @@ def main() -> None:
                 rows[-1]["label"] = label
         finally:
             hub.stop()
-    reference = next(r for r in rows if r["label"] == "batchspawner-slurm")["median"]
+    reference = next((r["median"] for r in rows if r["label"] == "batchspawner-slurm"), float("nan"))
+    plain = next((r["median"] for r in rows if r["label"] == "swm-local-plain"), None)
+    fast = next((r["median"] for r in rows if r["label"] == "swm-local"), None)
+    if plain and fast:
+        print(f"\nlocal: {fast:.2f} s with fast_start and follow_events, {plain:.2f} s without: {fast / plain:.2f}x")
     print(
         f"\n{'spawner / site':<22}{'median s':>10}{'range s':>14}{'x batchsp.':>12}{'st/min start':>14}"
         f"{'st/min run':>12}"

@@ -6,7 +6,16 @@ from typing import Any
 
 from ._version import __version__
 
-__all__ = ["__version__"]
+__all__ = ["Executor", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    """``from swm_jupyter import Executor`` (imported on first use, so the server and CLI stay light)."""
+    if name == "Executor":
+        from .executor import Executor
+
+        return Executor
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _jupyter_server_extension_points() -> list[dict[str, Any]]:

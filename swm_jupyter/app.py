@@ -29,6 +29,7 @@ from .auth import accepts_certificate_users, server_user_name
 from .core import gc_pauses
 from .core.errors import SwmError
 from .core.manager import WorkloadManager
+from .core.schedule_runner import ScheduleRunner
 from .hub import SERVICE_NAME
 from .hub.client_mode import ServiceLink, find_service, in_hub_single_user_server, server_token, service_base_url
 
@@ -224,6 +225,15 @@ class SwmApp(ExtensionApp):
         "JUPYTERHUB_API_TOKEN (client mode). Default: in a hub user's server, the URL of the hub's service "
         "named service_name if the hub has one; elsewhere none (standalone).",
     ).tag(config=True)
+    user_root = Unicode(
+        None,
+        allow_none=True,
+        help="Each job owner's own folder, as a template ({home}: the owner's home, {username}, {uid}): "
+        "input_files, notebook and a relative workdir are paths in it, read with the owner's rights. "
+        'Default: "{home}" in the hub\'s swm service (python -m swm_jupyter.hub.service), where every job has '
+        "a hub user as owner; elsewhere none (paths are relative to the server's root_dir). An empty string "
+        "turns it off.",
+    ).tag(config=True)
     service_name = Unicode(
         SERVICE_NAME, help="Name of the hub's swm service looked up in a hub user's server. Default: swm."
     ).tag(config=True)
@@ -231,6 +241,8 @@ class SwmApp(ExtensionApp):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.manager: WorkloadManager | None = None
+        #: The schedules of the manager (None in client mode: they live in the hub's service).
+        self.schedules: ScheduleRunner | None = None
         #: Where the hub's swm service is, in client mode (None: standalone, this server runs the manager).
         self.service_link: ServiceLink | None = None
         #: Why the manager is not running (e.g. the store is locked), answered as 503 by the API.
@@ -261,9 +273,14 @@ class SwmApp(ExtensionApp):
         root_dir = getattr(self.serverapp, "root_dir", None) if self.serverapp is not None else None
         if root_dir:
             traits["input_root"] = str(root_dir)
+        user_root = self.user_root
+        if user_root is None:  # the service's class may be __main__'s (python -m): it says what it is
+            user_root = "{home}" if getattr(self.serverapp, "swm_hub_service", False) else ""
+        traits["user_root"] = user_root
         self.manager = WorkloadManager(parent=self, **traits)
+        self.schedules = ScheduleRunner(parent=self, manager=self.manager)
         self.start_error = "the workload manager is starting"
-        self.settings.update({"swm_app": self, "swm_manager": self.manager})
+        self.settings.update({"swm_app": self, "swm_manager": self.manager, "swm_schedules": self.schedules})
 
     def initialize_handlers(self) -> None:
         """Register the REST and websocket handlers under ``/swm/api/v1/``."""
@@ -286,6 +303,8 @@ class SwmApp(ExtensionApp):
             check_writable_folder(os.path.dirname(os.path.abspath(self.manager.store_path)), "the folder of store_path")
             gc_pauses.enabled = self.gc_freeze
             await self.manager.start()
+            if self.schedules is not None:
+                await self.schedules.start()
             gc_pauses.freeze_startup_heap()
         except SwmError as exc:
             self.start_error = exc.message
@@ -325,6 +344,8 @@ class SwmApp(ExtensionApp):
         ServiceEventsSocket.close_all()
         if self.manager is not None and self.start_error is None:
             self.start_error = "the workload manager is stopping"
+            if self.schedules is not None:
+                await self.schedules.stop()
             await self.manager.stop()
 
 

@@ -445,6 +445,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sites", parents=[common], help="list sites, or show one")
     p.add_argument("site", nargs="?")
     p.set_defaults(func=cmd_sites)
+
+    from .cli_schedules import add_schedule_parser
+
+    add_schedule_parser(sub, common, _Parser, sys.modules[__name__])
     return parser
 
 
@@ -460,7 +464,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser = build_parser()
         args = parser.parse_args(argv)
         if tail:
-            if args.command_name != "submit":
+            if args.command_name != "submit" and getattr(args, "schedule_command", None) != "add":
                 raise CliError(f"swm {args.command_name or ''}: -- is only for swm submit -- COMMAND", EXIT_USAGE)
             args.command = tail
         if not getattr(args, "func", None):

@@ -35,6 +35,7 @@ USAGE = f"""\
 %swm wait ID [ID ...] [--timeout S]   wait until the jobs end
 %swm sites                            the configured sites
 %swm monitor                          a live job table (widget)
+%swm schedule add|list|show|pause|resume|run|rm ...   recurring jobs (%swm schedule for its usage)
 
 options: {option_help()}
 `job = %swm submit ...` keeps the Job handle (.state, .wait(), .logs(), .cancel(), .files(), .fetch(p)).
@@ -85,6 +86,9 @@ def _parsers() -> dict[str, _Parser]:
     wait.add_argument("--timeout", type=float)
     make("sites")
     make("monitor")
+    from .magics_schedules import add_schedule_arguments
+
+    add_schedule_arguments(make("schedule"))
     return parsers
 
 
@@ -138,7 +142,7 @@ class SwmMagics(Magics):
         parser = self._parsers.get(command)
         if parser is None:
             raise UsageError(f"%swm: unknown subcommand {command!r}\n\n{USAGE}")
-        if cell is not None and command != "submit":
+        if cell is not None and command not in ("submit", "schedule"):
             raise UsageError(f"%%swm {command}: only 'submit' takes a cell; use %swm {command}\n\n{USAGE}")
         args = parser.parse_args(rest)
         return getattr(self, f"_do_{command}", self._do_action)(args, cell, command)
@@ -219,6 +223,11 @@ class SwmMagics(Magics):
 
     def _do_sites(self, _args: Any, _cell: str | None, _: str) -> Any:
         return self.client.sites()
+
+    def _do_schedule(self, args: Any, cell: str | None, _: str) -> None:
+        from .magics_schedules import do_schedule
+
+        do_schedule(self.client, args, cell)
 
     def _do_monitor(self, _args: Any, _cell: str | None, _: str) -> Any:
         from .widgets import JobMonitor

@@ -484,17 +484,21 @@ async def test_openapi_document_matches_handlers(api: Any) -> None:
             documented.add((method.upper(), re.sub(r"\{[^}]+\}", "X", path)))
     # Every verb of every handler is documented, and every documented operation has a handler.
     from swm_jupyter.handlers.jobs import ACTIONS
+    from swm_jupyter.handlers.schedules import SCHEDULE_ACTIONS
 
     implemented = set()
     for pattern, handler in default_handlers:
         if pattern.endswith("(?P<path>.*)"):
             continue
         route = pattern.replace("/swm/api/v1", "").replace(JOB_ID_PATTERN, "X")
-        route = re.sub(r"\(\?P<(job_id|name|path)>[^)]*\)", "X", route).replace("/?", "").replace("\\.", ".")
+        route = (
+            re.sub(r"\(\?P<(job_id|name|path|schedule_id)>[^)]*\)", "X", route).replace("/?", "").replace("\\.", ".")
+        )
         if "(?P<ext>" in route:
             routes = [route.replace("(?P<ext>json|yaml)", e) for e in ("json", "yaml")]
         elif "(?P<action>" in route:
-            routes = [re.sub(r"\(\?P<action>[^)]*\)", a, route) for a in ACTIONS]
+            actions = SCHEDULE_ACTIONS if route.startswith("/schedules") else ACTIONS
+            routes = [re.sub(r"\(\?P<action>[^)]*\)", a, route) for a in actions]
         else:
             routes = [route]
         for method in ("GET", "POST", "DELETE", "PUT", "PATCH"):

@@ -322,6 +322,18 @@ def _alive(pid: int) -> bool:
         return False
 
 
+async def _cancel_and_check(wm: WorkloadManager, job_id: str, pid: int) -> bool:
+    """Cancel the job; True if process ``pid`` still runs 5 s after the job is canceled (it is then killed)."""
+    await wm.cancel(job_id)
+    assert (await wm.wait(job_id, 30)).state is JobState.CANCELED
+    for _ in range(100):
+        if not _alive(pid):
+            return False
+        await asyncio.sleep(0.05)
+    os.kill(pid, 9)
+    return True
+
+
 def test_cancel_kills_a_child_that_started_its_own_session(tmp_path: Path) -> None:
     script = "setsid sh -c 'echo $$ > kid; exec sleep 300' &\nwait\n"
 
@@ -336,16 +348,7 @@ def test_cancel_kills_a_child_that_started_its_own_session(tmp_path: Path) -> No
         with open(f"/proc/{pid}/stat") as handle:
             session = int(handle.read().rsplit(") ", 1)[1].split()[3])
         assert session == pid != int(wm.get(job.id).native_id or 0), "the child must be in a session of its own"
-        await wm.cancel(job.id)
-        job = await wm.wait(job.id, 30)
-        assert job.state is JobState.CANCELED
-        for _ in range(100):
-            if not _alive(pid):
-                break
-            await asyncio.sleep(0.05)
-        alive = _alive(pid)
-        if alive:
-            os.kill(pid, 9)
+        alive = await _cancel_and_check(wm, job.id, pid)
         assert not alive, "a child in its own session survived the cancel of its job"
 
     run(with_manager(tmp_path, body, sites={"local": {"gate": "local", "grace_period": 1.0}}))
@@ -372,16 +375,7 @@ def test_cancel_kills_a_daemon_that_left_the_jobs_session_and_tree(tmp_path: Pat
                 break
             await asyncio.sleep(0.05)
         assert int(fields[3]) == pid, "the daemon must be in a session of its own"
-        await wm.cancel(job.id)
-        job = await wm.wait(job.id, 30)
-        assert job.state is JobState.CANCELED
-        for _ in range(100):
-            if not _alive(pid):
-                break
-            await asyncio.sleep(0.05)
-        alive = _alive(pid)
-        if alive:
-            os.kill(pid, 9)
+        alive = await _cancel_and_check(wm, job.id, pid)
         assert not alive, "a daemon outside the job's session and process tree survived the cancel of its job"
         assert not Path(JobCgroups.open().folder(job.id)).exists(), "the job's cgroup is removed once empty"  # type: ignore[union-attr]
 

@@ -4,6 +4,7 @@ third-party module the package imports is a declared dependency."""
 from __future__ import annotations
 
 import ast
+import os
 import re
 import subprocess
 import sys
@@ -78,3 +79,25 @@ def test_every_third_party_import_is_a_declared_dependency() -> None:
             if not names & allowed:
                 missing.append(f"{path.relative_to(ROOT)} imports {top} (distribution {'/'.join(sorted(names))})")
     assert not missing, "not declared in pyproject.toml [project] dependencies:\n" + "\n".join(missing)
+
+
+def test_the_first_command_says_what_it_does_and_opens_a_working_copy(tmp_path: Path) -> None:
+    """``.ci/lab.sh`` (the README's first command) prints its steps, passes its arguments to ``jupyter lab``
+    and opens a copy of the examples, so that the demo never modifies tracked files."""
+    work = tmp_path / "examples"
+    env = {**os.environ, "SWM_NOTEBOOK_DIR": str(work), "SWM_VENV": str(Path(sys.prefix))}
+    done = subprocess.run(
+        ["bash", str(ROOT / ".ci" / "lab.sh"), "--version"], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = done.stdout
+    assert "== swm-jupyter: setting up" in out and "== pip install" in out, out[-2000:]
+    assert f"== a working copy of the examples in {work}" in out
+    assert re.search(r"^\d+\.\d+\.\d+$", out.strip().splitlines()[-1]), out[-500:]  # jupyter lab --version ran
+    assert sorted(p.name for p in work.iterdir()) == sorted(p.name for p in (ROOT / "docs" / "examples").iterdir())
+    (work / "demo.ipynb").write_text("changed by the user")
+    again = subprocess.run(
+        ["bash", str(ROOT / ".ci" / "lab.sh"), "--version"], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert again.returncode == 0 and "working copy" not in again.stdout
+    assert (work / "demo.ipynb").read_text() == "changed by the user", "the user's copy is kept"

@@ -18,6 +18,7 @@ import os
 import pwd
 import re
 import secrets
+import stat
 import subprocess
 import sys
 import time
@@ -77,7 +78,19 @@ class SpawnerHub(Hub):
                 "remote_workdir": str(self.root / "ssh-jobs"),
                 "poll_interval": 0.5,
             },
-            "cloud": {"gate": "cloud", "url": self.standin.url, "cloud_kind": "azure", "retries": 1},
+            "cloud": {  # the stand-in's VMs are the loopback sshd
+                "gate": "cloud",
+                "url": self.standin.url,
+                "cloud_kind": "azure",
+                "retries": 1,
+                "ssh_port": int(self.services["SWM_TEST_SSH_PORT"]),
+                "ssh_user": self.services["SWM_TEST_SSH_USER"],
+                "ssh_key_file": self.services["SWM_TEST_SSH_KEY"],
+                "known_hosts": self.services["SWM_TEST_KNOWN_HOSTS"],
+                "use_agent": False,
+                "remote_workdir": str(self.root / "cloud-jobs"),
+                "poll_interval": 0.5,
+            },
         }
         config = self.root / "swm_service_config.py"
         config.write_text(
@@ -110,8 +123,8 @@ def server_hook(spawner):
         fail = "import sys, time; time.sleep(3); sys.stderr.write('cannot import jupyterlab_missing_thing')"
         fail += "; sys.exit(7)"
         spawner.cmd = ["python3", "-c", fail]
-    if (spawner.user_options or {{}}).get("site") == "host":
-        spawner.allow_root = True  # the ssh site runs every job as its own account (root here)
+    if (spawner.user_options or {{}}).get("site") in ("host", "cloud"):
+        spawner.allow_root = True  # the ssh and cloud sites run every job as their own account (root here)
 
 c.Spawner.pre_spawn_hook = server_hook
 """
@@ -567,3 +580,76 @@ def test_the_example_can_name_the_spawner_by_its_entry_point() -> None:
     )
     assert result.stdout.strip() == "SwmSpawner", result
 
+
+def test_staged_files_come_back_from_the_ssh_site(hub: SpawnerHub) -> None:
+    """bob's server on the ssh site (no shared home) with ``stage: ["work"]``: his folder is copied into the job,
+    the server serves it; a notebook edited there, and a new file, are back in his home after stop, as his files.
+    A file he changed at home meanwhile is kept, the server's copy written beside it."""
+    import nbformat
+
+    from tests.notebook_fixtures import notebook
+
+    bob = hub.user_token("bob")
+    account = pwd.getpwnam("bob")
+    work = Path(account.pw_dir) / "work"
+    work.mkdir(exist_ok=True)
+    os.chown(work, account.pw_uid, account.pw_gid)
+    for name, text in (("notes.ipynb", nbformat.writes(notebook("print('before')"))), ("plan.txt", "plan at home\n")):
+        (work / name).write_text(text)
+        os.chown(work / name, account.pw_uid, account.pw_gid)
+        (work / name).chmod(0o640)
+    status, answer = hub.admin("POST", server_path("bob", "staged"), {"site": "host", "stage": ["work"]})
+    assert status in (201, 202), (status, answer)
+    hub.wait_for(lambda: (server_model(hub, "bob", "staged") or {}).get("ready"), 120, "bob/staged")
+    job = job_of(hub, server_model(hub, "bob", "staged") or {})
+    assert job["site"] == "host" and job["spec"]["input_files"] == ["work"], job["spec"]
+    contents = "/user/bob/staged/api/contents/work"
+    status, listing = hub.call("GET", contents, token=bob)
+    assert status == 200 and {e["name"] for e in listing["content"]} >= {"notes.ipynb", "plan.txt"}, listing
+    edited = notebook("print('edited on the ssh host')")
+    status, saved = hub.call(
+        "PUT",
+        f"{contents}/notes.ipynb",
+        token=bob,
+        body={"type": "notebook", "content": json.loads(nbformat.writes(edited))},
+    )
+    assert status in (200, 201), (status, saved)
+    for name in ("new.txt", "plan.txt"):
+        body = {"type": "file", "format": "text", "content": f"{name} from the server\n"}
+        status, saved = hub.call("PUT", f"{contents}/{name}", token=bob, body=body)
+        assert status in (200, 201), (status, saved)
+    (work / "plan.txt").write_text("plan changed at home meanwhile\n")  # bob changes it at home too
+    stop(hub, "bob", "staged")
+    back = nbformat.read(work / "notes.ipynb", as_version=4)
+    assert back.cells[0].source == "print('edited on the ssh host')", back.cells
+    assert (work / "new.txt").read_text() == "new.txt from the server\n"
+    assert (work / "plan.txt").read_text() == "plan changed at home meanwhile\n"
+    beside = work / f"plan.txt.swm-{job['id'][:8]}"
+    assert beside.read_text() == "plan.txt from the server\n"
+    for path in (work / "notes.ipynb", work / "new.txt", beside):
+        assert path.lstat().st_uid == account.pw_uid, path
+    assert stat.S_IMODE((work / "notes.ipynb").lstat().st_mode) == 0o640
+
+
+def test_spawn_on_the_cloud_site(hub: SpawnerHub, standin: SkyPortGateStandin) -> None:
+    """alice's server on the cloud site, through the Sky Port gate stand-in (its VM is the loopback sshd): the
+    partition is created, the server answers through the proxy with its token only in its process, and stop
+    cancels the job and deletes the partition. Needs the cloud gate to pass private_env (the token) to the job."""
+    alice = hub.user_token("alice")
+    status, answer = hub.admin("POST", server_path("alice", "oncloud"), {"site": "cloud", "flavor": "small"})
+    assert status in (201, 202), (status, answer)
+    events = progress_events(hub, "alice", "oncloud", timeout=180)
+    assert events[-1].get("ready"), events
+    model = server_model(hub, "alice", "oncloud") or {}
+    job = job_of(hub, model)
+    assert job["site"] == "cloud" and job["state"] == "running" and job["spec"]["flavor"] == "small", job
+    assert [p["status"] for p in standin.live_partitions()] == ["succeeded"], standin.live_partitions()
+    assert answers_through_proxy(hub, "alice", "oncloud", alice)
+    token = server_token(job["id"])
+    for path in (hub.root / "cloud-jobs").rglob("*"):
+        if path.is_file():
+            assert token.encode() not in path.read_bytes(), f"the token is in {path}"
+    stop(hub, "alice", "oncloud")
+    status, job = hub.call("GET", f"{SERVICE_API}/jobs/{job['id']}", token=alice)
+    assert status == 200 and job["state"] == "canceled", job
+    assert standin.wait_empty(timeout=60) == [], "the cloud partition is still there after stop"

@@ -17,6 +17,7 @@ import { CommandIDs, addCommands } from './plugin/commands';
 import { connect } from './plugin/connection';
 import { JobOpener } from './plugin/jobopener';
 import { notifyEndedJobs } from './plugin/notifications';
+import { addSchedulesTab } from './plugin/schedules';
 import { defaultSettings, followSettings } from './plugin/settings';
 import { Submitter } from './plugin/submitter';
 import { JobsPanel } from './widgets/jobspanel';
@@ -75,6 +76,13 @@ const plugin: JupyterFrontEndPlugin<void> = {
       shell.activateById(sidebar.id);
       sidebar.showSites();
     };
+    addSchedulesTab({
+      sidebar,
+      sync,
+      serverSettings,
+      openJob,
+      notify: () => settings.notifications
+    });
     void sync.start();
 
     // The server records the jobs of its token/cookie user under one owner name, not the random

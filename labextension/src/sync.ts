@@ -30,6 +30,7 @@ export class JobSync {
   private _loadError: SwmApiError | null = null;
   private _loadedSignal = new Signal<this, void>(this);
   private _owner = '';
+  private _otherEvent = new Signal<this, { type: string }>(this);
 
   constructor(opts: IJobSyncOptions) {
     this.api = opts.api;
@@ -63,6 +64,11 @@ export class JobSync {
 
   get loadError(): SwmApiError | null {
     return this._loadError;
+  }
+
+  /** Events of other kinds than jobs and logs (e.g. `schedule`, `schedule_run`), for the parts that follow them. */
+  get otherEvent(): ISignal<this, { type: string }> {
+    return this._otherEvent;
   }
 
   /** The owner name of this user's jobs, as the server's hello says ('' until it has said so). */
@@ -162,6 +168,8 @@ export class JobSync {
           console.warn('swm-jupyter: events socket:', event.message);
         }
         break;
+      default:
+        this._otherEvent.emit(event as { type: string });
     }
   }
 }

@@ -28,6 +28,7 @@ from .errors import JobNotFoundError as JobNotFoundError
 from .errors import ServerNotFound as ServerNotFound
 from .errors import SwmError as SwmError
 from .events import EventStream
+from .schedules import ScheduleApi
 
 _Handle = TypeVar("_Handle", bound="_JobBase")
 
@@ -344,6 +345,12 @@ class Client(_Api):
     def _handle(self, data: dict[str, Any]) -> Job:
         return self._handle_of(Job, data)
 
+    @property
+    def schedules(self) -> ScheduleApi:
+        """The schedule calls: ``client.schedules.create({"job": {...}, "every": "1h"})``, ``.list()``,
+        ``.show(id)``, ``.pause(id)``, ``.resume(id)``, ``.run(id)``, ``.runs(id)``, ``.delete(id)``."""
+        return ScheduleApi(self._connection)
+
     def close(self) -> None:
         """Close the HTTP connections and the events stream."""
         if self._events is not None:
@@ -565,6 +572,19 @@ class Job(_JobBase):
             target = target / Path(path).name
         target.write_bytes(data)
         return target
+
+    def result(self, timeout: float | None = None) -> Any:
+        """The value returned by the Python call this job ran (an :class:`~swm_jupyter.Executor` job).
+
+        Raises what the call raised, or why there is no value (see :meth:`Executor.attach`); for a
+        ``map`` array, the list of its tasks' values.
+        """
+        from ..executor import Executor
+
+        future = Executor.attach(self.id, client=self.client)
+        if isinstance(future, list):
+            return [f.result(timeout) for f in future]
+        return future.result(timeout)
 
     def view(self) -> Any:
         """A live :class:`~swm_jupyter.widgets.JobView` of this job."""

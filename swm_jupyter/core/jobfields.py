@@ -381,9 +381,13 @@ def _all_options() -> list[tuple[Field, Option]]:
     return [(f, f.option) for f in fields if f.option is not None]
 
 
-def add_spec_options(parser: argparse.ArgumentParser) -> None:
-    """Add every job field's option (``--site``, ``--cpus``, ``--mem``, ``--walltime``, ...) to ``parser``."""
+def add_spec_options(parser: argparse.ArgumentParser, only: Iterable[str] | None = None) -> None:
+    """Add every job field's option (``--site``, ``--cpus``, ``--mem``, ``--walltime``, ...) to ``parser``;
+    ``only``: just the options with these destinations (``site``, ``cpus``, ``mem``, ``env``, ...)."""
+    wanted = None if only is None else set(only)
     for _field, option in _all_options():
+        if wanted is not None and option.dest not in wanted:
+            continue
         if option.kind == "flag":
             parser.add_argument(*option.flags, dest=option.dest, action="store_true", help=option.help)
         elif option.kind == "append":
@@ -433,9 +437,15 @@ def spec_from_options(values: Mapping[str, Any], base: Mapping[str, Any] | None 
     return body
 
 
-def option_values(args: argparse.Namespace) -> dict[str, Any]:
-    """The job options of parsed ``args`` (those :func:`add_spec_options` added), by destination."""
-    return {option.dest: getattr(args, option.dest, None) for _f, option in _all_options()}
+def option_values(args: argparse.Namespace, only: Iterable[str] | None = None) -> dict[str, Any]:
+    """The job options of parsed ``args`` (those :func:`add_spec_options` added, with the same ``only``),
+    by destination."""
+    wanted = None if only is None else set(only)
+    return {
+        option.dest: getattr(args, option.dest, None)
+        for _f, option in _all_options()
+        if wanted is None or option.dest in wanted
+    }
 
 
 def option_help(width: int = 100, indent: int = 9) -> str:

@@ -21,6 +21,7 @@ from .manager_part import ManagerPart
 from .model import Job
 from .owned_folders import copy_into_owned, owned_folder, write_owned_file
 from .states import JobState
+from .user_inputs import copy_input, relative_to_root
 
 #: Seconds a site that could not be reached rests before the scheduler tries it again.
 SITE_RETRY_SECONDS = 5.0
@@ -187,6 +188,9 @@ class JobLaunching(ManagerPart):
         if account is not None:
             self._prepare_owned_folder(job, account)
             return
+        if self.user_root:
+            self._prepare_folder_of_owner_inputs(job)
+            return
         folder = Path(job.folder)
         folder.mkdir(parents=True, exist_ok=True)
         if job.spec.script is not None:
@@ -231,5 +235,39 @@ class JobLaunching(ManagerPart):
             if job.spec.notebook is not None:
                 data = json.dumps({"notebook": Path(job.spec.notebook).name, "parameters": job.spec.parameters})
                 write_owned_file(folder, "job.json", data.encode(), 0o600, account)
+            if self.user_root:
+                root, reader = self.owner_root(job.owner, self.gates[job.site])
+                for relative, target in self._owner_inputs(job, root):
+                    copy_input(root, relative, reader, folder, target, account)
+                return
             for path, target in self._inputs(job):
                 copy_into_owned(str(path), folder, target, account)
+
+    def _owner_inputs(self, job: Job, root: str) -> list[tuple[str, str]]:
+        """The inputs of ``job`` in its owner's folder ``root``: ``(path relative to root, path in the job
+        folder)``; a notebook lands under its own name. Raises :class:`PathNotAllowed`."""
+        found = [(relative_to_root(root, path),) * 2 for path in job.spec.input_files]
+        if job.spec.notebook is not None:
+            relative = relative_to_root(root, job.spec.notebook)
+            found.append((relative, Path(relative).name))
+        return found
+
+    def _prepare_folder_of_owner_inputs(self, job: Job) -> None:
+        """:meth:`_prepare_folder` with :attr:`user_root` on a site that runs jobs as the core's account: the
+        folder is the core's, the inputs are read from the owner's folder with the owner's rights."""
+        folder = Path(job.folder)
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if job.spec.script is not None:
+            script = folder / SCRIPT_FILE
+            script.write_text(job.spec.script)
+            script.chmod(0o700)
+        if job.spec.notebook is not None:
+            notebook = Path(job.spec.notebook).name
+            (folder / "job.json").write_text(json.dumps({"notebook": notebook, "parameters": job.spec.parameters}))
+        root, reader = self.owner_root(job.owner, self.gates[job.site])
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            for relative, target in self._owner_inputs(job, root):
+                copy_input(root, relative, reader, fd, target, None)
+        finally:
+            os.close(fd)

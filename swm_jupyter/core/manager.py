@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -40,6 +41,7 @@ from traitlets.config import LoggingConfigurable
 
 from ..gates.base import Gate, safe_path
 from ..gates.registry import load_gate_class
+from .accounts import OwnerAccounts
 from .arrays import ArrayTracking
 from .directives import merge_request, read_directives
 from .errors import (
@@ -58,7 +60,15 @@ from .job_files import job_path_parts, open_job_file, read_job_file
 from .launch import BOOKKEEPING_PREFIX
 from .launching import JobLaunching
 from .log_tail import LogTails
-from .model import ARRAY_TASKS_CAP, Job, JobSpec, array_task_count, new_job_id, parse_private_env
+from .model import (
+    ARRAY_TASKS_CAP,
+    Job,
+    JobSpec,
+    array_task_count,
+    new_job_id,
+    parse_private_env,
+    replace_spec_extras,
+)
 from .reconcile import SiteReconciliation
 from .retention import JobRetention
 from .scheduler import DependencyInfo, SiteCapacity, UserPolicy, failed_dependencies, plan, priority_key
@@ -68,6 +78,7 @@ from .slices import Pacer
 from .states import ACTIONS, ACTIVE_STATES, Action, HistoryEntry, JobState, check_action, check_transition
 from .store import IdempotencyRecord, JobPage, JobQuery, JobStore
 from .usage import UsageLedger
+from .user_inputs import Reader, check_input, relative_to_root, render_root
 from .wakeup import Wakeup
 
 #: The longest a state change that need not be durable at once waits to be written with others.
@@ -103,6 +114,13 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, JobRetent
     input_root = Unicode(help="Folder that input_files paths are relative to. Default: the current folder.").tag(
         config=True
     )
+    user_root = Unicode(
+        "",
+        help="Each job owner's own folder, as a template ({home}: the owner's home from the passwd database, "
+        "{username}, {uid}): input_files, notebook and a relative workdir are paths in it, read with the "
+        "owner's rights (OS accounts mapped as c.OwnerAccounts says). Empty (default): input_root for every "
+        "job. The hub's swm service uses {home}.",
+    ).tag(config=True)
     poll_interval = Float(2.0, help="Seconds between status polls of a site whose gate sets no pace.").tag(config=True)
     synchronous = Enum(
         ["FULL", "NORMAL"],
@@ -222,6 +240,13 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, JobRetent
     def _default_default_site(self) -> str:
         return next(iter(self.sites), "local")
 
+    @validate("user_root")
+    def _check_user_root(self, proposal: Any) -> str:
+        value = str(proposal["value"])
+        if value and not (value.startswith("/") or value.startswith("{home}")):
+            raise TraitError("user_root must be an absolute path template (or start with {home}), e.g. {home}")
+        return value
+
     @default("input_root")
     def _default_input_root(self) -> str:
         return os.getcwd()
@@ -244,6 +269,8 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, JobRetent
         self._subscribers: dict[asyncio.Queue[dict[str, Any]], Callable[[], None] | None] = {}
         self._waiters: dict[str, list[asyncio.Future[Job]]] = {}
         self._launching: set[str] = set()
+        #: Maps owners to OS accounts for :attr:`user_root` on sites that do not run jobs as their owners.
+        self._accounts: OwnerAccounts | None = None
         #: The reconciler's tasks carrying out users' wishes, by job id.
         self._carrying: dict[str, asyncio.Task[None]] = {}
         self._dirty_parents: set[str] = set()
@@ -439,7 +466,9 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, JobRetent
         for dep in spec.depends_on:
             if dep.job_id not in self.jobs and not self._require_store().exists(dep.job_id):
                 errors.append({"field": "depends_on", "message": f"no job {dep.job_id!r} to depend on"})
-        if spec.notebook is not None or spec.input_files:
+        if self.user_root:
+            spec = self._check_owner_inputs(spec, owner, gate, errors)
+        elif spec.notebook is not None or spec.input_files:
             for path in [*spec.input_files, *([spec.notebook] if spec.notebook else [])]:
                 try:
                     source = safe_path(self.input_root, path)
@@ -472,6 +501,43 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, JobRetent
         if spec.array is not None and with_tasks:
             jobs.extend(self._make_tasks(job, spec.array.indices))
         return jobs
+
+    def owner_root(self, owner: str, gate: Gate) -> tuple[str, Reader]:
+        """The folder ``owner``'s input paths are relative to (:attr:`user_root`) and whose rights they are
+        read with. Raises :class:`ValidationError` when the owner has no usable OS account."""
+        accounts = gate.accounts
+        if accounts is None:
+            if self._accounts is None:
+                self._accounts = OwnerAccounts(parent=self)
+            accounts = self._accounts
+        account = accounts.resolve(owner)
+        return render_root(self.user_root, account), Reader.of(account)
+
+    def _check_owner_inputs(self, spec: JobSpec, owner: str, gate: Gate, errors: list[dict[str, str]]) -> JobSpec:
+        """Check ``spec``'s inputs in the owner's own folder (:attr:`user_root`); a relative ``workdir`` of a
+        site that runs jobs as their owners becomes that folder's. Adds what is wrong to ``errors``."""
+        paths = [("input_files", p) for p in spec.input_files]
+        if spec.notebook:
+            paths.append(("notebook", spec.notebook))
+        relative_workdir = bool(spec.workdir and not os.path.isabs(spec.workdir) and gate.runs_as_owner)
+        if not paths and not relative_workdir:
+            return spec
+        try:
+            root, reader = self.owner_root(owner, gate)
+        except ValidationError as exc:
+            errors.extend({"field": field, "message": exc.message} for field in {f for f, _ in paths} or {"workdir"})
+            return spec
+        for field, path in paths:
+            try:
+                check_input(root, path, reader)
+            except PathNotAllowed as exc:
+                errors.append({"field": field, "message": exc.message})
+        if relative_workdir:
+            try:
+                spec = dataclasses.replace(spec, workdir=os.path.join(root, relative_to_root(root, str(spec.workdir))))
+            except PathNotAllowed as exc:
+                errors.append({"field": "workdir", "message": exc.message})
+        return spec
 
     @staticmethod
     def _make_tasks(parent: Job, indices: Iterable[int]) -> list[Job]:
@@ -777,6 +843,39 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, JobRetent
             if not done.done():
                 done.set_result(None)
 
+    def submit_with(
+        self,
+        request: dict[str, Any],
+        *,
+        owner: str,
+        extras: dict[str, dict[str, Any]],
+        also: Callable[[Any, Job], list[tuple[str, dict[str, Any]]]],
+        after: str | None = None,
+    ) -> Job:
+        """Validate and store one job like :meth:`submit`, at once and in one transaction with ``also(db)``
+        (a schedule's run record: see :mod:`.schedule_runner`); ``extras`` are added to its spec, and
+        with ``after`` the job waits for that job to end (``afterany``).
+
+        Synchronous: nothing else runs between the caller's checks and the commit. Raises what
+        :meth:`prepare` raises, :class:`LimitExceeded`, :class:`StoreFull`, or what ``also`` raises;
+        then nothing is stored.
+        """
+        store = self._require_store()
+        jobs = self.prepare(request, owner=owner)
+        spec = replace_spec_extras(jobs[0].spec, extras, after)
+        for job in jobs:
+            job.spec = spec
+        self._check_queue_limits(_count_pending(jobs[:1]))
+        parent = jobs[0]
+        events = store.insert_jobs(jobs, also=lambda db: also(db, parent))
+        if parent.is_array_parent:
+            self._array_counts[parent.id] = {parent.state: len(jobs) - 1}
+        for job in jobs:
+            self._take_in(job)
+        self._publish(events)
+        self._wake.set()
+        return parent
+
     async def submit_script(self, script: str, overrides: dict[str, Any] | None = None, *, owner: str = "") -> Job:
         """Submit a script whose ``#SWM`` lines give the spec; ``overrides`` win over those lines."""
         request = dict(overrides or {})
@@ -963,6 +1062,9 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, JobRetent
         info["kind"] = gate.kind
         info["description"] = gate.description
         info["max_running"] = gate.max_running
+        python = getattr(gate, "python", None)
+        if isinstance(python, str) and python:
+            info["python"] = python  # the interpreter of notebook jobs and Executor calls on this site
         try:
             described = await gate.describe()
         except Exception as exc:
@@ -1038,8 +1140,12 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, JobRetent
             check_action(job.state, action)
             raise InvalidTransition(
                 f"no task of array {job.id} can be {action.value}ed now",
-                [{"field": "state", "message": f"{action.value} is allowed from: " + ", ".join(
-                    s.value for s in ACTIONS[action])}],
+                [
+                    {
+                        "field": "state",
+                        "message": f"{action.value} is allowed from: " + ", ".join(s.value for s in ACTIONS[action]),
+                    }
+                ],
             )
         for target in legal:
             if target.wanted == Action.CANCEL.value and action is not Action.CANCEL:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from .model import Job
     from .states import Action, JobState
     from .store import JobStore
+    from .user_inputs import Reader
     from .wakeup import Wakeup
 
 
@@ -28,6 +29,7 @@ class ManagerPart:
         gates: dict[str, Gate]
         log: logging.Logger
         input_root: str
+        user_root: str
         poll_interval: float
         site_health: dict[str, str]
         _wake: Wakeup
@@ -51,6 +53,7 @@ class ManagerPart:
         def _flush(self, *, retry_now: bool = False) -> bool: ...
         def _spawn(self, coro: Any) -> None: ...
         def _require_store(self) -> JobStore: ...
+        def owner_root(self, owner: str, gate: Gate) -> tuple[str, Reader]: ...
         def _schedule_once(self) -> None: ...
         def _apply_status(self, job: Job, status: GateStatus) -> None: ...
         def _refresh_parent(self, job: Job) -> None: ...

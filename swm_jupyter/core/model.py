@@ -6,7 +6,7 @@ import posixpath
 import re
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from .errors import ValidationError
@@ -24,6 +24,9 @@ from .jobfields import (
 from .states import HistoryEntry, JobState, is_failed
 from .units import parse_memory_mb, parse_storage_mb, parse_walltime_seconds
 
+#: The spec section a schedule's run carries (``{"id", "due_time"}``): set by the scheduler only, never by a
+#: request (it is not one of the request's fields); kept with the stored spec like site extras.
+SCHEDULE_SECTION = "schedule"
 _ENV_NAME = re.compile(ENV_NAME_PATTERN)
 _ARRAY = re.compile(r"^(\d+)(?:-(\d+)(?::(\d+))?)?$")
 #: The resources as :meth:`JobSpec.to_dict` stores them -> the fields of :class:`Resources`.
@@ -550,6 +553,7 @@ class Job:
             "start_time": self.start_time,
             "end_time": self.end_time,
             "cost": self.cost,
+            **({"schedule": self.spec.extras[SCHEDULE_SECTION]} if SCHEDULE_SECTION in self.spec.extras else {}),
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -582,6 +586,13 @@ def parse_private_env(value: Any) -> dict[str, str]:
     if errors:
         raise ValidationError("private_env has bad entries: " + ", ".join(e["field"] for e in errors), errors)
     return dict(value)
+
+
+def replace_spec_extras(spec: JobSpec, extras: dict[str, dict[str, Any]], after: str | None = None) -> JobSpec:
+    """A copy of ``spec`` with these sections added to its extras (e.g. :data:`SCHEDULE_SECTION`), and
+    with ``after``, a dependency on that job's end (``afterany``)."""
+    depends_on = spec.depends_on + ((Dependency("afterany", after),) if after else ())
+    return replace(spec, extras={**spec.extras, **extras}, depends_on=depends_on)
 
 
 def spec_from_json(data: dict[str, Any]) -> JobSpec:
@@ -643,5 +654,6 @@ __all__ = [
     "is_inside_path",
     "new_job_id",
     "parse_private_env",
+    "replace_spec_extras",
     "spec_from_json",
 ]

@@ -167,9 +167,19 @@ class SiteReconciliation(ManagerPart):
             raise SiteUnavailable(self.gate_errors.get(job.site) or f"no site {job.site!r} is configured")
         if wish is Action.CANCEL:
             await gate.cancel(job)
+            details = "canceled by the user"
+            if gate.collect_on_cancel and job.state is JobState.RUNNING and job.folder:
+                self._set_state(job, JobState.TRANSFERRING, "canceled by the user; collecting outputs")
+                self._flush()
+                try:
+                    await gate.stage_out(job)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    details += f"; collecting outputs failed: {exc}"
             await gate.release_resources(job)
             if not job.state.final:
-                self._set_state(job, JobState.CANCELED, "canceled by the user")
+                self._set_state(job, JobState.CANCELED, details)
                 job.end_time = time.time()
         elif wish is Action.HOLD:
             if await gate.hold(job):

@@ -8,7 +8,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +21,10 @@ from .jsoncodec import parse, to_text
 from .model import Job, JobSpec, spec_from_json
 from .states import HistoryEntry, JobState
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+
+#: A write made inside a store transaction: it returns the events to store, as ``(job id, payload)``.
+WriteStep = Callable[[sqlite3.Connection], list[tuple[str, dict[str, Any]]]]
 
 #: Migrations: MIGRATIONS[n] takes a store from version n to n + 1.
 MIGRATIONS: dict[int, list[str]] = {
@@ -77,6 +80,32 @@ MIGRATIONS: dict[int, list[str]] = {
         # One user's jobs (a hub service lists, counts and limits them per owner): without it, a
         # listing of one user's jobs scans every user's.
         "CREATE INDEX jobs_owner ON jobs (owner, state)",
+    ],
+    3: [
+        # Schedules (see core/schedule_store.py): the schedule's fields as JSON, and one row per run.
+        # A run's identity (schedule_id, due_time) is UNIQUE and is stored in the transaction that
+        # stores its job: a due time is run once, whatever crashes. (IF NOT EXISTS: a store made by
+        # a newer version and marked older by hand, as tests do, migrates again.)
+        """CREATE TABLE IF NOT EXISTS schedules (
+            id TEXT PRIMARY KEY,
+            owner TEXT NOT NULL DEFAULT '',
+            data TEXT NOT NULL
+        )""",
+        "CREATE INDEX IF NOT EXISTS schedules_owner ON schedules (owner)",
+        """CREATE TABLE IF NOT EXISTS schedule_runs (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            schedule_id TEXT NOT NULL,
+            due_time REAL NOT NULL,
+            status TEXT NOT NULL,
+            job_id TEXT,
+            details TEXT NOT NULL DEFAULT '',
+            created REAL NOT NULL,
+            ended INTEGER NOT NULL DEFAULT 0,
+            manual INTEGER NOT NULL DEFAULT 0,
+            UNIQUE (schedule_id, due_time)
+        )""",
+        "CREATE INDEX IF NOT EXISTS schedule_runs_open ON schedule_runs (ended, schedule_id)",
+        "CREATE INDEX IF NOT EXISTS schedule_runs_job ON schedule_runs (job_id)",
     ],
 }
 
@@ -279,18 +308,34 @@ class JobStore:
     # -- writes ------------------------------------------------------------------------------------
 
     def insert_jobs(
-        self, jobs: Iterable[Job], keys: Iterable[IdempotencyRecord] = (), *, keep_keys: float = 86400.0
+        self,
+        jobs: Iterable[Job],
+        keys: Iterable[IdempotencyRecord] = (),
+        *,
+        keep_keys: float = 86400.0,
+        also: WriteStep | None = None,
     ) -> list[dict[str, Any]]:
         """Store new jobs (and the idempotency ``keys`` of their submissions) in one transaction;
         return their events (already stored). Keys older than ``keep_keys`` seconds are dropped.
 
+        ``also(db)``: more writes made in the same transaction (a schedule's run record); the
+        events it returns, as ``(job id, payload)`` pairs, are stored after the jobs' own.
         Array tasks get no event of their own at submission (their parent has one).
         """
         jobs = list(jobs)
         with self.transaction():
             self._insert_keys(list(keys), keep_keys)
             self._insert_rows(jobs)
-            return self._submission_events(jobs)
+            events = self._submission_events(jobs)
+            if also is not None:
+                events += self._insert_events(also(self.db))
+            return events
+
+    def write(self, step: WriteStep) -> list[dict[str, Any]]:
+        """Run ``step(db)`` in one transaction and store the events it returns (``(job id, payload)``
+        pairs, ``""`` for events of no job); return them with their ids. Raises :class:`StoreFull`."""
+        with self.transaction():
+            return self._insert_events(step(self.db))
 
     # A submission too big for one transaction (a large array) is stored in several: first its
     # jobs without their tasks, with a mark saying that the submission is not complete; then its

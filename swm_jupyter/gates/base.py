@@ -68,6 +68,9 @@ class Gate(LoggingConfigurable):
     #: The manager then need not store its intent to launch before each launch: after a crash it
     #: may simply launch again.
     idempotent_submit = False
+    #: True if a running job that is canceled has its folder brought back (:meth:`stage_out`) once stopped,
+    #: before its site resources are released, as for a job that ended (what it saved is not lost).
+    collect_on_cancel = False
     #: True if this kind of gate can run jobs under their owner's OS account (``run_as_owner``).
     supports_run_as_owner = False
     #: True when this site runs each job under its owner's OS account (configured and supported):

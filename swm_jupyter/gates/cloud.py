@@ -148,7 +148,11 @@ class CloudGate(Gate):
     remote_workdir = Unicode(".swm/jobs", help="Folder on the master for job folders (relative: under home).").tag(
         config=True
     )
-    python = Unicode("python3", help="Python on the VMs (or in the container) for notebook jobs.").tag(config=True)
+    python = Unicode(
+        "python3",
+        help="Python on the VMs (or in the container), for notebook jobs and Executor calls: a path or command "
+        "(default python3); Executor calls also accept a shell line that ends with one.",
+    ).tag(config=True)
     container_runtimes = List(
         Unicode(),
         ["docker", "podman"],

@@ -138,6 +138,15 @@ class LocalGate(Gate):
         "user owns it or may write to it. Default: <temp dir>/swm-local-<service uid>-owners."
     ).tag(config=True)
 
+    python = Unicode(
+        help="Python for notebook jobs and Executor calls: a path or command; Executor calls also accept a shell "
+        "line that ends with one ('source venv/bin/activate && python'). Default: the server's own interpreter."
+    ).tag(config=True)
+
+    @default("python")
+    def _default_python(self) -> str:
+        return sys.executable
+
     @default("owners_folder")
     def _default_owners_folder(self) -> str:
         return default_owners_folder()
@@ -516,7 +525,7 @@ class LocalGate(Gate):
     def _spawn_request(self, job: Job) -> dict[str, Any]:
         folder = job.folder
         workdir = self._workdir(job)
-        argv = job_argv(job)
+        argv = job_argv(job, self.python if len(self.python.split()) == 1 else None)
         if job.spec.command is None:
             argv = [a if a not in ("job.sh", "job.json") else os.path.join(folder, a) for a in argv]
         return {

@@ -259,7 +259,11 @@ class SlurmGate(Gate):
         "reported as an error (default 1800).",
     ).tag(config=True)
     command_timeout = Float(60.0, help="Seconds a Slurm command may take (default 60).").tag(config=True)
-    python = Unicode("python3", help="Python on the cluster, for notebook jobs (default python3).").tag(config=True)
+    python = Unicode(
+        "python3",
+        help="Python on the cluster, for notebook jobs and Executor calls: a path or command (default python3); "
+        "Executor calls also accept a shell line that ends with one ('module load python/3.11 && python3').",
+    ).tag(config=True)
 
     @validate("ssh_host")
     def _check_ssh_host(self, proposal: Any) -> str:

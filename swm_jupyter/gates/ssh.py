@@ -67,6 +67,7 @@ class SshGate(Gate):
 
     kind = "ssh"
     private_env = True  # a 0600 file in the remote job folder, read and removed by the wrapper (or at cancel)
+    collect_on_cancel = True  # a canceled job's remote folder comes back too (a spawned server's saved notebooks)
 
     host = Unicode("", help="The host to run jobs on (name or address).").tag(config=True)
     port = Int(22, help="SSH port (default 22).").tag(config=True)
@@ -83,7 +84,11 @@ class SshGate(Gate):
     remote_workdir = Unicode(
         ".swm/jobs", help="Folder on the host for job folders; relative paths are under the home folder."
     ).tag(config=True)
-    python = Unicode("python3", help="Python on the host, for notebook jobs (default python3).").tag(config=True)
+    python = Unicode(
+        "python3",
+        help="Python on the host, for notebook jobs and Executor calls: a path or command (default python3); "
+        "Executor calls also accept a shell line that ends with one ('source venv/bin/activate && python').",
+    ).tag(config=True)
     poll_interval = Float(1.0, help="Seconds between polls while jobs are live (default 1).").tag(config=True)
     idle_poll_interval = Float(10.0, help="Seconds between polls with no live job (default 10).").tag(config=True)
     kill_grace = Float(5.0, help="Seconds between SIGTERM and SIGKILL when a job is canceled (default 5).").tag(

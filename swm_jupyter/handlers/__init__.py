@@ -16,6 +16,7 @@ from .jobs import (
     JobsHandler,
     LogHandler,
 )
+from .schedules import schedule_handlers
 from .sites import NotFoundHandler, OpenAPIHandler, SiteHandler, SitesHandler
 
 _ID = r"(?P<job_id>(?!actions(?:/|$))[^/]+)"  # "actions" is the bulk route, never a job id
@@ -30,6 +31,7 @@ default_handlers: list[tuple[str, Any]] = [
     (rf"{API_PREFIX}/jobs/{_ID}/log", LogHandler),
     (rf"{API_PREFIX}/jobs/{_ID}/files/?", FilesHandler),
     (rf"{API_PREFIX}/jobs/{_ID}/files/(?P<path>.+)", FileHandler),
+    *schedule_handlers,
     (rf"{API_PREFIX}/sites/?", SitesHandler),
     (rf"{API_PREFIX}/sites/(?P<name>[^/]+)/?", SiteHandler),
     (rf"{API_PREFIX}/openapi\.(?P<ext>json|yaml)", OpenAPIHandler),

@@ -211,9 +211,12 @@ class EventsWebSocket(WebSocketMixin, WebSocketHandler, JupyterHandler):  # type
             pass
 
     def may_see_event(self, event: dict[str, Any]) -> bool:
-        """True if this socket's user may see the event (events of others' jobs are not sent)."""
+        """True if this socket's user may see the event (events of others' jobs and schedules are not sent)."""
         job = event.get("job")
-        return not isinstance(job, dict) or may_see(self.current_user, job)
+        if isinstance(job, dict) and not may_see(self.current_user, job):
+            return False
+        schedule = event.get("schedule")
+        return not isinstance(schedule, dict) or may_see(self.current_user, schedule)
 
     async def _pump(self) -> None:
         """Send queued events, then wait until they are written before taking more: a client that

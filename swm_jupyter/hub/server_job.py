@@ -96,6 +96,12 @@ def run(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m swm_jupyter.hub.server_job")
     parser.add_argument("--ip", default="127.0.0.1", help="the address the server listens on")
     parser.add_argument("--report-host", default="", help="the host name the hub reaches the server by")
+    parser.add_argument(
+        "--fast-start", action="store_true", help="start the server without its needless slow imports (fast_start)"
+    )
+    parser.add_argument(
+        "--in-job-folder", action="store_true", help="serve the job folder (staged files), not the home folder"
+    )
     parser.add_argument("--start-timeout", type=float, default=300.0, help="seconds for the server to listen")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- jupyterhub-singleuser [args]")
     args = parser.parse_args(argv)
@@ -127,7 +133,9 @@ def run(argv: list[str] | None = None) -> int:
         port = free_port(args.ip)
         env["JUPYTERHUB_SERVICE_URL"] = service_url(template, args.ip, port)
         extra = ["--allow-root"] if os.geteuid() == 0 else []
-        server = subprocess.Popen([*command, *extra], env=dict(env), cwd=home_folder())
+        cwd = None if args.in_job_folder else home_folder()
+        launcher = [sys.executable, "-m", "swm_jupyter.hub.fast_start"] if args.fast_start else []
+        server = subprocess.Popen([*launcher, *command, *extra], env=dict(env), cwd=cwd)
         deadline = time.monotonic() + args.start_timeout
         while server.poll() is None and not accepting(args.ip, port):
             if time.monotonic() > deadline:

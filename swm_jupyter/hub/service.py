@@ -60,6 +60,8 @@ class SwmServiceApp(ServerApp):
 
     name = "swm-hub-service"
     description = "The swm service of a JupyterHub: one workload manager for every user of the hub."
+    #: Read by the swm extension: jobs' input paths are then in each owner's own folder (SwmApp.user_root).
+    swm_hub_service = True
 
     @default("identity_provider_class")
     def _default_identity_provider_class(self) -> Any:

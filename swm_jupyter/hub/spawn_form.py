@@ -155,6 +155,14 @@ def render_form(
                 + "</div>"
             )
         parts.append("</div>")
+        staged = last.get("stage") or []
+        parts.append(
+            '<div class="mb-2"><label class="form-label" for="swm-stage">Files and folders to bring (paths in your '
+            "home, one a line; for sites without your home folder: copied in before the server starts and back "
+            'after it stops)</label><textarea class="form-control" id="swm-stage" name="stage" rows="2">'
+            + escape("\n".join(str(p) for p in staged) if isinstance(staged, list) else str(staged))
+            + "</textarea></div>"
+        )
         for site in sites:
             name = str(site.get("name"))
             kind = str(site.get("kind"))

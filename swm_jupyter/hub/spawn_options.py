@@ -17,7 +17,7 @@ RESOURCE_FIELDS = ("cpus", "memory", "gpus", "walltime")
 #: Fields of one kind of site, by gate kind (the form names them ``<site>.<field>``).
 SITE_FIELDS = {"slurm": ("partition", "account"), "cloud": ("flavor", "image")}
 #: Every field a user's options may hold.
-CHOICE_FIELDS = ("site", *RESOURCE_FIELDS, "partition", "account", "flavor", "image")
+CHOICE_FIELDS = ("site", *RESOURCE_FIELDS, "partition", "account", "flavor", "image", "stage")
 _INTEGER = re.compile(r"^[0-9]+$")
 
 
@@ -48,6 +48,8 @@ def choices_from_form(form: Mapping[str, list[str]]) -> dict[str, Any]:
     for key in ("profile", "site", *RESOURCE_FIELDS):
         if first.get(key):
             choices[key] = first[key]
+    if first.get("stage"):
+        choices["stage"] = stage_list(first["stage"])
     site = choices.get("site", "")
     for key, value in first.items():
         prefix, dot, field = key.partition(".")
@@ -91,6 +93,20 @@ def resolve_choices(
     return chosen
 
 
+def stage_list(value: Any) -> list[str]:
+    """The paths to stage from a ``stage`` option: a list, or text with one path a line (or comma-separated).
+    Raises :class:`SpawnOptionsError` for anything else."""
+    if isinstance(value, str):
+        items: list[Any] = re.split(r"[\n,]", value)
+    elif isinstance(value, list | tuple):
+        items = list(value)
+    else:
+        raise SpawnOptionsError("stage: give a list of paths in your home folder (or one path a line)")
+    if not all(isinstance(item, str) for item in items):
+        raise SpawnOptionsError("stage: every path must be text")
+    return [item.strip() for item in items if item.strip()]
+
+
 def _number_or_text(value: Any) -> Any:
     """``"4"`` becomes 4; anything else stays as it is (the service checks it)."""
     if isinstance(value, str) and _INTEGER.match(value.strip()):
@@ -130,4 +146,5 @@ __all__ = [
     "choices_from_form",
     "profiles_for",
     "resolve_choices",
+    "stage_list",
 ]

@@ -7,13 +7,17 @@ the user (never as an admin):
   (:mod:`.server_job`) on the chosen site. The server's hub token and other secret-looking
   variables go in the request's ``private_env``: the service hands them to the job's process only,
   never stores them, never shows them. The server picks a free port; its address comes back on the
-  job's stdout (one ``swm-spawner-ready`` line), read through the service's job log. A job that
-  ends first raises :class:`~jupyterhub.spawner.SpawnException` with the job's reason and the last
-  lines of its stderr.
+  job's stdout (one ``swm-spawner-ready`` line), pushed on the service's events websocket
+  (:mod:`.job_watch`; polled through the job log when the socket cannot be used). The server starts
+  through :mod:`.fast_start` (``fast_start``). A job that ends first raises
+  :class:`~jupyterhub.spawner.SpawnException` with the job's reason and the last lines of its stderr.
 - **poll** answers from the job's state; while the service cannot be reached it answers "running"
   for ``unknown_grace`` seconds (a scheduler or service outage does not stop servers).
 - **stop** cancels the job and returns once it is final.
 - **get_state/load_state** keep the job id, so a restarted hub finds its servers again.
+- **files**: on sites that do not see the users' homes (``stage_site_kinds``), the paths the user chose
+  (``stage``, or ``stage_paths``) are the job's ``input_files`` and come back into the home after
+  stop (:mod:`.stage_back`).
 - **progress** yields the job's own steps (queued, pending with the site's reason, staging, starting,
   ready), per spawner.
 - **the spawn form** is built from the service's live ``/sites`` (:mod:`.spawn_form`): site, cpus,
@@ -33,6 +37,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import pwd
 import re
 import sys
 import time
@@ -44,12 +50,22 @@ from jupyterhub.spawner import Spawner, SpawnException
 from tornado import httpclient
 from traitlets import Bool, Dict, Float, Integer, List, Unicode, default
 
+from ..core.errors import PathNotAllowed
 from ..core.job_env import secret_matcher
 from . import JOBS_SCOPE, SERVICE_NAME
 from .client_mode import service_base_url
+from .job_watch import JobWatch
 from .server_job import READY_MARKER
 from .spawn_form import render_form
-from .spawn_options import SpawnOptionsError, apply_choices, choices_from_form, profiles_for, resolve_choices
+from .spawn_options import (
+    SpawnOptionsError,
+    apply_choices,
+    choices_from_form,
+    profiles_for,
+    resolve_choices,
+    stage_list,
+)
+from .stage_back import HomeAccount, under, write_back
 
 #: Percent of the progress bar reached when the job enters each state.
 STATE_PROGRESS = {"queued": 10, "held": 10, "waiting": 30, "transferring": 50, "running": 70}
@@ -101,9 +117,7 @@ class SwmSpawner(Spawner):  # type: ignore[misc]
         help="Shell-style patterns of environment names passed to the server only as private variables "
         "(never stored or shown by the service), besides the hub's tokens (always private).",
     ).tag(config=True)
-    start_poll_interval = Float(0.5, help="Seconds between looks at the job while the server starts.").tag(
-        config=True
-    )
+    start_poll_interval = Float(0.5, help="Seconds between looks at the job while the server starts.").tag(config=True)
     unknown_grace = Float(
         600.0,
         help="Seconds poll() keeps answering 'running' while the swm service cannot be reached, "
@@ -116,6 +130,31 @@ class SwmSpawner(Spawner):  # type: ignore[misc]
         False,
         help="Let servers run as root when the swm service runs its jobs as root (no run_as_owner). "
         "For tests only: the user would own the machine.",
+    ).tag(config=True)
+
+    follow_events = Bool(
+        True,
+        help="Follow a starting server's job on the swm service's events websocket (its output and state pushed as "
+        "they come) rather than only polling it every start_poll_interval. Default: True.",
+    ).tag(config=True)
+    fast_start = Bool(
+        True,
+        help="Start jupyterhub-singleuser without importing rfc3987_syntax (see swm_jupyter.hub.fast_start: "
+        "1 - 3 s of a server's start, for a string format no Jupyter schema uses). Only for a command of "
+        "server_python's own environment. Default: True.",
+    ).tag(config=True)
+    stage_paths = List(
+        Unicode(),
+        help="Files and folders of the user's home (relative paths) copied into the server's job before it starts "
+        "and back into the home after it stops, on sites of the kinds in stage_site_kinds (the user's own "
+        "choice in the spawn form, field stage, goes over it). The server then serves its job folder. "
+        "Default: none.",
+    ).tag(config=True)
+    stage_site_kinds = List(
+        Unicode(),
+        ["ssh", "cloud"],
+        help="Kinds of sites that do not see the users' homes: paths to stage are staged only there. "
+        'Default: ["ssh", "cloud"].',
     ).tag(config=True)
 
     profiles = List(
@@ -152,6 +191,9 @@ class SwmSpawner(Spawner):  # type: ignore[misc]
 
     job_id = Unicode("")
     job_site = Unicode("")
+    #: Paths of the user's home staged into the job (to bring back after it stops), and when it was submitted.
+    staged = List(Unicode())
+    staged_since = Float(0.0)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -169,6 +211,8 @@ class SwmSpawner(Spawner):  # type: ignore[misc]
         super().load_state(state)
         self.job_id = state.get("job_id", "")
         self.job_site = state.get("site", "")
+        self.staged = list(state.get("staged") or [])
+        self.staged_since = float(state.get("staged_since") or 0.0)
 
     def get_state(self) -> dict[str, Any]:
         """The job id and site (stored in the hub's database)."""
@@ -176,6 +220,9 @@ class SwmSpawner(Spawner):  # type: ignore[misc]
         if self.job_id:
             state["job_id"] = self.job_id
             state["site"] = self.job_site
+            if self.staged:
+                state["staged"] = list(self.staged)
+                state["staged_since"] = self.staged_since
         return state
 
     def clear_state(self) -> None:
@@ -183,6 +230,8 @@ class SwmSpawner(Spawner):  # type: ignore[misc]
         super().clear_state()
         self.job_id = ""
         self.job_site = ""
+        self.staged = []
+        self.staged_since = 0.0
 
     # -- the service's API -------------------------------------------------------------------------
 
@@ -275,8 +324,9 @@ class SwmSpawner(Spawner):  # type: ignore[misc]
         request.update({kind: dict(extras) for kind, extras in self.site_extras.items()})
         return apply_choices(request, choices)
 
-    def job_request(self, choices: dict[str, Any] | None = None) -> dict[str, Any]:
-        """The job submitted for this server (its ``private_env`` holds the token)."""
+    def job_request(self, choices: dict[str, Any] | None = None, *, stage_in: bool = False) -> dict[str, Any]:
+        """The job submitted for this server (its ``private_env`` holds the token); with ``stage_in``, the paths
+        to stage are its ``input_files`` and the server serves its job folder."""
         public, private = self.split_env(self.get_env())
         hub_names = (n for n in [*public, *private] if n.startswith(("JUPYTERHUB_", "JPY_")))
         public["SWM_SPAWNER_ENV"] = ",".join(sorted(hub_names))
@@ -285,10 +335,26 @@ class SwmSpawner(Spawner):  # type: ignore[misc]
         command = [self.server_python, "-m", "swm_jupyter.hub.server_job", "--ip", self.ip or "127.0.0.1"]
         if self.report_host:
             command += ["--report-host", self.report_host]
+        choices = self.choices() if choices is None else choices
+        stage = stage_list(choices["stage"]) if "stage" in choices else list(self.stage_paths)
+        if stage and stage_in:
+            command.append("--in-job-folder")
+        if self.fast_start:
+            command.append("--fast-start")
         command += ["--start-timeout", str(int(self.start_timeout)), "--", *self.cmd, *self.get_args()]
         request: dict[str, Any] = {"name": self.job_name(), "command": command, "env": public, "private_env": private}
-        request.update(self.placement(self.choices() if choices is None else choices))
+        request.update(self.placement(choices))
+        if stage and stage_in:
+            request["input_files"] = stage
         return request
+
+    async def site_kind(self, site: str, *, own_token: bool = False) -> str:
+        """The gate kind of ``site`` (the service's default site when empty), from the service's ``/sites``."""
+        status, answer = await self.api("GET", "sites", own_token=own_token)
+        if status != 200 or not isinstance(answer, dict):
+            return ""
+        name = site or str(answer.get("default") or "")
+        return next((str(s.get("kind")) for s in answer.get("sites") or [] if s.get("name") == name), "")
 
     # -- the spawn form ----------------------------------------------------------------------------
 
@@ -373,6 +439,9 @@ class SwmSpawner(Spawner):  # type: ignore[misc]
             **self.placement(choices),
         }
         try:
+            stage = stage_list(choices.get("stage") or [])
+            if stage and await self.site_kind(str(probe.get("site") or ""), own_token=True) in self.stage_site_kinds:
+                probe["input_files"] = stage  # the paths to bring are checked in the user's home, as the user
             await self.dry_run(probe, own_token=True)
         except ServiceUnreachable as exc:
             raise SpawnOptionsError(f"the swm service does not answer ({exc}); try again soon") from None
@@ -427,8 +496,15 @@ class SwmSpawner(Spawner):  # type: ignore[misc]
     async def _start(self) -> str:
         try:
             request = self.job_request()
+            if self.stage_paths or self.choices().get("stage"):
+                if await self.site_kind(str(request.get("site") or "")) in self.stage_site_kinds:
+                    request = self.job_request(stage_in=True)
         except SpawnOptionsError as exc:
             raise SpawnException(f"the server's options cannot be used: {exc}", reason="swm-options") from None
+        except ServiceUnreachable as exc:
+            raise SpawnException(
+                f"the swm service does not answer ({exc}); try again soon", reason="swm-down"
+            ) from None
         try:
             checked = await self.dry_run(request)
             status, answer = await self.api("POST", "jobs", request)
@@ -440,6 +516,8 @@ class SwmSpawner(Spawner):  # type: ignore[misc]
         if status != 201:
             raise SpawnException(f"the swm service refused the server: {service_message(answer)}", reason="swm-refused")
         self.job_id, self.job_site = answer["id"], answer.get("site", "")
+        self.staged = [str(p) for p in request.get("input_files") or []]
+        self.staged_since = time.time()
         self.log.info("swm: %s's server %r is swm job %s on %s", self.user.name, self.name, self.job_id, self.job_site)
         cost = checked.get("cost_estimate")
         self.note(
@@ -447,9 +525,26 @@ class SwmSpawner(Spawner):  # type: ignore[misc]
             f"submitted as swm job {self.job_id} to site {self.job_site}"
             + (f" (estimated cost {cost:.2f})" if isinstance(cost, int | float) else ""),
         )
+        watch = JobWatch(self.api_base(), self.token(), self.job_id, self.log)
+        try:
+            if self.follow_events:
+                await watch.start()
+            return await self._wait_ready(watch)
+        finally:
+            await watch.close()
+
+    async def _wait_ready(self, watch: JobWatch) -> str:
+        """Follow the job (live on ``watch``, else by polling) until the server's ready line; return its URL."""
         seen, offset, buffered = 0, 0, b""
         while True:
-            await asyncio.sleep(self.start_poll_interval)
+            if watch.live:
+                await watch.wait(max(self.start_poll_interval, 2.0))
+                address = ready_address(bytes(watch.stdout))
+                if address is not None:
+                    self.note(100, f"server ready on {address[0]}:{address[1]}")
+                    return f"http://{address[0]}:{address[1]}"
+            else:
+                await asyncio.sleep(self.start_poll_interval)
             try:
                 status, job = await self.api("GET", f"jobs/{quote(self.job_id)}")
             except ServiceUnreachable:
@@ -459,7 +554,7 @@ class SwmSpawner(Spawner):  # type: ignore[misc]
             seen = self.note_history(job, seen)
             if job["state"] in FINAL_STATES:
                 raise SpawnException(await self.failure_message(job), reason="swm-job-ended")
-            if job["state"] not in ("waiting", "running"):  # waiting: the site may run it before the service sees it
+            if watch.live or job["state"] not in ("waiting", "running"):  # waiting: it may run before the service sees
                 continue
             try:
                 chunk, offset = await self.read_log("stdout", offset)
@@ -471,6 +566,58 @@ class SwmSpawner(Spawner):  # type: ignore[misc]
                 host, port = address
                 self.note(100, f"server ready on {host}:{port}")
                 return f"http://{host}:{port}"
+
+    async def fetch_file(self, path: str) -> bytes:
+        """The bytes of the file ``path`` of the job folder, through the service. Raises :class:`ServiceUnreachable`."""
+        request = httpclient.HTTPRequest(
+            self.api_base() + f"jobs/{quote(self.job_id)}/files/{quote(path)}",
+            headers={"Authorization": f"token {self.token()}"},
+            request_timeout=max(self.request_timeout, 300.0),
+        )
+        try:
+            answer = await httpclient.AsyncHTTPClient().fetch(request, raise_error=False)
+        except (OSError, httpclient.HTTPClientError) as exc:
+            raise ServiceUnreachable(str(exc)) from None
+        if answer.code != 200:
+            raise ServiceUnreachable(f"the swm service answered {answer.code} for the job's file {path}")
+        return answer.body or b""
+
+    async def stage_back(self) -> None:
+        """Write the staged paths' files of the stopped server's job back into the user's home (see
+        :mod:`.stage_back`); what cannot be written is logged, the rest still comes back."""
+        try:
+            entry = pwd.getpwnam(self.user.name)
+        except KeyError:
+            self.log.warning(
+                "swm: no OS account %s: the staged files of job %s stay there", self.user.name, self.job_id
+            )
+            return
+        account = HomeAccount(entry.pw_name, entry.pw_uid, entry.pw_gid, entry.pw_dir)
+        staged = [os.path.normpath(p) for p in self.staged]
+        try:
+            status, answer = await self.api("GET", f"jobs/{quote(self.job_id)}/files")
+        except ServiceUnreachable as exc:
+            self.log.warning("swm: the staged files of job %s cannot be listed (%s)", self.job_id, exc)
+            return
+        files = [f["path"] for f in (answer.get("files") or [])] if status == 200 and isinstance(answer, dict) else []
+        written: list[str] = []
+        for path in files:
+            if not under(path, staged):
+                continue
+            try:
+                data = await self.fetch_file(path)
+                written.append(
+                    await asyncio.to_thread(
+                        write_back, account, path, data, since=self.staged_since, tag=self.job_id[:8]
+                    )
+                )
+            except (ServiceUnreachable, PathNotAllowed, OSError) as exc:
+                self.log.warning(
+                    "swm: %s of job %s not brought back to %s's home: %s", path, self.job_id, account.username, exc
+                )
+        self.log.info(
+            "swm: brought %d staged files of job %s back to %s's home", len(written), self.job_id, account.username
+        )
 
     async def read_log(self, stream: str, offset: int, limit: int = 1 << 16) -> tuple[bytes, int]:
         """Bytes of the job's ``stream`` from ``offset``, and the next offset."""
@@ -542,7 +689,11 @@ class SwmSpawner(Spawner):  # type: ignore[misc]
             except ServiceUnreachable:
                 await asyncio.sleep(1.0)
                 continue
-            if status == 404 or (status == 200 and job["state"] in FINAL_STATES):
+            if status == 404:
+                return
+            if status == 200 and job["state"] in FINAL_STATES:
+                if self.staged:
+                    await self.stage_back()
                 return
             await asyncio.sleep(self.start_poll_interval)
         self.log.warning(

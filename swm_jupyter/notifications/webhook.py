@@ -1,0 +1,77 @@
+"""A webhook delivery: POST of a JSON body, retried with capped exponential backoff."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from ..core.jsoncodec import to_text
+
+#: Statuses worth another try (the receiver is overloaded or failing for now).
+RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+@dataclass
+class WebhookResult:
+    """How a delivery went: ``ok``, how many ``attempts``, the last ``error`` (no secret in it)."""
+
+    ok: bool
+    attempts: int
+    error: str = ""
+    status: int | None = None
+    time: float = 0.0
+
+
+async def deliver_webhook(
+    url: str,
+    payload: dict[str, Any],
+    *,
+    token: str | None = None,
+    headers: dict[str, str] | None = None,
+    attempts: int = 5,
+    backoff: float = 1.0,
+    max_backoff: float = 60.0,
+    timeout: float = 10.0,
+) -> WebhookResult:
+    """POST ``payload`` as JSON to ``url``; a 2xx answer is success.
+
+    A connection error, a timeout or a status of :data:`RETRY_STATUSES` is retried up to
+    ``attempts`` tries in all, waiting ``backoff`` seconds, then twice that each time (at most
+    ``max_backoff``). Another status fails at once. ``token`` is sent as ``Authorization: Bearer``.
+    The error text names the status or the kind of failure, never the URL's query or the token.
+    ``asyncio.CancelledError`` is not swallowed.
+    """
+    sent_headers = {"Content-Type": "application/json", "User-Agent": "swm-jupyter-schedules"}
+    sent_headers.update(headers or {})
+    if token:
+        sent_headers["Authorization"] = f"Bearer {token}"
+    body = to_text(payload).encode()
+    delay = backoff
+    error = ""
+    status: int | None = None
+    client_timeout = aiohttp.ClientTimeout(total=timeout)
+    async with aiohttp.ClientSession(timeout=client_timeout) as session:
+        for attempt in range(1, max(1, attempts) + 1):
+            try:
+                async with session.post(url, data=body, headers=sent_headers, allow_redirects=False) as response:
+                    status = response.status
+                    await response.read()
+                if 200 <= status < 300:
+                    return WebhookResult(True, attempt, "", status, time.time())
+                error = f"the webhook answered HTTP {status}"
+                if status not in RETRY_STATUSES:
+                    return WebhookResult(False, attempt, error + " (not retried)", status, time.time())
+            except asyncio.CancelledError:
+                raise
+            except asyncio.TimeoutError:
+                error, status = f"the webhook did not answer within {timeout:g} s", None
+            except aiohttp.ClientError as exc:
+                error, status = f"the webhook could not be reached ({type(exc).__name__})", None
+            if attempt < attempts:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, max_backoff)
+    return WebhookResult(False, max(1, attempts), error + f" after {max(1, attempts)} attempts", status, time.time())
