@@ -66,7 +66,7 @@ def shared_account_sites(sites: dict[str, Any]) -> list[str]:
     option of that name or the trait's default). A gate that cannot be loaded runs nothing and is not
     listed (its site reports the error when used).
     """
-    from .gates.registry import load_gate_class
+    from .core.gate_registry import load_gate_class
 
     shared: list[str] = []
     for name, options in sites.items():
@@ -75,10 +75,10 @@ def shared_account_sites(sites: dict[str, Any]) -> list[str]:
             cls = load_gate_class(str(options.get("gate", name)))
         except SwmError:
             continue
-        runs_as_owner = getattr(cls, "runs_as_owner", False)
+        runs_as_owner = cls.runs_as_owner
         if isinstance(runs_as_owner, TraitType):
             runs_as_owner = options.get("runs_as_owner", runs_as_owner.default_value)
-        if options.get("run_as_owner") is True and getattr(cls, "supports_run_as_owner", False):
+        if options.get("run_as_owner") is True and cls.supports_run_as_owner:
             runs_as_owner = True  # the site's option (see core/accounts.py)
         if runs_as_owner is not True:
             shared.append(str(name))

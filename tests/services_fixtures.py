@@ -153,8 +153,8 @@ async def poll_until_final(
             raise AssertionError(
                 f"jobs not final after {timeout} s: {[(j.id, j.state, j.state_details) for j in live]}"
             )
-        delay = getattr(gate, "next_poll_delay", None)
-        await asyncio.sleep(interval if interval is not None else (delay() if callable(delay) else 1.0))
+        delay = interval if interval is not None else gate.next_poll_delay()
+        await asyncio.sleep(delay if delay is not None else 1.0)
 
 
 def sshd_session_pids(services: dict[str, str]) -> list[int]:

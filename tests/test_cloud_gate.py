@@ -330,13 +330,13 @@ def test_submit_twice_reuses_the_partition_and_errors_are_reported(
             assert standin.creates[gate.partition_name(job)] == 1
             # The server stopped between the gate's answer and storing it: the job is only marked
             # as being launched; a poll finds its partition by name and tracks it.
-            lost = Job(id=job.id, spec=job.spec, site="cloud", folder=job.folder, gate_data={"launching": True})
+            lost = Job(id=job.id, spec=job.spec, site="cloud", folder=job.folder, launching=True)
             restarted = new_gate(gate_options)
             adopted = (await restarted.poll([lost]))[job.id]
             await restarted.cleanup()
             assert adopted.native_id == first.native_id and adopted.state is JobState.WAITING
             unknown = make_job(tmp_path / "local", {"command": ["true"]})
-            unknown.gate_data = {"launching": True}
+            unknown.launching = True
             assert await fresh.poll([unknown]) == {}, "no partition: the manager queues the job again"
             # 200 with error and a failed partition: E, and the partition is deleted.
             standin.hold_creating = False

@@ -62,7 +62,7 @@ def python_for_owners(os_users: dict[str, pwd.struct_passwd]) -> None:  # noqa: 
     package = os.path.dirname(os.path.abspath(swm_jupyter.__file__))
     paths = [os.path.realpath(sys.executable), sys.executable, package]
     env = [f"PYTHONPATH={os.environ['PYTHONPATH']}"] if os.environ.get("PYTHONPATH") else []
-    probe = [*env, sys.executable, "-c", "import swm_jupyter.gates.local_supervisor"]
+    probe = [*env, sys.executable, "-c", "import swm_jupyter.daemons.local_supervisor"]
     for user in (ALICE, BOB):
         if subprocess.run(["sudo", "-n", "-u", user, *probe], capture_output=True).returncode == 0:
             continue

@@ -27,11 +27,11 @@ from swm_jupyter.core.errors import SiteUnavailable
 from swm_jupyter.core.jsoncodec import to_bytes
 from swm_jupyter.core.manager import WorkloadManager
 from swm_jupyter.core.states import JobState
-from swm_jupyter.gates import local_supervisor
+from swm_jupyter.daemons import local_supervisor
+from swm_jupyter.daemons.local_supervisor import PROTOCOL, Supervisor
 from swm_jupyter.gates.commands import run_command
 from swm_jupyter.gates.job_cgroup import JobCgroups
 from swm_jupyter.gates.local import LocalGate
-from swm_jupyter.gates.local_supervisor import PROTOCOL, Supervisor
 
 from .conftest import TOKEN, ServerProcess
 from .core_helpers import run, with_manager
@@ -368,16 +368,27 @@ def test_cancel_kills_a_daemon_that_left_the_jobs_session_and_tree(tmp_path: Pat
             await asyncio.sleep(0.05)
         pid = int(daemon.read_text())
         leader = int(wm.get(job.id).native_id or 0)
-        for _ in range(100):  # its parent (the inner sh) exits at once
+        for _ in range(200):  # setsid runs, and its parent (the inner sh) exits, at once
             with open(f"/proc/{pid}/stat") as handle:
                 fields = handle.read().rsplit(") ", 1)[1].split()
-            if int(fields[1]) != leader and not Path(f"/proc/{fields[1]}/cmdline").read_bytes().startswith(b"sh"):
+            parent, session = int(fields[1]), int(fields[3])
+            try:
+                parent_is_inner_sh = Path(f"/proc/{parent}/cmdline").read_bytes().startswith(b"sh")
+            except FileNotFoundError:
+                parent_is_inner_sh = False
+            if session == pid and parent != leader and not parent_is_inner_sh:
                 break
             await asyncio.sleep(0.05)
-        assert int(fields[3]) == pid, "the daemon must be in a session of its own"
+        assert session == pid, "the daemon must be in a session of its own"
+        assert parent != leader and not parent_is_inner_sh, "the daemon's parent must be gone"
         alive = await _cancel_and_check(wm, job.id, pid)
         assert not alive, "a daemon outside the job's session and process tree survived the cancel of its job"
-        assert not Path(JobCgroups.open().folder(job.id)).exists(), "the job's cgroup is removed once empty"  # type: ignore[union-attr]
+        group = Path(JobCgroups.open().folder(job.id))  # type: ignore[union-attr]
+        for _ in range(100):  # the supervisor removes it on its next turn after the last process is gone
+            if not group.exists():
+                break
+            await asyncio.sleep(0.05)
+        assert not group.exists(), "the job's cgroup is removed once empty"
 
     run(with_manager(tmp_path, body, sites={"local": {"gate": "local", "grace_period": 1.0}}))
 
@@ -411,7 +422,7 @@ def test_a_socket_owned_by_another_user_is_refused_by_the_supervisor(tmp_path: P
     folder.chmod(0o777)
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "swm_jupyter.gates.local_supervisor", str(folder / "s")],
+            [sys.executable, "-m", "swm_jupyter.daemons.local_supervisor", str(folder / "s")],
             capture_output=True,
             text=True,
             timeout=30,

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from swm_jupyter.core.jsoncodec import parse, to_bytes
-from swm_jupyter.gates import local_supervisor
+from swm_jupyter.daemons import local_supervisor
+from swm_jupyter.daemons.local_supervisor import Supervisor
 from swm_jupyter.gates.local import LocalGate
-from swm_jupyter.gates.local_supervisor import Supervisor
 
 #: Replies to this many requests are several times a socket buffer (about 200 kB here).
 MANY = 6000

@@ -11,7 +11,7 @@ import nbformat
 import pytest
 
 from swm_jupyter.client import Client
-from swm_jupyter.notebook_runner import inject_parameters, parameters_source
+from swm_jupyter.runners.notebook import inject_parameters, parameters_source
 
 from .notebook_fixtures import Server, notebook, swm_server  # noqa: F401 - fixture
 
@@ -26,7 +26,7 @@ def run_runner(folder: Path, nb: object, parameters: dict[str, object]) -> subpr
     nbformat.write(nb, folder / "analysis.ipynb")
     (folder / "job.json").write_text(json.dumps({"notebook": "analysis.ipynb", "parameters": parameters}))
     return subprocess.run(
-        [sys.executable, "-m", "swm_jupyter.notebook_runner", "job.json"],
+        [sys.executable, "-m", "swm_jupyter.runners.notebook", "job.json"],
         cwd=folder,
         capture_output=True,
         text=True,
@@ -77,7 +77,7 @@ def test_runners_started_together_talk_to_their_kernels_over_private_unix_socket
         (folder / "job.json").write_text(json.dumps({"notebook": "analysis.ipynb", "parameters": {}}))
         runners.append(
             subprocess.Popen(
-                [sys.executable, "-m", "swm_jupyter.notebook_runner", "job.json"],
+                [sys.executable, "-m", "swm_jupyter.runners.notebook", "job.json"],
                 cwd=folder,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -117,7 +117,7 @@ def test_failing_notebook_exits_nonzero_and_names_the_cell(tmp_path: Path) -> No
 def test_runner_reports_a_missing_notebook(tmp_path: Path) -> None:
     (tmp_path / "job.json").write_text(json.dumps({"notebook": "nope.ipynb", "parameters": {}}))
     result = subprocess.run(
-        [sys.executable, "-m", "swm_jupyter.notebook_runner", "job.json"],
+        [sys.executable, "-m", "swm_jupyter.runners.notebook", "job.json"],
         cwd=tmp_path,
         capture_output=True,
         text=True,

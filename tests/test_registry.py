@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from swm_jupyter.core.errors import SiteUnavailable
+from swm_jupyter.core.gate_registry import available_gates, load_gate_class
 from swm_jupyter.core.manager import WorkloadManager
 from swm_jupyter.core.states import JobState
 from swm_jupyter.gates.local import LocalGate
-from swm_jupyter.gates.registry import available_gates, load_gate_class
 
 from .core_helpers import run, with_manager
 

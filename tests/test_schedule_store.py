@@ -13,6 +13,8 @@ from swm_jupyter.core.schedules import schedule_from_request
 from swm_jupyter.core.store import SCHEMA_VERSION, JobStore
 from tests.test_store import make_jobs
 
+from .core_helpers import store_before
+
 
 def test_a_run_is_stored_with_its_job_or_not_at_all(tmp_path: Path) -> None:
     store = JobStore(tmp_path / "s.sqlite")
@@ -52,11 +54,7 @@ def test_a_run_is_stored_with_its_job_or_not_at_all(tmp_path: Path) -> None:
 
 def test_a_store_of_schema_3_gets_the_schedule_tables(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite"
-    store = JobStore(path)
-    store.db.execute("DROP TABLE schedule_runs")
-    store.db.execute("DROP TABLE schedules")
-    store.db.execute("UPDATE meta SET value='3' WHERE key='schema_version'")
-    store.close()
+    store_before(path, "CREATE TABLE IF NOT EXISTS schedules (")[0].close()
     store = JobStore(path)
     assert store.schema_version == SCHEMA_VERSION
     assert runs_db.load_schedules(store) == [] and runs_db.open_runs(store) == []

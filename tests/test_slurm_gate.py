@@ -328,7 +328,7 @@ def test_ssh_connection_cut_mid_run(
             finals = await poll_until_final(g, jobs, 90)
             assert [finals[j.id].exit_code for j in jobs] == [0, 1, 2]
             assert all(finals[j.id].state is JobState.FINISHED for j in jobs)
-            assert g._ssh().connections_made >= 2, "the gate made a new connection"
+            assert g.transport.connections_made >= 2, "the gate made a new connection"
         finally:
             await g.cleanup()
 
@@ -446,9 +446,9 @@ def test_a_job_whose_launch_a_crash_interrupted_is_found_by_its_comment(
         slurm_id = status.native_id
         assert slurm_id and scontrol_show_job(slurm_id)["Comment"] == f"swm:{job.id}"
         job.native_id = None
-        job.gate_data = {"launching": True}  # what the store holds after such a crash
+        job.gate_data, job.launching = {}, True  # what the store holds after such a crash
         other = make_job(tmp_path, {"command": ["true"]})
-        other.gate_data = {"launching": True}  # never reached Slurm
+        other.launching = True  # never reached Slurm
         second = gate()
         found = await second.poll([job, other])
         assert found[job.id].native_id == slurm_id
@@ -514,7 +514,7 @@ def test_an_array_whose_launch_a_crash_interrupted_is_found_and_runs_once(
     store = JobStore(str(tmp_path / "data" / "jobs.sqlite"))
     try:
         parent = store.get(parent_id)
-        parent.gate_data = {"launching": True}
+        parent.launching = True
         tasks = store.array_tasks(parent_id)
         for task in tasks:
             task.native_id = None

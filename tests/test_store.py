@@ -14,6 +14,8 @@ from swm_jupyter.core.model import Job, JobSpec
 from swm_jupyter.core.states import HistoryEntry, JobState
 from swm_jupyter.core.store import SCHEMA_VERSION, JobQuery, JobStore
 
+from .core_helpers import store_before
+
 
 def make_jobs(n: int, site: str = "local") -> list[Job]:
     jobs = []
@@ -97,10 +99,7 @@ def test_one_owners_jobs_are_listed_and_counted_through_an_index(tmp_path: Path)
     """A hub service's store holds every user's jobs: one user's page and counts must not scan them all,
     in a new store and in one made by the previous version (schema 2), which is migrated."""
     old = tmp_path / "old.sqlite"
-    store = JobStore(old)
-    store.db.execute("DROP INDEX jobs_owner")
-    store.db.execute("UPDATE meta SET value='2' WHERE key='schema_version'")
-    store.close()
+    store_before(old, "jobs_owner")[0].close()
     for path in (tmp_path / "new.sqlite", old):
         store = JobStore(path)
         assert store.schema_version == SCHEMA_VERSION

@@ -58,7 +58,7 @@ def _program_argv(job: Job, python: str | None) -> list[str]:
     if job.spec.command is not None:
         return list(job.spec.command)
     if job.spec.notebook is not None:
-        return [python or sys.executable, "-m", "swm_jupyter.notebook_runner", "job.json"]
+        return [python or sys.executable, "-m", "swm_jupyter.runners.notebook", "job.json"]
     first = (job.spec.script or "").splitlines()[0] if job.spec.script else ""
     if first.startswith("#!"):
         return [*shlex.split(first[2:].strip()), SCRIPT_FILE]

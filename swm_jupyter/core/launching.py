@@ -12,16 +12,17 @@ import shutil
 import time
 from pathlib import Path
 
-from ..gates.base import safe_path
 from .accounts import OwnerAccount
 from .disk_full import is_disk_full, no_space_text
-from .errors import SiteUnavailable, SwmError, ValidationError
+from .errors import GateError, SiteUnavailable, SwmError, ValidationError
 from .launch import SCRIPT_FILE
 from .manager_part import ManagerPart
 from .model import Job
 from .owned_folders import copy_into_owned, owned_folder, write_owned_file
 from .states import JobState
+from .tasks import being_cancelled
 from .user_inputs import copy_input, relative_to_root
+from .user_paths import safe_path
 
 #: Seconds a site that could not be reached rests before the scheduler tries it again.
 SITE_RETRY_SECONDS = 5.0
@@ -43,22 +44,23 @@ class JobLaunching(ManagerPart):
                     self._set_state(task, JobState.WAITING, f"starting on {job.site}")
             await self._prepare(job)
             if job.wanted == "cancel":
-                raise asyncio.CancelledError
+                self._canceled_before_start(job)
+                return
             if job.is_array_parent:
                 statuses = await gate.submit_array(job, tasks, native)
                 for task in tasks:
                     if task.id in statuses:
                         self._apply_status(task, statuses[task.id])
-                job.gate_data.pop("launching", None)
+                job.launching = False
                 self._refresh_parent(job)
             else:
                 status = await gate.submit(job, native)
-                job.gate_data.pop("launching", None)
+                job.launching = False
                 self._apply_status(job, status)
         except asyncio.CancelledError:
-            if not self._running:
-                raise
-            self._canceled_before_start(job)
+            if being_cancelled() or not self._running:
+                raise  # the manager stops: the job stays marked launching; the next start asks the site
+            self._launch_failed(job, _interrupted())  # the gate's own operation was cancelled, not this task
         except Exception as exc:
             self._launch_failed(job, exc)
         finally:
@@ -86,17 +88,17 @@ class JobLaunching(ManagerPart):
                 for (job, _), answer in zip(ready, answers, strict=True):
                     answered += 1
                     if isinstance(answer, asyncio.CancelledError):
-                        self._canceled_before_start(job)
+                        self._launch_failed(job, _interrupted())  # the gate's own operation was cancelled
                     elif isinstance(answer, BaseException):
                         self._launch_failed(job, answer)
                     else:
-                        job.gate_data.pop("launching", None)
+                        job.launching = False
                         self._apply_status(job, answer)
         except asyncio.CancelledError:
-            if not self._running:
-                raise
+            if being_cancelled() or not self._running:
+                raise  # the manager stops: the jobs stay marked launching; the next start asks the site
             for job, _ in ready[answered:]:
-                self._canceled_before_start(job)
+                self._launch_failed(job, _interrupted())
         except Exception as exc:
             for job, _ in ready[answered:]:
                 self._launch_failed(job, exc)
@@ -123,6 +125,7 @@ class JobLaunching(ManagerPart):
         return failures
 
     def _canceled_before_start(self, job: Job) -> None:
+        job.launching = False
         self._set_state(job, JobState.CANCELED, "canceled by the user before it started")
         job.end_time = time.time()
 
@@ -145,7 +148,7 @@ class JobLaunching(ManagerPart):
 
     def _site_unreachable(self, job: Job, message: str) -> None:
         """The site could not be reached to take the job: queue it again and rest the site a while."""
-        job.gate_data.pop("launching", None)
+        job.launching = False
         tasks = [t for t in self._with_tasks(job) if t.state is JobState.WAITING] if job.is_array_parent else [job]
         for target in tasks:
             self._set_state(target, JobState.QUEUED, f"site unreachable, will retry: {message}")
@@ -164,7 +167,7 @@ class JobLaunching(ManagerPart):
             asyncio.get_running_loop().call_later(SITE_RETRY_SECONDS, again)
 
     def _fail_launch(self, job: Job, message: str) -> None:
-        job.gate_data.pop("launching", None)
+        job.launching = False
         if job.state.final:
             return
         self._set_state(job, JobState.ERROR, message)
@@ -271,3 +274,7 @@ class JobLaunching(ManagerPart):
                 copy_input(root, relative, reader, fd, target, None)
         finally:
             os.close(fd)
+
+def _interrupted() -> GateError:
+    """The error of a launch the site's gate cancelled itself (this task was not being stopped)."""
+    return GateError("the launch was interrupted: the site's gate cancelled it before the site answered")

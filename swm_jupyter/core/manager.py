@@ -39,8 +39,6 @@ from jupyter_core.paths import jupyter_data_dir
 from traitlets import Bool, Dict, Enum, Float, Int, List, TraitError, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
-from ..gates.base import Gate, safe_path
-from ..gates.registry import load_gate_class
 from .accounts import OwnerAccounts
 from .arrays import ArrayTracking
 from .directives import merge_request, read_directives
@@ -55,6 +53,8 @@ from .errors import (
     StoreFull,
     ValidationError,
 )
+from .gate_contract import Gate
+from .gate_registry import load_gate_class
 from .gc_pauses import bulk_work
 from .job_files import job_path_parts, open_job_file, read_job_file
 from .launch import BOOKKEEPING_PREFIX
@@ -79,6 +79,7 @@ from .states import ACTIONS, ACTIVE_STATES, Action, HistoryEntry, JobState, chec
 from .store import IdempotencyRecord, JobPage, JobQuery, JobStore
 from .usage import UsageLedger
 from .user_inputs import Reader, check_input, relative_to_root, render_root
+from .user_paths import safe_path
 from .wakeup import Wakeup
 
 #: The longest a state change that need not be durable at once waits to be written with others.
@@ -1062,8 +1063,8 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, JobRetent
         info["kind"] = gate.kind
         info["description"] = gate.description
         info["max_running"] = gate.max_running
-        python = getattr(gate, "python", None)
-        if isinstance(python, str) and python:
+        python = gate.python
+        if python:
             info["python"] = python  # the interpreter of notebook jobs and Executor calls on this site
         try:
             described = await gate.describe()
@@ -1186,7 +1187,7 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, JobRetent
             return False
         if job.state is JobState.QUEUED:
             return action in (Action.HOLD, Action.CANCEL)
-        if job.state is JobState.HELD and not job.gate_data.get("held_on_site"):
+        if job.state is JobState.HELD and not job.held_on_site:
             return action in (Action.RELEASE, Action.CANCEL)
         return False
 
@@ -1226,6 +1227,7 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, JobRetent
         job.end_time = None
         job.wanted = None
         job.gate_data = {}
+        job.launching = job.finalizing = job.held_on_site = False
         job.cost = {"estimate": job.cost.get("estimate"), "actual": None}
 
     # -- state changes -----------------------------------------------------------------------------
@@ -1292,7 +1294,7 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, JobRetent
                 self._dependents[job_id] = job
         elif job.state in ACTIVE_STATES:
             self._active[job_id] = job
-        elif job.state is JobState.HELD and job.gate_data.get("held_on_site"):
+        elif job.state is JobState.HELD and job.held_on_site:
             self._held_on_site[job_id] = job
 
     def _mark(self, job: Job) -> None:
@@ -1460,7 +1462,7 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, JobRetent
         for job, native in decision.start:
             self._launching.add(job.id)
             self._set_state(job, JobState.WAITING, f"starting on {job.site}")
-            job.gate_data["launching"] = True
+            job.launching = True
             by_site.setdefault(job.site, []).append((job, native))
         if not by_site:
             return
@@ -1471,13 +1473,13 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, JobRetent
             for batch in by_site.values():  # the intent could not be stored: start none of them now
                 for job, _ in batch:
                     self._launching.discard(job.id)
-                    job.gate_data.pop("launching", None)
+                    job.launching = False
                     self._set_state(job, JobState.QUEUED, "waiting for space in the job store")
             return
         for site, batch in by_site.items():
             # A gate that hands many jobs over in one exchange gets them together (arrays sent
             # whole excepted); to others each job goes on its own, and is seen started on its own.
-            together = type(self.gates[site]).submit_many is not Gate.submit_many
+            together = self.gates[site].batch_submit
             single = [(job, native) for job, native in batch if together and not job.is_array_parent]
             if single:
                 self._spawn(self._launch_many(site, single))
@@ -1492,7 +1494,7 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, JobRetent
             capacity = {
                 name: SiteCapacity(
                     max_running=gate.max_running,
-                    cpus=getattr(gate, "slot_cpus", None),
+                    cpus=gate.slot_cpus,
                     native_dependencies=gate.native_dependencies,
                     native_arrays=gate.native_arrays,
                     max_running_per_user=self._site_user_limits.get(name, (0, 0))[0],

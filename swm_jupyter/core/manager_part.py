@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     import asyncio
     import logging
 
-    from ..gates.base import Gate, GateStatus
+    from .gate_contract import Gate, GateStatus
     from .model import Job
     from .states import Action, JobState
     from .store import JobStore

@@ -498,8 +498,11 @@ def new_job_id() -> str:
 class Job:
     """A job in the store: its spec, its state and what the site told us about it.
 
-    ``gate_data`` is the gate's own per-job state (survives restarts); ``wanted`` records a user
-    request (``"cancel"``) that the manager carries out, so that it survives a crash.
+    Who writes what: ``gate_data`` is the gate's own per-job state (survives restarts), written
+    only from the :class:`~swm_jupyter.core.gate_contract.GateStatus` a gate returns; the core
+    never puts anything of its own there. ``wanted`` (a user's wish the reconciler carries out),
+    ``launching``, ``finalizing`` and ``held_on_site`` are the core's: a gate may read them, never
+    writes them. Each is stored in its own column, so each survives a crash.
     """
 
     id: str
@@ -518,6 +521,13 @@ class Job:
     history: list[HistoryEntry] = field(default_factory=list)
     gate_data: dict[str, Any] = field(default_factory=dict)
     wanted: str | None = None
+    #: The core has decided to hand the job to its site and stored that intent; cleared once the
+    #: site answered. Set after a restart: the site is asked whether the job reached it.
+    launching: bool = False
+    #: The core is collecting the job's outputs and releasing its site resources.
+    finalizing: bool = False
+    #: The job is held in the site's own queue (not in ours): it is polled, and released there.
+    held_on_site: bool = False
     folder: str = ""
     cost: dict[str, Any] = field(default_factory=dict)
     owner: str = ""

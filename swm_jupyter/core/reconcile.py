@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import time
 
-from ..gates.base import GateStatus
 from .cost import cost_of
 from .errors import InvalidTransition, SiteUnavailable, SwmError
+from .gate_contract import GateStatus
 from .job_files import job_output_exists
 from .manager_part import ManagerPart
 from .model import Job
@@ -27,10 +27,7 @@ class SiteReconciliation(ManagerPart):
         if status.native_id:
             job.native_id = status.native_id
         if status.gate_data is not None:
-            job.gate_data = {
-                **status.gate_data,
-                **({"held_on_site": True} if job.gate_data.get("held_on_site") else {}),
-            }
+            job.gate_data = status.gate_data
         if status.start_time and not job.start_time:
             job.start_time = status.start_time
         cost = status.extra.get("cost") if status.extra else None
@@ -45,7 +42,7 @@ class SiteReconciliation(ManagerPart):
                 # It started and ended between two looks at the site: its history says it ran.
                 self._set_state(job, JobState.RUNNING, "", at=status.start_time)
             gate = self.gates.get(job.site)
-            if gate is not None and not getattr(gate, "stages_files", True):
+            if gate is not None and not gate.stages_files:
                 self._complete(job, status, status.details)
             else:
                 self._spawn(self._finalize(job, status))
@@ -66,9 +63,9 @@ class SiteReconciliation(ManagerPart):
 
     async def _finalize(self, job: Job, status: GateStatus) -> None:
         """Bring outputs back, release the site's resources, store the final state."""
-        if job.gate_data.get("finalizing"):
+        if job.finalizing:
             return
-        job.gate_data["finalizing"] = True
+        job.finalizing = True
         gate = self.gates[job.site]
         details = status.details
         try:
@@ -80,25 +77,26 @@ class SiteReconciliation(ManagerPart):
             if missing:
                 details = (details + "; " if details else "") + "missing outputs: " + ", ".join(missing)
         except asyncio.CancelledError:
-            job.gate_data.pop("finalizing", None)
+            job.finalizing = False
             raise
         except Exception as exc:
             details = (details + "; " if details else "") + f"collecting outputs failed: {exc}"
         try:
             await gate.release_resources(job)
         except asyncio.CancelledError:
-            job.gate_data.pop("finalizing", None)
+            job.finalizing = False
             raise
         except Exception as exc:
             details = (details + "; " if details else "") + f"releasing site resources failed: {exc}"
-        job.gate_data.pop("finalizing", None)
+        job.finalizing = False
         self._complete(job, status, details)
 
     def _complete(self, job: Job, status: GateStatus, details: str) -> None:
         """Store the final state the site reported (outputs already collected)."""
         if job.state.final:
             return
-        if job.spec.output_files and not getattr(self.gates.get(job.site), "stages_files", True):
+        gate = self.gates.get(job.site)
+        if job.spec.output_files and gate is not None and not gate.stages_files:
             missing = [p for p in job.spec.output_files if not job_output_exists(job.folder, p)]
             if missing:
                 details = (details + "; " if details else "") + "missing outputs: " + ", ".join(missing)
@@ -183,14 +181,14 @@ class SiteReconciliation(ManagerPart):
                 job.end_time = time.time()
         elif wish is Action.HOLD:
             if await gate.hold(job):
-                job.gate_data["held_on_site"] = True
+                job.held_on_site = True
                 self._set_state(job, JobState.HELD, "held by the user (in the site's queue)")
                 self._index(job)
             else:
                 self._set_state(job, job.state, f"not held: {job.site} cannot hold a job waiting in its queue")
         elif wish is Action.RELEASE:
             if await gate.release(job):
-                job.gate_data.pop("held_on_site", None)
+                job.held_on_site = False
                 self._set_state(job, JobState.WAITING, "released by the user")
             else:
                 # The site still holds the job: it must not be queued here again (it would run twice).
@@ -243,8 +241,9 @@ class SiteReconciliation(ManagerPart):
             self._carry_out(job)  # wishes stored before a restart
         self._wake.set()
         while self._running:
-            delay_of = getattr(gate, "next_poll_delay", None)
-            delay = delay_of() if callable(delay_of) else self.poll_interval
+            delay = gate.next_poll_delay()
+            if delay is None:
+                delay = self.poll_interval
             await wake.sleep(delay)
             wake.clear()
             jobs = [j for j in self._active.values() if j.site == name and self._pollable(j)]
@@ -271,16 +270,16 @@ class SiteReconciliation(ManagerPart):
             self._wake.set()  # the engine writes what changed, batched with other sites' changes
 
     def _pollable(self, job: Job) -> bool:
-        if job.is_array_parent or job.id in self._launching or job.gate_data.get("finalizing"):
+        if job.is_array_parent or job.id in self._launching or job.finalizing:
             return False
         if job.wanted == Action.REQUEUE.value:  # its run is being stopped; its end is not the job's
             return False
-        return job.state in ACTIVE_STATES or (job.state is JobState.HELD and bool(job.gate_data.get("held_on_site")))
+        return job.state in ACTIVE_STATES or (job.state is JobState.HELD and job.held_on_site)
 
     async def _adopt(self, name: str) -> None:
         """After a restart: find out what became of jobs that were being launched when we stopped."""
         gate = self.gates[name]
-        pending = [j for j in self.jobs.values() if j.site == name and j.gate_data.get("launching")]
+        pending = [j for j in self.jobs.values() if j.site == name and j.launching]
         if not pending:
             return
         # An array sent whole (native arrays) is asked about with its tasks, which it names.
@@ -303,7 +302,7 @@ class SiteReconciliation(ManagerPart):
                 backoff = min(backoff * 2, 60)
         for job in pending:
             status = statuses.get(job.id)
-            job.gate_data.pop("launching", None)
+            job.launching = False
             if status is not None and job.is_array_parent:
                 self.log.info("swm: array %s had reached %s before the restart; tracking it", job.id, name)
                 for task in tasks_of[job.id]:
@@ -324,5 +323,3 @@ class SiteReconciliation(ManagerPart):
                     job, JobState.QUEUED, "the server restarted before the job reached the site; queued again"
                 )
         self._flush()
-
-

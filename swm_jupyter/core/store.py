@@ -21,7 +21,7 @@ from .jsoncodec import parse, to_text
 from .model import Job, JobSpec, spec_from_json
 from .states import HistoryEntry, JobState
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 #: A write made inside a store transaction: it returns the events to store, as ``(job id, payload)``.
 WriteStep = Callable[[sqlite3.Connection], list[tuple[str, dict[str, Any]]]]
@@ -107,6 +107,20 @@ MIGRATIONS: dict[int, list[str]] = {
         "CREATE INDEX IF NOT EXISTS schedule_runs_open ON schedule_runs (ended, schedule_id)",
         "CREATE INDEX IF NOT EXISTS schedule_runs_job ON schedule_runs (job_id)",
     ],
+    4: [
+        # The core's own flags get their own columns; they used to live in the gate's gate_data.
+        "ALTER TABLE jobs ADD COLUMN launching INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE jobs ADD COLUMN finalizing INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE jobs ADD COLUMN held_on_site INTEGER NOT NULL DEFAULT 0",
+        """UPDATE jobs SET
+            launching = CASE WHEN json_extract(gate_data, '$.launching') THEN 1 ELSE 0 END,
+            finalizing = CASE WHEN json_extract(gate_data, '$.finalizing') THEN 1 ELSE 0 END,
+            held_on_site = CASE WHEN json_extract(gate_data, '$.held_on_site') THEN 1 ELSE 0 END,
+            gate_data = json_remove(gate_data, '$.launching', '$.finalizing', '$.held_on_site')
+        WHERE gate_data != '{}' AND (json_type(gate_data, '$.launching') IS NOT NULL
+            OR json_type(gate_data, '$.finalizing') IS NOT NULL
+            OR json_type(gate_data, '$.held_on_site') IS NOT NULL)""",
+    ],
 }
 
 
@@ -124,7 +138,7 @@ class IdempotencyRecord:
 #: The columns a job's later writes change, in the order of :func:`_changing_values`.
 _CHANGING = (
     "name, site, state, priority, start_time, end_time, exit_code, signal, native_id, state_details, wanted, "
-    "folder, gate_data, cost, history"
+    "folder, gate_data, cost, history, launching, finalizing, held_on_site"
 ).split(", ")
 _INSERT = (
     f"INSERT INTO jobs (id, owner, array_parent, array_index, submit_time, spec, {', '.join(_CHANGING)}) "
@@ -147,7 +161,8 @@ SORTS = {
 
 _COLUMNS = (
     "seq, id, name, site, state, priority, owner, array_parent, array_index, submit_time, start_time, "
-    "end_time, exit_code, signal, native_id, state_details, wanted, folder, spec, gate_data, cost, history"
+    "end_time, exit_code, signal, native_id, state_details, wanted, folder, spec, gate_data, cost, history, "
+    "launching, finalizing, held_on_site"
 )
 
 
@@ -749,6 +764,9 @@ class JobStore:
             gate_data,
             cost,
             history,
+            launching,
+            finalizing,
+            held_on_site,
         ) = row
         if spec is None and array_parent:
             job_spec = self._parent_spec(array_parent, db or self.db)
@@ -771,6 +789,9 @@ class JobStore:
             history=[HistoryEntry(h["time"], JobState(h["state"]), h.get("details", "")) for h in parse(history)],
             gate_data=parse(gate_data),
             wanted=wanted,
+            launching=bool(launching),
+            finalizing=bool(finalizing),
+            held_on_site=bool(held_on_site),
             folder=folder,
             cost=parse(cost),
             owner=owner,
@@ -828,6 +849,9 @@ def _changing_values(job: Job, encoded: tuple[str, str, str] | None = None) -> t
         gate_data,
         cost,
         history,
+        int(job.launching),
+        int(job.finalizing),
+        int(job.held_on_site),
     )
 
 

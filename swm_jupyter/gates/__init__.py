@@ -1,7 +1,7 @@
 """Gates: one class per kind of site, found through the ``swm_jupyter.gates`` entry points.
 
 Nothing is imported here until it is used: the local supervisor
-(:mod:`swm_jupyter.gates.local_supervisor`), a process of its own, then starts without loading
+(:mod:`swm_jupyter.daemons.local_supervisor`), a process of its own, then starts without loading
 the gates and their libraries (a fifth of a second less before the first local job can start).
 """
 

@@ -388,7 +388,7 @@ class CloudGate(Gate):
     def _record(self, job: Job) -> dict[str, Any]:
         record = self._records.get(job.id)
         if record is None:
-            record = {k: v for k, v in job.gate_data.items() if k not in ("launching", "finalizing", "held_on_site")}
+            record = dict(job.gate_data)
             self._records[job.id] = record
         return record
 

@@ -1,6 +1,6 @@
 """The ``local`` gate: jobs run on the Jupyter host, detached from the server process.
 
-Jobs are handed to the local supervisor (:mod:`swm_jupyter.gates.local_supervisor`), a small
+Jobs are handed to the local supervisor (:mod:`swm_jupyter.daemons.local_supervisor`), a small
 process in its own session that outlives the server and, like a batch system, queues them and
 starts each as soon as the host's cpus allow. The manager keeps that queue :attr:`queue_ahead`
 cpus ahead, so the next job starts the moment one ends, without a round trip to the server.
@@ -50,8 +50,10 @@ from ..core.launch import STDERR_FILE, STDOUT_FILE, job_argv, job_environment
 from ..core.model import Job
 from ..core.owned_folders import unlink_owned
 from ..core.states import JobState
+from ..core.tasks import stop_task
 from ..core.units import format_walltime
-from ..notebook_runner import DETAILS_FILE
+from ..daemons.local_supervisor import LEGACY_DIR, PROTOCOL, read_job_record
+from ..runners.notebook import DETAILS_FILE
 from .base import Gate, GateStatus
 from .local_owners import (
     default_owners_folder,
@@ -61,7 +63,6 @@ from .local_owners import (
     supervisor_command,
 )
 from .local_runtime import UnsafeFolder, default_folder, open_append, open_private_folder, peer_uid
-from .local_supervisor import LEGACY_DIR, PROTOCOL, read_job_record
 from .process_tree import same_process
 from .status_record import STATUS_FILE, StatusRecord
 
@@ -110,6 +111,7 @@ class LocalGate(Gate):
 
     kind = "local"
     stages_files = False
+    batch_submit = True
     idempotent_submit = True  # the supervisor keeps one copy of a job, and .swm-status says it started
     supports_run_as_owner = True  # one supervisor per account (see the module docstring)
     private_env = True  # sent to the supervisor with the spawn request; lives only in the job's process
@@ -257,7 +259,7 @@ class LocalGate(Gate):
         While a supervisor of an older swm-jupyter still serves this store (after an upgrade with
         jobs running or waiting), the site waits for it to finish: it would start the jobs waiting
         in its queue even if they were handed to the new one. The jobs it started are followed
-        through the records it left (:func:`~.local_supervisor.read_job_record`).
+        through the records it left (:func:`~swm_jupyter.daemons.local_supervisor.read_job_record`).
 
         With ``run_as_owner`` nothing is started here: each account's supervisor is started with
         the first request for one of its jobs; the owners' folder is checked.
@@ -280,9 +282,9 @@ class LocalGate(Gate):
         self._timers.clear()
         for link in self._links.values():
             if link.reader_task is not None:
-                link.reader_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await link.reader_task
+                failure = await stop_task(link.reader_task)
+                if failure is not None:
+                    self.log.debug("swm: the reader of a local supervisor had failed: %s", failure)
                 link.reader_task = None
             if link.writer is not None:
                 link.writer.close()
@@ -376,7 +378,7 @@ class LocalGate(Gate):
         """
         folder_fd = self._open_folder()
         name = os.path.basename(link.socket_path) + ".log"
-        argv = [sys.executable, "-m", "swm_jupyter.gates.local_supervisor", link.socket_path]
+        argv = [sys.executable, "-m", "swm_jupyter.daemons.local_supervisor", link.socket_path]
         if link.account is not None and self.accounts is not None:
             name = f"{link.account.username}-{name}"
             argv = supervisor_command(self.accounts, link.account, link.socket_path)
@@ -694,7 +696,7 @@ class LocalGate(Gate):
         if record is not None and record.ended:
             return self._ended_as_recorded(job, record)
         if not pid:
-            if job.state is JobState.WAITING and not job.gate_data.get("launching"):
+            if job.state is JobState.WAITING and not job.launching:
                 self._hand_over_again(job)
             return None  # not started yet (or a launch interrupted by a restart: the manager decides)
         first_seen = self._vanished.setdefault(job.id, time.monotonic())
@@ -813,7 +815,7 @@ class LocalGate(Gate):
         self._forget(job.id)
 
     def _kill_request(self, job: Job) -> dict[str, Any]:
-        """The request that has the supervisor cancel ``job`` (see :mod:`.local_supervisor`)."""
+        """The request that has the supervisor cancel ``job`` (see :mod:`~swm_jupyter.daemons.local_supervisor`)."""
         return {
             "op": "cancel",
             "id": job.id,
@@ -864,4 +866,3 @@ def _expire(future: asyncio.Future[dict[str, Any]], op: str) -> None:
 def _recorded_pid(record: StatusRecord | None) -> int:
     """The pid in a status record's start line, or 0 if it has none."""
     return int(record.run_id) if record is not None and record.run_id.isdigit() else 0
-

@@ -1,7 +1,7 @@
 """Local supervisors that run as the jobs' owners (a ``local`` site with ``run_as_owner``).
 
 The service (usually root) starts one supervisor per OS account, through the owner's exec prefix
-(``sudo -n -u alice <python> -m swm_jupyter.gates.local_supervisor SOCKET --allow-uid <service uid>``).
+(``sudo -n -u alice <python> -m swm_jupyter.daemons.local_supervisor SOCKET --allow-uid <service uid>``).
 Its socket must be reachable by the service and by no other account:
 
 - ``<owners folder>`` (default ``<temp dir>/swm-local-<service uid>-owners``) belongs to the service,
@@ -94,7 +94,7 @@ def open_owner_folder(owners_fd: int, account: OwnerAccount) -> int:
 
 def supervisor_command(accounts: OwnerAccounts, account: OwnerAccount, socket_path: str) -> list[str]:
     """The command that starts ``account``'s supervisor on ``socket_path``, through the exec prefix."""
-    argv = [sys.executable, "-m", "swm_jupyter.gates.local_supervisor", socket_path, "--allow-uid", str(os.geteuid())]
+    argv = [sys.executable, "-m", "swm_jupyter.daemons.local_supervisor", socket_path, "--allow-uid", str(os.geteuid())]
     env = {"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {}
     return accounts.command(account, argv, env)
 

@@ -17,38 +17,34 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import os
 import posixpath
 import re
-import shlex
+import signal
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from traitlets import Bool, Dict, Float, Int, List, Unicode, validate
+from traitlets import Float, Int, List, Unicode, validate
 
 from ..core.accounts import OwnerAccount
 from ..core.directives import script_sbatch_options
 from ..core.errors import GateError, SiteUnavailable
-from ..core.job_files import read_job_file, read_job_text
-from ..core.launch import BOOKKEEPING_PREFIX, SCRIPT_FILE, STDERR_FILE, STDOUT_FILE, job_argv, job_environment
+from ..core.gate_contract import GateStatus
+from ..core.job_files import read_job_text
+from ..core.launch import STDERR_FILE, STDOUT_FILE, job_environment
 from ..core.model import Job
-from ..core.owned_folders import owned_folder, unlink_owned, write_owned_file
 from ..core.states import JobState
 from ..core.units import format_walltime, parse_memory_mb, parse_walltime_seconds
-from .base import Gate, GateStatus
+from .batch import PRIVATE_ENV_FILE, BatchGate, WrapperParts, sh_quote
 from .commands import CommandError, CommandResult, run_command
-from .ssh_transport import SshTransport, check_host_option, read_remote_files
+from .ssh_transport import check_host_option, read_remote_files
 from .status_record import STATUS_FILE, StatusRecord, parse_status_file
 
 #: Files the gate writes in a job folder.
 BATCH_FILE = "slurm-batch.sh"
 ARRAY_MAP_FILE = "slurm-array-tasks.tsv"
-#: A job's private_env, 0600 in its folder from submission until the batch script reads and removes it.
-PRIVATE_ENV_FILE = ".swm-private-env"
 
 _SQUEUE_FORMAT = "%i|%T|%r|%S|%e"
 #: Every batch script carries ``--comment=swm:<job id>`` so that a job can be found by its id.
@@ -93,6 +89,7 @@ _ERROR_STATES = {
     "PREEMPTED": "preempted by another job",
     "REVOKED": "revoked by a sibling cluster",
 }
+
 
 @dataclass(frozen=True)
 class SlurmRow:
@@ -194,7 +191,7 @@ def _check_line(value: str, what: str) -> None:
         raise GateError(f"{what} must be on one line", [{"field": what, "message": "must not contain a newline"}])
 
 
-class SlurmGate(Gate):
+class SlurmGate(BatchGate):
     """Runs jobs on a Slurm cluster with ``sbatch``/``squeue``/``sacct``/``scancel``/``scontrol``.
 
     Commands run on this machine, or on a login node over SSH when ``ssh_host`` is set (one
@@ -220,16 +217,6 @@ class SlurmGate(Gate):
     ssh_port = Int(22, help="SSH port of the login node (default 22).").tag(config=True)
     ssh_user = Unicode("", help="SSH user name; empty: the current user.").tag(config=True)
     ssh_key_file = Unicode("", help="Private key file for SSH; empty: the agent and ~/.ssh keys.").tag(config=True)
-    known_hosts = Unicode(
-        None, allow_none=True, help="known_hosts file to check the login node's key; None: ~/.ssh/known_hosts."
-    ).tag(config=True)
-    check_host_keys = Bool(
-        True, help="Check the login node's host key (default True). Turning this off trusts any host."
-    ).tag(config=True)
-    use_agent = Bool(True, help="Also use keys of the SSH agent (SSH_AUTH_SOCK) (default True).").tag(config=True)
-    env = Dict(help='Environment variables set for every Slurm command, e.g. {"SLURM_CONF": "/etc/slurm/x.conf"}.').tag(
-        config=True
-    )
     partition = Unicode("", help="Default partition (sbatch --partition); empty: the cluster's default.").tag(
         config=True
     )
@@ -258,7 +245,6 @@ class SlurmGate(Gate):
         help="Seconds a job may be missing from squeue and sacct with no status file before it is "
         "reported as an error (default 1800).",
     ).tag(config=True)
-    command_timeout = Float(60.0, help="Seconds a Slurm command may take (default 60).").tag(config=True)
     python = Unicode(
         "python3",
         help="Python on the cluster, for notebook jobs and Executor calls: a path or command (default python3); "
@@ -275,7 +261,6 @@ class SlurmGate(Gate):
             raise ValueError(
                 "run_as_owner needs job folders that the cluster shares (the owner's data root); remove remote_workdir"
             )
-        self._transport: SshTransport | None = None
         self._rows: dict[str, SlurmRow] = {}
         self._rows_time = 0.0
         self._squeue_ok = False
@@ -285,9 +270,7 @@ class SlurmGate(Gate):
         self._accounting: bool | None = None
         self._accounting_checked = 0.0
         self._missing_since: dict[str, float] = {}
-        self._cancelled: set[str] = set()
         self._staged: set[str] = set()
-        self._live = 0
         #: Counters for benchmarks and describe(): Slurm commands made, by name.
         self.command_counts: collections.Counter[str] = collections.Counter()
 
@@ -298,35 +281,15 @@ class SlurmGate(Gate):
         """True when job folders have the same path here and on the cluster."""
         return not (self.ssh_host and self.remote_workdir)
 
-    def _ssh(self) -> SshTransport:
-        if self._transport is None:
-            self._transport = SshTransport(
-                self.ssh_host,
-                port=self.ssh_port,
-                username=self.ssh_user or None,
-                key_files=[self.ssh_key_file] if self.ssh_key_file else [],
-                known_hosts=self.known_hosts,
-                check_host_keys=self.check_host_keys,
-                use_agent=self.use_agent,
-                env=self.env,
-                log=self.log,
-            )
-        return self._transport
+    def ssh_target(self) -> tuple[str, int, str, str]:
+        """The login node Slurm commands run on (no host: they run here)."""
+        return self.ssh_host, self.ssh_port, self.ssh_user, self.ssh_key_file
 
     async def setup(self) -> None:
         """Connect to the login node (if any). An unreachable node is reported by describe()."""
         if self.remote_workdir and not self.ssh_host:
             self.log.warning("slurm site %s: remote_workdir is ignored without ssh_host", self.site_name)
-        if self.ssh_host:
-            try:
-                await self._ssh().connect()
-            except SiteUnavailable as exc:
-                self.log.warning("slurm site %s: %s", self.site_name, exc.message)
-
-    async def cleanup(self) -> None:
-        """Close the SSH connection; Slurm jobs keep running."""
-        if self._transport is not None:
-            await self._transport.close()
+        await super().setup()
 
     async def _run(
         self,
@@ -344,7 +307,7 @@ class SlurmGate(Gate):
         if status_call:
             self._call_times.append(time.monotonic())
         if self.ssh_host:
-            return await self._ssh().run(argv, check=check, idempotent=idempotent, timeout=self.command_timeout)
+            return await self.transport.run(argv, check=check, idempotent=idempotent, timeout=self.command_timeout)
         return await run_command(argv, env=self.env or None, check=check, timeout=self.command_timeout)
 
     def _owner_env(self) -> dict[str, str]:
@@ -354,7 +317,7 @@ class SlurmGate(Gate):
         env = {} if self.ssh_host or "SLURM_CONF" not in os.environ else {"SLURM_CONF": os.environ["SLURM_CONF"]}
         return {**env, **self.env}
 
-    def _folder(self, job: Job) -> str:
+    def remote_folder(self, job: Job) -> str:
         """The job folder as the cluster sees it."""
         known = job.gate_data.get("folder")
         if known:
@@ -365,23 +328,6 @@ class SlurmGate(Gate):
 
     def _slurm_id(self, job: Job) -> str | None:
         return str(job.gate_data.get("slurm_id") or job.native_id or "") or None
-
-    async def _remove_private_env(self, path: str, account: OwnerAccount | None = None) -> None:
-        """Remove a job's private_env file (the job did not start, so it will not remove it)."""
-        if account is not None:
-            await asyncio.to_thread(unlink_owned, posixpath.dirname(path), posixpath.basename(path), account)
-        elif self.shared:
-            await asyncio.to_thread(_remove_local, path)
-        else:
-            await self._ssh().run(["rm", "-f", path], check=False)
-
-    async def _write(self, path: str, data: bytes, mode: int = 0o644, account: OwnerAccount | None = None) -> None:
-        if account is not None:
-            await asyncio.to_thread(_write_owned, path, data, mode & 0o700, account)
-        elif self.shared:
-            await asyncio.to_thread(_write_local, path, data, mode)
-        else:
-            await self._ssh().write_bytes(path, data, mode=mode)
 
     def _speed_up(self) -> None:
         """Poll Slurm soon again (after a submission or an action)."""
@@ -528,48 +474,52 @@ class SlurmGate(Gate):
         lines.extend(self.extra_args)
         return lines
 
-    def _batch_script(
-        self,
-        job: Job,
-        options: list[tuple[str, str]],
-        *,
-        folder: str,
-        array_map: str | None = None,
-        array_parent: str = "",
-    ) -> str:
-        """The batch script: ``#SBATCH`` lines, then a wrapper that writes the status file and runs the job."""
+    def _sbatch_options(
+        self, job: Job, options: list[tuple[str, str]], *, folder: str, array: bool = False, array_parent: str = ""
+    ) -> list[str]:
+        """The options given to ``sbatch`` on its command line, one argument each.
+
+        Never written as ``#SBATCH`` lines: sbatch splits those at spaces and reads quotes and
+        backslashes its own way, so a value (a folder with a space, ``--partition="a --wrap=x"``)
+        could break in two or add an option. As arguments, each value reaches Slurm whole. The
+        script's own ``#SBATCH`` lines stay in the script and keep precedence: an option the script
+        sets is not given here (a command-line option would override it).
+        """
         theirs = {name for name, _, _ in script_sbatch_options(job.spec.script)}
         name = re.sub(r"[^A-Za-z0-9_.@+=:,-]", "_", job.spec.name)[:128] or "swm"
-        head = ["#!/bin/bash", "# Written by swm-jupyter's slurm gate. The job itself is run below."]
-        sbatch: list[str] = []
+        pattern_safe = folder.replace("%", "%%")  # Slurm expands %j, %x, ... in --output/--error
+        ours: list[str] = []
         if "job-name" not in theirs:
-            sbatch.append(f"--job-name={name}")
+            ours.append(f"--job-name={name}")
         if "comment" not in theirs:
             # Lets a restarted server find a job it submitted but had not yet recorded (adopt()).
-            sbatch.append(f"--comment={COMMENT_PREFIX}{array_parent or job.id}")
+            ours.append(f"--comment={COMMENT_PREFIX}{array_parent or job.id}")
         # A script that names its own output files gets them (Slurm writes them, patterns and all);
         # the wrapper copies the job's output into the job folder too, where the API reads it.
-        own_output = "output" in theirs or "error" in theirs
-        if array_map is not None and not own_output:
-            sbatch.append(f"--output={folder}/slurm-%A_%a.out")
-        elif not own_output:
-            sbatch.append(f"--output={folder}/{STDOUT_FILE}")
-            sbatch.append(f"--error={folder}/{STDERR_FILE}")
+        if "output" not in theirs and "error" not in theirs:
+            if array:
+                ours.append(f"--output={pattern_safe}/slurm-%A_%a.out")
+            else:
+                ours += [f"--output={pattern_safe}/{STDOUT_FILE}", f"--error={pattern_safe}/{STDERR_FILE}"]
         if "chdir" not in theirs:
-            sbatch.append(f"--chdir={folder}")
-        sbatch.extend(f"--{n}={v}" if n else v for n, v in options)
-        sbatch.extend(self._site_options(job))
-        for option in sbatch:
+            ours.append(f"--chdir={folder}")
+        ours.extend(f"--{n}={v}" if n else v for n, v in options)
+        ours.extend(self._site_options(job))
+        for option in ours:
             _check_line(option, "sbatch option")
-            head.append(f"#SBATCH {option}")
-        # The script's own #SBATCH lines, kept as they are.
-        head.extend(
-            line for _, _, line in dict.fromkeys((n, v, line) for n, v, line in script_sbatch_options(job.spec.script))
-        )
-        q = shlex.quote
-        body: list[str] = ["", "# --- swm-jupyter wrapper ---"]
+        return [option for option in ours if _option_name(option) not in theirs]
+
+    def _batch_script(
+        self, job: Job, sbatch: list[str], *, folder: str, array_map: str | None = None, array_parent: str = ""
+    ) -> str:
+        """The batch script: the script's own ``#SBATCH`` lines, then the wrapper (:mod:`.batch`)."""
+        q = sh_quote
+        own = script_sbatch_options(job.spec.script)
+        theirs = {name for name, _, _ in own}
+        header = [line for _, _, line in dict.fromkeys(own)]  # the script's own #SBATCH lines, as they are
+        header.append("# sbatch options, given on its command line: " + " ".join(q(o) for o in sbatch))
         if array_map is not None:
-            body += [
+            locate = [
                 f"__swm_map={q(array_map)}",
                 "IFS=$'\\t' read -r __swm_id __swm_dir < <(awk -F'\\t' -v i=\"$SLURM_ARRAY_TASK_ID\" "
                 '\'$1 == i { print $2 "\\t" $3; exit }\' "$__swm_map")',
@@ -577,89 +527,41 @@ class SlurmGate(Gate):
                 '    echo "swm: no task $SLURM_ARRAY_TASK_ID in $__swm_map" >&2; exit 1',
                 "fi",
             ]
-        else:
-            body += [f"__swm_id={q(job.id)}", f"__swm_dir={q(folder)}"]
-        body += [
-            f'__swm_status="$__swm_dir"/{STATUS_FILE}',
-            'echo "start $(date +%s) ${SLURM_JOB_ID:-} $(hostname)" > "$__swm_status"',
-            '__swm_signal() { echo "signal $1 $(date +%s)" >> "$__swm_status"; exit $((128 + $1)); }',
-            "trap '__swm_signal 15' TERM",
-            "trap '__swm_signal 2' INT",
-            "trap '__swm_signal 10' USR1",
-        ]
-        # private_env (submit() wrote it, 0600, when the job has one): read, then removed, before anything runs
-        body += [
-            f'if [ -f "$__swm_dir"/{PRIVATE_ENV_FILE} ]; then',
-            f'    . "$__swm_dir"/{PRIVATE_ENV_FILE}; rm -f "$__swm_dir"/{PRIVATE_ENV_FILE}',
-            "fi",
-        ]
-        workdir = job.spec.workdir
-        if workdir and not posixpath.isabs(workdir) and not self.shared:
-            workdir = None
-        env = job_environment(job, workdir or folder)
-        env.pop("SWM_WORKDIR", None)
-        if array_map is not None:
-            for key in ("SWM_JOB_ID", "SWM_ARRAY_TASK_ID", "SWM_ARRAY_JOB_ID"):
-                env.pop(key, None)
-            body += [
+            exported = [
                 'export SWM_JOB_ID="$__swm_id" SWM_ARRAY_TASK_ID="$SLURM_ARRAY_TASK_ID"',
                 f"export SWM_ARRAY_JOB_ID={q(array_parent)}",
             ]
         else:
-            env.pop("SWM_JOB_ID", None)
-            body.append('export SWM_JOB_ID="$__swm_id"')
-        for key, value in env.items():
-            body.append(f"export {key}={q(value)}")
-        if workdir:
-            body.append(
-                f'cd {q(workdir)} 2>/dev/null || cd "$__swm_dir"/{q(workdir)} || {{ '
-                'echo "exit 1 $(date +%s)" >> "$__swm_status"; exit 1; }'
-            )
-            body.append('export SWM_WORKDIR="$PWD"')
-        elif "chdir" in theirs:
-            body.append('export SWM_WORKDIR="$PWD"')  # the script's own --chdir: Slurm started it there
-        else:
-            body.append('cd "$__swm_dir" || { echo "exit 1 $(date +%s)" >> "$__swm_status"; exit 1; }')
-            body.append('export SWM_WORKDIR="$__swm_dir"')
-        argv = job_argv(job, self.python)
-        words = [q(a) for a in argv]
-        if job.spec.command is None and argv and argv[-1] in (SCRIPT_FILE, "job.json"):
-            words[-1] = f'"$__swm_dir"/{argv[-1]}'
-        command = " ".join(words)
-        if own_output:
-            body += [
-                # Through two FIFOs, tee writes the output both to the script's own files (the batch
-                # script's stdout and stderr) and to the job folder's; the copies are complete when
-                # the tees have ended.
-                f'__swm_fifo="$__swm_dir"/{BOOKKEEPING_PREFIX}-output',
-                'rm -f "$__swm_fifo".out "$__swm_fifo".err; mkfifo "$__swm_fifo".out "$__swm_fifo".err',
-                f'tee "$__swm_dir"/{STDOUT_FILE} < "$__swm_fifo".out & __swm_tees=$!',
-                f'tee "$__swm_dir"/{STDERR_FILE} < "$__swm_fifo".err >&2 & __swm_tees="$__swm_tees $!"',
-            ]
-            command += ' >"$__swm_fifo".out 2>"$__swm_fifo".err'
-        elif array_map is not None:
-            command += f' >"$__swm_dir"/{STDOUT_FILE} 2>"$__swm_dir"/{STDERR_FILE}'
-        body += [
-            f"{command} &",
-            "__swm_pid=$!",
-            # wait returns early when a trapped signal arrives; the trap then writes the status.
-            'wait "$__swm_pid"',
-            "__swm_rc=$?",
-        ]
-        if own_output:
-            body.append('wait $__swm_tees; rm -f "$__swm_fifo".out "$__swm_fifo".err')
-        body += [
-            'echo "exit $__swm_rc $(date +%s)" >> "$__swm_status"',
-            'exit "$__swm_rc"',
-            "",
-        ]
-        return "\n".join(head + body)
+            locate = [f"__swm_id={q(job.id)}", f"__swm_dir={q(folder)}"]
+            exported = ['export SWM_JOB_ID="$__swm_id"']
+        workdir = job.spec.workdir
+        if workdir and not posixpath.isabs(workdir) and not self.shared:
+            workdir = None
+        env = job_environment(job, workdir or folder)
+        for key in ("SWM_WORKDIR", "SWM_JOB_ID", "SWM_ARRAY_TASK_ID", "SWM_ARRAY_JOB_ID"):
+            env.pop(key, None)  # set by the wrapper (an array task's from the map)
+        own_output = "output" in theirs or "error" in theirs
+        parts = WrapperParts(
+            gate=self.kind,
+            shell="/bin/bash",
+            header=header,
+            locate=locate,
+            run_id="${SLURM_JOB_ID:-}",
+            signals=(signal.SIGTERM, signal.SIGINT, signal.SIGUSR1),
+            exported=exported,
+            env=env,
+            workdir=workdir,
+            in_folder="chdir" not in theirs,  # the script's own --chdir: Slurm started it there
+            output="tee" if own_output else ("files" if array_map is not None else "site"),
+        )
+        return self.wrapper(job, parts)
 
     # --- submission --------------------------------------------------------------------------------
 
-    async def _sbatch(self, script_path: str, account: OwnerAccount | None) -> str:
+    async def _sbatch(self, script_path: str, options: list[str], account: OwnerAccount | None) -> str:
         try:
-            result = await self._run(["sbatch", "--parsable", script_path], idempotent=False, account=account)
+            argv = ["sbatch", "--parsable", *options, script_path]
+            result = await self._run(argv, idempotent=False, account=account)
         except CommandError as exc:
             if exc.exit_code is None or _CONTROLLER_DOWN.search(exc.stderr):
                 raise SiteUnavailable(f"Slurm could not take the job now: {exc.message}") from None
@@ -682,21 +584,20 @@ class SlurmGate(Gate):
         """
         options = self._request_options(job, dependencies)
         account = self.owner_account(job)
-        folder = self._folder(job)
+        folder = self.remote_folder(job)
         if not self.shared and job.id not in self._staged:
-            await self.stage_in(job)
-        script = self._batch_script(job, options, folder=folder)
+            await self.upload_job_folder(job)
+            self._staged.add(job.id)
+        sbatch = self._sbatch_options(job, options, folder=folder)
+        script = self._batch_script(job, sbatch, folder=folder)
         script_path = posixpath.join(folder, BATCH_FILE)
         await self._write(script_path, script.encode(), 0o755, account)
-        private_path = posixpath.join(folder, PRIVATE_ENV_FILE)
-        if job.private_env:
-            lines = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in job.private_env.items())
-            await self._write(private_path, lines.encode(), 0o600, account)
+        await self.write_private_env(job, folder, account)
         try:
-            slurm_id = await self._sbatch(script_path, account)
+            slurm_id = await self._sbatch(script_path, sbatch, account)
         except BaseException:
             if job.private_env:
-                await self._remove_private_env(private_path, account)
+                await self.remove_private_env(job, account)
             raise
         self.log.info("slurm site %s: job %s is Slurm job %s", self.site_name, job.id, slurm_id)
         return GateStatus(
@@ -729,23 +630,25 @@ class SlurmGate(Gate):
             array_folder = parent.folder or tasks[0].folder
         else:
             array_folder = posixpath.join(self.remote_workdir, parent.id)
-            await self._ssh().makedirs(array_folder)
+            await self.transport.makedirs(array_folder)
         folders: dict[str, str] = {}
         lines = []
         for task in tasks:
-            folder = self._folder(task)
+            folder = self.remote_folder(task)
             if any(c in folder for c in "\t\n\r"):
                 raise GateError(f"the job folder {folder!r} has a tab or newline")
             folders[task.id] = folder
             lines.append(f"{task.array_index}\t{task.id}\t{folder}\n")
             if not self.shared and task.id not in self._staged:
-                await self.stage_in(task)
+                await self.upload_job_folder(task)
+                self._staged.add(task.id)
         map_path = posixpath.join(array_folder, ARRAY_MAP_FILE)
         await self._write(map_path, "".join(lines).encode(), 0o644, account)
-        script = self._batch_script(parent, options, folder=array_folder, array_map=map_path, array_parent=parent.id)
+        sbatch = self._sbatch_options(parent, options, folder=array_folder, array=True, array_parent=parent.id)
+        script = self._batch_script(parent, sbatch, folder=array_folder, array_map=map_path, array_parent=parent.id)
         script_path = posixpath.join(array_folder, BATCH_FILE)
         await self._write(script_path, script.encode(), 0o755, account)
-        array_id = await self._sbatch(script_path, account)
+        array_id = await self._sbatch(script_path, sbatch, account)
         self.log.info("slurm site %s: array %s is Slurm array %s (%s)", self.site_name, parent.id, array_id, text)
         out: dict[str, GateStatus] = {}
         for task in tasks:
@@ -791,7 +694,7 @@ class SlurmGate(Gate):
                         gate_data={
                             "slurm_id": native,
                             "array_id": array_id,
-                            "folder": self._folder(job),
+                            "folder": self.remote_folder(job),
                             "shared": self.shared,
                         },
                     )
@@ -808,7 +711,7 @@ class SlurmGate(Gate):
                 JobState.WAITING,
                 "found in Slurm after a restart",
                 native_id=slurm_id,
-                gate_data={"slurm_id": slurm_id, "folder": self._folder(job), "shared": self.shared},
+                gate_data={"slurm_id": slurm_id, "folder": self.remote_folder(job), "shared": self.shared},
             )
         return found
 
@@ -851,8 +754,8 @@ class SlurmGate(Gate):
         return parse_sacct(result.stdout)
 
     async def _read_statuses(self, jobs: Sequence[Job]) -> dict[str, StatusRecord | None]:
-        paths = {job.id: posixpath.join(self._folder(job), STATUS_FILE) for job in jobs}
-        local = {jid: p for jid, p in paths.items() if self._shared_job(jobs, jid)}
+        paths = {job.id: posixpath.join(self.remote_folder(job), STATUS_FILE) for job in jobs}
+        local = {job.id: paths[job.id] for job in jobs if self.job_shared(job)}
         remote = {jid: p for jid, p in paths.items() if jid not in local}
         out: dict[str, StatusRecord | None] = {}
         if local:
@@ -860,18 +763,12 @@ class SlurmGate(Gate):
             out.update({jid: parse_status_file(texts[p]) for jid, p in local.items()})
         if remote:
             try:
-                remote_texts = await read_remote_files(self._ssh(), list(remote.values()))
+                remote_texts = await read_remote_files(self.transport, list(remote.values()))
             except (CommandError, SiteUnavailable) as exc:
                 self.log.info("slurm site %s: cannot read status files: %s", self.site_name, exc.message)
                 remote_texts = {}
             out.update({jid: parse_status_file(remote_texts.get(p)) for jid, p in remote.items()})
         return out
-
-    def _shared_job(self, jobs: Sequence[Job], job_id: str) -> bool:
-        for job in jobs:
-            if job.id == job_id:
-                return bool(job.gate_data.get("shared", self.shared))
-        return self.shared
 
     async def poll(self, jobs: list[Job]) -> dict[str, GateStatus]:
         """The status of many jobs: at most one squeue and one sacct call, whatever ``len(jobs)``.
@@ -879,7 +776,7 @@ class SlurmGate(Gate):
         Status files are read every call; ``squeue`` only when its adaptive interval has passed
         (and never above ``max_status_calls_per_minute``). Jobs with nothing new are left out.
         """
-        launching = {j.id for j in jobs if not self._slurm_id(j) and j.gate_data.get("launching")}
+        launching = {j.id for j in jobs if not self._slurm_id(j) and j.launching}
         interrupted = [j for j in jobs if j.id in launching or (j.array_parent in launching and not self._slurm_id(j))]
         adopted = await self._find_unrecorded(interrupted)
         known = [j for j in jobs if self._slurm_id(j)]
@@ -919,7 +816,8 @@ class SlurmGate(Gate):
         if row is not None or (record is not None and record.start is not None):
             self._missing_since.pop(job.id, None)
         if record is not None and record.exit_code is not None:
-            return self._final(job, JobState.FINISHED, record.exit_code, None, "", record)
+            self._missing_since.pop(job.id, None)
+            return self.ended(job, record)
         if row is not None:
             state = row.state
             if state in _WAITING_STATES:
@@ -949,11 +847,8 @@ class SlurmGate(Gate):
             return GateStatus(JobState.RUNNING, f"Slurm state {state}")
         # Slurm does not list the job (purged, or the controller just restarted).
         if record is not None and record.signal is not None:
-            if job.id in self._cancelled or job.wanted == "cancel":
-                return self._final(job, JobState.CANCELED, None, record.signal, "canceled", record)
-            return self._final(
-                job, JobState.FINISHED, 128 + record.signal, record.signal, f"ended by signal {record.signal}", record
-            )
+            self._missing_since.pop(job.id, None)
+            return self.ended(job, record)
         if record is not None and record.start is not None:
             return GateStatus(JobState.RUNNING, "running", start_time=record.start)
         if fresh and self._squeue_ok:
@@ -981,22 +876,6 @@ class SlurmGate(Gate):
 
     # --- actions -------------------------------------------------------------------------------------
 
-    async def reset_run(self, job: Job) -> None:
-        """A requeued job runs again in the same folder: remove the last run's status file first.
-
-        Otherwise a poll made while the new run is still pending would read the old run's end.
-        """
-        path = posixpath.join(self._folder(job), STATUS_FILE)
-        account = self.owner_account(job)
-        if account is not None:
-            await asyncio.to_thread(unlink_owned, self._folder(job), STATUS_FILE, account)
-            return
-        if self.shared and not self.ssh_host:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
-            return
-        await self._run(["rm", "-f", "--", path])
-
     async def cancel(self, job: Job) -> None:
         """``scancel`` the job (idempotent: a job Slurm no longer knows is not an error)."""
         slurm_id = self._slurm_id(job)
@@ -1011,7 +890,7 @@ class SlurmGate(Gate):
         ):
             raise CommandError(result.argv, result.exit_code, result.stderr)
         if job.private_env or self.shared:  # a job canceled before it started leaves no private variables
-            await self._remove_private_env(posixpath.join(self._folder(job), PRIVATE_ENV_FILE), self.owner_account(job))
+            await self._remove(self.remote_folder(job), PRIVATE_ENV_FILE, self.owner_account(job), check=False)
         self._speed_up()
 
     async def hold(self, job: Job) -> bool:
@@ -1035,43 +914,13 @@ class SlurmGate(Gate):
             return False
         return True
 
-    # --- files -------------------------------------------------------------------------------------------
-
-    async def stage_in(self, job: Job) -> None:
-        """Copy the local job folder to the cluster over SFTP (nothing to do on a shared filesystem)."""
-        if self.shared or not job.folder:
-            return
-        await self._ssh().upload_folder(job.folder, self._folder(job))
-        self._staged.add(job.id)
-
-    async def stage_out(self, job: Job) -> None:
-        """Bring the job's remote folder (stdout, stderr, outputs) back into the local job folder."""
-        if bool(job.gate_data.get("shared", self.shared)) or not job.folder:
-            return
-        await asyncio.to_thread(Path(job.folder).mkdir, parents=True, exist_ok=True)
-        await self._ssh().download_folder(self._folder(job), job.folder)
-
-    async def read_output(self, job: Job, stream: str, offset: int = 0, limit: int = 1 << 20) -> bytes:
-        """Live log bytes of ``stream`` from ``offset``, from the cluster side while the job runs."""
-        if stream not in (STDOUT_FILE, STDERR_FILE):
-            raise GateError(f"unknown stream {stream!r}; use stdout or stderr")
-        if bool(job.gate_data.get("shared", self.shared)):
-            return await asyncio.to_thread(read_job_file, self._folder(job), stream, offset, limit)
-        return await self._ssh().read_range(posixpath.join(self._folder(job), stream), offset, limit)
-
     async def describe(self) -> dict[str, Any]:
         """Partitions and limits from ``sinfo``; ``healthy`` False with a message when Slurm is unreachable."""
-        info: dict[str, Any] = {
-            "kind": self.kind,
-            "healthy": False,
-            "health_message": "",
-            "limits": {},
-            "partitions": [],
-            "flavors": [],
-            "images": [],
-            "login_node": f"{self.ssh_host}:{self.ssh_port}" if self.ssh_host else "",
-            "shared_filesystem": self.shared,
-        }
+        info = self.unanswered_description(
+            partitions=[],
+            login_node=f"{self.ssh_host}:{self.ssh_port}" if self.ssh_host else "",
+            shared_filesystem=self.shared,
+        )
         try:
             result = await self._run(["sinfo", "-h", "-o", "%P|%a|%l|%D|%c|%m|%G"], check=True)
         except (CommandError, SiteUnavailable) as exc:
@@ -1132,24 +981,10 @@ def _int(text: str) -> int:
     return int(match.group(0)) if match else 0
 
 
-def _write_local(path: str, data: bytes, mode: int) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    # created with at most the owner's rights, so a 0600 file is never readable by others meanwhile
-    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode & 0o700), "wb") as handle:
-        handle.write(data)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
-
-
-def _write_owned(path: str, data: bytes, mode: int, account: OwnerAccount) -> None:
-    with owned_folder(os.path.dirname(path), account) as folder:
-        write_owned_file(folder, os.path.basename(path), data, mode, account)
-
-
-def _remove_local(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
+def _option_name(option: str) -> str:
+    """The long name of an sbatch option given as one argument (``-p x`` -> ``partition``), or ""."""
+    found = script_sbatch_options("#SBATCH " + sh_quote(option))
+    return found[0][0] if found else ""
 
 
 def _read_local_texts(paths: list[str]) -> dict[str, str | None]:

@@ -420,7 +420,6 @@ class SshTransport:
         return result
 
 
-
 def _job_folder_entries(folder: str, refused: list[str]) -> list[tuple[str, bool]]:
     """``(relative path, is a folder)`` of every folder and regular file under ``folder``, parents
     first, reached through no symbolic link; what is left out goes into ``refused``.
