@@ -5,10 +5,28 @@ lower-case headers, an optional ``{"pem_data": ...}`` JSON body on every request
 stand-in is given one), wrapped lists, both error styles (HTTP error with ``detail``; ``200`` with
 ``error``, with a failed partition), and asynchronous deletion. Partitions stay ``creating`` for
 ``creating_delay`` seconds and then are ``succeeded`` with ``master_public_ip`` set to
-``master_ip`` (the test sshd's loopback address), so jobs really run over SSH. Failures on demand:
-``fail_create`` (``"failed"``: the partition fails after the delay; ``"error200"``: the POST
-answers 200 with ``error`` and a failed partition; ``"http500"``), ``catalogue_error`` (the same
-styles for ``GET flavors``), ``hold_creating`` (never leaves ``creating``) and :meth:`down`.
+``master_ip`` (the test sshd's loopback address), so jobs really run over SSH.
+
+It behaves as the real gate does where that differs from what one would guess:
+
+- **Azure** names a partition's resource group ``<partname>-resource-group``: the listing and the
+  create answer carry that name, the id is the group's resource path
+  (``/subscriptions/<s>/resourceGroups/<partname>-resource-group``, asked for as
+  ``partitions//subscriptions/...``), and ``GET partitions/<partname>`` looks the group up.
+- The templates call ``.split`` on ``ports``, ``runtime`` and ``containerimage`` (and Azure on
+  ``location``): when one of these headers is missing, the POST answers ``{"partition": {}}`` and
+  makes nothing.
+- **OpenStack** takes the image from ``vmimage`` (not ``osversion``): without it the stack fails.
+- ``runtime`` is ``k=v,k=v``; ``ssh_pub_key`` in it is the key cloud-init installs (kept in
+  ``_runtime`` of the partition for tests to read).
+
+Failures on demand: ``fail_create`` (``"failed"``: the partition fails after the delay;
+``"error200"``: the POST answers 200 with ``error``, a traceback showing every header's value, and
+a failed partition; ``"http500"``;
+``"no_id"``: the POST answers ``{"partition": {"name": ...}}``, with no id, and makes nothing),
+``catalogue_error`` (the same styles for ``GET flavors``), ``lookup_errors`` (that many
+``GET partitions/<name or id>`` answer HTTP 500), ``hold_creating`` (never leaves
+``creating``) and :meth:`down`.
 """
 
 from __future__ import annotations
@@ -32,8 +50,16 @@ IMAGES = [
     {"id": "i-ubuntu", "name": "ubuntu-22.04", "extra": {"os": "linux"}},
     {"id": "i-rocky", "name": "rocky-9", "extra": {"os": "linux"}},
 ]
-#: The headers a POST /partitions must carry.
-REQUIRED_CREATE_HEADERS = ("partname", "flavorname", "osversion", "count", "jobid")
+#: The headers a POST /partitions must carry (else 400).
+REQUIRED_CREATE_HEADERS = ("partname", "flavorname", "count", "jobid")
+#: Headers the real gate's template code calls ``.split`` on, by kind: without one of them the
+#: POST answers ``{"partition": {}}``.
+SPLIT_HEADERS = {
+    "azure": ("ports", "runtime", "containerimage", "location", "osversion"),
+    "openstack": ("ports", "runtime", "containerimage"),
+}
+AZURE_SUFFIX = "-resource-group"
+SUBSCRIPTION = "0000-test-subscription"
 
 
 class SkyPortGateStandin:
@@ -56,6 +82,8 @@ class SkyPortGateStandin:
         self.fail_create: str | None = None
         self.catalogue_error: str | None = None
         self.hold_creating = False
+        #: How many of the next ``GET partitions/<name or id>`` answer HTTP 500.
+        self.lookup_errors = 0
         self.lock = threading.Lock()
         #: Partitions by id; each also holds ``_kind``, ``_since``, ``_fail``, ``_headers``.
         self.partitions: dict[str, dict[str, Any]] = {}
@@ -91,7 +119,7 @@ class SkyPortGateStandin:
     async def _listen(self) -> None:
         app = web.Application()
         app.router.add_route("*", "/{kind}/{section}", self._handle)
-        app.router.add_route("*", "/{kind}/{section}/{ident}", self._handle)
+        app.router.add_route("*", "/{kind}/{section}/{ident:.+}", self._handle)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", self.port)
@@ -128,6 +156,7 @@ class SkyPortGateStandin:
         self.fail_create = None
         self.catalogue_error = None
         self.hold_creating = False
+        self.lookup_errors = 0
         self.creating_delay = 0.3
         self.deleting_delay = 0.2
 
@@ -164,8 +193,13 @@ class SkyPortGateStandin:
 
     def _new(self, kind: str, name: str, headers: dict[str, str], status: str = "creating") -> dict[str, Any]:
         count = int(headers.get("count") or 0)
-        ident = str(uuid.uuid4())
+        if kind == "azure":
+            name = base(name) + AZURE_SUFFIX
+            ident = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{name}"
+        else:
+            ident = str(uuid.uuid4())
         now = time.time()
+        runtime = dict(pair.partition("=")[::2] for pair in headers.get("runtime", "").split(",") if pair)
         part = {
             "id": ident,
             "name": name,
@@ -182,11 +216,14 @@ class SkyPortGateStandin:
             "_hold": self.hold_creating,
             "_count": count,
             "_headers": headers,
+            "_runtime": runtime,
         }
+        if kind == "openstack" and not headers.get("vmimage"):
+            part.update(_fail=True, _why=f"image {headers.get('vmimage')} not found (the stack needs vmimage)")
         if status == "succeeded":
             self._up(part)
         self.partitions[ident] = part
-        self.creates[name] += 1
+        self.creates[base(name)] += 1
         return part
 
     def _up(self, part: dict[str, Any]) -> None:
@@ -200,18 +237,22 @@ class SkyPortGateStandin:
         elapsed = time.monotonic() - part["_since"]
         if part["status"] == "creating" and not part["_hold"] and elapsed >= self.creating_delay:
             if part["_fail"]:
-                part.update(status="failed", description="quota exceeded (on demand)", updated=time.time())
+                why = part.get("_why") or "quota exceeded (on demand)"
+                part.update(status="failed", description=why, updated=time.time())
             else:
                 self._up(part)
         elif part["status"] == "deleting" and elapsed >= self.deleting_delay:
             self.partitions.pop(part["id"], None)
 
     def _find(self, kind: str, ident: str) -> dict[str, Any] | None:
+        """``GET partitions/<ident>``: by id; by name as the kind does it (Azure: the group of
+        ``<ident>-resource-group``; OpenStack: the stack's name)."""
         for part in list(self.partitions.values()):
             self._advance(part)
-        matches = [p for p in self.partitions.values() if p["_kind"] == kind and ident in (p["id"], p["name"])]
-        matches.sort(key=lambda p: p["_since"])
-        return matches[-1] if matches else None
+        name = ident + AZURE_SUFFIX if kind == "azure" and not ident.startswith("/") else ident
+        matches = [p for p in self.partitions.values() if p["_kind"] == kind and p["id"] == ident]
+        matches += [p for p in self.partitions.values() if p["_kind"] == kind and p["name"] == name]
+        return matches[0] if matches else None
 
     async def _handle(self, request: web.Request) -> web.Response:
         kind = request.match_info["kind"]
@@ -253,10 +294,16 @@ class SkyPortGateStandin:
                 parts = [self.public(p) for p in self.partitions.values() if p["_kind"] == kind]
                 return web.json_response({"partitions": parts})
             if request.method == "GET":
+                if self.lookup_errors > 0:
+                    self.lookup_errors -= 1
+                    return web.json_response({"detail": "the cloud API failed (on demand)"}, status=500)
                 part = self._find(kind, ident or "")
                 if part is None:
-                    return web.json_response({"detail": f"no partition {ident}"}, status=404)
-                return web.json_response(self.public(part))
+                    return web.json_response({"detail": "Partition not found"}, status=404)
+                shown = self.public(part)
+                if kind == "azure":  # the real gate answers with the name it was asked for, no suffix
+                    shown["name"] = base(shown["name"])
+                return web.json_response(shown)
             if request.method == "POST" and ident is None:
                 return self._create(kind, headers)
             if request.method == "DELETE" and ident is not None:
@@ -278,11 +325,22 @@ class SkyPortGateStandin:
             return web.json_response({"error": f"unknown flavor {headers['flavorname']}"})
         if self.fail_create == "http500":
             return web.json_response({"detail": "the cloud API failed (on demand)"}, status=500)
+        if any(h not in headers for h in SPLIT_HEADERS.get(kind, ())):
+            return web.json_response({"partition": {}})  # 'NoneType' object has no attribute 'split'
+        if self.fail_create == "no_id":
+            return web.json_response({"partition": {"name": headers["partname"], "status": None}})
         part = self._new(kind, headers["partname"], headers)
         if self.fail_create == "error200":
             part.update(status="failed", description="deployment failed (on demand)")
-            return web.json_response({"error": "the deployment failed (on demand)", "partition": self.public(part)})
+            # As the real gate does, the error is a traceback that may show the call's arguments.
+            words = f"the deployment failed (on demand); create_stack({', '.join(headers.values())})"
+            return web.json_response({"error": words, "partition": self.public(part)})
         return web.json_response({"partition": self.public(part)})
 
 
-__all__ = ["FLAVORS", "IMAGES", "SkyPortGateStandin"]
+def base(name: str) -> str:
+    """A partition name without the Azure suffix."""
+    return name[: -len(AZURE_SUFFIX)] if name.endswith(AZURE_SUFFIX) else name
+
+
+__all__ = ["AZURE_SUFFIX", "FLAVORS", "IMAGES", "SkyPortGateStandin", "base"]

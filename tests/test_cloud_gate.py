@@ -9,23 +9,27 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncssh
 import pytest
 
 from swm_jupyter.core.errors import GateError, SiteUnavailable, ValidationError
+from swm_jupyter.core.gate_contract import GateStatus
 from swm_jupyter.core.manager import WorkloadManager
 from swm_jupyter.core.model import Job, JobSpec, new_job_id
 from swm_jupyter.core.states import JobState
+from swm_jupyter.core.store import JobStore
 from swm_jupyter.gates.cloud import CloudGate
 from swm_jupyter.gates.cloud_protocol import GateAnswerError
 
 from .conftest import body
 from .core_helpers import run
-from .skyport_gate_standin import FLAVORS, SkyPortGateStandin
+from .skyport_gate_standin import FLAVORS, SUBSCRIPTION, SkyPortGateStandin, base
 
 pytestmark = pytest.mark.ssh
 
@@ -223,8 +227,12 @@ def test_catalogue_validation_cost_and_protocol(standin: SkyPortGateStandin, gat
 
 async def drive(gate: CloudGate, job: Job, timeout: float = 40) -> list[str]:
     """Submit and poll ``job`` to its end, then stage out and release as the manager does; return its history."""
+    return await drive_on(gate, job, await gate.submit(job))
+
+
+async def drive_on(gate: CloudGate, job: Job, status: GateStatus) -> list[str]:
+    """Poll ``job`` from its first ``status`` to its end, then stage out and release; return its history."""
     seen: list[str] = []
-    status = await gate.submit(job)
     while True:
         if status.gate_data is not None:
             job.gate_data = dict(status.gate_data)
@@ -374,8 +382,8 @@ def test_orphans_are_swept_and_claimed_partitions_kept(
             job = make_job(tmp_path / "local", {"command": ["true"]})
             status = await gate.submit(job)
             job.gate_data = dict(status.gate_data or {})
-            await until(lambda: "swm-0rphan00" in gate.swept, 15, "the orphan sweep")
-            names = {p["name"]: p["status"] for p in standin.live_partitions()}
+            await until(lambda: "swm-0rphan00" in map(base, gate.swept), 15, "the orphan sweep")
+            names = {base(p["name"]): p["status"] for p in standin.live_partitions()}
             assert names.get("swm-0rphan00", "deleting") == "deleting"
             assert names[gate.partition_name(job)] == "creating", "a live job's partition is not an orphan"
             assert names["not-ours-1"] == "succeeded", "only partitions with the prefix are swept"
@@ -604,6 +612,357 @@ def test_misconfigured_site_is_reported(tmp_path: Path) -> None:
         assert info["healthy"] is False
 
     run(main(), 10)
+
+
+# -- the real gate's ways (issue 17 section 3) ----------------------------------------------------------
+
+
+def requests_to(standin: SkyPortGateStandin, method: str, after: int = 0) -> list[str]:
+    """Paths of the stand-in's requests with ``method`` to partitions, from request number ``after`` on."""
+    return [p for m, p, _, _ in standin.requests[after:] if m == method and "/partitions" in p]
+
+
+def public_key_of(key_file: str) -> str:
+    """The ``type base64`` of a private key's public half (what ssh_pub_key must carry)."""
+    return " ".join(asyncssh.read_private_key(key_file).export_public_key().decode().split()[:2])
+
+
+def test_azure_lifecycle_tracks_the_partition_by_id_despite_the_suffix(
+    standin: SkyPortGateStandin, gate_options: dict[str, Any], ssh_options: dict[str, Any], tmp_path: Path
+) -> None:
+    """The Azure gate lists and answers ``<partname>-resource-group``; the job is polled by the id the
+    create answer gave (a resource path with slashes), runs, and its partition is deleted by that id."""
+    data = tmp_path / "data"
+    (data / "inputs").mkdir(parents=True)
+    first_request = len(standin.requests)
+
+    async def main(manager: WorkloadManager) -> None:
+        job = await manager.submit({"command": ["sh", "-c", "echo on azure"]})
+        done = await manager.wait(job.id, 40)
+        assert done.state is JobState.FINISHED and done.exit_code == 0, done.state_details
+        assert (Path(done.folder) / "stdout").read_text() == "on azure\n"
+        name = "swm-" + job.id.replace("-", "")[:8]
+        ident = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{name}-resource-group"
+        assert done.native_id == ident and done.gate_data["partition_id"] == ident
+        gets = requests_to(standin, "GET", first_request)
+        assert f"/azure/partitions/{ident}" in gets, gets  # partitions//subscriptions/...: by id
+        assert requests_to(standin, "DELETE", first_request) == [f"/azure/partitions/{ident}"]
+        assert await asyncio.to_thread(standin.wait_empty) == []
+
+    run(with_cloud_manager(data, gate_options, main), 90)
+
+
+def test_openstack_lifecycle_sends_the_image_as_vmimage(
+    standin: SkyPortGateStandin, gate_options: dict[str, Any], tmp_path: Path
+) -> None:
+    """OpenStack's route reads the image from ``vmimage``: the job's image goes as both headers."""
+    data = tmp_path / "data"
+    (data / "inputs").mkdir(parents=True)
+
+    async def main(manager: WorkloadManager) -> None:
+        job = await manager.submit({"command": ["sh", "-c", "echo on openstack"], "cloud_image": "rocky-9"})
+        done = await manager.wait(job.id, 40)
+        assert done.state is JobState.FINISHED and done.exit_code == 0, done.state_details
+        assert (Path(done.folder) / "stdout").read_text() == "on openstack\n"
+        sent = creates(standin)[-1]
+        assert sent["vmimage"] == sent["osversion"] == "rocky-9"
+        assert sent["tenantname"] == "p1" and sent["username"] == "os-user" and sent["password"] == "os-pw"
+        carried = [h for m, p, h, _ in standin.requests if p.startswith("/openstack/")]
+        assert carried and all(h.get("username") == "os-user" for h in carried)
+        assert requests_to(standin, "DELETE")[-1] == f"/openstack/partitions/{done.native_id}"
+        assert await asyncio.to_thread(standin.wait_empty) == []
+
+    options = {
+        **gate_options,
+        "cloud_kind": "openstack",
+        "headers": {"tenantname": "p1"},
+        "request_headers": {"username": "os-user", "password": "os-pw"},
+    }
+    run(with_cloud_manager(data, options, main), 90)
+
+
+def test_every_header_is_sent_and_a_create_answer_without_id_fails_at_once(
+    standin: SkyPortGateStandin, gate_options: dict[str, Any], ssh_options: dict[str, Any], tmp_path: Path
+) -> None:
+    """A job with no ports, container image or location still sends those headers (empty), and
+    ``runtime`` with the site's public key; the gate's ``{"partition": {}}`` (what it answers when a
+    header is missing) is an error at submission, in the gate's words, not a wait for the timeout."""
+
+    async def main() -> None:
+        gate = new_gate(gate_options, create_timeout=60.0)
+        await gate.setup()
+        try:
+            job = make_job(tmp_path / "local", {"command": ["true"]})
+            first = await gate.submit(job)
+            assert first.state is JobState.WAITING and first.native_id, first
+            sent = creates(standin)[-1]
+            for header in ("ports", "containerimage", "location", "runtime", "username", "vmimage", "osversion"):
+                assert header in sent, f"header {header} is not sent"
+            assert sent["ports"] == sent["containerimage"] == sent["location"] == ""
+            assert sent["runtime"] == "ssh_pub_key=" + public_key_of(ssh_options["key_file"])
+            part = next(p for p in standin.partitions.values() if p["name"].startswith(gate.partition_name(job)))
+            assert part["_runtime"] == {"ssh_pub_key": public_key_of(ssh_options["key_file"])}
+            job.gate_data = dict(first.gate_data or {})
+            await gate.release_resources(job)
+            # The create answer names no id: E at once, with what the gate said; nothing is left.
+            standin.fail_create = "no_id"
+            lost = make_job(tmp_path / "local", {"command": ["true"]})
+            refused = await gate.submit(lost)
+            assert refused.state is JobState.ERROR, refused
+            assert "no id in its answer" in refused.details and '"partition": {"name": "swm-' in refused.details
+            lost.gate_data = dict(refused.gate_data or {})
+            await gate.release_resources(lost)
+            # The credentials go with every request; a gate that echoes them shows none of them.
+            standin.fail_create = "error200"
+            echoed = make_job(tmp_path / "local", {"command": ["true"]})
+            answer = await gate.submit(echoed)
+            assert answer.state is JobState.ERROR and "deployment failed (on demand)" in answer.details
+            assert "pw-0123456789" not in answer.details and "app-0123456789" not in answer.details
+            assert "create_stack(" in answer.details and "***" in answer.details
+            echoed.gate_data = dict(answer.gate_data or {})
+            await gate.release_resources(echoed)
+        finally:
+            await gate.cleanup()
+        carried = [h for m, p, h, _ in standin.requests[first_request:] if p.startswith("/azure/")]
+        assert carried and all(h.get("appid") == "app-0123456789" for h in carried)
+        assert standin.wait_empty() == []
+
+    first_request = len(standin.requests)
+    gate_options = {
+        **gate_options,
+        "request_headers": {"appid": "app-0123456789", "subscriptionid": SUBSCRIPTION},
+        "headers": {"password": "pw-0123456789"},
+    }
+    run(main(), 60)
+
+
+def test_a_failed_lookup_is_asked_again_and_makes_one_partition(
+    standin: SkyPortGateStandin, gate_options: dict[str, Any], tmp_path: Path
+) -> None:
+    """The gate fails the lookup before creation (HTTP 500): nothing was made, so the job waits
+    and the start sequence asks again; one partition is made and the job runs."""
+
+    async def main() -> None:
+        gate = new_gate(gate_options)
+        await gate.setup()
+        try:
+            standin.lookup_errors = 2
+            job = make_job(tmp_path / "local", {"command": ["sh", "-c", "echo after a 500"]})
+            status = await gate.submit(job)
+            assert status.state is JobState.WAITING and "HTTP 500" in status.details, status
+            seen = await drive_on(gate, job, status)
+            assert job.state is JobState.FINISHED and job.exit_code == 0, seen
+            assert (Path(job.folder) / "stdout").read_text() == "after a 500\n"
+            assert standin.creates[gate.partition_name(job)] == 1
+        finally:
+            await gate.cleanup()
+        assert standin.wait_empty() == []
+
+    run(main(), 60)
+
+
+def test_orphan_sweep_beside_a_live_azure_job_leaves_it_alone(
+    standin: SkyPortGateStandin, gate_options: dict[str, Any], tmp_path: Path
+) -> None:
+    """The sweep runs while a job runs on a partition listed as ``swm-...-resource-group``, and
+    while a held job (never given to the gate) has a partition of its name: it deletes the orphan,
+    never those two; the held job's partition goes once that job is final."""
+    data = tmp_path / "data"
+    (data / "inputs").mkdir(parents=True)
+
+    def name_of(job_id: str) -> str:
+        return "swm-" + job_id.replace("-", "")[:8]
+
+    async def main(manager: WorkloadManager) -> None:
+        gate = manager.gates["cloud"]
+        assert isinstance(gate, CloudGate)
+        job = await manager.submit({"command": ["sh", "-c", "sleep 3; echo survived"]})
+        held = await manager.submit({"command": ["true"], "hold": True})
+        kept = await asyncio.to_thread(standin.add_partition, name_of(held.id))
+        await until(lambda: manager.get(job.id).state is JobState.RUNNING, 30, "the job to run")
+        orphan = await asyncio.to_thread(standin.add_partition, "swm-0rphan01")
+        assert orphan["name"] == "swm-0rphan01-resource-group"
+        await until(lambda: orphan["name"] in gate.swept, 15, "the orphan sweep")
+        done = await manager.wait(job.id, 40)
+        assert done.state is JobState.FINISHED and done.exit_code == 0, done.state_details
+        assert (Path(done.folder) / "stdout").read_text() == "survived\n"
+        assert not [n for n in gate.swept if base(n) in (name_of(job.id), name_of(held.id))], gate.swept
+        assert kept["id"] in {p["id"] for p in standin.live_partitions()}
+        await manager.cancel(held.id)
+        assert (await manager.wait(held.id, 20)).state is JobState.CANCELED
+        await until(lambda: kept["name"] in gate.swept, 15, "the sweep of a final job's partition")
+        assert await asyncio.to_thread(standin.wait_empty) == []
+
+    run(with_cloud_manager(data, gate_options, main, orphan_grace=0.2), 90)
+
+
+def test_a_canceled_running_job_has_its_folder_collected_before_the_partition_goes(
+    standin: SkyPortGateStandin, gate_options: dict[str, Any], tmp_path: Path
+) -> None:
+    """Canceling a running job stops it on the master, brings its folder back (what it saved is
+    not lost with the VM), then deletes the partition; the job is C."""
+    data = tmp_path / "data"
+    (data / "inputs").mkdir(parents=True)
+
+    async def main(manager: WorkloadManager) -> None:
+        job = await manager.submit({"command": ["sh", "-c", "echo saved > notes.txt; echo started; sleep 300"]})
+
+        async def saved() -> bool:
+            current = manager.get(job.id)
+            return current.state is JobState.RUNNING and bool(await manager.read_output(job.id, "stdout"))
+
+        await until(saved, 40, "the job to run and save its file")
+        await manager.cancel(job.id)
+        done = await manager.wait(job.id, 40)
+        assert done.state is JobState.CANCELED, done.state_details
+        assert (Path(done.folder) / "notes.txt").read_text() == "saved\n"
+        assert "collecting outputs" in " | ".join(h.details for h in done.history)
+        assert await asyncio.to_thread(standin.wait_empty) == []
+
+    run(with_cloud_manager(data, gate_options, main, kill_grace=0.5), 90)
+
+
+def test_restart_between_start_steps_resumes_at_the_stored_step(
+    standin: SkyPortGateStandin, gate_options: dict[str, Any], tmp_path: Path
+) -> None:
+    """The first server stops while the job waits for SSH on its partition (step ``connect``,
+    stored with the partition's id; a stop is no failure and no user's cancel); the next resumes
+    at that step: no second partition, and the job runs once."""
+    data = tmp_path / "data"
+    (data / "inputs").mkdir(parents=True)
+    with socket.socket() as closed:  # a port where no sshd answers
+        closed.bind(("127.0.0.1", 0))
+        no_ssh = closed.getsockname()[1]
+    state: dict[str, Any] = {}
+
+    async def first(manager: WorkloadManager) -> None:
+        job = await manager.submit({"command": ["sh", "-c", "echo ran once >> ../../runs; echo ran"]})
+        await until(lambda: "waiting for SSH" in manager.get(job.id).state_details, 30, "the connect step")
+        state["id"] = job.id
+
+    run(with_cloud_manager(data, gate_options, first, ssh_port=no_ssh), 60)
+    store = JobStore(str(data / "jobs.sqlite"))
+    try:
+        stored = store.get(state["id"])
+    finally:
+        store.close()
+    assert stored.state is JobState.TRANSFERRING, stored.state_details
+    assert stored.gate_data["step"] == "connect" and stored.gate_data["partition_id"], stored.gate_data
+    assert "error" not in stored.gate_data and "canceled" not in stored.state_details
+
+    async def second(manager: WorkloadManager) -> None:
+        done = await manager.wait(state["id"], 40)
+        assert done.state is JobState.FINISHED and done.exit_code == 0, done.state_details
+        assert (Path(done.folder) / "stdout").read_text() == "ran\n"
+        assert done.native_id == stored.gate_data["partition_id"]
+
+    run(with_cloud_manager(data, gate_options, second), 60)
+    assert standin.creates["swm-" + state["id"].replace("-", "")[:8]] == 1
+    assert (tmp_path / "runs").read_text() == "ran once\n"
+    assert standin.wait_empty() == []
+
+
+def test_a_cancellation_is_never_swallowed(
+    standin: SkyPortGateStandin, gate_options: dict[str, Any], tmp_path: Path
+) -> None:
+    """Stopping a job's start sequence while the caller is itself canceled: the caller's
+    cancellation goes on up; the gate's cleanup stops the sequence without failing the job."""
+
+    async def main() -> None:
+        standin.hold_creating = True
+        gate = new_gate(gate_options)
+        await gate.setup()
+        try:
+            job = make_job(tmp_path / "local", {"command": ["true"]})
+            job.gate_data = dict((await gate.submit(job)).gate_data or {})
+            assert not gate._starts[job.id].done()
+            outer = asyncio.create_task(gate._stop_start_task(job))
+            await asyncio.sleep(0)  # it has asked the sequence to stop and waits for it
+            outer.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await outer
+            assert outer.cancelled()
+            # A server stop (cleanup) ends the sequence; the job is neither failed nor canceled.
+            restarted = new_gate(gate_options)
+            await restarted.setup()
+            polled = (await restarted.poll([job]))[job.id]
+            assert polled.state is JobState.WAITING and not restarted._starts[job.id].done()
+            await restarted.cleanup()
+            record = restarted._record(job)
+            assert record["step"] == "wait" and "error" not in record, record
+            await gate.release_resources(job)
+        finally:
+            await gate.cleanup()
+        assert standin.wait_empty() == []
+
+    run(main(), 60)
+
+
+def test_a_step_cancelled_by_its_own_operation_fails_the_start(
+    standin: SkyPortGateStandin, gate_options: dict[str, Any], tmp_path: Path
+) -> None:
+    """A CancelledError that no one asked for (a library's operation cancelled itself) fails the
+    start with a reason; it neither kills the sequence silently nor counts as the user's cancel."""
+
+    async def main() -> None:
+        gate = new_gate(gate_options)
+        await gate.setup()
+
+        async def cancels_itself(job: Job, record: dict[str, Any]) -> str:
+            raise asyncio.CancelledError
+
+        gate._step_wait = cancels_itself  # type: ignore[method-assign]
+        try:
+            job = make_job(tmp_path / "local", {"command": ["true"]})
+            job.gate_data = dict((await gate.submit(job)).gate_data or {})
+            await until(lambda: gate._record(job).get("step") == "failed", 10, "the start to fail")
+            polled = (await gate.poll([job]))[job.id]
+            assert polled.state is JobState.ERROR and "step wait was cancelled" in polled.details, polled
+            await gate.release_resources(job)
+        finally:
+            await gate.cleanup()
+        assert standin.wait_empty() == []
+
+    run(main(), 60)
+
+
+def test_private_env_reaches_the_cloud_job_and_is_kept_nowhere(
+    standin: SkyPortGateStandin, gate_options: dict[str, Any], tmp_path: Path
+) -> None:
+    """``private_env`` goes over SSH to the job's process on the master: the job sees it; no file
+    here or on the master, no stored record, event or log line holds it."""
+    data = tmp_path / "data"
+    (data / "inputs").mkdir(parents=True)
+    secret = "s3cr3t-cloud-value-for-the-process-only"
+    check = 'case "$HUB_TOKEN" in s3cr3t-*) echo present;; *) echo missing;; esac'
+    capture = LogCapture()
+    root = logging.getLogger()
+    root.addHandler(capture)
+    old_level = root.level
+    root.setLevel(logging.DEBUG)
+
+    async def main(manager: WorkloadManager) -> None:
+        events = manager.subscribe()
+        job = await manager.submit({"command": ["sh", "-c", check], "private_env": {"HUB_TOKEN": secret}})
+        done = await manager.wait(job.id, 40)
+        assert done.state is JobState.FINISHED and done.exit_code == 0, done.state_details
+        assert (Path(done.folder) / "stdout").read_text() == "present\n"
+        seen = []
+        while not events.empty():
+            seen.append(events.get_nowait())
+        assert secret not in json.dumps([done.to_dict(), done.gate_data, seen], default=str)
+        assert await asyncio.to_thread(standin.wait_empty) == []
+
+    try:
+        run(with_cloud_manager(data, gate_options, main), 90)
+    finally:
+        root.removeHandler(capture)
+        root.setLevel(old_level)
+    held = [p for p in tmp_path.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+    assert held == [], "the value is in a file (store, job folder or the master's folder)"
+    assert secret not in "\n".join(capture.lines)
+    assert not list((tmp_path / "remote").rglob(".swm-private-env"))
+    assert any((tmp_path / "remote").rglob("stdout")), "the job ran in the master's folder"
 
 
 # -- the REST API of a real Jupyter server -------------------------------------------------------------

@@ -68,15 +68,10 @@ SYSTEM_PYTHON = shutil.which("python3", path="/usr/bin:/bin") or ""
 
 
 def _need_root() -> int:
-    """The uid of ``nobody``; skips (saying why) unless this test runs as root, as CI does."""
-    reason = ""
-    if os.geteuid() != 0:
-        reason = "needs root to act as another local user (CI runs as root)"
-    elif not SYSTEM_PYTHON:
-        reason = "needs a system python3 in /usr/bin or /bin to run code as another user"
-    if reason:
-        print(f"SKIPPED: {reason}")
-        pytest.skip(reason)
+    """The uid of ``nobody``; fails (saying why) unless this test runs as root with a system python3, as CI does
+    (a test that skips where it cannot run would pass unseen)."""
+    assert os.geteuid() == 0, "needs root to act as another local user: run the tests as root, as CI does"
+    assert SYSTEM_PYTHON, "needs a system python3 in /usr/bin or /bin to run code as another user"
     return pwd.getpwnam("nobody").pw_uid
 
 
@@ -443,3 +438,34 @@ def test_gate_commands_do_not_pass_on_the_servers_secrets(monkeypatch: pytest.Mo
     names = {line.split("=", 1)[0] for line in out.splitlines()}
     assert not names & {"JUPYTER_TOKEN", "JUPYTERHUB_API_TOKEN"}
     assert {"HARMLESS", "GIVEN"} <= names
+
+
+def test_a_supervisor_that_cannot_leave_a_jobs_cgroup_stops_using_cgroups(tmp_path: Path) -> None:
+    """The job still starts and is reported; no later cgroup KILL can reach the supervisor."""
+    supervisor = Supervisor(str(tmp_path / "s"))
+    assert supervisor.cgroups is not None, "this test needs cgroup v2 that the test's user may write (CI runs as root)"
+    groups = supervisor.cgroups
+    real_leave = groups.leave
+
+    def leave_then_fail() -> None:
+        real_leave()  # this test process really goes back; the supervisor is told it could not
+        raise PermissionError(13, "Permission denied")
+
+    groups.leave = leave_then_fail  # type: ignore[method-assign]
+    supervisor.pools["p"] = local_supervisor.Pool(capacity=1)
+    folder = tmp_path / "job"
+    folder.mkdir()
+    request = {
+        "id": "cgroup-leave",
+        "argv": ["true"],
+        "env": {"PATH": os.defpath},
+        "cwd": str(folder),
+        "stdout": str(folder / "stdout"),
+        "stderr": str(folder / "stderr"),
+        "status_file": str(folder / ".swm-status"),
+    }
+    answer = supervisor._start(request, "p", 1)
+    assert "pid" in answer, answer
+    assert supervisor.cgroups is None
+    os.waitpid(answer["pid"], 0)
+    assert groups.remove("cgroup-leave")

@@ -10,12 +10,19 @@ from typing import Any
 import pytest
 
 from swm_jupyter.core.errors import ValidationError
+from swm_jupyter.core.gate_contract import Gate
 from swm_jupyter.core.manager import WorkloadManager
 from swm_jupyter.core.states import JobState
 
 from .core_helpers import run, running_manager, with_manager
 
 SECRET = "s3cr3t-value-that-must-stay-in-the-process"
+
+
+class GateWithoutPrivateEnv(Gate):
+    """A site that cannot keep private variables (every gate shipped can, so the test brings one)."""
+
+    kind = "no-private-env"
 
 
 def files_holding(root: Path, text: str) -> list[Path]:
@@ -25,6 +32,7 @@ def files_holding(root: Path, text: str) -> list[Path]:
 
 def test_private_env_reaches_the_process_only(tmp_path: Path) -> None:
     """The job sees the variable; its record, its events, the store and the job folder never hold the value."""
+
     async def body(wm: WorkloadManager) -> None:
         request: dict[str, Any] = {
             "command": ["sh", "-c", 'case "$HUB_TOKEN" in s3cr3t-*) echo present;; *) echo missing;; esac'],
@@ -58,7 +66,7 @@ def test_private_env_is_checked_and_refused_where_a_site_cannot_keep_it(tmp_path
         assert refused.value.errors[0]["field"] == "private_env", refused.value.errors
         assert "cannot pass private variables" in refused.value.errors[0]["message"]
 
-    sites = {"local": {"gate": "local"}, "remote": {"gate": "cloud", "url": "http://127.0.0.1:1"}}
+    sites = {"local": {"gate": "local"}, "remote": {"gate": "tests.test_private_env:GateWithoutPrivateEnv"}}
     run(with_manager(tmp_path, body, sites=sites))
 
 

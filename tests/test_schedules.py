@@ -57,6 +57,7 @@ def jp_server_config(swm_data_dir: Path, swm_sites: dict[str, Any], mailbox: tup
         "ScheduleRunner": {
             "webhook_backoff": 0.2,
             "webhook_attempts": 4,
+            "webhook_allow_private": True,  # the receivers of these tests are on loopback
             "smtp_host": "127.0.0.1",
             "smtp_port": mailbox[1],
             "smtp_password": "smtp-pw-never-shown",
@@ -106,8 +107,8 @@ async def test_interval_of_2s_runs_at_least_3_times_in_7s_once_per_due_time(api:
         current = [r for r in await runs_of(api, schedule["id"]) if r["status"] == "launched"]
         return all(r["state"] == "finished" for r in current) and current
 
+    await api("schedules", schedule["id"], "pause", method="POST")  # first: no run launches after the wait
     await wait_for(all_final)
-    await api("schedules", schedule["id"], "pause", method="POST")
     launched = [r for r in await runs_of(api, schedule["id"]) if r["status"] == "launched"]
     # each run is an ordinary job carrying its schedule and due time, and ran once
     for run in launched:
@@ -288,10 +289,14 @@ async def test_keep_last_prunes_old_runs_and_their_folders(api: Any) -> None:
 
     await wait_for(several_seen, timeout=30, every=0.3)
     await api("schedules", schedule["id"], "pause", method="POST")
-    await asyncio.sleep(1.5)  # the last run ends and the pruning follows
-    runs = await runs_of(api, schedule["id"])
-    ended = [r for r in runs if r["state"] in ("finished", "error", "canceled") or r["status"] != "launched"]
-    assert len(ended) <= 2, runs
+
+    async def pruned_down() -> list[dict[str, Any]] | None:
+        # the last run ends and the pruning follows: every run ended, at most keep_last of them kept
+        runs = await runs_of(api, schedule["id"])
+        ended = [r for r in runs if r["state"] in ("finished", "error", "canceled") or r["status"] != "launched"]
+        return runs if len(ended) == len(runs) and len(runs) <= 2 else None
+
+    runs = await wait_for(pruned_down, timeout=30, every=0.2)
     kept = {r["job_id"] for r in runs}
     pruned = [job_id for job_id in seen if job_id not in kept]
     assert len(pruned) >= 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -9,6 +10,7 @@ import pytest
 
 from swm_jupyter.core.errors import ValidationError
 from swm_jupyter.core.schedules import apply_update, parse_every, plan_due, schedule_from_request
+from swm_jupyter.core.secrets import redact
 
 JOB = {"command": ["true"]}
 
@@ -107,8 +109,11 @@ def test_public_form_hides_webhook_secrets_and_update_keeps_them() -> None:
     shown = str(schedule.public())
     assert "tok-123" not in shown and "h-456" not in shown and "s3cret-in-url" not in shown
     # the public form sent back unchanged keeps the stored secrets
-    updated = apply_update(schedule, {"webhook": schedule.public()["webhook"] | {"url": schedule.webhook["url"]}})
+    updated = apply_update(schedule, {"webhook": schedule.public()["webhook"]})
     assert updated.webhook == schedule.webhook
+    assert apply_update(schedule, {"webhook": {"url": "https://hooks.example.org/y"}}).webhook == {
+        "url": "https://hooks.example.org/y"
+    }
     assert apply_update(schedule, {"webhook": None}).webhook is None
 
 
@@ -121,3 +126,63 @@ def test_catch_up_plans() -> None:
     assert plan_due(due, "last", started).missed == [10.0, 12.0]
     assert plan_due(due, "all", started).run == due
     assert plan_due(due, "all", started).missed == []
+
+
+def test_a_job_sent_back_as_shown_keeps_its_secrets() -> None:
+    job = {
+        "command": ["curl", "https://ana:pa55word@data.example.org/x"],
+        "env": {"API_TOKEN": "tok-789", "REGION": "north"},
+    }
+    schedule = schedule_from_request({"job": job, "every": "1h"}, owner="ana")
+    shown = redact(schedule.job)
+    assert "tok-789" not in str(shown) and "pa55word" not in str(shown)
+    updated = apply_update(schedule, {"job": shown})
+    assert updated.job == job, "the stored secrets stay"
+    changed = copy.deepcopy(shown)
+    changed["env"]["REGION"] = "south"
+    changed["env"]["API_TOKEN"] = "new-token"
+    assert apply_update(schedule, {"job": changed}).job["env"] == {"API_TOKEN": "new-token", "REGION": "south"}
+    longer = copy.deepcopy(shown)
+    longer["command"].append("-v")
+    assert apply_update(schedule, {"job": longer}).job["command"] == [*job["command"], "-v"]
+
+
+def test_webhook_headers_that_would_break_the_request_are_refused() -> None:
+    for headers in ({"X-A": "a\rb"}, {"X-A": "a\x00b"}, {"X-A": "\u2028"}, {"Content-Length": "5"}, {"host": "x"}):
+        with pytest.raises(ValidationError) as caught:
+            schedule_from_request(
+                {"job": JOB, "every": "1h", "webhook": {"url": "https://h.example.org/x", "headers": headers}},
+                owner="ana",
+            )
+        assert [e["field"] for e in caught.value.errors] == ["webhook.headers"], headers
+    made = schedule_from_request(
+        {"job": JOB, "every": "1h", "webhook": {"url": "https://h.example.org/x", "headers": {"X-A": "a\tb c"}}},
+        owner="ana",
+    )
+    assert made.webhook is not None and made.webhook["headers"] == {"X-A": "a\tb c"}
+
+
+def test_a_stored_webhook_secret_never_goes_to_a_new_address() -> None:
+    hook = {"url": "https://hooks.example.org/x", "token": "tok-123", "headers": {"X-Api": "h-456"}}
+    schedule = schedule_from_request({"job": JOB, "every": "1h", "webhook": hook}, owner="ana")
+    shown = schedule.public()["webhook"]
+    for moved in ({**shown, "url": "https://elsewhere.example.net/x"}, {**shown, "url": "http://hooks.example.org/x"}):
+        with pytest.raises(ValidationError) as caught:
+            apply_update(schedule, {"webhook": moved})
+        assert caught.value.errors[0]["field"] == "webhook.token", caught.value.errors
+    with pytest.raises(ValidationError, match="address changed"):
+        apply_update(schedule, {"webhook": {"url": "https://elsewhere.example.net/", "headers": {"X-Api": "***"}}})
+    # a new path at the same address keeps them; a new address with the secrets given again takes them
+    same = apply_update(schedule, {"webhook": {**shown, "url": "https://hooks.example.org/y"}})
+    assert same.webhook == {**hook, "url": "https://hooks.example.org/y"}
+    again = {"url": "https://elsewhere.example.net/x", "token": "tok-new", "headers": {"X-Api": "h-new"}}
+    assert apply_update(schedule, {"webhook": again}).webhook == again
+
+
+def test_a_webhook_url_without_a_readable_host_or_port_is_refused() -> None:
+    for url in ("http://[::1", "https://h.example.org:99999/x", "http://:80/", "https://user@/x"):
+        with pytest.raises(ValidationError) as caught:
+            schedule_from_request({"job": JOB, "every": "1h", "webhook": url}, owner="ana")
+        assert caught.value.errors[0]["field"] == "webhook.url", url
+    made = schedule_from_request({"job": JOB, "every": "1h", "webhook": "https://[2001:db8::1]:8443/x"}, owner="ana")
+    assert made.webhook == {"url": "https://[2001:db8::1]:8443/x"}

@@ -112,6 +112,9 @@ class Gate(LoggingConfigurable):
 
     #: Called by the gate (no arguments) when it knows that some job changed, to poll sooner.
     notify: Callable[[], None] = staticmethod(lambda: None)
+    #: Called by the gate (no arguments) for the site's jobs that are not final, as the core holds
+    #: them (queued and held ones too); set by the manager. A gate made alone sees none.
+    live_jobs: Callable[[], list[Job]] = staticmethod(lambda: [])
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -407,7 +407,14 @@ class WorkloadManager(ArrayTracking, JobLaunching, SiteReconciliation, JobRetent
             self.log.warning("swm: site %s is misconfigured: %s", name, message)
             return
         gate.notify = self._notifier(name)
+        gate.live_jobs = self._live_jobs_of(name)
         self.gates[name] = gate
+
+    def _live_jobs_of(self, name: str) -> Any:
+        def live_jobs() -> list[Job]:
+            return [job for job in self.jobs.values() if job.site == name and not job.state.final]
+
+        return live_jobs
 
     def _notifier(self, name: str) -> Any:
         def notify() -> None:

@@ -30,10 +30,11 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from traitlets import Enum, Float, Instance, Int, TraitError, Unicode, validate
+from traitlets import Bool, Enum, Float, Instance, Int, List, TraitError, Unicode, validate
 from traitlets.config import LoggingConfigurable
 
 from ..notifications import SmtpSettings, deliver_webhook, send_email
+from ..notifications.addresses import ALLOW_OPTION, literal_private_host
 from . import schedule_store as runs_db
 from .directives import sbatch_job_name
 from .errors import InvalidTransition, JobNotFound, StoreFull, SwmError
@@ -69,6 +70,12 @@ class ScheduleRunner(LoggingConfigurable):
         help="Seconds before the second try of a webhook delivery, doubled for each next one (at most 60). Default: 2.",
     ).tag(config=True)
     webhook_timeout = Float(10.0, help="Seconds one webhook request may take. Default: 10.").tag(config=True)
+    webhook_allow_private = Bool(
+        False,
+        help="Let webhooks reach addresses that are not public (loopback, private networks, link-local such as "
+        "a cloud's metadata address). Off: such a URL is refused (400) and a host name resolving to one is not "
+        "called. Default: False.",
+    ).tag(config=True)
     smtp_host = Unicode("", help="SMTP server for schedules' e-mail notifications. Default: none (no e-mail).").tag(
         config=True
     )
@@ -83,6 +90,12 @@ class ScheduleRunner(LoggingConfigurable):
         config=True
     )
     email_from = Unicode("swm-jupyter@localhost", help="Sender address of notification e-mail.").tag(config=True)
+    email_domains = List(
+        Unicode(),
+        [],
+        help="Domains a schedule's e-mail addresses must be in (a subdomain counts), e.g. ['example.org'], so that "
+        "users cannot mail anyone through the server's SMTP server. Default: [] (any address).",
+    ).tag(config=True)
 
     @validate("tick", "webhook_timeout")
     def _check_positive(self, proposal: Any) -> float:
@@ -433,6 +446,7 @@ class ScheduleRunner(LoggingConfigurable):
             attempts=self.webhook_attempts,
             backoff=self.webhook_backoff,
             timeout=self.webhook_timeout,
+            allow_private=self.webhook_allow_private,
         )
         schedule = self.schedules.get(schedule_id)
         if schedule is None:
@@ -554,9 +568,43 @@ class ScheduleRunner(LoggingConfigurable):
             errors = [{"field": f"job.{e['field']}".rstrip("."), "message": e["message"]} for e in exc.errors]
             raise ValidationError(f"the schedule's job is not valid: {exc.message}", errors) from None
 
+    def _check_email(self, schedule: Schedule) -> None:
+        """Refuse e-mail addresses outside :attr:`email_domains`, when it is set (nothing stored)."""
+        from .errors import ValidationError
+
+        domains = [d.lower().strip(".") for d in self.email_domains if d.strip(".")]
+        if not domains:
+            return
+        outside = [
+            address
+            for address in schedule.email
+            if not any(
+                (host := address.rsplit("@", 1)[-1].lower().rstrip(".")) == d or host.endswith("." + d) for d in domains
+            )
+        ]
+        if outside:
+            message = f"{', '.join(outside)}: this server mails only addresses in {', '.join(domains)}"
+            raise ValidationError(
+                f"the schedule is not valid: email: {message}", [{"field": "email", "message": message}]
+            )
+
+    def _check_webhook(self, schedule: Schedule) -> None:
+        """Refuse a webhook URL naming an address that is not public, unless allowed (nothing stored)."""
+        from .errors import ValidationError
+
+        if schedule.webhook and not self.webhook_allow_private:
+            host = literal_private_host(str(schedule.webhook.get("url", "")))
+            if host is not None:
+                message = f"{host} is not a public address; webhooks to it need {ALLOW_OPTION} = True on the server"
+                raise ValidationError(
+                    f"the schedule is not valid: webhook.url: {message}", [{"field": "webhook.url", "message": message}]
+                )
+
     def create(self, request: Any, *, owner: str) -> Schedule:
         """Validate and store a new schedule (with its ``schedule`` event). Raises :class:`ValidationError`."""
         schedule = schedule_from_request(request, owner=owner)
+        self._check_webhook(schedule)
+        self._check_email(schedule)
         self._check_job(schedule)
         self._save(schedule, "created")
         self.schedules[schedule.id] = schedule
@@ -567,12 +615,16 @@ class ScheduleRunner(LoggingConfigurable):
         """Change a schedule's fields (due times already passed never run). Raises 404 / 400."""
         schedule = self.get(schedule_id, owner)
         updated = apply_update(schedule, request)
+        if "webhook" in request:
+            self._check_webhook(updated)
+        if "email" in request:
+            self._check_email(updated)
+        if "job" in request:
+            self._check_job(updated)
         if updated.paused and not schedule.paused:
             return self.pause(schedule.id, owner=owner, changes=updated)
         if not updated.paused and schedule.paused:
             updated.last_due = max(updated.last_due, time.time())
-        if "job" in request:
-            self._check_job(updated)
         self._save(updated, "updated")
         self.schedules[updated.id] = updated
         self._wake.set()

@@ -19,12 +19,13 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
 from .errors import ValidationError
-from .secrets import REDACTED
+from .secrets import REDACTED, redact_text
 
 #: How a run of a schedule may overlap the previous ones when ``max_concurrent`` runs are active.
 OVERLAPS = ("skip", "queue")
@@ -62,6 +63,12 @@ WEBHOOK_FIELDS = ("url", "token", "headers")
 _NAME = re.compile(r"^[A-Za-z0-9_.@+=:,-][A-Za-z0-9_.@+=:, -]{0,127}$")
 _EVERY = re.compile(
     r"^\s*(?:(\d+(?:\.\d+)?)\s*d)?\s*(?:(\d+(?:\.\d+)?)\s*h)?\s*(?:(\d+(?:\.\d+)?)\s*m)?\s*(?:(\d+(?:\.\d+)?)\s*s?)?\s*$"
+)
+#: Header values: printable ASCII and tabs (no CR, LF, NUL or other control characters).
+_HEADER_VALUE = re.compile(r"^[\t\x20-\x7e]{0,4096}$")
+#: Headers of a webhook that its own ``headers`` may not set (the request's framing and routing).
+FRAMING_HEADERS = frozenset(
+    {"host", "content-length", "transfer-encoding", "connection", "keep-alive", "upgrade", "te", "trailer"}
 )
 _EMAIL = re.compile(r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")
 
@@ -256,8 +263,6 @@ class Schedule:
 
 def _hide_url_secret(url: str) -> str:
     """A URL with its password and query string hidden (a webhook URL often carries its token there)."""
-    from .secrets import redact_text
-
     base, sep, _query = url.partition("?")
     return redact_text(base) + (f"?{REDACTED}" if sep else "")
 
@@ -311,8 +316,15 @@ def _apply(schedule: Schedule, data: dict[str, Any], *, creating: bool) -> None:
     if "job" in data:
         if not isinstance(data["job"], dict) or not data["job"]:
             bad("job", "must be a job request (a JSON object, as POST /jobs takes)")
+        elif "private_env" in data["job"]:
+            bad(
+                "job.private_env",
+                "a schedule keeps its job request in the store, and private_env is never stored: "
+                "give the job its secrets another way (env, hidden in answers when its name looks secret, or a file)",
+            )
         else:
-            schedule.job = copy.deepcopy(data["job"])
+            # values sent back as shown ("***", or a text with its secrets hidden) keep the stored ones
+            schedule.job = _keep_hidden(copy.deepcopy(data["job"]), schedule.job)
     elif creating:
         bad("job", "required: the job request to run (as POST /jobs takes)")
     if creating and not schedule.name:
@@ -402,6 +414,21 @@ def _apply(schedule: Schedule, data: dict[str, Any], *, creating: bool) -> None:
         )
 
 
+def _keep_hidden(new: Any, old: Any) -> Any:
+    """``new`` (a job request) with every value that is the shown form of the value at the same place
+    in ``old`` (``***``, or a text whose secrets :func:`~.secrets.redact_text` hides) replaced by the
+    stored one, so that a request sent back as shown keeps its secrets."""
+    if isinstance(new, str) and isinstance(old, str) and new != old:
+        return old if new == REDACTED or new == redact_text(old) else new
+    if new == REDACTED and old not in (None, REDACTED):
+        return copy.deepcopy(old)
+    if isinstance(new, dict) and isinstance(old, dict):
+        return {key: _keep_hidden(value, old.get(key)) for key, value in new.items()}
+    if isinstance(new, list) and isinstance(old, list):
+        return [_keep_hidden(a, old[i] if i < len(old) else None) for i, a in enumerate(new)]
+    return new
+
+
 def _valid_cron(expr: str) -> bool:
     """True for a cron expression croniter reads (five or six fields, no NUL)."""
     if "\0" in expr or len(expr) > 200:
@@ -410,6 +437,15 @@ def _valid_cron(expr: str) -> bool:
         return bool(croniter.is_valid(expr))
     except Exception:
         return False
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """Where a URL sends to: its scheme, host and port (``("", "", None)`` if it cannot be read)."""
+    try:
+        parts = urlsplit(url)
+        return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port
+    except ValueError:
+        return "", "", None
 
 
 def _apply_webhook(schedule: Schedule, hook: Any, bad: Any) -> None:
@@ -425,24 +461,38 @@ def _apply_webhook(schedule: Schedule, hook: Any, bad: Any) -> None:
         if key not in WEBHOOK_FIELDS:
             bad(f"webhook.{key}", f"unknown field; known fields are {', '.join(WEBHOOK_FIELDS)}")
     url = hook.get("url")
-    if not isinstance(url, str) or not re.match(r"^https?://[^\s/]+", url):
-        bad("webhook.url", "an http:// or https:// URL")
+    if not isinstance(url, str) or not re.match(r"^https?://[^\s/]+", url) or not _origin(url)[1]:
+        bad("webhook.url", "an http:// or https:// URL with a host (and a port from 1 to 65535, if any)")
         return
-    token = hook.get("token")
     old = schedule.webhook or {}
+    if old.get("url") and url == _hide_url_secret(str(old["url"])):  # sent back as shown: keep the stored one
+        url = str(old["url"])
+    moved = bool(old.get("url")) and _origin(url) != _origin(str(old["url"]))
+    kept = "a stored secret is never sent to a new address: give it again with the new URL"
+    token = hook.get("token")
     if token == REDACTED:  # sent back as shown: keep the stored one
         token = old.get("token")
+        if token and moved:
+            bad("webhook.token", f"the webhook's address changed; {kept}")
+            return
     if token is not None and (not isinstance(token, str) or not token):
         bad("webhook.token", "a non-empty string (sent as Authorization: Bearer <token>)")
         return
     headers = hook.get("headers") or {}
     if not isinstance(headers, dict) or not all(
-        isinstance(k, str) and re.match(r"^[A-Za-z0-9-]{1,64}$", k) and isinstance(v, str) and "\n" not in v
+        isinstance(k, str) and re.match(r"^[A-Za-z0-9-]{1,64}$", k) and isinstance(v, str) and _HEADER_VALUE.match(v)
         for k, v in headers.items()
     ):
-        bad("webhook.headers", "an object of header names and text values")
+        bad("webhook.headers", "an object of header names and values of printable ASCII text (no control characters)")
+        return
+    framing = sorted(k for k in headers if k.lower() in FRAMING_HEADERS)
+    if framing:
+        bad("webhook.headers", f"{', '.join(framing)} cannot be set: the server sets it for each delivery")
         return
     old_headers = old.get("headers") or {}
+    if moved and any(v == REDACTED and old_headers.get(k) for k, v in headers.items()):
+        bad("webhook.headers", f"the webhook's address changed; {kept}")
+        return
     headers = {k: (old_headers.get(k, "") if v == REDACTED else v) for k, v in headers.items()}
     out: dict[str, Any] = {"url": url}
     if token:

@@ -400,7 +400,8 @@ class Supervisor:
             stage = "spawn"
             try:
                 started = time.time()
-                with self._in_job_cgroup(str(request["id"])):
+                in_group = self._enter_job_cgroup(str(request["id"]))
+                try:
                     pid = os.posix_spawn(
                         program,
                         argv,
@@ -412,6 +413,9 @@ class Supervisor:
                         ],
                         setsid=True,
                     )
+                finally:
+                    if in_group:
+                        self._leave_job_cgroup()
             finally:
                 os.chdir(here)
         except (OSError, ValueError, TypeError) as exc:  # ValueError: e.g. a NUL character in an argument
@@ -431,13 +435,26 @@ class Supervisor:
         self.selector.register(pidfd, selectors.EVENT_READ, pidfd)
         return {"pid": pid, "started": started}
 
-    def _in_job_cgroup(self, job_id: str) -> contextlib.ExitStack:
-        """Where a job is spawned: inside its own cgroup if this supervisor makes them, else as it is."""
-        stack = contextlib.ExitStack()
-        if self.cgroups is not None:
-            with contextlib.suppress(OSError, ValueError):
-                stack.enter_context(self.cgroups.placed(job_id))
-        return stack
+    def _enter_job_cgroup(self, job_id: str) -> bool:
+        """Enter the job's own cgroup (what is spawned next is born there), if this supervisor makes them."""
+        if self.cgroups is None:
+            return False
+        try:
+            self.cgroups.enter(job_id)
+        except (OSError, ValueError):
+            return False
+        return True
+
+    def _leave_job_cgroup(self) -> None:
+        """Go back to the supervisor's own cgroup; if that fails, stop using cgroups at all, so that no
+        job's KILL can ever reach the supervisor (jobs are then reached through the process tree only)."""
+        try:
+            self.cgroups.leave()  # type: ignore[union-attr]
+        except OSError as exc:
+            print(
+                f"swm supervisor: cannot leave a job's cgroup ({exc}); job cgroups are no longer used", file=sys.stderr
+            )
+            self.cgroups = None
 
     def _start_error(self, exc: BaseException, stage: str, program: str, cwd: str, request: dict[str, Any]) -> str:
         """Why a job could not start, in words that say what to fix."""

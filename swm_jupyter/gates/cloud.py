@@ -1,46 +1,65 @@
 """The ``cloud`` gate: machines from a Sky Port gate service, the job run on them over SSH.
 
-Per job: a partition named ``swm-`` + the first 8 characters of the job id is looked up by name
-(a restarted server reuses it) or created; once the gate says ``succeeded``, the job's folder is
-copied to ``master_public_ip`` over SFTP and the job runs there detached, through the ``ssh``
-gate (inside ``container_image`` when the VM has a working container runtime); outputs come back
-and the partition is deleted whatever happened. Every step is kept in ``job.gate_data``
-(``partition``, ``partition_id``, ``step``, addresses, remote ``folder`` and ``pid``), so a
-restarted server carries on where the last one stopped. A maintenance task refreshes the flavor
-and image catalogue and deletes ``swm-*`` partitions that belong to no live job.
+Per job, an explicit start sequence (:data:`START_STEPS`, an async generator like dask-gateway's
+``do_start_cluster``): ``create`` looks the partition (``swm-`` + the first 8 characters of the
+job id) up by name, with or without the Azure ``-resource-group`` suffix, and asks the gate for it
+when there is none, sending every header Sky Port's core sends; ``wait`` asks the gate about it by
+the id it returned until it is ``succeeded``; ``connect`` logs in to ``master_public_ip``;
+``runtime`` finds a container runtime for a ``container_image``; ``launch`` copies the job folder
+and starts the job detached through the ``ssh`` gate (with its ``private_env``). After each step
+the record (``job.gate_data``: ``step``, ``partition``, ``partition_id``, addresses, remote
+``folder``, ``pid``) goes to the core, which stores it, so a restarted server resumes at the step
+reached. Outputs come back and the partition is deleted whatever happened. A maintenance task
+refreshes the flavor and image catalogue and deletes ``swm-*`` partitions that belong to no job
+this gate holds (by name or id).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import posixpath
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import asyncssh
 from traitlets import Bool, Dict, Float, Int, List, Unicode
 
 from ..core.cost import estimate_cost
 from ..core.errors import GateError, SiteUnavailable
+from ..core.gate_contract import Gate, GateStatus
 from ..core.launch import STDERR_FILE, STDOUT_FILE, job_argv, job_environment
 from ..core.model import Job
 from ..core.states import JobState
-from .base import Gate, GateStatus
-from .cloud_protocol import PENDING_STATUSES, UP_STATUS, GateAnswerError, GateUnreachable, SkyPortClient
+from ..core.tasks import being_cancelled, stop_task
+from .cloud_catalogue import flavor_of, image_of, pick
+from .cloud_protocol import (
+    PENDING_STATUSES,
+    UP_STATUS,
+    GateAnswerError,
+    GateUnreachable,
+    SkyPortClient,
+    base_name,
+    same_partition,
+)
 from .commands import CommandError
 from .ssh import SshGate
 from .ssh_transport import read_remote_files
 from .status_record import STATUS_FILE
 
-#: Steps of a job on its partition, in order (``gate_data["step"]``).
-STEP_CREATE = "create"  # the gate has not acknowledged a partition yet
-STEP_CREATING = "creating"  # the partition exists and is not up yet
-STEP_STARTING = "starting"  # up: connecting, staging inputs, starting the job
+#: The start sequence of a job, in order; ``gate_data["step"]`` is the step it reached.
+STEP_CREATE = "create"  # look the partition up by name, else ask the gate for it
+STEP_WAIT = "wait"  # ask the gate about the partition (by id) until it is up
+STEP_CONNECT = "connect"  # log in to the master over SSH, make the remote job folder
+STEP_RUNTIME = "runtime"  # find a container runtime on the master (container jobs only)
+STEP_LAUNCH = "launch"  # stage the inputs and start the job (adopted if it had started)
+START_STEPS = (STEP_CREATE, STEP_WAIT, STEP_CONNECT, STEP_RUNTIME, STEP_LAUNCH)
 STEP_RUNNING = "running"  # the job was started on the master
-STEP_FAILED = "failed"  # starting failed; ``error`` says why
+STEP_FAILED = "failed"  # the start failed; ``error`` says why
+#: Steps stored by earlier releases, and where their sequence resumes.
+_OLDER_STEPS = {"creating": STEP_WAIT, "starting": STEP_CONNECT}
 
 _GONE_STATUSES = frozenset({"deleting", "deleted"})
 
@@ -59,6 +78,12 @@ class CloudGate(Gate):
     """
 
     kind = "cloud"
+    #: A job's private_env goes over SSH to the master, as the ssh gate delivers it: a 0600 file in
+    #: the remote job folder that the wrapper reads and removes before anything runs.
+    private_env = True
+    #: A canceled running job's folder comes back from the master before its partition is deleted
+    #: (a spawned server's saved notebooks): once the partition is gone, nothing can be collected.
+    collect_on_cancel = True
 
     # -- the gate service -------------------------------------------------------------------------
     url = Unicode(
@@ -86,10 +111,17 @@ class CloudGate(Gate):
         help="Extra header parameters sent when creating a partition, e.g. for OpenStack "
         "{'tenantname': 'p1', 'keyname': 'swm', 'vmimage': '...', 'password': '...'}; values never shown."
     ).tag(config=True)
+    request_headers = Dict(
+        help="Header parameters sent with every request, e.g. the credentials the gate reads on each route "
+        "(Azure {'subscriptionid': ..., 'tenantid': ..., 'appid': ...}; OpenStack {'username': ..., "
+        "'password': ...}); values never shown."
+    ).tag(config=True)
     username = Unicode("", help="The 'username' header: the user the gate creates on the VMs; empty: none.").tag(
         config=True
     )
-    runtime = Dict(help="The 'runtime' header as {k: v} (sent as k=v,k=v); empty: none.").tag(config=True)
+    runtime = Dict(
+        help="More of the 'runtime' header as {k: v} (sent as k=v,k=v after ssh_pub_key, which it may replace)."
+    ).tag(config=True)
     request_timeout = Float(300.0, help="Seconds to wait for one answer of the gate (default 300).").tag(config=True)
     retries = Int(3, help="Extra tries of a GET/DELETE that got no answer, with capped backoff (default 3).").tag(
         config=True
@@ -131,6 +163,11 @@ class CloudGate(Gate):
     ssh_key_file = Unicode("", help="Private key to log in to the VMs; empty: the agent and ~/.ssh keys.").tag(
         config=True
     )
+    ssh_public_key = Unicode(
+        "",
+        help="Public key sent to the gate as runtime 'ssh_pub_key=...' (the gate's cloud-init installs it): "
+        "the key text or a .pub file; empty: the public key of ssh_key_file.",
+    ).tag(config=True)
     known_hosts = Unicode(
         None, allow_none=True, help="known_hosts file for the VMs' host keys; None: ~/.ssh/known_hosts."
     ).tag(config=True)
@@ -181,7 +218,11 @@ class CloudGate(Gate):
         self._records: dict[str, dict[str, Any]] = {}
         self._progress: dict[str, str] = {}
         self._masters: dict[str, SshGate] = {}
+        #: Partition names (without the Azure suffix) and ids of the jobs this gate was given
+        #: and has not released: the orphan sweep never deletes one of them.
         self._claimed: set[str] = set()
+        self._claimed_ids: set[str] = set()
+        self._public_key = ""
         self._live = 0
         #: Names of partitions deleted by the orphan sweep (tests and describe() read it).
         self.swept: list[str] = []
@@ -207,6 +248,8 @@ class CloudGate(Gate):
                 verify_tls=self.verify_tls,
                 timeout=self.request_timeout,
                 retries=self.retries,
+                common_headers=self.request_headers,
+                secrets=[str(v) for v in self.headers.values()],
                 log=self.log,
             )
         return self._client
@@ -217,6 +260,7 @@ class CloudGate(Gate):
         Raises :class:`SiteUnavailable` (or :class:`GateError`) while the gate cannot be reached or
         refuses: the manager then keeps the site unready, retries with backoff, and queued jobs wait.
         """
+        self._public_key = await asyncio.to_thread(self._read_public_key)
         await self.refresh_catalogue()
         if self._setup_time is None:
             self._setup_time = time.monotonic()
@@ -225,10 +269,8 @@ class CloudGate(Gate):
 
     async def cleanup(self) -> None:
         """Stop background work and close sessions; partitions and jobs stay (a restart resumes them)."""
-        tasks = [t for t in [self._maintenance, *self._starts.values()] if t is not None]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        for task in [self._maintenance, *self._starts.values()]:
+            await stop_task(task)
         self._maintenance = None
         self._starts.clear()
         for master in list(self._masters.values()):
@@ -236,6 +278,27 @@ class CloudGate(Gate):
         self._masters.clear()
         if self._client is not None:
             await self._client.close()
+
+    def _read_public_key(self) -> str:
+        """The public key sent as ``runtime: ssh_pub_key=...``: ``ssh_public_key``, else the one
+        of ``ssh_key_file`` (its ``.pub`` file, or derived from the private key); empty if none."""
+        if self.ssh_public_key:
+            text = self.ssh_public_key
+            if not text.startswith(("ssh-", "ecdsa-", "sk-")):
+                text = Path(text).expanduser().read_text()
+            return " ".join(text.split()[:2])
+        if not self.ssh_key_file:
+            return ""
+        key_file = Path(self.ssh_key_file).expanduser()
+        public = Path(str(key_file) + ".pub")
+        try:
+            if public.is_file():
+                return " ".join(public.read_text().split()[:2])
+            key = asyncssh.read_private_key(str(key_file))
+            return " ".join(key.export_public_key().decode().split()[:2])
+        except (OSError, ValueError, asyncssh.KeyImportError) as exc:
+            self.log.warning("cloud site %s: no public key from %s: %s", self.site_name, key_file, exc)
+            return ""
 
     def next_poll_delay(self) -> float:
         """Seconds until the next poll: ``poll_interval`` with live jobs, else ``idle_poll_interval``."""
@@ -251,8 +314,8 @@ class CloudGate(Gate):
         except (SiteUnavailable, GateError) as exc:
             self._health = exc.message
             raise
-        self._flavors = [_flavor(f) for f in flavors]
-        self._images = [_image(i) for i in images]
+        self._flavors = [flavor_of(f) for f in flavors]
+        self._images = [image_of(i) for i in images]
         self._catalogue_time = time.time()
         self._health = ""
 
@@ -273,8 +336,34 @@ class CloudGate(Gate):
             except Exception:
                 self.log.exception("cloud site %s: maintenance failed", self.site_name)
 
+    def _claims(self) -> tuple[set[str], set[str]]:
+        """Partition names (without the Azure suffix) and ids no sweep may delete: those of every
+        job of the site that is not final (:attr:`live_jobs`, queued and held ones included), and
+        of every job this gate was given and has not released."""
+        names, ids = set(self._claimed), set(self._claimed_ids)
+        for job in self.live_jobs():
+            names.add(self.partition_name(job))
+            names.add(base_name(str(job.gate_data.get("partition") or self.partition_name(job))))
+            ids.update(str(v) for v in (job.gate_data.get("partition_id"), job.native_id) if v)
+        return names, ids
+
+    def is_orphan(self, part: dict[str, Any], claims: tuple[set[str], set[str]] | None = None) -> bool:
+        """True if a listed partition is this site's (``partition_prefix``) and belongs to no job
+        that is not final: neither its name, with or without the Azure ``-resource-group`` suffix,
+        nor its id is claimed (see :meth:`_claims`). Gone and id-less partitions are not orphans.
+        """
+        name = base_name(str(part.get("name") or ""))
+        ident = str(part.get("id") or "")
+        if not name.startswith(self.partition_prefix) or not ident:
+            return False
+        if part.get("status") in _GONE_STATUSES:
+            return False
+        names, ids = claims if claims is not None else self._claims()
+        return name not in names and ident not in ids
+
     async def sweep(self) -> list[str]:
-        """Delete partitions named with ``partition_prefix`` that no live job of this gate claims.
+        """Delete partitions named with ``partition_prefix`` that belong to no job that is not
+        final (see :meth:`is_orphan`).
 
         Runs only with ``sweep_orphans`` and once ``orphan_grace`` seconds passed since setup (so
         that a restarted server has polled its live jobs first). Returns the names deleted.
@@ -285,87 +374,33 @@ class CloudGate(Gate):
             return []
         deleted: list[str] = []
         for part in await self.client.partitions():
-            name = str(part.get("name") or "")
-            if not name.startswith(self.partition_prefix) or name in self._claimed:
+            if not self.is_orphan(part):  # claims asked again for each: a job may claim one meanwhile
                 continue
-            if part.get("status") in _GONE_STATUSES or not part.get("id"):
-                continue
-            if name in self._claimed:  # claimed while we were deleting others
-                continue
+            name = str(part.get("name"))
             self.log.info("cloud site %s: deleting partition %s, which belongs to no live job", self.site_name, name)
             await self.client.delete_partition(str(part["id"]))
             deleted.append(name)
         self.swept.extend(deleted)
         return deleted
 
-    def _find(self, items: list[dict[str, Any]], wanted: str) -> dict[str, Any] | None:
-        for item in items:
-            if wanted in (item.get("name"), item.get("id")):
-                return item
-        return None
-
     def _pick(self, job: Job) -> tuple[dict[str, Any] | None, dict[str, Any] | None, list[dict[str, str]]]:
         """The flavor and image of ``job`` from the cached catalogue, and the errors (no I/O)."""
-        spec = job.spec
-        errors: list[dict[str, str]] = []
-        res = spec.resources
-        if self.max_nodes and res.nodes > self.max_nodes:
-            errors.append({"field": "resources.nodes", "message": f"at most {self.max_nodes} nodes on this site"})
+        not_loaded = None
         if self._catalogue_time is None:
-            named = [k for k in ("flavor", "cloud_image") if getattr(spec, k)]
-            if named or not (self.default_flavor and self.default_image):
-                reason = f" ({self._health})" if self._health else ""
-                errors.append(
-                    {
-                        "field": named[0] if named else "flavor",
-                        "message": f"the flavor and image catalogue of site {self.site_name!r} is not loaded yet"
-                        f"{reason}; try again when the site is healthy",
-                    }
-                )
-            return None, None, errors
-        flavor: dict[str, Any] | None = None
-        wanted = spec.flavor or self.default_flavor
-        if wanted:
-            flavor = self._find(self._flavors, wanted)
-            if flavor is None:
-                names = ", ".join(str(f["name"]) for f in self._flavors) or "(none)"
-                errors.append({"field": "flavor", "message": f"unknown flavor {wanted!r}; flavors: {names}"})
-        else:
-            fitting = [
-                f
-                for f in self._flavors
-                if (f["cpus"] or 0) >= res.cpus
-                and (f["gpus"] or 0) >= res.gpus
-                and (res.memory_mb is None or (f["mem"] or 0) >= res.memory_mb)
-            ]
-            fitting.sort(key=lambda f: (f["price"] if f["price"] is not None else float("inf"), f["cpus"] or 0))
-            if fitting:
-                flavor = fitting[0]
-            else:
-                errors.append(
-                    {"field": "flavor", "message": "no flavor has the cpus, gpus and memory asked for; name one"}
-                )
-        if flavor is not None:
-            if res.cpus > (flavor["cpus"] or 0) or res.gpus > (flavor["gpus"] or 0):
-                errors.append(
-                    {
-                        "field": "resources",
-                        "message": f"flavor {flavor['name']} has {flavor['cpus']} cpus and {flavor['gpus']} gpus; "
-                        f"the job asks for {res.cpus} and {res.gpus}",
-                    }
-                )
-        image: dict[str, Any] | None = None
-        wanted_image = spec.cloud_image or self.default_image
-        if wanted_image:
-            image = self._find(self._images, wanted_image)
-            if image is None:
-                names = ", ".join(str(i["name"]) for i in self._images) or "(none)"
-                errors.append({"field": "cloud_image", "message": f"unknown image {wanted_image!r}; images: {names}"})
-        elif self._images:
-            image = self._images[0]
-        else:
-            errors.append({"field": "cloud_image", "message": "the gate lists no images"})
-        return flavor, image, errors
+            reason = f" ({self._health})" if self._health else ""
+            not_loaded = (
+                f"the flavor and image catalogue of site {self.site_name!r} is not loaded yet{reason}; "
+                "try again when the site is healthy"
+            )
+        return pick(
+            job.spec,
+            self._flavors,
+            self._images,
+            default_flavor=self.default_flavor,
+            default_image=self.default_image,
+            max_nodes=self.max_nodes,
+            not_loaded=not_loaded,
+        )
 
     def validate(self, job: Job) -> list[dict[str, str]]:
         """Check the job's flavor, image and nodes against the cached catalogue (no I/O)."""
@@ -389,21 +424,32 @@ class CloudGate(Gate):
         record = self._records.get(job.id)
         if record is None:
             record = dict(job.gate_data)
+            step = record.get("step")
+            if step in _OLDER_STEPS:  # stored by a release before the start sequence had its own steps
+                record["step"] = _OLDER_STEPS[step]
             self._records[job.id] = record
         return record
+
+    def _claim(self, job: Job, record: dict[str, Any]) -> None:
+        """Keep the sweep away from the job's partition: its name (suffix or not) and its id."""
+        self._claimed.add(base_name(str(record.get("partition") or self.partition_name(job))))
+        if record.get("partition_id"):
+            self._claimed_ids.add(str(record["partition_id"]))
 
     def _status(self, job: Job, state: JobState, details: str, **kwargs: Any) -> GateStatus:
         record = self._record(job)
         return GateStatus(state, details, native_id=record.get("partition_id"), gate_data=dict(record), **kwargs)
 
-    # -- submission and partitions ----------------------------------------------------------------
+    # -- submission -------------------------------------------------------------------------------
 
     async def submit(self, job: Job, dependencies: Sequence[tuple[str, str]] = ()) -> GateStatus:
-        """Ask the gate for the job's partition (reusing one of the same name) and return at once.
+        """Take the first step of the job's start sequence (its partition is asked for, or one of
+        its name reused) and return; the rest of the sequence goes on in the background.
 
-        The first status is W ``creating partition swm-...``; the rest happens in :meth:`poll`.
-        When the gate does not answer the job waits (W) and creation is tried again by each poll.
-        Raises :class:`GateError` when the flavor or image no longer exists.
+        The first status is W ``creating partition swm-...`` with the partition's id as native id,
+        so the core stores the id at once; E with the gate's words when it refused; W ``waiting
+        for the cloud gate`` when it does not answer (the sequence tries again). Raises
+        :class:`GateError` when the flavor or image no longer exists.
         """
         name = self.partition_name(job)
         self._claimed.add(name)
@@ -418,39 +464,160 @@ class CloudGate(Gate):
             "since": time.time(),
         }
         self._records[job.id] = record
-        status = await self._create(job, existing=None, looked_up=False)
+        self._progress.pop(job.id, None)
+        await self._stop_start_task(job)
+        sequence = self.start_sequence(job)
+        await anext(sequence)  # the first step: one attempt at the partition
+        self._drive(job, sequence)
+        status = self._sequence_status(job)
         price = flavor.get("price") if flavor else None
         status.extra["cost"] = {"price_per_hour": price, "flavor": record["flavor"]}
         return status
 
-    def _create_headers(self, job: Job, record: dict[str, Any]) -> dict[str, str]:
+    def create_headers(self, job: Job, record: dict[str, Any]) -> dict[str, str]:
+        """The headers of ``POST partitions`` for ``job``: every header Sky Port's core sends,
+        empty when there is nothing to say (the real gate's templates call ``.split`` on them),
+        the image as both ``osversion`` and ``vmimage`` (the OpenStack route reads the latter),
+        ``runtime`` with ``ssh_pub_key`` (cloud-init installs it), then the site's ``headers``.
+        """
         spec = job.spec
+        runtime = {**({"ssh_pub_key": self._public_key} if self._public_key else {}), **self.runtime}
         headers: dict[str, str] = {
             "partname": record["partition"],
             "flavorname": str(record["flavor"]),
             "osversion": str(record["image"]),
+            "vmimage": str(record["image"]),
             "containerimage": spec.container_image or "",
             "username": self.username,
             "count": str(max(0, spec.resources.nodes - 1)),
             "jobid": job.id,
             "ports": ",".join(str(p) for p in spec.ports),
-            "runtime": ",".join(f"{k}={v}" for k, v in self.runtime.items()),
+            "runtime": ",".join(f"{k}={v}" for k, v in runtime.items()),
             "location": self.location,
         }
-        headers = {k: v for k, v in headers.items() if v != "" or k == "count"}
         headers.update({str(k).lower(): str(v) for k, v in self.headers.items()})
         return headers
 
-    async def _create(self, job: Job, existing: dict[str, Any] | None, looked_up: bool) -> GateStatus:
-        """Look the partition up by name (unless ``looked_up``) and create it if there is none."""
+    def _timed_out(self, record: dict[str, Any]) -> bool:
+        return time.time() - float(record.get("since") or time.time()) > self.create_timeout
+
+    async def _lookup(self, name: str) -> dict[str, Any] | None:
+        """The live partition called ``name``, or None: ``GET partitions/<name>`` as Sky Port's core
+        asks (the Azure gate looks up ``<name>-resource-group``), its answer's name taken with or
+        without that suffix."""
+        part = await self.client.partition(name)
+        if part is None or not same_partition(part, name):
+            return None
+        if part.get("status") in _GONE_STATUSES or not part.get("id"):
+            return None
+        return part
+
+    # -- the start sequence -----------------------------------------------------------------------
+
+    async def start_sequence(self, job: Job) -> AsyncIterator[dict[str, Any]]:
+        """The job's start, one step at a time, from the step its record reached (a restarted
+        server resumes there): :data:`START_STEPS`, each yielding the record to keep.
+
+        Like dask-gateway's ``do_start_cluster``: after each step the state is yielded, and the
+        gate hands it to the core with its next status (``gate_data``), which stores it. A step
+        that must wait (the gate does not answer, the partition is not up, SSH is not ready)
+        yields the same step and is tried again after ``poll_interval``. A step that fails ends
+        the sequence at ``failed`` with the reason in ``error``; a cancellation is never caught.
+        """
+        record = self._record(job)
+        steps = {
+            STEP_CREATE: self._step_create,
+            STEP_WAIT: self._step_wait,
+            STEP_CONNECT: self._step_connect,
+            STEP_RUNTIME: self._step_runtime,
+            STEP_LAUNCH: self._step_launch,
+        }
+        while record.get("step") in steps:
+            step = str(record["step"])
+            try:
+                following = await steps[step](job, record)
+            except asyncio.CancelledError:
+                if being_cancelled():  # the server stops or the job is canceled: no failure, no record
+                    raise
+                following = STEP_FAILED  # an operation of the step cancelled itself
+                record["error"] = (
+                    f"the job could not be started on partition {record['partition']}: step {step} was cancelled"
+                )
+            except (GateError, SiteUnavailable) as exc:
+                following = STEP_FAILED
+                record["error"] = exc.message
+            except Exception as exc:
+                self.log.exception("cloud site %s: step %s of job %s failed", self.site_name, step, job.id)
+                following = STEP_FAILED
+                record["error"] = f"the job could not be started on partition {record['partition']}: {exc}"
+            if following != step:
+                self._progress.pop(job.id, None)
+            record["step"] = following
+            yield dict(record)
+            if following == step:
+                await asyncio.sleep(self.poll_interval)
+
+    def _drive(self, job: Job, sequence: AsyncIterator[dict[str, Any]] | None = None) -> None:
+        """Run the job's start sequence in the background unless it runs already; each state it
+        yields makes the manager poll now, which stores it."""
+        task = self._starts.get(job.id)
+        if task is not None and not task.done():
+            return
+        if sequence is None:
+            sequence = self.start_sequence(job)
+        self._starts[job.id] = asyncio.create_task(self._follow(sequence), name=f"swm-cloud-start-{job.id}")
+
+    async def _follow(self, sequence: AsyncIterator[dict[str, Any]]) -> None:
+        last: dict[str, Any] | None = None
+        async for state in sequence:
+            if state != last:
+                last = state
+                self.notify()
+
+    def _sequence_status(self, job: Job) -> GateStatus:
+        """What a job in its start sequence is doing, from its record (no I/O)."""
         record = self._record(job)
         name = record["partition"]
+        step = record.get("step")
+        doing = self._progress.get(job.id)
+        if step == STEP_FAILED:
+            return self._status(job, JobState.ERROR, str(record.get("error") or "the job could not be started"))
+        if step == STEP_CREATE:
+            return self._status(job, JobState.WAITING, doing or f"creating partition {name}")
+        if step == STEP_WAIT:
+            return self._status(
+                job, JobState.WAITING, doing or f"creating partition {name} ({record.get('status') or 'no status yet'})"
+            )
+        return self._status(job, JobState.TRANSFERRING, doing or f"starting the job on partition {name}")
+
+    def _doing(self, job: Job, text: str) -> None:
+        """Note what the job's start is doing now, and have the manager look (and record it)."""
+        if self._progress.get(job.id) != text:
+            self._progress[job.id] = text
+            self.notify()
+
+    def _gate_silent(
+        self, job: Job, record: dict[str, Any], exc: GateError | SiteUnavailable, step: str, doing: str
+    ) -> str:
+        """The gate did not answer a step's question (or failed it): ``step`` is tried again, saying
+        ``doing``, until ``create_timeout`` has passed since the submission, then the start fails."""
+        self._health = exc.message
+        if self._timed_out(record):
+            raise GateError(f"the cloud gate did not answer for {self.create_timeout:g} s: {exc.message}") from None
+        self._doing(job, doing)
+        return step
+
+    async def _step_create(self, job: Job, record: dict[str, Any]) -> str:
+        """Reuse the partition of the job's name if the gate has one, else ask for it; keep its id.
+
+        A gate that does not answer, or fails the lookup, is asked again (nothing was made) until
+        ``create_timeout``; a refused creation fails the job with the gate's words.
+        """
+        name = str(record["partition"])
         try:
-            if not looked_up:
-                existing = await self.client.partition(name)
-            if existing is not None and existing.get("status") not in _GONE_STATUSES and existing.get("id"):
+            partition = await self._lookup(name)
+            if partition is not None:
                 self.log.info("cloud site %s: job %s reuses partition %s", self.site_name, job.id, name)
-                partition = existing
             else:
                 self.log.info(
                     "cloud site %s: creating partition %s for job %s (flavor %s, image %s, %d node(s))",
@@ -461,95 +628,146 @@ class CloudGate(Gate):
                     record["image"],
                     job.spec.resources.nodes,
                 )
-                partition = await self.client.create_partition(self._create_headers(job, record))
-        except GateUnreachable as exc:
-            self._health = exc.message
-            if self._timed_out(record):
-                return self._status(job, JobState.ERROR, f"the cloud gate did not answer for {self.create_timeout:g} s")
-            return self._status(job, JobState.WAITING, f"waiting for the cloud gate to answer: {exc.message}")
-        except GateAnswerError as exc:
-            if exc.partition and exc.partition.get("id"):
-                record["partition_id"] = str(exc.partition["id"])
-            record["step"] = STEP_FAILED
-            return self._status(job, JobState.ERROR, f"the cloud gate refused partition {name}: {exc.message}")
-        if partition.get("id"):
-            record["partition_id"] = str(partition["id"])
-        record["step"] = STEP_CREATING
-        return self._creating_status(job, partition)
+                try:
+                    partition = await self.client.create_partition(self.create_headers(job, record))
+                except GateAnswerError as exc:
+                    if exc.partition and exc.partition.get("id"):
+                        record["partition_id"] = str(exc.partition["id"])
+                        self._claim(job, record)
+                    raise GateError(f"the cloud gate refused partition {name}: {exc.message}") from None
+        except (GateUnreachable, GateAnswerError) as exc:
+            return self._gate_silent(
+                job, record, exc, STEP_CREATE, f"waiting for the cloud gate to answer: {exc.message}"
+            )
+        record["partition_id"] = str(partition["id"])
+        record["status"] = partition.get("status")
+        self._claim(job, record)
+        return STEP_WAIT
 
-    def _timed_out(self, record: dict[str, Any]) -> bool:
-        return time.time() - float(record.get("since") or time.time()) > self.create_timeout
-
-    def _creating_status(self, job: Job, partition: dict[str, Any] | None) -> GateStatus:
-        """What a job whose partition is being made is doing, given the partition's record."""
-        record = self._record(job)
+    async def _step_wait(self, job: Job, record: dict[str, Any]) -> str:
+        """Ask the gate about the partition by its id (as Sky Port's core does) until it is up."""
         name = record["partition"]
+        try:
+            partition = await self.client.partition(str(record["partition_id"]))
+            if self._catalogue_time is not None:
+                self._health = ""
+        except (GateUnreachable, GateAnswerError) as exc:
+            return self._gate_silent(
+                job, record, exc, STEP_WAIT, f"the cloud gate does not answer ({exc.message}); waiting"
+            )
+        self._progress.pop(job.id, None)
         if partition is None:
-            return self._status(job, JobState.ERROR, f"partition {name} is gone from the cloud gate")
+            raise GateError(f"partition {name} is gone from the cloud gate")
         status = partition.get("status")
+        record["status"] = status
         if status in PENDING_STATUSES:
             if self._timed_out(record):
-                return self._status(
-                    job,
-                    JobState.ERROR,
-                    f"partition {name} was not ready after {self.create_timeout:g} s ({status}); it is deleted",
+                raise GateError(
+                    f"partition {name} was not ready after {self.create_timeout:g} s ({status}); it is deleted"
                 )
-            return self._status(job, JobState.WAITING, f"creating partition {name} ({status or 'no status yet'})")
-        if status == UP_STATUS:
-            master = partition.get("master_public_ip")
-            if not master:
-                return self._status(job, JobState.ERROR, f"partition {name} is up but has no master_public_ip")
-            computes = [str(ip) for ip in partition.get("compute_instances_ips") or [] if ip]
-            record.update(
-                step=STEP_STARTING,
-                master=str(master),
-                master_private=str(partition.get("master_private_ip") or master),
-                computes=computes,
-                up_since=time.time(),
+            return STEP_WAIT
+        if status != UP_STATUS:
+            description = partition.get("description") or "no description"
+            raise GateError(f"partition {name} is {status}: {description}; it is deleted")
+        master = partition.get("master_public_ip")
+        if not master:
+            raise GateError(f"partition {name} is up but has no master_public_ip")
+        record.update(
+            master=str(master),
+            master_private=str(partition.get("master_private_ip") or master),
+            computes=[str(ip) for ip in partition.get("compute_instances_ips") or [] if ip],
+            up_since=time.time(),
+        )
+        self._doing(job, f"partition {name} is up; connecting to {master}")
+        return STEP_CONNECT
+
+    async def _step_connect(self, job: Job, record: dict[str, Any]) -> str:
+        """Log in to the master (waiting up to ``ssh_ready_timeout``) and make the remote folder."""
+        name = record["partition"]
+        master = self._master(record)
+        try:
+            await master.transport.connect()
+            result = await master.transport.run(
+                ["sh", "-c", _ABSOLUTE_FOLDER, "sh", posixpath.join(self.remote_workdir, job.id)],
+                timeout=self.command_timeout,
             )
-            self._progress[job.id] = f"partition {name} is up; connecting to {master}"
-            self._ensure_started(job)
-            return self._status(job, JobState.TRANSFERRING, self._progress[job.id])
-        description = partition.get("description") or "no description"
-        return self._status(job, JobState.ERROR, f"partition {name} is {status}: {description}; it is deleted")
+        except (SiteUnavailable, CommandError) as exc:
+            if isinstance(exc, CommandError) and exc.exit_code is not None:  # it ran, and said no
+                raise GateError(f"the job could not be started on partition {name}: {exc.message}") from None
+            if time.time() - float(record.get("up_since") or time.time()) > self.ssh_ready_timeout:
+                raise GateError(
+                    f"the job could not be started on partition {name}: SSH to its master failed for "
+                    f"{self.ssh_ready_timeout:g} s: {exc.message}"
+                ) from None
+            self._doing(job, f"partition {name} is up; waiting for SSH on {record['master']}")
+            return STEP_CONNECT
+        record["folder"] = result.stdout.strip().splitlines()[-1]
+        return STEP_RUNTIME if job.spec.container_image and "runtime" not in record else STEP_LAUNCH
+
+    async def _step_runtime(self, job: Job, record: dict[str, Any]) -> str:
+        """Find a container runtime on the master for a job with a ``container_image``."""
+        self._doing(job, f"looking for a container runtime on {record['master']}")
+        master = self._master(record)
+        record["runtime"] = ""
+        for runtime in self.container_runtimes:
+            probe = await master.transport.run(
+                ["sh", "-c", _RUNTIME_PROBE, "sh", runtime], check=False, timeout=self.command_timeout
+            )
+            if probe.exit_code == 0:
+                record["runtime"] = str(runtime)
+                break
+        if not record["runtime"]:
+            record["note"] = "no container runtime on the VM; the job ran without its container_image"
+        return STEP_LAUNCH
+
+    async def _step_launch(self, job: Job, record: dict[str, Any]) -> str:
+        """Stage the inputs and start the job; a job whose status file exists on the master had
+        started already (the server stopped right after) and is only adopted.
+        """
+        name = record["partition"]
+        master = self._master(record)
+        try:
+            status_path = posixpath.join(record["folder"], STATUS_FILE)
+            earlier = (await read_remote_files(master.transport, [status_path]))[status_path]
+            if earlier:
+                words = earlier.split()
+                record["pid"] = words[2] if len(words) > 2 and words[2].isdigit() else ""
+                self.log.info("cloud site %s: job %s had started on %s already", self.site_name, job.id, name)
+            else:
+                self._doing(job, f"staging inputs to {record['master']} (partition {name})")
+                started = await master.submit(self._remote_job(job, record))
+                record["pid"] = (started.gate_data or {}).get("pid", "")
+                record["started"] = started.start_time
+        except (GateError, SiteUnavailable, CommandError) as exc:
+            raise GateError(f"the job could not be started on partition {name}: {exc.message}") from None
+        return STEP_RUNNING
 
     # -- polling ----------------------------------------------------------------------------------
 
     async def poll(self, jobs: list[Job]) -> dict[str, GateStatus]:
-        """Move every job one step on: one partition listing for those being created, the
-        start task for those being started, one SSH command per master for those running.
+        """Report every job: those in their start sequence from their record (resuming the
+        sequence of a job this process does not drive yet, after a restart), those running with
+        one SSH command per master. A job whose launch was cut short (no step stored) is looked
+        up by its partition's name; when the gate has none it is left out, and the core queues
+        it again.
         """
         self._live = len(jobs)
         out: dict[str, GateStatus] = {}
-        creating: list[Job] = []
-        starting: list[Job] = []
         running: list[Job] = []
         for job in jobs:
             record = self._record(job)
-            self._claimed.add(str(record.get("partition") or self.partition_name(job)))
+            self._claim(job, record)
             step = record.get("step")
-            if step in (None, STEP_CREATE, STEP_CREATING):
-                creating.append(job)
-            elif step in (STEP_STARTING, STEP_FAILED):
-                starting.append(job)
+            if step is None:
+                adopted = await self._adopt(job)
+                if adopted is not None:
+                    out[job.id] = adopted
             elif step == STEP_RUNNING:
                 running.append(job)
-        if creating:
-            listing: list[dict[str, Any]] | None
-            try:
-                listing = await self.client.partitions()
-                if self._catalogue_time is not None:
-                    self._health = ""
-            except (GateUnreachable, GateAnswerError) as exc:
-                self._health = exc.message
-                listing = None
-            by_name = {str(p.get("name")): p for p in listing or []}
-            for job in creating:
-                status = await self._poll_creating(job, listing, by_name)
-                if status is not None:
-                    out[job.id] = status
-        for job in starting:
-            out[job.id] = self._starting_status(job)
+            else:
+                if step in START_STEPS:
+                    self._drive(job)
+                out[job.id] = self._sequence_status(job)
         if running:
             results = await asyncio.gather(*(self._running_status(j) for j in running))
             for job, status in zip(running, results, strict=True):
@@ -557,46 +775,25 @@ class CloudGate(Gate):
                     out[job.id] = status
         return out
 
-    async def _poll_creating(
-        self, job: Job, listing: list[dict[str, Any]] | None, by_name: dict[str, dict[str, Any]]
-    ) -> GateStatus | None:
+    async def _adopt(self, job: Job) -> GateStatus | None:
+        """A job the core was launching when the server stopped: did its partition reach the gate?"""
+        name = self.partition_name(job)
+        try:
+            found = await self._lookup(name)
+        except (GateUnreachable, GateAnswerError) as exc:
+            self._health = exc.message
+            raise
+        if found is None:
+            self._records.pop(job.id, None)
+            return None
         record = self._record(job)
-        step = record.get("step")
-        if step is None:
-            # A job the manager was launching when the server stopped: did it reach the gate?
-            name = self.partition_name(job)
-            found = by_name.get(name)
-            if found is None or found.get("status") in _GONE_STATUSES or not found.get("id"):
-                self._records.pop(job.id, None)
-                return None
-            record.update(partition=name, partition_id=str(found["id"]), step=STEP_CREATING, since=time.time())
-            record.setdefault("flavor", job.spec.flavor or self.default_flavor)
-            record.setdefault("image", job.spec.cloud_image or self.default_image)
-            return self._creating_status(job, found)
-        if listing is None:
-            if self._timed_out(record):
-                return self._status(job, JobState.ERROR, f"the cloud gate did not answer for {self.create_timeout:g} s")
-            return self._status(job, JobState.WAITING, f"the cloud gate does not answer ({self._health}); waiting")
-        found = by_name.get(str(record["partition"]))
-        if step == STEP_CREATE:
-            return await self._create(job, existing=found, looked_up=True)
-        if found is not None and record.get("partition_id") and str(found.get("id")) != record["partition_id"]:
-            found = await self.client.partition(record["partition_id"])
-        return self._creating_status(job, found)
-
-    def _ensure_started(self, job: Job) -> None:
-        task = self._starts.get(job.id)
-        if task is None or (task.done() and self._record(job).get("step") == STEP_STARTING):
-            self._starts[job.id] = asyncio.create_task(self._start(job), name=f"swm-cloud-start-{job.id}")
-
-    def _starting_status(self, job: Job) -> GateStatus:
-        record = self._record(job)
-        if record.get("step") == STEP_FAILED:
-            return self._status(job, JobState.ERROR, str(record.get("error") or "the job could not be started"))
-        if job.id not in self._starts:
-            self._ensure_started(job)
-        progress = self._progress.get(job.id) or f"starting the job on partition {record.get('partition')}"
-        return self._status(job, JobState.TRANSFERRING, progress)
+        record.update(partition=name, partition_id=str(found["id"]), step=STEP_WAIT, since=time.time())
+        record.setdefault("flavor", job.spec.flavor or self.default_flavor)
+        record.setdefault("image", job.spec.cloud_image or self.default_image)
+        record["status"] = found.get("status")
+        self._claim(job, record)
+        self._drive(job)
+        return self._sequence_status(job)
 
     def _master(self, record: dict[str, Any]) -> SshGate:
         """The ssh gate of the partition's master (one SSH connection per partition)."""
@@ -624,7 +821,8 @@ class CloudGate(Gate):
 
     def _remote_job(self, job: Job, record: dict[str, Any]) -> Job:
         """The job as the master's ssh gate runs it: node addresses in its env, wrapped in the
-        container runtime when there is one, and the remote folder and pid in its gate data.
+        container runtime when there is one, the remote folder and pid in its gate data, and its
+        ``private_env`` (which the ssh gate hands to the process only).
         """
         nodes = [str(record.get("master_private") or record["master"]), *record.get("computes", [])]
         env = {
@@ -638,7 +836,14 @@ class CloudGate(Gate):
         folder = str(record.get("folder") or posixpath.join(self.remote_workdir, job.id))
         runtime = record.get("runtime")
         if runtime and job.spec.container_image:
-            names = sorted({*job_environment(dataclasses.replace(job, spec=spec), folder), *self.env, "SWM_WORKDIR"})
+            names = sorted(
+                {
+                    *job_environment(dataclasses.replace(job, spec=spec), folder),
+                    *self.env,
+                    *job.private_env,
+                    "SWM_WORKDIR",
+                }
+            )
             command = [
                 str(runtime),
                 "run",
@@ -667,78 +872,8 @@ class CloudGate(Gate):
             wanted=job.wanted,
             array_parent=job.array_parent,
             array_index=job.array_index,
+            private_env=job.private_env,
         )
-
-    async def _start(self, job: Job) -> None:
-        """Connect to the master, find a container runtime, stage the inputs and start the job.
-
-        Safe to run again after a restart: a job whose status file exists on the master was
-        started already and is only adopted.
-        """
-        record = self._record(job)
-        name = record["partition"]
-        try:
-            master = self._master(record)
-            deadline = time.monotonic() + self.ssh_ready_timeout
-            while True:
-                try:
-                    await master.transport.connect()
-                    break
-                except SiteUnavailable as exc:
-                    if time.monotonic() > deadline:
-                        raise GateError(
-                            f"SSH to the master of partition {name} failed for {self.ssh_ready_timeout:g} s: "
-                            f"{exc.message}"
-                        ) from None
-                    self._step(job.id, f"partition {name} is up; waiting for SSH on {record['master']}")
-                    await asyncio.sleep(2)
-            transport = master.transport
-            result = await transport.run(
-                ["sh", "-c", _ABSOLUTE_FOLDER, "sh", posixpath.join(self.remote_workdir, job.id)],
-                timeout=self.command_timeout,
-            )
-            record["folder"] = result.stdout.strip().splitlines()[-1]
-            if job.spec.container_image and "runtime" not in record:
-                self._step(job.id, f"looking for a container runtime on {record['master']}")
-                record["runtime"] = await self._find_runtime(master)
-                if not record["runtime"]:
-                    record["note"] = "no container runtime on the VM; the job ran without its container_image"
-            status_path = posixpath.join(record["folder"], STATUS_FILE)
-            earlier = (await read_remote_files(transport, [status_path]))[status_path]
-            if earlier:
-                words = earlier.split()
-                record["pid"] = words[2] if len(words) > 2 and words[2].isdigit() else ""
-                self.log.info("cloud site %s: job %s had started on %s already", self.site_name, job.id, name)
-            else:
-                self._step(job.id, f"staging inputs to {record['master']} (partition {name})")
-                started = await master.submit(self._remote_job(job, record))
-                record["pid"] = (started.gate_data or {}).get("pid", "")
-                record["started"] = started.start_time
-            record["step"] = STEP_RUNNING
-        except asyncio.CancelledError:
-            raise
-        except (GateError, SiteUnavailable) as exc:
-            record.update(step=STEP_FAILED, error=f"the job could not be started on partition {name}: {exc.message}")
-        except Exception as exc:
-            self.log.exception("cloud site %s: starting job %s failed", self.site_name, job.id)
-            record.update(step=STEP_FAILED, error=f"the job could not be started on partition {name}: {exc}")
-        finally:
-            self._progress.pop(job.id, None)
-        self.notify()
-
-    def _step(self, job_id: str, text: str) -> None:
-        """Note the step a job's start is at, and have the manager look now so the step is recorded."""
-        self._progress[job_id] = text
-        self.notify()
-
-    async def _find_runtime(self, master: SshGate) -> str:
-        for runtime in self.container_runtimes:
-            probe = await master.transport.run(
-                ["sh", "-c", _RUNTIME_PROBE, "sh", runtime], check=False, timeout=self.command_timeout
-            )
-            if probe.exit_code == 0:
-                return str(runtime)
-        return ""
 
     async def _running_status(self, job: Job) -> GateStatus | None:
         record = self._record(job)
@@ -774,19 +909,19 @@ class CloudGate(Gate):
     # -- cancel, files, release -------------------------------------------------------------------
 
     async def _stop_start_task(self, job: Job) -> None:
-        task = self._starts.pop(job.id, None)
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        """Stop the job's start sequence and wait for it to end. A cancellation of the caller
+        while it waits is not swallowed: it goes on up."""
+        ended = await stop_task(self._starts.pop(job.id, None))
+        if ended is not None:
+            self.log.warning("cloud site %s: the start of job %s ended with %r", self.site_name, job.id, ended)
 
     async def cancel(self, job: Job) -> None:
-        """Stop the job: its start, or its process group on the master. The partition goes with
-        :meth:`release_resources`. Idempotent.
+        """Stop the job: its start sequence, and its process group on the master once it was
+        launched (or was being launched). The partition goes with :meth:`release_resources`. Idempotent.
         """
         await self._stop_start_task(job)
         record = self._record(job)
-        if record.get("step") == STEP_RUNNING and record.get("master"):
+        if record.get("step") in (STEP_LAUNCH, STEP_RUNNING) and record.get("master") and record.get("folder"):
             await self._master(record).cancel(self._remote_job(job, record))
 
     async def stage_out(self, job: Job) -> None:
@@ -806,25 +941,28 @@ class CloudGate(Gate):
         return await super().read_output(job, stream, offset, limit)
 
     async def release_resources(self, job: Job) -> None:
-        """Delete the job's partition whatever happened (finished, failed, canceled). Idempotent.
+        """Delete the job's partition whatever happened (finished, failed, canceled), by the id
+        the gate gave at creation (else found by name). Idempotent.
 
         Raises when the gate cannot be reached; the orphan sweep deletes it later.
         """
         await self._stop_start_task(job)
         record = self._record(job)
         name = str(record.get("partition") or self.partition_name(job))
+        ident = record.get("partition_id")
         try:
-            ident = record.get("partition_id")
             if not ident:
-                found = await self.client.partition(name)
-                ident = found.get("id") if found and found.get("status") not in _GONE_STATUSES else None
+                found = await self._lookup(name)
+                ident = found.get("id") if found else None
             if ident:
                 if await self.client.delete_partition(str(ident)):
                     self.log.info(
                         "cloud site %s: partition %s of job %s is being deleted", self.site_name, name, job.id
                     )
         finally:
-            self._claimed.discard(name)
+            self._claimed.discard(base_name(name))
+            if ident:
+                self._claimed_ids.discard(str(ident))
             self._records.pop(job.id, None)
             self._progress.pop(job.id, None)
             master = self._masters.pop(name, None)
@@ -858,39 +996,6 @@ class CloudGate(Gate):
             "default_flavor": self.default_flavor,
             "default_image": self.default_image,
         }
-
-
-def _number(value: Any, kind: type[int] | type[float]) -> Any:
-    try:
-        return kind(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _flavor(raw: dict[str, Any]) -> dict[str, Any]:
-    """A flavor as shown to users: the protocol's fields plus ``memory`` and ``price_per_hour``."""
-    mem = _number(raw.get("mem"), int)
-    price = _number(raw.get("price"), float)
-    return {
-        "id": str(raw.get("id") or raw.get("name") or ""),
-        "name": str(raw.get("name") or raw.get("id") or ""),
-        "cpus": _number(raw.get("cpus"), int) or 0,
-        "gpus": _number(raw.get("gpus"), int) or 0,
-        "mem": mem,
-        "memory": mem,
-        "storage": _number(raw.get("storage"), int),
-        "price": price,
-        "price_per_hour": price,
-    }
-
-
-def _image(raw: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": str(raw.get("id") or raw.get("name") or ""),
-        "name": str(raw.get("name") or raw.get("id") or ""),
-        "kind": "cloud",
-        "extra": raw.get("extra") if isinstance(raw.get("extra"), dict) else {},
-    }
 
 
 __all__ = ["CloudGate"]

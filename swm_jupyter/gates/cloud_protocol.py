@@ -12,7 +12,7 @@ import asyncio
 import json
 import logging
 import ssl
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -25,6 +25,8 @@ _log = logging.getLogger(__name__)
 #: Partition statuses that mean "not ready yet" and "up"; anything else means "down".
 PENDING_STATUSES = frozenset({"creating", "updating", None})
 UP_STATUS = "succeeded"
+#: The Azure gate names a partition's resource group ``<partname>-resource-group`` and lists it so.
+AZURE_SUFFIX = "-resource-group"
 #: HTTP statuses after which an idempotent request is tried again.
 _RETRY_STATUSES = frozenset({502, 503, 504})
 
@@ -69,6 +71,8 @@ class SkyPortClient:
         timeout: float = 300.0,
         retries: int = 3,
         max_backoff: float = 10.0,
+        common_headers: Mapping[str, str] | None = None,
+        secrets: Iterable[str] = (),
         log: logging.Logger | logging.LoggerAdapter[Any] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
@@ -81,6 +85,11 @@ class SkyPortClient:
         self.timeout = timeout
         self.retries = max(0, retries)
         self.max_backoff = max_backoff
+        self._common_headers = {str(k).lower(): str(v) for k, v in (common_headers or {}).items()}
+        #: Texts never shown (header values: passwords, account ids), longest first.
+        self._secrets = sorted(
+            {str(t) for t in (*secrets, *self._common_headers.values()) if len(str(t)) >= 4}, key=len
+        )[::-1]
         self.log = log or _log
         self._session: aiohttp.ClientSession | None = None
         #: How many requests were sent, by ``"METHOD section"`` (tests and describe() read it).
@@ -120,7 +129,10 @@ class SkyPortClient:
         self._session = None
 
     def scrub(self, text: str) -> str:
-        """``text`` with the configured ``pem_data`` (or any line of it) replaced by ``***``."""
+        """``text`` with the configured ``pem_data`` (or any line of it) and the ``secrets`` (the
+        values of headers that carry credentials) replaced by ``***``."""
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
         if self._pem_data:
             text = text.replace(self._pem_data, "***")
             for line in self._pem_data.splitlines():
@@ -139,15 +151,22 @@ class SkyPortClient:
     ) -> dict[str, Any]:
         """Send one request to ``/<kind>/<section>[/<ident>]`` and return the JSON answer.
 
-        Header values are sent as strings under lower-case names. Raises :class:`GateUnreachable`
+        Header values are sent as strings under lower-case names, after the common headers (which
+        an empty value does not replace). Raises :class:`GateUnreachable`
         when the gate does not answer, :class:`GateAnswerError` for an HTTP error (``detail``) or
         a ``200`` with ``error``. ``retry`` defaults to True for GET and DELETE.
         """
         path = f"/{quote(self.kind)}/{quote(section)}"
         if ident is not None:
-            path += "/" + quote(str(ident), safe="")
+            # As Sky Port's core does: the id goes into the path as it is, slashes included (an Azure
+            # partition id is a resource path: partitions//subscriptions/<s>/resourceGroups/<group>).
+            path += "/" + quote(str(ident), safe="/")
         url = self.base_url + path
-        sent_headers = {str(k).lower(): str(v) for k, v in (headers or {}).items() if v is not None}
+        sent_headers = {**self._common_headers}
+        for name, value in (headers or {}).items():
+            if value is None or (value == "" and sent_headers.get(str(name).lower())):
+                continue  # an empty value leaves a common header's value (OpenStack's username) alone
+            sent_headers[str(name).lower()] = str(value)
         body = json.dumps({"pem_data": self._pem_data}) if self._pem_data else None
         if body is not None:
             sent_headers["content-type"] = "application/json"
@@ -225,8 +244,11 @@ class SkyPortClient:
         """
         data = await self.request("POST", "partitions", headers=headers)
         partition = data.get("partition")
-        if not isinstance(partition, dict):
-            raise GateAnswerError("POST partitions: the gate's answer has no partition", 200)
+        if not isinstance(partition, dict) or not partition.get("id"):
+            # The real gate answers {"partition": {}} when its template code fails (a missing
+            # header, say): nothing was made, and nothing can be tracked. Say what it answered.
+            words = self.scrub(json.dumps(data))[:500]
+            raise GateAnswerError(f"POST partitions: the gate made no partition (no id in its answer: {words})", 200)
         return partition
 
     async def delete_partition(self, ident: str) -> bool:
@@ -238,6 +260,16 @@ class SkyPortClient:
                 return False
             raise
         return True
+
+
+def base_name(name: str) -> str:
+    """A partition name without the ``-resource-group`` suffix the Azure gate adds to list names."""
+    return name[: -len(AZURE_SUFFIX)] if name.endswith(AZURE_SUFFIX) else name
+
+
+def same_partition(listed: dict[str, Any], name: str) -> bool:
+    """True if a partition the gate listed is the one called ``name`` (with or without the suffix)."""
+    return base_name(str(listed.get("name") or "")) == base_name(name)
 
 
 def _extra(location: str) -> dict[str, str]:
@@ -252,9 +284,12 @@ def _list(data: dict[str, Any], key: str) -> list[dict[str, Any]]:
 
 
 __all__ = [
+    "AZURE_SUFFIX",
     "PENDING_STATUSES",
     "UP_STATUS",
     "GateAnswerError",
     "GateUnreachable",
     "SkyPortClient",
+    "base_name",
+    "same_partition",
 ]

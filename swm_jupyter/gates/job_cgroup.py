@@ -93,18 +93,26 @@ class JobCgroups:
             raise ValueError(f"job id {job_id!r} cannot name a cgroup")
         return os.path.join(self.home, PREFIX + job_id)
 
-    @contextlib.contextmanager
-    def placed(self, job_id: str) -> Iterator[None]:
-        """Run the block with this process in job ``job_id``'s cgroup (created if need be): what it
-        spawns is born there. Raises OSError if the cgroup cannot be made or entered."""
+    def enter(self, job_id: str) -> None:
+        """Move this process into job ``job_id``'s cgroup (created if need be): what it spawns next is
+        born there. Raises OSError (or ValueError for an id that cannot name a cgroup) if it cannot."""
         folder = self.folder(job_id)
         with contextlib.suppress(FileExistsError):
             os.mkdir(folder, 0o755)
         _write(os.path.join(folder, "cgroup.procs"), "0")
+
+    def leave(self) -> None:
+        """Move this process back into its own cgroup. Raises OSError if it cannot."""
+        _write(os.path.join(self.home, "cgroup.procs"), "0")
+
+    @contextlib.contextmanager
+    def placed(self, job_id: str) -> Iterator[None]:
+        """Run the block with this process in job ``job_id``'s cgroup (see :meth:`enter`, :meth:`leave`)."""
+        self.enter(job_id)
         try:
             yield
         finally:
-            _write(os.path.join(self.home, "cgroup.procs"), "0")
+            self.leave()
 
     def processes(self, job_id: str) -> list[int]:
         """The pids in job ``job_id``'s cgroup (none if it has no cgroup)."""

@@ -18,6 +18,29 @@ from typing import Any
 from tornado import httpclient
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
+#: Longest unfinished line kept (its end) while a server's output is scanned for its ready line.
+MAX_LINE = 1 << 16
+
+
+class OutputLines:
+    """The complete lines of a growing output, each handed out once; only the unfinished last line is kept
+    (its last :data:`MAX_LINE` bytes), so following a server that prints a lot costs no more than its output."""
+
+    def __init__(self) -> None:
+        self._tail = bytearray()
+
+    def feed(self, data: bytes) -> bytes:
+        """Take ``data``; return the lines it completed (with their newlines), ``b""`` if none."""
+        self._tail += data
+        end = self._tail.rfind(b"\n")
+        if end < 0:
+            if len(self._tail) > MAX_LINE:
+                del self._tail[:-MAX_LINE]
+            return b""
+        lines = bytes(self._tail[: end + 1])
+        del self._tail[: end + 1]
+        return lines
+
 
 def websocket_url(api_base: str) -> str:
     """The events websocket of the swm API at ``api_base`` (``http(s)://.../swm/api/v1/``)."""
@@ -35,8 +58,9 @@ class JobWatch:
         self.log = log
         #: Set at every event of the job, every new output and when the socket closes; cleared by the waiter.
         self.changed = asyncio.Event()
-        #: The job's stdout as far as the socket has sent it.
+        #: Complete lines of the job's stdout the socket sent that the waiter has not taken yet (see :meth:`take`).
         self.stdout = bytearray()
+        self._lines = OutputLines()
         self.live = False
         self._socket: WebSocketClientConnection | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -77,7 +101,7 @@ class JobWatch:
             return
         kind = data.get("type")
         if kind == "log" and data.get("job_id") == self.job_id and data.get("stream") == "stdout":
-            self.stdout += str(data.get("data") or "").encode()
+            self.stdout += self._lines.feed(str(data.get("data") or "").encode())
             self.changed.set()
         elif kind == "job" and (data.get("job") or {}).get("id") == self.job_id:
             self.changed.set()
@@ -85,6 +109,12 @@ class JobWatch:
             self.log.info("swm: job %s events websocket says %s; polling instead", self.job_id, data.get("message"))
             self.live = False
             self.changed.set()
+
+    def take(self) -> bytes:
+        """The complete stdout lines received since the last call (each line is handed out once)."""
+        lines = bytes(self.stdout)
+        self.stdout.clear()
+        return lines
 
     async def wait(self, timeout: float) -> None:
         """Return at the next change of the job (or its output), or after ``timeout`` seconds."""
@@ -105,4 +135,4 @@ class JobWatch:
             self._reader = None
 
 
-__all__ = ["JobWatch", "websocket_url"]
+__all__ = ["JobWatch", "OutputLines", "websocket_url"]

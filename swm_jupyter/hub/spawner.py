@@ -54,7 +54,7 @@ from ..core.errors import PathNotAllowed
 from ..core.job_env import secret_matcher
 from . import JOBS_SCOPE, SERVICE_NAME
 from .client_mode import service_base_url
-from .job_watch import JobWatch
+from .job_watch import JobWatch, OutputLines
 from .server_job import READY_MARKER
 from .spawn_form import render_form
 from .spawn_options import (
@@ -535,11 +535,11 @@ class SwmSpawner(Spawner):  # type: ignore[misc]
 
     async def _wait_ready(self, watch: JobWatch) -> str:
         """Follow the job (live on ``watch``, else by polling) until the server's ready line; return its URL."""
-        seen, offset, buffered = 0, 0, b""
+        seen, offset, polled = 0, 0, OutputLines()
         while True:
             if watch.live:
                 await watch.wait(max(self.start_poll_interval, 2.0))
-                address = ready_address(bytes(watch.stdout))
+                address = ready_address(watch.take())
                 if address is not None:
                     self.note(100, f"server ready on {address[0]}:{address[1]}")
                     return f"http://{address[0]}:{address[1]}"
@@ -560,8 +560,7 @@ class SwmSpawner(Spawner):  # type: ignore[misc]
                 chunk, offset = await self.read_log("stdout", offset)
             except ServiceUnreachable:
                 continue
-            buffered += chunk
-            address = ready_address(buffered)
+            address = ready_address(polled.feed(chunk))
             if address is not None:
                 host, port = address
                 self.note(100, f"server ready on {host}:{port}")

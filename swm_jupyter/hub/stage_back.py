@@ -8,7 +8,8 @@ here. The hub writes into a user's home, so nothing the user controls can redire
 - the path is relative to the home and never leaves it; every folder is opened from the home with
   ``O_NOFOLLOW`` (a link is refused, never followed) and must be one the user may write in;
 - a file is written under a fresh name, given to the user, then renamed over the old one (a link in
-  its place is replaced, never written through); folders made on the way are the user's (0700);
+  its place is replaced, never written through), but never over another user's file in a sticky
+  folder (which the user could not replace either); folders made on the way are the user's (0700);
 - a file the user changed at home after the server started is not overwritten: the server's copy
   is written beside it (``<name>.swm-<job>``), and both are kept.
 """
@@ -84,10 +85,13 @@ def write_back(account: HomeAccount, relative: str, data: bytes, *, since: float
             old = None
         if old is not None and stat.S_ISDIR(old.st_mode):
             raise PathNotAllowed(f"{relative!r} in {account.username}'s home is a folder, not a file")
+        if old is not None and not _may_replace(os.fstat(parent), old, account):
+            raise PathNotAllowed(
+                f"{relative!r} in {account.username}'s home belongs to another user in a sticky folder"
+            )
         if old is not None and stat.S_ISREG(old.st_mode):
             mode = stat.S_IMODE(old.st_mode)
-            current = _content(parent, name)
-            if current == data:
+            if old.st_size == len(data) and _content(parent, name) == data:
                 return relative
             if old.st_mtime > since:
                 name = f"{name}.swm-{tag}"
@@ -110,6 +114,14 @@ def write_back(account: HomeAccount, relative: str, data: bytes, *, since: float
         return "/".join(parts)
     finally:
         os.close(parent)
+
+
+def _may_replace(folder: os.stat_result, old: os.stat_result, account: HomeAccount) -> bool:
+    """True if the account could itself replace an entry with ``old``'s stat in a folder with ``folder``'s:
+    in a sticky folder (mode ``+t``, as ``/tmp``), only the entry's or the folder's owner may."""
+    if account.uid == 0 or not folder.st_mode & stat.S_ISVTX:
+        return True
+    return account.uid in (old.st_uid, folder.st_uid)
 
 
 def _content(parent: int, name: str) -> bytes | None:

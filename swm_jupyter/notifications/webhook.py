@@ -10,6 +10,7 @@ from typing import Any
 import aiohttp
 
 from ..core.jsoncodec import to_text
+from .addresses import ALLOW_OPTION, PrivateAddress, PublicResolver, literal_private_host
 
 #: Statuses worth another try (the receiver is overloaded or failing for now).
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -36,6 +37,7 @@ async def deliver_webhook(
     backoff: float = 1.0,
     max_backoff: float = 60.0,
     timeout: float = 10.0,
+    allow_private: bool = False,
 ) -> WebhookResult:
     """POST ``payload`` as JSON to ``url``; a 2xx answer is success.
 
@@ -44,7 +46,15 @@ async def deliver_webhook(
     ``max_backoff``). Another status fails at once. ``token`` is sent as ``Authorization: Bearer``.
     The error text names the status or the kind of failure, never the URL's query or the token.
     ``asyncio.CancelledError`` is not swallowed.
+
+    Unless ``allow_private``, a URL naming, or a host name resolving to, an address that is not
+    public (loopback, private, link-local such as a cloud's metadata address...) fails at once,
+    not retried (see :mod:`.addresses`).
     """
+    if not allow_private and literal_private_host(url) is not None:
+        return WebhookResult(
+            False, 1, f"the webhook's address is not public (see {ALLOW_OPTION}; not retried)", None, time.time()
+        )
     sent_headers = {"Content-Type": "application/json", "User-Agent": "swm-jupyter-schedules"}
     sent_headers.update(headers or {})
     if token:
@@ -54,7 +64,8 @@ async def deliver_webhook(
     error = ""
     status: int | None = None
     client_timeout = aiohttp.ClientTimeout(total=timeout)
-    async with aiohttp.ClientSession(timeout=client_timeout) as session:
+    connector = None if allow_private else aiohttp.TCPConnector(resolver=PublicResolver(), use_dns_cache=False)
+    async with aiohttp.ClientSession(timeout=client_timeout, connector=connector) as session:
         for attempt in range(1, max(1, attempts) + 1):
             try:
                 async with session.post(url, data=body, headers=sent_headers, allow_redirects=False) as response:
@@ -69,8 +80,16 @@ async def deliver_webhook(
                 raise
             except asyncio.TimeoutError:
                 error, status = f"the webhook did not answer within {timeout:g} s", None
+            except aiohttp.ClientConnectorError as exc:
+                if isinstance(exc.os_error, PrivateAddress):
+                    return WebhookResult(False, attempt, str(exc.os_error) + " (not retried)", None, time.time())
+                error, status = f"the webhook could not be reached ({type(exc).__name__})", None
             except aiohttp.ClientError as exc:
                 error, status = f"the webhook could not be reached ({type(exc).__name__})", None
+            except ValueError:  # a URL or header aiohttp refuses to send: no later try can do better
+                return WebhookResult(
+                    False, attempt, "the webhook request is malformed (not retried)", None, time.time()
+                )
             if attempt < attempts:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, max_backoff)
