@@ -18,13 +18,16 @@ import shlex
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from .cli_sites import site_text, table
 from .client.connection import Connection
 from .client.discovery import server_path, server_root_dir
 from .client.errors import ServerNotFound, SwmError
+from .client.render import after_action, state_text
+from .core.jobfields import add_spec_options, option_values, spec_from_options
 
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
@@ -63,14 +66,6 @@ def _duration(job: dict[str, Any]) -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
 
 
-def table(rows: list[list[str]], header: list[str]) -> str:
-    """A plain text table with columns padded to their widest cell."""
-    cells = [header, *rows]
-    widths = [max(len(str(row[i])) for row in cells) for i in range(len(header))]
-    lines = ["  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in cells]
-    return "\n".join(lines)
-
-
 def _job_rows(jobs: list[dict[str, Any]]) -> list[list[str]]:
     rows = []
     for job in jobs:
@@ -81,7 +76,7 @@ def _job_rows(jobs: list[dict[str, Any]]) -> list[list[str]]:
                 job["id"][:8],
                 name[:40],
                 job["site"],
-                f"{job['state_code']} {job['state']}",
+                state_text(job),
                 exit_code,
                 _when(job.get("submit_time")),
                 _duration(job),
@@ -97,8 +92,7 @@ def _show(job: dict[str, Any]) -> str:
         f"id:        {job['id']}",
         f"name:      {job['name']}",
         f"site:      {job['site']}    native id: {job.get('native_id') or '-'}",
-        f"state:     {job['state_code']} {job['state']}"
-        + (f" ({job['state_details']})" if job.get("state_details") else ""),
+        f"state:     {state_text(job)}" + (f" ({job['state_details']})" if job.get("state_details") else ""),
         f"exit code: {'-' if job.get('exit_code') is None else job['exit_code']}",
         f"runs:      {what}",
         f"submitted: {_when(job.get('submit_time'))}   started: {_when(job.get('start_time'))}   "
@@ -123,48 +117,20 @@ def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
 def _connect(args: argparse.Namespace) -> Connection:
     try:
         if args.url:
-            return Connection(args.url, args.token or os.environ.get("SWM_TOKEN"), timeout=args.http_timeout)
-        connection = Connection(timeout=args.http_timeout)
+            token, source = (args.token, "--token") if args.token else (os.environ.get("SWM_TOKEN"), "SWM_TOKEN")
+            return Connection(args.url, token, timeout=args.http_timeout, token_source=source)
+        if args.token:
+            return Connection(token=args.token, timeout=args.http_timeout, token_source="--token")
+        return Connection(timeout=args.http_timeout)
     except ServerNotFound as exc:
         raise CliError(f"swm: {exc.message}", EXIT_UNREACHABLE) from None
-    if args.token:
-        connection.token = args.token
-    return connection
 
 
 def _spec_from_options(args: argparse.Namespace) -> dict[str, Any]:
-    spec: dict[str, Any] = {}
-    for key in ("name", "site", "array", "flavor", "workdir"):
-        if getattr(args, key, None):
-            spec[key] = getattr(args, key)
-    if args.priority is not None:
-        spec["priority"] = args.priority
-    if args.hold:
-        spec["hold"] = True
-    resources = {
-        k: v
-        for k, v in (
-            ("cpus", args.cpus),
-            ("memory", args.mem),
-            ("gpus", args.gpus),
-            ("nodes", args.nodes),
-            ("walltime", args.walltime),
-        )
-        if v is not None
-    }
-    if resources:
-        spec["resources"] = resources
-    if args.depends:
-        spec["depends_on"] = args.depends
-    env = {}
-    for item in args.env or []:
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise CliError(f"--env takes NAME=VALUE (got {item!r})", EXIT_USAGE)
-        env[name] = value
-    if env:
-        spec["env"] = env
-    return spec
+    try:
+        return spec_from_options(option_values(args))
+    except ValueError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
 
 
 def _parameter_value(text: str) -> Any:
@@ -270,16 +236,15 @@ def cmd_show(conn: Connection, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_action(conn: Connection, args: argparse.Namespace) -> int:
-    """cancel / hold / release / requeue one or more jobs; exit 1 if any failed."""
+def _for_each_job(
+    args: argparse.Namespace, call: Callable[[str], dict[str, Any]], line: Callable[[dict[str, Any]], str]
+) -> int:
+    """Run ``call`` on each of ``args.jobs``; print a ``line`` for each done and one on stderr for each
+    refused (or ``{"done", "failed"}`` with --json); exit 1 if any was refused."""
     done, failed = [], []
     for job_id in args.jobs:
         try:
-            if args.command_name == "cancel":
-                job = conn.request("DELETE", f"jobs/{job_id}").json()
-            else:
-                job = conn.post_json(f"jobs/{job_id}/{args.command_name}")
-            done.append(job)
+            done.append(call(job_id))
         except ServerNotFound:
             raise
         except SwmError as exc:
@@ -287,11 +252,35 @@ def cmd_action(conn: Connection, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"done": done, "failed": failed}, indent=2))
     else:
-        for job in done:
-            print(f"{job['id'][:8]}  {job['state_code']} {job['state']}")
+        for answer in done:
+            print(line(answer))
         for failure in failed:
             print(f"swm {args.command_name}: {failure['id']}: {failure['message']}", file=sys.stderr)
     return EXIT_REFUSED if failed else 0
+
+
+def cmd_action(conn: Connection, args: argparse.Namespace) -> int:
+    """cancel / hold / release / requeue one or more jobs; exit 1 if any failed."""
+    action = args.command_name
+
+    def call(job_id: str) -> dict[str, Any]:
+        if action == "cancel":
+            return conn.request("DELETE", f"jobs/{job_id}").json()  # type: ignore[no-any-return]
+        return conn.post_json(f"jobs/{job_id}/{action}")  # type: ignore[no-any-return]
+
+    return _for_each_job(args, call, lambda job: f"{job['id'][:8]}  {after_action(action, job)}")
+
+
+def cmd_rm(conn: Connection, args: argparse.Namespace) -> int:
+    """Delete final jobs: their records and folders (``DELETE /jobs/{id}?purge=1``); exit 1 if any failed."""
+
+    def line(answer: dict[str, Any]) -> str:
+        tasks = answer["jobs"] - 1
+        return f"{answer['deleted'][:8]}  deleted" + (f" with its {tasks} tasks" if tasks else "")
+
+    return _for_each_job(
+        args, lambda job_id: conn.request("DELETE", f"jobs/{job_id}", params={"purge": "1"}).json(), line
+    )
 
 
 def cmd_logs(conn: Connection, args: argparse.Namespace) -> int:
@@ -344,7 +333,7 @@ def _wait(conn: Connection, args: argparse.Namespace, job_id: str) -> int:
     if args.json:
         print(json.dumps(job, indent=2))
     elif not getattr(args, "wait", False):
-        print(f"{job['id'][:8]}  {job['state_code']} {job['state']}  exit code {job.get('exit_code')}")
+        print(f"{job['id'][:8]}  {state_text(job)}  exit code {job.get('exit_code')}")
     if job["state"] == "finished" and job.get("exit_code") is not None:
         return int(job["exit_code"]) & 0xFF
     if job.get("signal"):
@@ -363,8 +352,7 @@ def cmd_sites(conn: Connection, args: argparse.Namespace) -> int:
     """List the sites (or show one)."""
     if args.site:
         site = conn.get_json(f"sites/{args.site}")
-        lines = [f"{k}: {json.dumps(v) if isinstance(v, dict | list) else v}" for k, v in site.items()]
-        _emit(args, site, "\n".join(lines))
+        _emit(args, site, site_text(site))
         return 0
     data = conn.get_json("sites")
     rows = []
@@ -406,20 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Submit FILE (a script with #SWM lines, or a .ipynb notebook), or a command given after --.",
     )
     p.add_argument("file", nargs="?", help="script or notebook; - reads a script from stdin")
-    p.add_argument("-n", "--name")
-    p.add_argument("-s", "--site")
-    p.add_argument("-c", "--cpus", type=int)
-    p.add_argument("-m", "--mem", help="memory, e.g. 4G")
-    p.add_argument("-g", "--gpus", type=int)
-    p.add_argument("-N", "--nodes", type=int)
-    p.add_argument("-t", "--walltime", help="e.g. 01:00:00")
-    p.add_argument("-a", "--array", help="e.g. 0-99%%10")
-    p.add_argument("-d", "--depends", help="e.g. afterok:JOBID")
-    p.add_argument("--priority", type=int)
-    p.add_argument("--flavor")
-    p.add_argument("--workdir")
-    p.add_argument("--hold", action="store_true", help="submit held")
-    p.add_argument("-e", "--env", action="append", metavar="NAME=VALUE")
+    add_spec_options(p)
     p.add_argument("-p", "--param", action="append", metavar="NAME=VALUE", help="notebook parameter (JSON value)")
     p.add_argument("--dry-run", action="store_true", help="check and estimate only")
     p.add_argument("-w", "--wait", action="store_true", help="wait for the job; exit with its exit code")
@@ -427,7 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_submit, command=None)
 
     p = sub.add_parser("jobs", parents=[common], help="list jobs")
-    p.add_argument("--state", action="append", help="state name or letter (repeatable, or comma list)")
+    p.add_argument("--state", action="append", help="state name or letter, or failed (repeatable, or comma list)")
     p.add_argument("--site")
     p.add_argument("--name", help="substring of the name")
     p.add_argument("--since", help="epoch seconds or ISO time")
@@ -450,6 +425,10 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, parents=[common], help=text)
         p.add_argument("jobs", nargs="+", metavar="JOB")
         p.set_defaults(func=cmd_action)
+
+    p = sub.add_parser("rm", parents=[common], help="delete ended jobs: their records and folders")
+    p.add_argument("jobs", nargs="+", metavar="JOB")
+    p.set_defaults(func=cmd_rm)
 
     p = sub.add_parser("logs", parents=[common], help="print a job's output")
     p.add_argument("job")

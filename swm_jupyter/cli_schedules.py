@@ -17,10 +17,16 @@ from typing import Any
 
 from .client.connection import Connection
 from .client.schedules import SCHEDULE_HEADER, ScheduleApi, schedule_rows, show_text, table
+from .core.jobfields import add_spec_options, option_values, spec_from_options
 
 #: The ``swm`` module running (``swm_jupyter.cli``, or ``__main__`` under ``python -m``): its
 #: ``CliError`` is the one its ``main`` catches.
 _CLI: dict[str, Any] = {}
+
+
+#: The job options ``swm schedule add`` takes (those of ``swm submit``, from the one definition of a
+#: job's fields; ``--name`` names the schedule).
+JOB_OPTIONS = ("site", "cpus", "mem", "walltime", "workdir", "env")
 
 
 def _cli() -> Any:
@@ -33,21 +39,10 @@ def _cli() -> Any:
 
 def _job_request(conn: Connection, args: argparse.Namespace) -> dict[str, Any]:
     cli = _cli()
-    job: dict[str, Any] = {}
-    for key in ("site", "workdir"):
-        if getattr(args, key, None):
-            job[key] = getattr(args, key)
-    resources = {k: v for k, v in (("cpus", args.cpus), ("memory", args.mem), ("walltime", args.walltime)) if v}
-    if resources:
-        job["resources"] = resources
-    env = {}
-    for item in args.env or []:
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise cli.CliError(f"--env takes NAME=VALUE (got {item!r})", cli.EXIT_USAGE)
-        env[name] = value
-    if env:
-        job["env"] = env
+    try:
+        job = spec_from_options(option_values(args, only=JOB_OPTIONS))
+    except ValueError as exc:
+        raise cli.CliError(str(exc), cli.EXIT_USAGE) from None
     command = list(args.command or [])
     if args.file and command:
         raise cli.CliError("give a FILE or a command after --, not both", cli.EXIT_USAGE)
@@ -169,12 +164,7 @@ def add_schedule_parser(
     p.add_argument("--tz", help="time zone of --cron, e.g. Europe/Berlin (default UTC)")
     p.add_argument("--every", help="interval, e.g. 10m, 1h30m, 30s")
     p.add_argument("-n", "--name")
-    p.add_argument("-s", "--site")
-    p.add_argument("-c", "--cpus", type=int)
-    p.add_argument("-m", "--mem", help="memory, e.g. 4G")
-    p.add_argument("-t", "--walltime", help="e.g. 01:00:00")
-    p.add_argument("--workdir")
-    p.add_argument("-e", "--env", action="append", metavar="NAME=VALUE")
+    add_spec_options(p, only=JOB_OPTIONS)
     p.add_argument("-p", "--param", action="append", metavar="NAME=VALUE", help="notebook parameter (JSON value)")
     p.add_argument("--max-concurrent", type=int, help="runs active at once (default 1)")
     p.add_argument("--queue", action="store_true", help="queue a due run behind active ones instead of skipping it")

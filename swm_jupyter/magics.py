@@ -17,10 +17,12 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import MagicArgumentParser
 
+from .client import render
 from .client.api import Client, Job
 from .client.errors import SwmError
+from .core.jobfields import add_spec_options, option_help, option_values, spec_from_options
 
-USAGE = """\
+USAGE = f"""\
 %%swm submit [options] [--wait]       the cell is the job script (#SWM lines allowed)
 %swm submit FILE [options] [--wait]   submit a script file (or a .ipynb as a notebook job)
 %swm notebook PATH [-p NAME VALUE ...] [options] [--wait]
@@ -35,8 +37,7 @@ USAGE = """\
 %swm monitor                          a live job table (widget)
 %swm schedule add|list|show|pause|resume|run|rm ...   recurring jobs (%swm schedule for its usage)
 
-options: --site S --cpus N --mem M --gpus G --nodes N --walltime T --name X
-         --depends afterok:ID --hold
+options: {option_help()}
 `job = %swm submit ...` keeps the Job handle (.state, .wait(), .logs(), .cancel(), .files(), .fetch(p)).
 """
 
@@ -49,15 +50,7 @@ class _Parser(MagicArgumentParser):
 
 
 def _resource_options(parser: _Parser) -> None:
-    parser.add_argument("--site", help="site to run on (default: the server's default site)")
-    parser.add_argument("--cpus", type=int, help="cpus per node")
-    parser.add_argument("--mem", help="memory, e.g. 4G")
-    parser.add_argument("--gpus", type=int, help="gpus")
-    parser.add_argument("--nodes", type=int, help="nodes")
-    parser.add_argument("--walltime", help="time limit, e.g. 1:00:00")
-    parser.add_argument("--name", help="job name")
-    parser.add_argument("--depends", help="afterok:ID[:ID] or afterany:ID")
-    parser.add_argument("--hold", action="store_true", help="submit held")
+    add_spec_options(parser)
     parser.add_argument("--wait", action="store_true", help="wait for the job to end")
 
 
@@ -156,18 +149,10 @@ class SwmMagics(Magics):
 
     # subcommands --------------------------------------------------------------------------------
     def _fields(self, args: Any) -> dict[str, Any]:
-        fields: dict[str, Any] = {
-            "site": args.site,
-            "cpus": args.cpus,
-            "mem": args.mem,
-            "gpus": args.gpus or None,
-            "nodes": args.nodes,
-            "walltime": args.walltime,
-            "name": args.name,
-            "depends_on": args.depends,
-            "hold": True if args.hold else None,
-        }
-        return fields
+        try:
+            return spec_from_options(option_values(args))
+        except ValueError as exc:
+            raise UsageError(f"%swm: {exc}\n\n{USAGE}") from None
 
     def _finish_submit(self, job: Job, args: Any) -> Job:
         for warning in job.data.get("warnings") or []:  # #SWM lines the server ignored
@@ -183,17 +168,17 @@ class SwmMagics(Magics):
                 raise UsageError(f"%%swm submit: the cell is the script; do not also give a file\n\n{USAGE}")
             if not cell.strip():
                 raise UsageError(f"%%swm submit: the cell is empty; write the job script in it\n\n{USAGE}")
-            return self._finish_submit(self.client.submit(script=cell, **fields), args)
+            return self._finish_submit(self.client.submit(fields, script=cell), args)
         if not args.file:
             raise UsageError(f"%swm submit: give a FILE, or use %%swm submit with the script in the cell\n\n{USAGE}")
         path = Path(args.file).expanduser()
         if path.suffix == ".ipynb":
-            return self._finish_submit(self.client.submit_notebook(path, {}, **fields), args)
+            return self._finish_submit(self.client.submit_notebook(path, {}, spec=fields), args)
         try:
             text = path.read_text()
         except OSError as exc:
             raise UsageError(f"%swm submit: cannot read {args.file}: {exc.strerror}\n\n{USAGE}") from None
-        return self._finish_submit(self.client.submit(script=text, **fields), args)
+        return self._finish_submit(self.client.submit(fields, script=text), args)
 
     def _do_notebook(self, args: Any, _cell: str | None, _: str) -> Job:
         parameters = {name: parse_value(value) for name, value in args.parameter}
@@ -202,7 +187,7 @@ class SwmMagics(Magics):
                 raise UsageError(f"%swm notebook: parameter name {name!r} is not a Python identifier\n\n{USAGE}")
         if not Path(args.path).expanduser().is_file():
             raise UsageError(f"%swm notebook: no notebook {args.path!r} here\n\n{USAGE}")
-        job = self.client.submit_notebook(args.path, parameters, **self._fields(args))
+        job = self.client.submit_notebook(args.path, parameters, spec=self._fields(args))
         return self._finish_submit(job, args)
 
     def _do_jobs(self, args: Any, _cell: str | None, _: str) -> Any:
@@ -216,7 +201,7 @@ class SwmMagics(Magics):
         for job_id in args.ids:
             try:
                 data = self.client.cancel(job_id) if command == "cancel" else self.client.act(job_id, command)
-                print(f"{command}: {job_id} is {data.get('state')}")
+                print(f"{command}: {job_id} is {render.after_action(command, data)}")
             except SwmError as exc:
                 failed.append(f"{job_id}: {exc}")
         if failed:

@@ -62,7 +62,7 @@ def test_submit_command_and_wait_returns_its_exit_code(server: ServerProcess) ->
     assert job["name"] == "three" and job["spec"]["command"] == ["sh", "-c", "echo out; exit 3"]
     waited = swm(server, "wait", job["id"])
     assert waited.returncode == 3, waited.stderr
-    assert "F finished" in waited.stdout
+    assert "F failed" in waited.stdout, "a non-zero exit is shown as failed (#18)"
     ok = swm(server, "submit", "--wait", "--", "true")
     assert ok.returncode == 0, ok.stderr
     assert swm(server, "wait", "--json", job["id"][:8]).returncode == 3

@@ -37,16 +37,19 @@ export function isFinal(state: JobStateName): boolean {
 }
 
 /**
- * A job that ended badly: finished with a non-zero exit code, or in error (the server's
- * `state=failed` filter means the same).
+ * A job that ended badly: finished with a non-zero exit code or by a signal, or in error (the
+ * server's `state=failed` filter means the same).
  */
-export function isFailed(job: { state: JobStateName; exit_code?: number | null }): boolean {
+export function isFailed(job: {
+  state: JobStateName;
+  exit_code?: number | null;
+  signal?: number | null;
+}): boolean {
   return (
     job.state === 'error' ||
     (job.state === 'finished' &&
-      job.exit_code !== null &&
-      job.exit_code !== undefined &&
-      job.exit_code !== 0)
+      ((job.exit_code !== null && job.exit_code !== undefined && job.exit_code !== 0) ||
+        (job.signal !== null && job.signal !== undefined)))
   );
 }
 

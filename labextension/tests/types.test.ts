@@ -58,3 +58,9 @@ describe('deleted jobs', () => {
     expect(seen).toEqual([['x']]);
   });
 });
+
+describe('a finish by a signal', () => {
+  it('is a failure, as the server says', () => {
+    expect(isFailed(job({ state: 'finished', exit_code: null, signal: 9 }))).toBe(true);
+  });
+});

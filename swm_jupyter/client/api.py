@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ..core.jobfields import spec_from_options
 from . import render
 from .connection import Connection, Response
 from .discovery import find_server as find_server  # re-exported (with the errors) for code importing them here
@@ -29,7 +30,6 @@ from .errors import SwmError as SwmError
 from .events import EventStream
 from .schedules import ScheduleApi
 
-RESOURCE_KEYS = ("nodes", "cpus", "memory", "gpus", "walltime")
 _Handle = TypeVar("_Handle", bound="_JobBase")
 
 
@@ -39,21 +39,12 @@ def build_spec(
     resources: Mapping[str, Any] | None = None,
     **fields: Any,
 ) -> dict[str, Any]:
-    """Merge a spec dict, keyword fields and resource shortcuts (``cpus=4``) into one request body.
+    """Merge a spec dict, keyword fields and resource shortcuts (``cpus=4``, ``mem="4G"``) into one request body.
 
+    The keywords are the job's fields (:mod:`swm_jupyter.core.jobfields`), as ``swm submit``'s options;
     ``None`` values are dropped, so optional arguments can be passed through unconditionally.
     """
-    body: dict[str, Any] = dict(spec or {})
-    res: dict[str, Any] = dict(body.get("resources") or {})
-    res.update({k: v for k, v in (resources or {}).items() if v is not None})
-    for key in (*RESOURCE_KEYS, "mem"):
-        value = fields.pop(key, None)
-        if value is not None:
-            res["memory" if key == "mem" else key] = value
-    body.update({k: v for k, v in fields.items() if v is not None})
-    if res:
-        body["resources"] = res
-    return body
+    return spec_from_options({"resources": resources, **fields}, base=spec)
 
 
 @dataclass
@@ -436,6 +427,11 @@ class _JobBase:
         """True once the job is final (finished, error, canceled) as last known."""
         return self.data.get("state") in render.FINAL_STATES
 
+    @property
+    def failed(self) -> bool:
+        """True if the job failed as last known: it ended in error, or finished with a non-zero exit or a signal."""
+        return render.shown_state(self.data) in ("failed", "error")
+
     def __repr__(self) -> str:
         return f"<{render.job_text(self.data)}>"
 
@@ -703,7 +699,6 @@ def _progress_view(job: _JobBase) -> Callable[[dict[str, Any]], None]:
 
     update(job.data)
     return update
-
 
 
 __all__ = ["AsyncClient", "AsyncJob", "Client", "Job", "JobList", "SiteList", "build_spec"]

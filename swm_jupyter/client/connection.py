@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .discovery import API_PATH, check_base_url, find_server, server_info
+from .discovery import API_PATH, check_base_url, find_server, locate_server, server_info
 from .errors import ServerNotFound, SwmError, error_for
 
 #: The former name of :class:`SwmError` (what the server refused), kept for code that imports it.
@@ -61,15 +61,29 @@ RETRY_DELAYS = (0.5, 1.0, 2.0)
 class Connection:
     """Authenticated HTTP requests to one swm server (``urllib``; safe to share between threads)."""
 
-    def __init__(self, base_url: str | None = None, token: str | None = None, *, timeout: float = 30.0) -> None:
-        """Talk to ``base_url`` with ``token``; both are found (:func:`find_server`) when ``base_url`` is None."""
+    def __init__(
+        self,
+        base_url: str | None = None,
+        token: str | None = None,
+        *,
+        timeout: float = 30.0,
+        token_source: str = "",
+    ) -> None:
+        """Talk to ``base_url`` with ``token``; both are found (:func:`locate_server`) when ``base_url`` is None.
+
+        ``token_source`` says where a given token came from (``"--token"``, ``"SWM_TOKEN"``), for the
+        message when the server refuses it.
+        """
         if base_url is None:
-            base_url, found = find_server()
-            token = token if token is not None else found
+            found = locate_server()
+            base_url = found.base_url
+            if token is None:
+                token, token_source = found.token, found.token_source
         else:
             check_base_url(base_url.strip())
         self.base_url = base_url.strip().rstrip("/") + "/"
         self.token = token
+        self.token_source = token_source if token else ""
         self.timeout = timeout
 
     def url(self, path: str, params: Mapping[str, Any] | Iterable[tuple[str, Any]] | None = None) -> str:
@@ -159,9 +173,19 @@ class Connection:
         except (OSError, http.client.HTTPException, ValueError, TypeError, KeyError, AttributeError):
             content_type = exc.headers.get("Content-Type", "") if exc.headers else ""
             return ServerNotFound(not_the_api(url, exc.code, content_type), exc.code)
-        if exc.code == 403 and not self.token:
-            message += " (no token: set SWM_TOKEN)"
+        if exc.code in (401, 403):
+            message = self.refused_token_message(message)
         return error_for(exc.code, message, errors)
+
+    def refused_token_message(self, message: str) -> str:
+        """The server's refusal ``message`` (401/403) with what was sent: no token, or which token from where."""
+        if not self.token:
+            return f"the server refused the request: no token was sent (set SWM_TOKEN or give --token); {message}"
+        source = f" from {self.token_source}" if self.token_source else ""
+        return (
+            f"the server refused the token{source}: it is not a valid token of {self.base_url} "
+            f"or has no access to swm ({message})"
+        )
 
     def get_json(self, path: str, **params: Any) -> Any:
         """``GET`` a JSON document."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import urllib.parse
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,9 +59,7 @@ def running_servers(runtime_dir: str | os.PathLike[str] | None = None) -> list[d
     A file being written, unreadable, or left behind by a server that is gone is skipped (not deleted).
     """
     if runtime_dir is None:
-        from jupyter_core.paths import jupyter_runtime_dir
-
-        runtime_dir = jupyter_runtime_dir()
+        runtime_dir = _runtime_dir()
     found: list[tuple[float, dict[str, Any]]] = []
     try:
         files = list(Path(runtime_dir).glob("jpserver-*.json"))
@@ -73,9 +72,53 @@ def running_servers(runtime_dir: str | os.PathLike[str] | None = None) -> list[d
         except (OSError, ValueError):
             continue
         if isinstance(info, dict) and info.get("url") and _alive(info.get("pid")):
+            info["runtime_file"] = str(path)
             found.append((written, info))
     found.sort(key=lambda pair: pair[0])
     return [info for _, info in found]
+
+
+@dataclass
+class Located:
+    """A server found by :func:`locate_server`: its base URL, the token, and where the token came from."""
+
+    base_url: str
+    token: str | None
+    #: Where the token came from, for messages: ``"SWM_TOKEN"``, ``"the runtime file PATH"``, or ``""`` (none).
+    token_source: str = ""
+
+
+def _runtime_dir() -> str:
+    from jupyter_core.paths import jupyter_runtime_dir
+
+    return str(jupyter_runtime_dir())
+
+
+def locate_server() -> Located:
+    """Find the swm server to talk to (see the module docstring). Raises :class:`ServerNotFound` naming
+    the places looked at."""
+    env_token = os.environ.get("SWM_TOKEN") or None
+    url = os.environ.get("SWM_URL")
+    if url:
+        url = check_base_url(url.strip(), "SWM_URL").rstrip("/")
+        if url.endswith("/" + API_PATH):
+            url = url[: -len(API_PATH) - 1]
+        return Located(url + "/", env_token, "SWM_TOKEN" if env_token else "")
+    runtime_dir = _runtime_dir()
+    servers = running_servers(runtime_dir)
+    if not servers:
+        raise ServerNotFound(
+            "no running Jupyter server found (looked at: SWM_URL, not set; the runtime files "
+            f"{os.path.join(runtime_dir, 'jpserver-*.json')}, none of a running server): start one "
+            "(jupyter lab / jupyter server), or set SWM_URL and SWM_TOKEN"
+        )
+    chosen = _choose(servers, parent_pid=os.getppid(), cwd=Path.cwd())
+    base_url = str(chosen["url"]).rstrip("/") + "/"
+    if env_token:
+        return Located(base_url, env_token, "SWM_TOKEN")
+    token = chosen.get("token") or None
+    source = f"the runtime file {chosen.get('runtime_file', runtime_dir)}" if token else ""
+    return Located(base_url, token, source)
 
 
 def find_server() -> tuple[str, str | None]:
@@ -84,20 +127,8 @@ def find_server() -> tuple[str, str | None]:
     ``base_url`` is the Jupyter server's URL with its base path and a trailing slash
     (``http://127.0.0.1:8888/``); the API is at ``base_url + "swm/api/v1/"``.
     """
-    url = os.environ.get("SWM_URL")
-    if url:
-        url = check_base_url(url.strip(), "SWM_URL").rstrip("/")
-        if url.endswith("/" + API_PATH):
-            url = url[: -len(API_PATH) - 1]
-        return url + "/", os.environ.get("SWM_TOKEN") or None
-    servers = running_servers()
-    if not servers:
-        raise ServerNotFound(
-            "no running Jupyter server found: start one (jupyter lab / jupyter server), or set SWM_URL and SWM_TOKEN"
-        )
-    chosen = _choose(servers, parent_pid=os.getppid(), cwd=Path.cwd())
-    token = os.environ.get("SWM_TOKEN") or chosen.get("token") or None
-    return str(chosen["url"]).rstrip("/") + "/", token
+    found = locate_server()
+    return found.base_url, found.token
 
 
 def _choose(servers: list[dict[str, Any]], *, parent_pid: int, cwd: Path) -> dict[str, Any]:
@@ -155,8 +186,10 @@ def server_path(path: str | os.PathLike[str], root: str | None) -> str:
 
 __all__ = [
     "API_PATH",
+    "Located",
     "check_base_url",
     "find_server",
+    "locate_server",
     "running_servers",
     "server_info",
     "server_path",

@@ -7,6 +7,8 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ..core.states import ACTIONS, FAILED, Action, JobState, is_failed
+
 #: Colour of each state, as in the sidebar (also used for the Gantt bars).
 STATE_COLORS = {
     "queued": "#9e9e9e",
@@ -17,10 +19,34 @@ STATE_COLORS = {
     "finished": "#4caf50",
     "error": "#f44336",
     "canceled": "#795548",
+    "failed": "#f44336",
 }
 FINAL_STATES = frozenset({"finished", "error", "canceled"})
 #: The path a job takes through its states, drawn as a progress bar.
 PROGRESS_STEPS = ("queued", "waiting", "transferring", "running", "finished")
+
+
+def shown_state(job: Mapping[str, Any]) -> str:
+    """The state to show: ``failed`` for a finished job with a non-zero exit code or a signal, else the state."""
+    state = str(job.get("state", ""))
+    if state == "finished" and is_failed(state, job.get("exit_code"), job.get("signal")):
+        return FAILED
+    return state
+
+
+def state_text(job: Mapping[str, Any]) -> str:
+    """The state with its letter for text output: ``R running``, ``F finished``, ``F failed``."""
+    return f"{job.get('state_code', '')} {shown_state(job)}".strip()
+
+
+def after_action(action: str, job: Mapping[str, Any]) -> str:
+    """What ``action`` (cancel, hold, release, requeue) leads the job to, from the job as the server answered:
+    its state if the action is done, else the state it goes to while its site carries the action out."""
+    now = JobState(str(job.get("state")))
+    target = ACTIONS[Action(action)].get(now)
+    if target is None or target is now:
+        return state_text(job)
+    return f"{target.code} {target.value} (requested; {now.value} until its site has done it)"
 
 
 def esc(value: Any) -> str:
@@ -73,7 +99,7 @@ def job_row(job: Mapping[str, Any], now: float | None = None) -> dict[str, str]:
         "id": str(job.get("id", ""))[:8],
         "name": str(job.get("name", "")),
         "site": str(job.get("site", "")),
-        "state": str(job.get("state", "")),
+        "state": shown_state(job),
         "elapsed": format_duration(elapsed(job, now)),
         "exit": exit_text(job),
     }
@@ -115,7 +141,7 @@ def jobs_text(jobs: Iterable[Mapping[str, Any]]) -> str:
 
 def job_text(job: Mapping[str, Any]) -> str:
     """One line: ``Job 1a2b3c4d 'train' on local: running (1:02)``."""
-    line = f"Job {str(job.get('id', ''))[:8]} {job.get('name', '')!r} on {job.get('site', '')}: {job.get('state', '')}"
+    line = f"Job {str(job.get('id', ''))[:8]} {job.get('name', '')!r} on {job.get('site', '')}: {shown_state(job)}"
     extra = [x for x in (format_duration(elapsed(job)), exit_text(job) and f"exit {exit_text(job)}") if x]
     if extra:
         line += f" ({', '.join(extra)})"
@@ -150,7 +176,7 @@ def history_html(history: Iterable[Mapping[str, Any]]) -> str:
 def job_html(job: Mapping[str, Any]) -> str:
     """A job's header, progress bar and spec summary as HTML."""
     step, total = progress_fraction(job)
-    color = STATE_COLORS.get(str(job.get("state")), "#607d8b")
+    color = STATE_COLORS.get(shown_state(job), "#607d8b")
     bar = (
         f"<div style='background:#eee;width:240px;height:8px;border-radius:4px'>"
         f"<div style='background:{color};width:{int(240 * step / total)}px;height:8px;border-radius:4px'></div></div>"
@@ -170,7 +196,7 @@ def job_html(job: Mapping[str, Any]) -> str:
     details = f"<div><i>{esc(job.get('state_details'))}</i></div>" if job.get("state_details") else ""
     return (
         f"<div class='swm-job'><b>Job</b> <code>{esc(job.get('id'))}</code> <b>{esc(job.get('name'))}</b> "
-        f"on <b>{esc(job.get('site'))}</b> {state_badge(str(job.get('state', '')))} "
+        f"on <b>{esc(job.get('site'))}</b> {state_badge(shown_state(job))} "
         f"{esc(format_duration(elapsed(job)))} {('exit ' + esc(exit_text(job))) if exit_text(job) else ''}"
         f"{bar}{details}<div style='color:#666'>{esc(what)}{' · ' + esc(res_text) if res_text else ''}</div></div>"
     )

@@ -16,7 +16,7 @@ from typing import Any
 
 from .errors import ValidationError
 from .model import ArraySpec, is_inside_path
-from .units import parse_memory_mb, parse_walltime_seconds
+from .units import parse_memory_mb, parse_storage_mb, parse_walltime_seconds
 
 PREFIX = "#SWM"
 
@@ -119,13 +119,6 @@ def _walltime(value: str) -> int:
     return parse_walltime_seconds(value)
 
 
-def _storage(value: str) -> int:
-    try:
-        return parse_memory_mb(value)
-    except ValueError as exc:
-        raise ValueError(str(exc).replace("memory", "storage")) from None
-
-
 #: directive -> (where it goes in the spec, how its value is read)
 DIRECTIVES: dict[str, tuple[tuple[str, ...], Callable[[str], Any]]] = {
     "name": (("name",), _text),
@@ -144,7 +137,7 @@ DIRECTIVES: dict[str, tuple[tuple[str, ...], Callable[[str], Any]]] = {
     "stdin": (("stdin",), _stream_file),
     "stdout": (("stdout",), _stream_file),
     "stderr": (("stderr",), _stream_file),
-    "storage": (("resources", "storage"), _storage),
+    "storage": (("resources", "storage"), parse_storage_mb),
     "gpus": (("resources", "gpus"), _count),
     "cpus": (("resources", "cpus"), _positive_int),
     "mem": (("resources", "memory"), _memory),

@@ -10,19 +10,25 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from .errors import ValidationError
-from .states import HistoryEntry, JobState
-from .units import parse_memory_mb, parse_walltime_seconds
+from .jobfields import (
+    DEPENDENCY_TYPES,
+    ENV_NAME_PATTERN,
+    EXTRA_SECTIONS,
+    FIELD_NAMES,
+    MAX_COUNT,
+    PRIORITY_RANGE,
+    RESOURCE_NAMES,
+    field_named,
+    validation_errors,
+)
+from .states import HistoryEntry, JobState, is_failed
+from .units import parse_memory_mb, parse_storage_mb, parse_walltime_seconds
 
-#: Gate kinds whose names may carry site-specific extras in a spec (``{"slurm": {...}}``).
-EXTRA_SECTIONS = ("local", "slurm", "ssh", "cloud")
-#: The spec section a schedule's run carries (``{"id", "due_time"}``): set by the scheduler only, never by a request.
+#: The spec section a schedule's run carries (``{"id", "due_time"}``): set by the scheduler only, never by a
+#: request (it is not one of the request's fields); kept with the stored spec like site extras.
 SCHEDULE_SECTION = "schedule"
-DEPENDENCY_TYPES = ("afterok", "afterany")
-_NAME = re.compile(r"^[A-Za-z0-9_.@+=:,-][A-Za-z0-9_.@+=:, -]{0,127}$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ENV_NAME = re.compile(ENV_NAME_PATTERN)
 _ARRAY = re.compile(r"^(\d+)(?:-(\d+)(?::(\d+))?)?$")
-#: Largest number of nodes, cpus or gpus a job may ask for (a typo, not a request, above it).
-MAX_COUNT = 1_000_000
 #: The resources as :meth:`JobSpec.to_dict` stores them -> the fields of :class:`Resources`.
 _STORED_RESOURCES = {
     "nodes": "nodes",
@@ -149,209 +155,64 @@ class JobSpec:
     warnings: tuple[str, ...] = ()
     extras: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    FIELDS = (
-        "name",
-        "site",
-        "script",
-        "command",
-        "notebook",
-        "parameters",
-        "workdir",
-        "env",
-        "resources",
-        "input_files",
-        "output_files",
-        "depends_on",
-        "array",
-        "priority",
-        "hold",
-        "account",
-        "flavor",
-        "cloud_image",
-        "container_image",
-        "ports",
-        "relocatable",
-        "comment",
-        "stdin",
-        "stdout",
-        "stderr",
-        "submission_address",
-        "outbound_ports",
-        "warnings",
-    )
+    FIELDS = FIELD_NAMES
 
     @classmethod
-    def from_dict(
-        cls, data: Any, *, extra_sections: tuple[str, ...] = EXTRA_SECTIONS, stored: bool = False
-    ) -> JobSpec:
+    def from_dict(cls, data: Any, *, extra_sections: tuple[str, ...] = EXTRA_SECTIONS, stored: bool = False) -> JobSpec:
         """Validate a JSON-like request and return the spec.
 
-        Raises :class:`ValidationError` listing every bad field (``field`` is a dotted path). A new
-        request is refused if anything would only fail when the job runs or ends: a NUL byte in any
-        text, an input or output file path that is absolute or has a ``..`` part. ``stored=True``
-        (specs read back from the store, accepted by an earlier version) skips those checks.
+        The fields and their shapes are those of :mod:`~swm_jupyter.core.jobfields` (checked with its
+        JSON Schema); then what people write is read (sizes, times, arrays, dependencies). Raises
+        :class:`ValidationError` listing every bad field (``field`` is a dotted path). A new request
+        is refused if anything would only fail when the job runs or ends: a NUL byte in any text, an
+        input or output file path that is absolute or has a ``..`` part. ``stored=True`` (specs read
+        back from the store) takes the trusted path of :func:`spec_from_json` instead.
         """
+        if stored and isinstance(data, dict):
+            return spec_from_json(data)
         if not isinstance(data, dict):
             raise ValidationError("a job must be a JSON object", [{"field": "", "message": "expected an object"}])
-        errors: list[dict[str, str]] = []
+        data = _without_nulls(data)
+        errors = [
+            {"field": path, "message": "has a NUL byte (\\0), which no file name, argument or variable can hold"}
+            for path in _nul_paths(data)
+        ]
+        errors.extend(validation_errors(data, tuple(extra_sections)))
+        failed = {e["field"] for e in errors}  # a field whose shape is wrong is not read further
         out: dict[str, Any] = {}
 
         def bad(path: str, message: str) -> None:
             errors.append({"field": path, "message": message})
 
-        if not stored:
-            for path in _nul_paths(data):
-                bad(path, "has a NUL byte (\\0), which no file name, argument or variable can hold")
-
-        for key in data:
-            if key not in cls.FIELDS and key not in extra_sections:
-                bad(key, f"unknown field; known fields are {', '.join(cls.FIELDS)}")
         for key in extra_sections:
-            if key in data:
-                if isinstance(data[key], dict):
-                    out.setdefault("extras", {})[key] = dict(data[key])
-                else:
-                    bad(key, 'site extras must be an object, e.g. {"partition": "gpu"}')
-
-        def text(key: str, *, pattern: re.Pattern[str] | None = None, hint: str = "") -> None:
-            value = data.get(key)
-            if value is None:
-                return
-            if not isinstance(value, str) or not value.strip():
-                bad(key, "must be a non-empty string")
-            elif pattern is not None and not pattern.match(value):
-                bad(key, hint)
-            else:
-                out[key] = value
-
-        text("name", pattern=_NAME, hint="use up to 128 letters, digits, spaces and _.@+=:,-")
-        for key in (
-            "site",
-            "workdir",
-            "account",
-            "flavor",
-            "cloud_image",
-            "container_image",
-            "notebook",
-            "comment",
-            "submission_address",
-        ):
-            text(key)
-        for key in ("stdin", "stdout", "stderr"):
-            text(key)
-            if key in out and not stored and not is_inside_path(out[key]):
-                bad(key, f"{out[key]!r} must be a relative path inside the job's folder (no '..', not absolute)")
-                del out[key]
-        warnings = data.get("warnings")
-        if warnings is not None:
-            if not isinstance(warnings, list) or not all(isinstance(w, str) for w in warnings):
-                bad("warnings", "must be a list of strings")
-            else:
-                out["warnings"] = tuple(warnings)
-        script = data.get("script")
-        if script is not None:
-            if not isinstance(script, str) or not script.strip():
-                bad("script", "must be the non-empty text of a script")
-            else:
-                out["script"] = script
-        command = data.get("command")
-        if command is not None:
-            if isinstance(command, str):
-                bad("command", 'must be a list of arguments, e.g. ["python", "train.py"]')
-            elif not isinstance(command, list) or not command or not all(isinstance(a, str) for a in command):
-                bad("command", "must be a non-empty list of strings")
-            else:
-                out["command"] = tuple(command)
+            if key in data and key not in failed:
+                out.setdefault("extras", {})[key] = dict(data[key])
+        for key, value in data.items():
+            if key in failed or value is None or key not in _READERS:
+                continue
+            reader = _READERS[key]
+            try:
+                out[key] = reader(value, bad)
+            except ValueError as exc:
+                bad(key, str(exc))
         given = [k for k in ("script", "command", "notebook") if data.get(k) is not None]
         if not given:
             bad("script", "say what to run: give one of script, command or notebook")
         elif len(given) > 1:
             bad(given[1], f"give only one of script, command or notebook (got {', '.join(given)})")
-
-        params = data.get("parameters")
-        if params is not None:
-            if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
-                bad("parameters", "must be an object of name: value")
-            elif data.get("notebook") is None:
-                bad("parameters", "parameters go with a notebook job")
-            else:
-                out["parameters"] = dict(params)
-
-        env = data.get("env")
-        if env is not None:
-            if not isinstance(env, dict):
-                bad("env", "must be an object of NAME: value strings")
-            else:
-                for name, value in env.items():
-                    if not isinstance(name, str) or not _ENV_NAME.match(name):
-                        bad(f"env.{name}", "is not a valid environment variable name")
-                    elif not isinstance(value, str):
-                        bad(f"env.{name}", "value must be a string")
-                out["env"] = {str(k): str(v) for k, v in env.items()}
-
-        out["resources"] = _resources(data.get("resources"), bad, stored=stored)
-
-        for key in ("input_files", "output_files"):
-            value = data.get(key)
-            if value is None:
-                continue
-            if isinstance(value, str):
-                value = [v for v in re.split(r"[,\s]+", value) if v]
-            if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-                bad(key, "must be a list of file paths")
-                continue
-            outside = [v for v in value if not stored and not is_inside_path(v)]
-            if outside:
-                where = "job folder" if key == "output_files" else "server's root folder"
-                bad(key, f"{outside[0]!r} must be a relative path inside the {where} (no '..', not absolute)")
-            else:
-                out[key] = tuple(value)
-
-        deps = _dependencies(data.get("depends_on"), bad)
-        if deps:
-            out["depends_on"] = deps
-
-        array = data.get("array")
-        if array is not None:
-            try:
-                out["array"] = ArraySpec.parse(str(array))
-            except ValueError as exc:
-                bad("array", str(exc))
-
-        priority = data.get("priority")
-        if priority is not None:
-            if isinstance(priority, bool) or not isinstance(priority, int) or not -1_000_000 <= priority <= 1_000_000:
-                bad("priority", "must be a whole number between -1000000 and 1000000 (higher runs first)")
-            else:
-                out["priority"] = priority
-        for key in ("hold", "relocatable"):
-            value = data.get(key)
-            if value is not None:
-                if not isinstance(value, bool):
-                    bad(key, "must be true or false")
-                else:
-                    out[key] = value
-        for key in ("ports", "outbound_ports"):
-            ports = data.get(key)
-            if ports is None:
-                continue
-            if isinstance(ports, str):
-                try:
-                    ports = [int(p) for p in re.split(r"[,\s]+", ports) if p]
-                except ValueError:
-                    ports = None
-            if not isinstance(ports, list) or not all(
-                isinstance(p, int) and not isinstance(p, bool) and 0 < p < 65536 for p in ports
-            ):
-                bad(key, "must be a list of port numbers (1-65535)")
-            else:
-                out[key] = tuple(ports)
+        if data.get("parameters") is not None and data.get("notebook") is None and "parameters" not in failed:
+            bad("parameters", "parameters go with a notebook job")
         if errors:
+            first: dict[str, dict[str, str]] = {}
+            for error in errors:
+                first.setdefault(error["field"], error)  # the first problem found of each field
+            errors = list(first.values())
             raise ValidationError(
                 "the job request has errors: "
                 + "; ".join(f"{e['field']}: {e['message']}" if e["field"] else e["message"] for e in errors),
                 errors,
             )
+        out = {k: v for k, v in out.items() if v is not None and k in _SPEC_ARGS}
         if "name" not in out:
             out["name"] = _default_name(out)
         return cls(**out)
@@ -404,48 +265,153 @@ class JobSpec:
         return self.extras.get(section, {})
 
 
-def _resources(value: Any, bad: Any, *, stored: bool = False) -> Resources:
-    if value is None:
-        return Resources()
-    if stored and isinstance(value, dict) and set(value) <= set(_STORED_RESOURCES):
-        # Stored by to_dict as whole numbers, within the limits of the version that accepted them.
-        return Resources(**{_STORED_RESOURCES[k]: v for k, v in value.items() if v is not None})
-    if not isinstance(value, dict):
-        bad("resources", 'must be an object such as {"cpus": 4, "memory": "8G"}')
-        return Resources()
-    known = ("nodes", "cpus", "memory", "mem", "gpus", "walltime", "storage")
+def _without_nulls(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` without the known fields (and resources) given as ``null``: null means "not given"."""
+    out = {k: v for k, v in data.items() if v is not None or k not in FIELD_NAMES}
+    if isinstance(out.get("resources"), dict):
+        res = out["resources"]
+        out["resources"] = {k: v for k, v in res.items() if v is not None or k not in RESOURCE_NAMES}
+    return out
+
+
+def _resources(value: dict[str, Any], bad: Any) -> Resources:
+    """The resources of a request whose shape the schema checked: counts, memory and walltime read."""
     kwargs: dict[str, Any] = {}
-    for key in value:
-        if key not in known:
-            bad(f"resources.{key}", f"unknown resource; known: {', '.join(known)}")
     for key in ("nodes", "cpus", "gpus"):
-        if value.get(key) is None:
+        number = value.get(key)
+        if number is None:
             continue
-        number = value[key]
+        minimum = 0 if key == "gpus" else 1
         if isinstance(number, str) and number.isdigit():
             number = int(number)
-        minimum = 0 if key == "gpus" else 1
         if isinstance(number, bool) or not isinstance(number, int) or not minimum <= number <= MAX_COUNT:
-            bad(f"resources.{key}", f"must be a whole number from {minimum} to {MAX_COUNT}")
+            bad(f"resources.{key}", field_named(key).hint)
         else:
             kwargs[key] = number
-    memory = value.get("memory", value.get("mem"))
-    if memory is not None:
+    sizes = {**value, "memory": value.get("memory", value.get("mem"))}
+    for key, (attribute, parse) in _SIZE_READERS.items():
+        if sizes.get(key) is None:
+            continue
         try:
-            kwargs["memory_mb"] = parse_memory_mb(memory)
+            kwargs[attribute] = parse(sizes[key])
         except ValueError as exc:
-            bad("resources.memory", str(exc))
-    if value.get("walltime") is not None:
-        try:
-            kwargs["walltime"] = parse_walltime_seconds(value["walltime"])
-        except ValueError as exc:
-            bad("resources.walltime", str(exc))
-    if value.get("storage") is not None:
-        try:
-            kwargs["storage_mb"] = parse_memory_mb(value["storage"])
-        except ValueError as exc:
-            bad("resources.storage", str(exc).replace("memory", "storage"))
+            bad(f"resources.{key}", str(exc))
     return Resources(**kwargs)
+
+
+#: The resources written as sizes or times: request key -> (:class:`Resources` attribute, reader).
+_SIZE_READERS: dict[str, tuple[str, Any]] = {
+    "memory": ("memory_mb", parse_memory_mb),
+    "storage": ("storage_mb", parse_storage_mb),
+    "walltime": ("walltime", parse_walltime_seconds),
+}
+
+
+def _env(value: dict[str, str], bad: Any) -> dict[str, str]:
+    for name in value:
+        if not isinstance(name, str) or not _ENV_NAME.match(name):
+            bad(f"env.{name}", "is not a valid environment variable name")
+    return dict(value)
+
+
+def _files(key: str) -> Any:
+    def read(value: Any, bad: Any) -> tuple[str, ...] | None:
+        if isinstance(value, str):
+            value = [v for v in re.split(r"[,\s]+", value) if v]
+        outside = [v for v in value if not is_inside_path(v)]
+        if outside:
+            where = "job folder" if key == "output_files" else "server's root folder"
+            bad(key, f"{outside[0]!r} must be a relative path inside the {where} (no '..', not absolute)")
+            return None
+        return tuple(value)
+
+    return read
+
+
+def _whole(key: str, low: int, high: int, hint: str) -> Any:
+    def read(value: Any, bad: Any) -> int | None:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            bad(key, hint)
+            return None
+        return value
+
+    return read
+
+
+def _ports(key: str) -> Any:
+    def read(value: Any, bad: Any) -> tuple[int, ...] | None:
+        return _port_list(key, value, bad)
+
+    return read
+
+
+def _port_list(key: str, value: Any, bad: Any) -> tuple[int, ...] | None:
+    if isinstance(value, str):
+        try:
+            value = [int(p) for p in re.split(r"[,\s]+", value) if p]
+        except ValueError:
+            value = None
+    if not isinstance(value, list) or not all(
+        isinstance(p, int) and not isinstance(p, bool) and 0 < p < 65536 for p in value
+    ):
+        bad(key, "must be a list of port numbers (1-65535)")
+        return None
+    return tuple(value)
+
+
+def _parameters(value: dict[str, Any], bad: Any) -> dict[str, Any] | None:
+    if not all(isinstance(k, str) for k in value):
+        bad("parameters", "must be an object of name: value")
+        return None
+    return dict(value)
+
+
+def _stream_file(key: str) -> Any:
+    def read(value: str, bad: Any) -> str | None:
+        if not is_inside_path(value):
+            bad(key, f"{value!r} must be a relative path inside the job's folder (no '..', not absolute)")
+            return None
+        return value
+
+    return read
+
+
+def _same(value: Any, _bad: Any) -> Any:
+    return value
+
+
+#: How each field of a checked request becomes the value :class:`JobSpec` keeps.
+_READERS: dict[str, Any] = {
+    "name": _same,
+    "site": _same,
+    "script": _same,
+    "command": lambda value, _bad: tuple(value),
+    "notebook": _same,
+    "parameters": _parameters,
+    "workdir": _same,
+    "env": _env,
+    "resources": _resources,
+    "input_files": _files("input_files"),
+    "output_files": _files("output_files"),
+    "depends_on": lambda value, bad: _dependencies(value, bad) or None,
+    "array": lambda value, _bad: ArraySpec.parse(str(value)),
+    "priority": _whole("priority", -PRIORITY_RANGE, PRIORITY_RANGE, field_named("priority").hint),
+    "hold": _same,
+    "account": _same,
+    "flavor": _same,
+    "cloud_image": _same,
+    "container_image": _same,
+    "ports": _ports("ports"),
+    "relocatable": _same,
+    "comment": _same,
+    "stdin": _stream_file("stdin"),
+    "stdout": _stream_file("stdout"),
+    "stderr": _stream_file("stderr"),
+    "submission_address": _same,
+    "outbound_ports": _ports("outbound_ports"),
+    "warnings": lambda value, _bad: tuple(value),
+}
+_SPEC_ARGS = {*_READERS, "extras"}
 
 
 def _nul_paths(data: Any, path: str = "") -> list[str]:
@@ -585,6 +551,7 @@ class Job:
             "state": self.state.value,
             "state_code": self.state.code,
             "state_details": self.state_details,
+            "failed": is_failed(self.state, self.exit_code, self.signal),
             "exit_code": self.exit_code,
             "signal": self.signal,
             "native_id": self.native_id,
@@ -639,9 +606,52 @@ def replace_spec_extras(spec: JobSpec, extras: dict[str, dict[str, Any]], after:
 
 
 def spec_from_json(data: dict[str, Any]) -> JobSpec:
-    """Rebuild a spec stored by :meth:`JobSpec.to_dict` (trusted input from the store)."""
-    clean = {k: v for k, v in data.items() if v is not None and v != [] and v != {}}
-    return JobSpec.from_dict(clean, stored=True, extra_sections=(*EXTRA_SECTIONS, SCHEDULE_SECTION))
+    """Rebuild a spec stored by :meth:`JobSpec.to_dict` (trusted input from the store, not validated again).
+
+    Specs accepted by an earlier version (a ``..`` in ``output_files``, a walltime beyond today's limit)
+    load as they were stored.
+    """
+    get = data.get
+    res = get("resources") or {}
+    command = get("command")
+    array = get("array")
+    extras = {k: dict(v) for k, v in data.items() if k not in _STORED_KEYS and isinstance(v, dict)}
+    return JobSpec(
+        name=get("name") or "job",
+        site=get("site"),
+        script=get("script"),
+        command=tuple(command) if command is not None else None,
+        notebook=get("notebook"),
+        parameters=dict(get("parameters") or {}),
+        workdir=get("workdir"),
+        env=dict(get("env") or {}),
+        resources=Resources(
+            **{_STORED_RESOURCES[k]: v for k, v in res.items() if v is not None and k in _STORED_RESOURCES}
+        ),
+        input_files=tuple(get("input_files") or ()),
+        output_files=tuple(get("output_files") or ()),
+        depends_on=tuple(Dependency(d["type"], d["job"]) for d in get("depends_on") or ()),
+        array=ArraySpec.parse(str(array)) if array not in (None, "") else None,
+        priority=get("priority") or 0,
+        hold=bool(get("hold")),
+        account=get("account"),
+        flavor=get("flavor"),
+        cloud_image=get("cloud_image"),
+        container_image=get("container_image"),
+        ports=tuple(get("ports") or ()),
+        relocatable=bool(get("relocatable")),
+        comment=get("comment"),
+        stdin=get("stdin"),
+        stdout=get("stdout"),
+        stderr=get("stderr"),
+        submission_address=get("submission_address"),
+        outbound_ports=tuple(get("outbound_ports") or ()),
+        warnings=tuple(get("warnings") or ()),
+        extras=extras,
+    )
+
+
+_STORED_KEYS = frozenset(FIELD_NAMES)
 
 
 __all__ = [

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+from .cost import cost_of
 from .errors import InvalidTransition, SiteUnavailable, SwmError
 from .gate_contract import GateStatus
 from .job_files import job_output_exists
@@ -105,7 +106,7 @@ class SiteReconciliation(ManagerPart):
         job.end_time = status.end_time or time.time()
         price = job.cost.get("price_per_hour")
         if price is not None and job.start_time:
-            job.cost["actual"] = round(price * job.spec.resources.nodes * (job.end_time - job.start_time) / 3600, 6)
+            job.cost["actual"] = cost_of(price, job.spec.resources.nodes, job.end_time - job.start_time)
         state = status.state
         if job.wanted == "cancel":
             state, details = JobState.CANCELED, "canceled by the user"

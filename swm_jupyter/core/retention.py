@@ -6,6 +6,9 @@ deletes final jobs that ended longer ago than that: their rows, their events and
 folders. A job that a live job depends on is kept, and so is a job the manager still holds in
 memory; an array goes with all its tasks, once all of them have ended. Work is done in batches with
 a pause for the event loop between them, so a large backlog never blocks the server.
+
+:meth:`JobRetention.purge` deletes one final job (``DELETE /jobs/{id}?purge=1``, ``swm rm``) the
+same way, at once.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import shutil
 import time
 from typing import TYPE_CHECKING, Any
 
-from .errors import StoreFull
+from .errors import InvalidTransition, StoreFull
 
 if TYPE_CHECKING:
     from .model import Job
@@ -38,7 +41,15 @@ class JobRetention:
     log: Any
     _running: bool
 
+    _building: set[str]
+
     def _require_store(self) -> JobStore:  # pragma: no cover - the manager's
+        raise NotImplementedError
+
+    def get(self, job_id: str) -> Job:  # pragma: no cover - the manager's
+        raise NotImplementedError
+
+    def _flush(self, *, retry_now: bool = False) -> bool:  # pragma: no cover - the manager's
         raise NotImplementedError
 
     async def _retention_loop(self) -> None:
@@ -94,6 +105,33 @@ class JobRetention:
             deleted += store.delete_jobs(job_id for job_id, _ in batch)
             await asyncio.sleep(0)
         return deleted
+
+    async def purge(self, job_id: str) -> int:
+        """Delete a final job's record, events and folder (an array: with all its tasks); return how many
+        jobs were deleted.
+
+        Raises :class:`JobNotFound` (404), or :class:`InvalidTransition` (409, nothing deleted) for a job
+        that has not ended, has a wish pending, is an array's task (delete the array), or that a live
+        job depends on.
+        """
+        self._flush(retry_now=True)  # a job that has just ended leaves memory once it is stored
+        job = self.get(job_id)
+        store = self._require_store()
+        reason = ""
+        if not job.state.final or job.id in self._building:
+            reason = f"job {job.id} is {job.state.value}; only a job that has ended can be deleted (cancel it first)"
+        elif job.wanted or job.id in self.jobs:
+            reason = f"job {job.id} is still being wound up on its site; try again in a moment"
+        elif job.array_parent:
+            reason = f"job {job.id} is a task of array {job.array_parent}; delete the whole array"
+        elif job.is_array_parent and store.busy_tasks(job.id):
+            reason = f"array {job.id} still has tasks that have not ended; cancel it first"
+        elif job.id in self._jobs_depended_on():
+            reason = f"job {job.id} is a dependency of a job that has not ended"
+        if reason:
+            raise InvalidTransition(reason, [{"field": "state", "message": reason}])
+        await asyncio.to_thread(_remove_folders, [(job.id, job.folder)])
+        return store.delete_jobs([job.id])
 
     def _jobs_depended_on(self) -> set[str]:
         """Ids of the jobs that a live job (one the manager holds) depends on."""

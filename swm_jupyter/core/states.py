@@ -53,6 +53,23 @@ _CODES = {
 }
 
 FINAL_STATES = frozenset({JobState.FINISHED, JobState.ERROR, JobState.CANCELED})
+
+#: The filter word (``GET /jobs?state=failed``, ``swm jobs --state failed``) for jobs that failed.
+FAILED = "failed"
+
+
+def is_failed(state: str, exit_code: int | None, signal: int | None = None) -> bool:
+    """True for a job that failed: ended in ``error``, or ``finished`` with a non-zero exit code or a signal.
+
+    ``state`` is a state name (or a :class:`JobState`). The store's listing filter (``failed_sql`` in
+    ``core/store.py``) says the same in SQL.
+    """
+    name = JobState(state).value if not isinstance(state, JobState) else state.value
+    if name == JobState.ERROR.value:
+        return True
+    return name == JobState.FINISHED.value and (bool(exit_code) or bool(signal))
+
+
 ACTIVE_STATES = frozenset({JobState.WAITING, JobState.TRANSFERRING, JobState.RUNNING})
 
 Q, H, W, T, R, F, E, C = (

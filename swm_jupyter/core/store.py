@@ -213,10 +213,16 @@ class JobQuery:
     array_parent: str | None = None
     owner: str | None = None
     top_level: bool = False
+    #: Also (with ``states``: or) the jobs that failed (:func:`~swm_jupyter.core.states.is_failed`).
+    failed: bool = False
     sort: str = "-submit_time"
     limit: int = 100
     offset: int = 0
     cursor: str | None = None
+
+
+#: :func:`~swm_jupyter.core.states.is_failed` in SQL: ended in error, or finished with a non-zero exit or a signal.
+FAILED_SQL = "(state = 'error' OR (state = 'finished' AND (COALESCE(exit_code, 0) != 0 OR COALESCE(signal, 0) != 0)))"
 
 
 @dataclass
@@ -565,6 +571,16 @@ class JobStore:
             )
         ]
 
+    def busy_tasks(self, parent_id: str) -> int:
+        """How many tasks of array ``parent_id`` have not ended, or have a wish pending."""
+        finals = tuple(s.value for s in JobState if s.final)
+        return int(
+            self.db.execute(
+                "SELECT COUNT(*) FROM jobs WHERE array_parent = ? AND (state NOT IN (?, ?, ?) OR wanted IS NOT NULL)",
+                (parent_id, *finals),
+            ).fetchone()[0]
+        )
+
     def delete_jobs(self, job_ids: Iterable[str]) -> int:
         """Delete jobs, their array tasks and all their events in one transaction; return how many jobs."""
         ids = to_text(list(job_ids))
@@ -699,7 +715,14 @@ class JobStore:
         counts = {s.value: 0 for s in JobState}
         for state, count in db.execute(f"SELECT state, COUNT(*) FROM jobs WHERE {base_where} GROUP BY state", args):
             counts[state] = count
-        if q.states:
+        if q.failed:
+            alternatives = [FAILED_SQL]
+            if q.states:
+                alternatives.append(f"state IN ({', '.join('?' for _ in q.states)})")
+                args.extend(s.value for s in q.states)
+            where.append(f"({' OR '.join(alternatives)})")
+            total = db.execute(f"SELECT COUNT(*) FROM jobs WHERE {' AND '.join(where)}", args).fetchone()[0]
+        elif q.states:
             where.append(f"state IN ({', '.join('?' for _ in q.states)})")
             args.extend(s.value for s in q.states)
             total = sum(counts[s.value] for s in q.states)

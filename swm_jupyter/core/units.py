@@ -34,6 +34,15 @@ def parse_memory_mb(value: object) -> int:
     return max(1, int(number))
 
 
+def parse_storage_mb(value: object) -> int:
+    """Megabytes of disk, written as memory is (``20G``, see :func:`parse_memory_mb`). Raises
+    ``ValueError`` naming storage."""
+    try:
+        return parse_memory_mb(value)
+    except ValueError as exc:
+        raise ValueError(str(exc).replace("memory", "storage")) from None
+
+
 def parse_walltime_seconds(value: object) -> int:
     """Return seconds from ``90``, ``"90"`` (minutes, as in Slurm), ``"MM:SS"``, ``"HH:MM:SS"``,
     ``"D-HH:MM:SS"``, or ``"30s"``, ``"10m"``, ``"1.5h"``, ``"1d"``. A number is taken as seconds.

@@ -27,6 +27,7 @@ from typing import Any
 import asyncssh
 from traitlets import Bool, Dict, Float, Int, List, Unicode
 
+from ..core.cost import estimate_cost
 from ..core.errors import GateError, SiteUnavailable
 from ..core.gate_contract import Gate, GateStatus
 from ..core.launch import STDERR_FILE, STDOUT_FILE, job_argv, job_environment
@@ -409,9 +410,9 @@ class CloudGate(Gate):
         """Flavor price per hour x nodes x hours (the walltime, else ``default_walltime``); None if unknown."""
         flavor = self._pick(job)[0]
         seconds = job.spec.resources.walltime or self.default_walltime
-        if flavor is None or flavor.get("price") is None or not seconds:
+        if flavor is None:
             return None
-        return round(float(flavor["price"]) * job.spec.resources.nodes * seconds / 3600, 6)
+        return estimate_cost(flavor.get("price"), job.spec.resources.nodes, seconds)
 
     # -- per-job records --------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from jupyter_server.auth.decorator import authorized
 from tornado import web
 
 from ..core.errors import JobNotFound, SwmError, ValidationError
-from ..core.states import JobState
+from ..core.states import FAILED, JobState
 from ..core.store import SORTS, JobQuery
 from .access import visible_job
 from .base import API_PREFIX, JSON_TYPES, SCRIPT_TYPES, SwmHandler, public_summary
@@ -38,20 +38,26 @@ SAFE_TYPES = {
 }
 
 
-def parse_states(values: list[str]) -> tuple[JobState, ...]:
-    """Read ``state`` arguments (names or letters, repeated or comma-separated). Raises 400."""
+def parse_states(values: list[str]) -> tuple[tuple[JobState, ...], bool]:
+    """Read ``state`` arguments (names or letters, repeated or comma-separated, and ``failed``): the states
+    and whether failed jobs are asked for. Raises 400."""
     states: list[JobState] = []
+    failed = False
     for value in values:
         for part in value.split(","):
             if not part.strip():
                 continue
+            if part.strip().lower() == FAILED:
+                failed = True
+                continue
             try:
                 state = JobState.parse(part)
             except ValueError as exc:
-                raise ValidationError(str(exc), [{"field": "state", "message": str(exc)}]) from None
+                message = f"{exc}, or {FAILED} (ended in error, or finished with a non-zero exit)"
+                raise ValidationError(message, [{"field": "state", "message": message}]) from None
             if state not in states:
                 states.append(state)
-    return tuple(states)
+    return tuple(states), failed
 
 
 def parse_since(text: str | None) -> float | None:
@@ -92,7 +98,7 @@ def job_query(filters: dict[str, Any], **paging: Any) -> JobQuery:
     for key, value in [*(("state", v) for v in state_values), *((k, filters.get(k)) for k in FILTER_TEXTS)]:
         if value is not None and not _is_text(value):
             raise ValidationError(f"{key} must be a string", [{"field": key, "message": "a string (UTF-8 text)"}])
-    states = parse_states(state_values)
+    states, failed = parse_states(state_values)
     since = filters.get("since")
     if since is not None and (isinstance(since, bool) or not (isinstance(since, int | float) or _is_text(since))):
         raise ValidationError("since must be epoch seconds or an ISO time", [{"field": "since", "message": "a time"}])
@@ -104,6 +110,7 @@ def job_query(filters: dict[str, Any], **paging: Any) -> JobQuery:
         array_parent=filters.get("array_parent") or None,
         owner=filters.get("owner") or None,
         top_level=bool(filters.get("top_level", False)),
+        failed=failed,
         **paging,
     )
 
@@ -246,8 +253,14 @@ class JobHandler(SwmHandler):
     @web.authenticated
     @authorized
     async def delete(self, job_id: str) -> None:
-        """Ask for the job to be canceled; ``409`` if it already ended."""
-        job = await self.manager.cancel(self.visible_job(job_id).id)
+        """Ask for the job to be canceled; ``409`` if it already ended. With ``purge=1``: delete a final
+        job's record and folder (``{"deleted": id, "jobs": count}``); ``409`` if it has not ended."""
+        job = self.visible_job(job_id)
+        if self.bool_argument("purge", False):
+            count = await self.manager.purge(job.id)
+            self.write_json({"deleted": job.id, "jobs": count})
+            return
+        job = await self.manager.cancel(job.id)
         self.write_json(self.public_job(job.to_dict()), 202)
 
 

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
-from functools import cache
-from importlib.resources import files
 from typing import Any
 
 from jupyter_server.auth.decorator import authorized
@@ -13,6 +10,7 @@ from tornado import web
 
 from ..core.errors import JobNotFound
 from .base import API_PREFIX, SwmHandler, redact
+from .openapi_doc import openapi_document as openapi_document
 
 
 def public_site(site: dict[str, Any], extra_patterns: Iterable[str] = ()) -> dict[str, Any]:
@@ -42,13 +40,6 @@ class SiteHandler(SwmHandler):
     async def get(self, name: str) -> None:
         """The site's description."""
         self.write_json(public_site(await self.manager.describe_site(name), self.secret_patterns))
-
-
-@cache
-def openapi_document() -> dict[str, Any]:
-    """The API document kept in the package (``swm_jupyter/handlers/openapi.json``)."""
-    text = files("swm_jupyter.handlers").joinpath("openapi.json").read_text(encoding="utf-8")
-    return json.loads(text)  # type: ignore[no-any-return]
 
 
 class OpenAPIHandler(SwmHandler):

@@ -11,11 +11,19 @@ from traitlets import Dict, Int, List, Unicode
 
 from ..client import render
 from ..client.api import Client
+from ..core.states import FAILED, is_failed
 from .base import SwmWidget
 
 ALL = "(all)"
-STATES = ("queued", "held", "waiting", "transferring", "running", "finished", "error", "canceled")
+STATES = ("queued", "held", "waiting", "transferring", "running", "finished", "error", "canceled", FAILED)
 _WIDTHS = {"id": "80px", "name": "160px", "site": "90px", "state": "110px", "elapsed": "70px", "exit": "70px"}
+
+
+def _in_state(job: dict[str, Any], state: str) -> bool:
+    """True if ``job`` is in ``state``, or failed for the ``failed`` filter (as the server filters)."""
+    if state == FAILED:
+        return is_failed(str(job.get("state")), job.get("exit_code"), job.get("signal"))
+    return job.get("state") == state
 
 
 class JobRow(widgets.HBox):
@@ -167,7 +175,7 @@ class JobMonitor(SwmWidget):
     def matches(self, job: dict[str, Any]) -> bool:
         """True if ``job`` passes the filters."""
         return (
-            (not self.state_filter or job.get("state") == self.state_filter)
+            (not self.state_filter or _in_state(job, self.state_filter))
             and (not self.site_filter or job.get("site") == self.site_filter)
             and (not self.name_filter or self.name_filter in str(job.get("name", "")))
         )

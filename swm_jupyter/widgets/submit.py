@@ -9,36 +9,16 @@ from traitlets import Dict, Float, List, Unicode
 
 from ..client import render
 from ..client.api import Client, Job
+from ..core.cost import estimate_cost_of_text
 from .base import SwmWidget
 
 DEFAULT_SCRIPT = "#!/bin/bash\n#SWM name hello\necho hello from $SWM_SITE\n"
 
 
-def _hours(walltime: str) -> float | None:
-    """``"1:30:00"``, ``"90m"``, ``"2h"``, ``"45"`` (minutes) -> hours; None if unreadable or empty."""
-    text = walltime.strip().lower()
-    if not text:
-        return None
-    try:
-        if ":" in text:
-            parts = [float(p) for p in text.split(":")]
-            while len(parts) < 3:
-                parts.insert(0, 0.0)
-            return parts[0] + parts[1] / 60 + parts[2] / 3600
-        units = {"s": 1 / 3600, "m": 1 / 60, "h": 1.0, "d": 24.0}
-        if text[-1] in units:
-            return float(text[:-1]) * units[text[-1]]
-        return float(text) / 60
-    except ValueError:
-        return None
-
-
 def cost_estimate(price: float | None, nodes: int, walltime: str) -> float | None:
-    """price per node-hour x nodes x walltime hours; None when the price or walltime is unknown."""
-    hours = _hours(walltime)
-    if price is None or hours is None:
-        return None
-    return round(float(price) * max(1, nodes) * hours, 4)
+    """price per node-hour x nodes x walltime hours (the core's estimate); None when the price or walltime
+    is unknown. The walltime is read as the server reads it (``1:00:00``, ``2-00:00:00``, ``90m``, ...)."""
+    return estimate_cost_of_text(price, nodes, walltime)
 
 
 class SubmitForm(SwmWidget):

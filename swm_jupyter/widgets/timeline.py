@@ -24,11 +24,12 @@ def spans(job: dict[str, Any], now: float) -> list[tuple[str, float, float]]:
     submit = job.get("submit_time")
     start = job.get("start_time")
     end = job.get("end_time")
-    state = str(job.get("state", ""))
+    state = render.shown_state(job)
     if submit is not None:
         out.append(("queued", submit, start if start is not None else (end if end is not None else now)))
     if start is not None:
-        out.append(("running" if state not in render.FINAL_STATES else state, start, end if end is not None else now))
+        ended = job.get("state") in render.FINAL_STATES
+        out.append((state if ended else "running", start, end if end is not None else now))
     return out
 
 

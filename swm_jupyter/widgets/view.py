@@ -157,7 +157,7 @@ class JobView(SwmWidget):
         self.state = str(data.get("state", ""))
         step, _ = render.progress_fraction(data)
         self.progress.value = step
-        self.progress.description = self.state
+        self.progress.description = render.shown_state(data)
         self.progress.bar_style = (
             "success"
             if self.state == "finished" and not data.get("exit_code")
