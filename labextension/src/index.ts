@@ -128,6 +128,7 @@ const plugin: JupyterFrontEndPlugin<void> = {
       showSites,
       openJob,
       jobs,
+      table: table.current,
       refresh: () => sync.reload()
     });
 

@@ -1,11 +1,13 @@
 /**
  * The commands of the plugin and where they show: the command palette, the file browser's and
  * the job list's context menus, keyboard shortcuts (the settings schema) and a "Submit" button in
- * notebook and editor toolbars.
+ * notebook and editor toolbars. The selection commands act on the sidebar's job list, or on the
+ * jobs table when run from the table's right-click menu (argument `target: 'table'`).
  */
 import { JupyterFrontEnd } from '@jupyterlab/application';
 import { ICommandPalette, InputDialog, ToolbarButton } from '@jupyterlab/apputils';
 import { DocumentRegistry, IDocumentWidget } from '@jupyterlab/docregistry';
+import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 import { IDisposable } from '@lumino/disposable';
 
 import { swmIcon } from '../icon';
@@ -25,6 +27,7 @@ export namespace CommandIDs {
   export const release = 'swm:release-selected';
   export const requeue = 'swm:requeue-selected';
   export const openSelected = 'swm:open-selected';
+  export const deleteSelected = 'swm:delete-selected';
 }
 
 /** The command of each action on the selected jobs. */
@@ -35,13 +38,17 @@ export const ACTION_COMMANDS: Record<JobAction, string> = {
   requeue: CommandIDs.requeue
 };
 
-/** What the selection commands act on: the sidebar's job list. */
+/** What the selection commands act on: the sidebar's job list or the jobs table. */
 export interface ISelectionTarget {
   /** The selected job ids (what is shown and ticked). */
   readonly selected: string[];
   runAction(action: JobAction): Promise<void>;
   /** The job under the last right-click, if any. */
   readonly contextJob: string | null;
+  /** Whether every selected job has ended (only those may be deleted); absent: no deleting. */
+  readonly canDelete?: boolean;
+  /** Delete the selected (ended) jobs' records and folders, asking first. */
+  deleteSelected?: () => Promise<void>;
 }
 
 export interface ICommandsOptions {
@@ -53,6 +60,8 @@ export interface ICommandsOptions {
   openJob: (id: string) => void;
   /** The job list whose selection the action commands act on. */
   jobs: ISelectionTarget;
+  /** The open jobs table, if any: the target of the commands run with `target: 'table'`. */
+  table: () => ISelectionTarget | null;
   /** Load the job list again from the server. */
   refresh: () => Promise<void>;
 }
@@ -61,6 +70,9 @@ export interface ICommandsOptions {
 export function addCommands(opts: ICommandsOptions): void {
   const { app, palette, submitter } = opts;
   const { commands } = app;
+  // The table when its menu runs the command (and it is open), else the sidebar's list.
+  const target = (args: ReadonlyPartialJSONObject): ISelectionTarget =>
+    (args.target === 'table' ? opts.table() : null) ?? opts.jobs;
   commands.addCommand(CommandIDs.submit, {
     label: 'Submit to Sky Port…',
     caption: 'Submit the current script or notebook as a Sky Port job',
@@ -120,24 +132,28 @@ export function addCommands(opts: ICommandsOptions): void {
   for (const [action, id] of Object.entries(ACTION_COMMANDS) as [JobAction, string][]) {
     const verb = action[0].toUpperCase() + action.slice(1);
     commands.addCommand(id, {
-      label: () => {
-        const n = opts.jobs.selected.length;
-        return n ? `${verb} ${n} selected job${n === 1 ? '' : 's'}` : `${verb} selected jobs`;
-      },
+      label: args => selectionLabel(verb, target(args).selected.length),
       caption: `${verb} the jobs selected in the Sky Port sidebar`,
-      isEnabled: () => opts.jobs.selected.length > 0,
-      execute: () => opts.jobs.runAction(action)
+      isEnabled: args => target(args).selected.length > 0,
+      execute: args => target(args).runAction(action)
     });
   }
   commands.addCommand(CommandIDs.openSelected, {
     label: 'Open job',
-    isEnabled: () => opts.jobs.contextJob !== null,
-    execute: () => {
-      const id = opts.jobs.contextJob;
+    isEnabled: args => target(args).contextJob !== null,
+    execute: args => {
+      const id = target(args).contextJob;
       if (id) {
         opts.openJob(id);
       }
     }
+  });
+  commands.addCommand(CommandIDs.deleteSelected, {
+    label: args => selectionLabel('Delete', target(args).selected.length),
+    caption: "Delete the selected ended jobs' records and folders",
+    isVisible: args => !!target(args).deleteSelected,
+    isEnabled: args => !!target(args).canDelete,
+    execute: args => target(args).deleteSelected?.()
   });
   // The job list's right-click menu, through JupyterLab's context-menu registry.
   const rowSelector = '#swm-sidebar .swm-JobRow[data-job-id]';
@@ -145,6 +161,14 @@ export function addCommands(opts: ICommandsOptions): void {
   app.contextMenu.addItem({ type: 'separator', selector: rowSelector, rank: 2 });
   Object.values(ACTION_COMMANDS).forEach((command, i) =>
     app.contextMenu.addItem({ command, selector: rowSelector, rank: 3 + i })
+  );
+  // The jobs table's menu: the same commands, on the table's selection.
+  const tableRow = '.swm-JobsTable .swm-TableRow[data-job-id]';
+  const args = { target: 'table' };
+  app.contextMenu.addItem({ command: CommandIDs.openSelected, selector: tableRow, rank: 1, args });
+  app.contextMenu.addItem({ type: 'separator', selector: tableRow, rank: 2 });
+  [...Object.values(ACTION_COMMANDS), CommandIDs.deleteSelected].forEach((command, i) =>
+    app.contextMenu.addItem({ command, selector: tableRow, rank: 3 + i, args })
   );
   app.contextMenu.addItem({
     command: CommandIDs.submitFile,
@@ -165,6 +189,11 @@ export function addCommands(opts: ICommandsOptions): void {
   }
   addSubmitButton(app, 'Notebook');
   addSubmitButton(app, 'Editor');
+}
+
+/** A selection command's label: "Cancel 2 selected jobs", or "Cancel selected jobs" for none. */
+function selectionLabel(verb: string, n: number): string {
+  return n ? `${verb} ${n} selected job${n === 1 ? '' : 's'}` : `${verb} selected jobs`;
 }
 
 /** A "Submit" button in the toolbar of the documents of widget factory `factory`. */

@@ -28,6 +28,8 @@ export interface IJobsTableHandle {
   setColumns: (columns: ColumnId[]) => void;
   /** Draw open tables again (e.g. after the time format changed). */
   redraw: () => void;
+  /** The open table, if any. */
+  current: () => JobsTable | null;
 }
 
 /** Add the table's command; returns how to open it and to apply the settings to it. */
@@ -69,6 +71,10 @@ export function addJobsTable(opts: IJobsTableOptions): IJobsTableHandle {
         w.content.redraw();
       });
     },
-    redraw: () => tracker.forEach(w => w.content.redraw())
+    redraw: () => tracker.forEach(w => w.content.redraw()),
+    current: () => {
+      const w = tracker.currentWidget;
+      return w && !w.isDisposed ? w.content : null;
+    }
   };
 }

@@ -2,16 +2,17 @@
  * The jobs table (main area): column headers that sort (on the server) and resize, filters by
  * state, name, site and, on a hub, "my jobs", pages of 50 rows read from `GET /jobs`, selection
  * as in the sidebar and actions on it. Live: a job event reloads the page shown (at most once a
- * second), and the elapsed time of running jobs ticks.
+ * second), and the elapsed time of running jobs ticks. A right-click on a row opens the plugin's
+ * selection commands (JupyterLab's context-menu registry) on the table's selection.
  */
-import { Notification } from '@jupyterlab/apputils';
+import { Dialog, Notification, showDialog } from '@jupyterlab/apputils';
 import { Widget } from '@lumino/widgets';
 
 import { errorText } from '../format';
 import { IStoreChange } from '../store';
 import { JobSync } from '../sync';
 import { ColumnId, IColumn, TableModel, cellText } from '../tablemodel';
-import { IJobSummary, JobAction, STATES, STATE_CODES, badgeOf, isFailed } from '../types';
+import { IJobSummary, JobAction, STATES, STATE_CODES, badgeOf, isFailed, isFinal } from '../types';
 import { confirmAction } from './confirm';
 import { el } from './dom';
 
@@ -35,6 +36,7 @@ export class JobsTable extends Widget {
   private _total = 0;
   private _selected = new Set<string>();
   private _anchor: number | null = null;
+  private _contextJob: string | null = null;
   /** The row the keyboard is on. */
   private _focus: number | null = null;
   private _seq = 0;
@@ -165,6 +167,58 @@ export class JobsTable extends Widget {
   /** The jobs of the page shown. */
   get jobs(): ReadonlyArray<IJobSummary> {
     return this._jobs;
+  }
+
+  /** The selected job ids (of the page shown). */
+  get selected(): string[] {
+    return this._jobs.filter(j => this._selected.has(j.id)).map(j => j.id);
+  }
+
+  /** The job of the row last right-clicked (for the context menu's commands). */
+  get contextJob(): string | null {
+    return this._contextJob;
+  }
+
+  /** Whether jobs are selected and all of them have ended (only those may be deleted). */
+  get canDelete(): boolean {
+    const jobs = this._jobs.filter(j => this._selected.has(j.id));
+    return jobs.length > 0 && jobs.every(j => isFinal(j.state));
+  }
+
+  /** Delete the selected ended jobs' records and folders (asks first), then reload the page. */
+  async deleteSelected(): Promise<void> {
+    const jobs = this._jobs.filter(j => this._selected.has(j.id));
+    if (!jobs.length || !jobs.every(j => isFinal(j.state))) {
+      return;
+    }
+    const n = jobs.length;
+    const answer = await showDialog({
+      title: n === 1 ? `Delete job ${jobs[0].name}?` : `Delete ${n} jobs?`,
+      body: `Their records, logs and folders are deleted for good: ${jobs
+        .slice(0, 12)
+        .map(j => j.name)
+        .join(', ')}${n > 12 ? ` and ${n - 12} more` : ''}.`,
+      buttons: [Dialog.cancelButton({ label: 'Keep' }), Dialog.warnButton({ label: 'Delete' })]
+    });
+    if (!answer.button.accept) {
+      return;
+    }
+    const failed: string[] = [];
+    for (const job of jobs) {
+      try {
+        await this._sync.api.purge(job.id);
+      } catch (err) {
+        failed.push(`${job.name}: ${errorText(err)}`);
+      }
+    }
+    this._sync.store.remove(jobs.map(j => j.id));
+    if (failed.length) {
+      Notification.error(`Cannot delete ${failed.length} of ${n} jobs\n${failed.join('\n')}`, {
+        autoClose: 10000
+      });
+    }
+    this._selected.clear();
+    await this.load();
   }
 
   /** Read the page the model says from the server and show it. */
@@ -391,16 +445,52 @@ export class JobsTable extends Widget {
         }
       });
       tr.addEventListener('click', ev => this._onRowClick(ev, index));
+      tr.addEventListener('contextmenu', () => this._onRowContextMenu(index));
       this._body.appendChild(tr);
     });
+    this._renderSelection();
+    this._range.textContent = this.model.rangeText(this._jobs.length, this._total);
+    this._prev.disabled = this.model.offset === 0;
+    this._next.disabled = this.model.offset + this._jobs.length >= this._total;
+  }
+
+  /**
+   * As in the file browser: a right-click on a row outside the selection selects that row only.
+   * The rows are updated in place: the menu finds its items from the clicked row, which must stay
+   * in the page.
+   */
+  /** The "N selected" text and the action buttons. */
+  private _renderSelection(): void {
     const n = this._selected.size;
     this._selection.textContent = n ? `${n} selected` : '';
     for (const b of this._buttons.values()) {
       b.disabled = n === 0;
     }
-    this._range.textContent = this.model.rangeText(this._jobs.length, this._total);
-    this._prev.disabled = this.model.offset === 0;
-    this._next.disabled = this.model.offset + this._jobs.length >= this._total;
+  }
+
+  private _onRowContextMenu(index: number): void {
+    const job = this._jobs[index];
+    if (!job) {
+      return;
+    }
+    this._contextJob = job.id;
+    this._focus = index;
+    if (!this._selected.has(job.id)) {
+      this._selected.clear();
+      this._selected.add(job.id);
+      this._anchor = index;
+    }
+    Array.from(this._body.rows).forEach((tr, i) => {
+      const selected = this._selected.has(tr.dataset.jobId ?? '');
+      tr.classList.toggle('swm-mod-selected', selected);
+      tr.classList.toggle('swm-mod-focused', i === index);
+      tr.setAttribute('aria-selected', String(selected));
+      const check = tr.querySelector<HTMLInputElement>('.swm-TableRow-check');
+      if (check) {
+        check.checked = selected;
+      }
+    });
+    this._renderSelection();
   }
 
   private _onRowClick(ev: MouseEvent, index: number): void {

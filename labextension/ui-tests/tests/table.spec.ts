@@ -177,3 +177,87 @@ test('the table answers the keyboard: arrows, Shift, Space, Enter, PageDown', as
   await page.keyboard.press('PageDown');
   await expect(table.locator('.swm-TableRange')).toHaveText(/^51–100 of /);
 });
+
+test('a right-click on a row opens the menu of the selection commands, which act on the table', async ({
+  page
+}) => {
+  const table = await openTable(page);
+  await table.locator('.swm-TableState').selectOption('held');
+  await table.locator('.swm-TableSearch').fill('t-');
+  await expect.poll(async () => (await names(table)).length).toBe(50);
+  const rows = table.locator('.swm-TableRow');
+  const menu = page.locator('.lm-Menu');
+
+  // A right-click on a row outside the selection selects that row only.
+  await rows.nth(5).locator('.swm-TableRow-check').click();
+  await rows.nth(1).click({ button: 'right' });
+  await expect(menu).toBeVisible();
+  const labels = await menu
+    .locator('.lm-Menu-item[data-command^="swm:"] .lm-Menu-itemLabel')
+    .allTextContents();
+  expect(labels).toEqual([
+    'Open job',
+    'Cancel 1 selected job',
+    'Hold 1 selected job',
+    'Release 1 selected job',
+    'Requeue 1 selected job',
+    'Delete 1 selected job'
+  ]);
+  // A held job has not ended: it cannot be deleted.
+  await expect(menu.locator('.lm-Menu-item[data-command="swm:delete-selected"]')).toHaveClass(
+    /lm-mod-disabled/
+  );
+  await expect(table.locator('.swm-Selection')).toHaveText('1 selected');
+  await expect(rows.nth(1)).toHaveAttribute('aria-selected', 'true');
+  await expect(rows.nth(5)).toHaveAttribute('aria-selected', 'false');
+  // Open job opens the right-clicked one.
+  const name = await rows.nth(1).locator('.swm-TableCell-name').textContent();
+  await menu.locator('.lm-Menu-item[data-command="swm:open-selected"]').click();
+  await expect(page.locator('.swm-JobView').filter({ hasText: name ?? '' })).toBeVisible();
+  await page.locator('#jp-main-dock-panel .lm-TabBar-tab', { hasText: 'Sky Port jobs' }).click();
+
+  // A right-click inside a selection of two keeps it; Cancel asks, then cancels those two.
+  await rows.nth(3).click({ modifiers: ['Control'] });
+  await expect(table.locator('.swm-Selection')).toHaveText('2 selected');
+  const picked = [
+    await rows.nth(1).getAttribute('data-job-id'),
+    await rows.nth(3).getAttribute('data-job-id')
+  ];
+  const firstName = (await rows.nth(1).locator('.swm-TableCell-name').textContent()) ?? '';
+  await rows.nth(3).click({ button: 'right' });
+  const cancel = menu.locator('.lm-Menu-item[data-command="swm:cancel-selected"]');
+  await expect(cancel).toHaveText(/Cancel 2 selected jobs/);
+  await cancel.click();
+  const dialog = page.locator('.jp-Dialog');
+  await expect(dialog.locator('.swm-ConfirmList li')).toHaveCount(2);
+  await dialog.locator('.jp-Dialog-button.jp-mod-accept').click();
+  for (const id of picked) {
+    await waitJob(String(id), ['canceled']);
+  }
+  await expect
+    .poll(async () =>
+      (
+        await table
+          .locator('.swm-TableRow[data-job-id]')
+          .evaluateAll(r => r.map(x => (x as HTMLElement).dataset.jobId))
+      ).some(id => picked.includes(id ?? ''))
+    )
+    .toBe(false);
+
+  // An ended job can be deleted from the menu.
+  await table.locator('.swm-TableState').selectOption('canceled');
+  await table.locator('.swm-TableSearch').fill(firstName);
+  const gone = table.locator(`.swm-TableRow[data-job-id="${picked[0]}"]`);
+  await expect(gone).toBeVisible();
+  await gone.click({ button: 'right' });
+  const remove = menu.locator('.lm-Menu-item[data-command="swm:delete-selected"]');
+  await expect(remove).not.toHaveClass(/lm-mod-disabled/);
+  await remove.click();
+  await page.locator('.jp-Dialog .jp-Dialog-button.jp-mod-warn').click();
+  await expect(gone).toHaveCount(0);
+  const after = await api<{ jobs: { id: string }[] }>(
+    server(),
+    'jobs?state=canceled&name=t-&limit=1000'
+  );
+  expect(after.jobs.map(j => j.id)).not.toContain(picked[0]);
+});
