@@ -204,14 +204,16 @@ export class JobsTable extends Widget {
       return;
     }
     const failed: string[] = [];
+    const deleted: string[] = [];
     for (const job of jobs) {
       try {
         await this._sync.api.purge(job.id);
+        deleted.push(job.id);
       } catch (err) {
         failed.push(`${job.name}: ${errorText(err)}`);
       }
     }
-    this._sync.store.remove(jobs.map(j => j.id));
+    this._sync.store.remove(deleted);
     if (failed.length) {
       Notification.error(`Cannot delete ${failed.length} of ${n} jobs\n${failed.join('\n')}`, {
         autoClose: 10000
