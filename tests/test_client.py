@@ -132,3 +132,15 @@ def test_find_server_from_environment(swm_server: Server, monkeypatch: pytest.Mo
         assert c.resolve_input(swm_server.root / "sub" / "a.ipynb") == "sub/a.ipynb"
         with pytest.raises(SwmError, match="outside"):
             c.resolve_input("/etc/passwd")
+
+
+def test_a_late_event_never_turns_a_finished_job_back(client: Client) -> None:
+    """Events arrive on their own thread: one sent before the job ended may come after the handle saw it end."""
+    job = client.submit(command=["true"], name="late-event").wait(60, progress=False)
+    assert job.state == "finished" and job.data["changes"] >= 3  # queued, (waiting,) running, finished
+    stale = {**job.data, "state": "running", "state_code": "R", "exit_code": None, "changes": job.data["changes"] - 1}
+    client._merge(stale)  # what the events thread does with a late "running" event
+    assert job.state == "finished" and job.exit_code == 0
+    newer = {**job.data, "state": "queued", "state_code": "Q", "changes": job.data["changes"] + 1}
+    client._merge(newer)  # a requeue: a newer account is taken
+    assert job.data["state"] == "queued"

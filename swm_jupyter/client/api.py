@@ -399,6 +399,10 @@ class _JobBase:
         self._seen = time.monotonic()
 
     def _update(self, data: dict[str, Any]) -> None:
+        """Take a newer account of the job; an older one (fewer ``changes``: a late event) is ignored."""
+        known, told = self.data.get("changes"), data.get("changes")
+        if isinstance(known, int) and isinstance(told, int) and told < known:
+            return
         self.data.update(data)
         self._seen = time.monotonic()
 

@@ -11,6 +11,7 @@ loop, ...) is the core's own. The core reaches gate modules only through
 GATE_API = frozenset(
     {
         "accounts",
+        "cost",
         "directives",
         "errors",
         "gate_contract",

@@ -550,6 +550,7 @@ class Job:
             "site": self.site,
             "state": self.state.value,
             "state_code": self.state.code,
+            "changes": len(self.history),
             "state_details": self.state_details,
             "failed": is_failed(self.state, self.exit_code, self.signal),
             "exit_code": self.exit_code,
