@@ -34,8 +34,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(base: Path, data_dir: Path, extra_args: tuple[str, ...] = ()) -> tuple[subprocess.Popen[bytes], str]:
-    """Start a jupyter server with swm_jupyter on ``data_dir`` (and ``extra_args``); return the process and its URL."""
+def start_server(
+    base: Path, data_dir: Path, extra_args: tuple[str, ...] = (), cwd: Path | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start a jupyter server with swm_jupyter on ``data_dir`` (and ``extra_args``, in ``cwd``); return the process
+    and its URL. Its Jupyter root is ``base / "root"``."""
     port = free_port()
     root = base / "root"
     root.mkdir(exist_ok=True)
@@ -55,7 +58,7 @@ def start_server(base: Path, data_dir: Path, extra_args: tuple[str, ...] = ()) -
         f"--SwmApp.data_dir={data_dir}",
         *extra_args,
     ]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=open(base / "server.log", "ab"))
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=open(base / "server.log", "ab"), cwd=cwd)
     url = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:

@@ -27,22 +27,22 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import os
-import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_api  # noqa: E402
 
 ENV_FILE = Path(os.environ.get("SWM_TEST_SERVICES_DIR", "/tmp/swm-test-services")) / "env"
-TOKEN = secrets.token_hex(16)
+TOKEN = bench_api.TOKEN
 
 
 def square(x: int) -> int:
@@ -55,45 +55,13 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def start_server(base: Path, sites: dict[str, Any]) -> tuple[subprocess.Popen[bytes], str, Path]:
-    """A real ``jupyter server`` with swm_jupyter and ``sites``; returns the process, its URL and its root."""
-    port = free_port()
+    """A real ``jupyter server`` with swm_jupyter and ``sites``, run in its root; the process, its URL and its root."""
     root = base / "root"
     root.mkdir()
-    env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(base / "runtime"), JUPYTER_CONFIG_DIR=str(base / "config"))
-    cmd = [
-        sys.executable,
-        "-m",
-        "jupyter_server",
-        "--no-browser",
-        "--allow-root",
-        f"--port={port}",
-        "--ip=127.0.0.1",
-        f"--IdentityProvider.token={TOKEN}",
-        f"--ServerApp.root_dir={root}",
-        "--log-level=WARN",
-        "--ServerApp.jpserver_extensions={'swm_jupyter': True, 'jupyterlab': False, 'jupyter_lsp': False}",
-        f"--SwmApp.data_dir={base / 'data'}",
-        f"--SwmApp.sites={sites!r}",
-        "--SwmApp.poll_interval=0.5",
-    ]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=open(base / "server.log", "ab"), cwd=root)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            request = urllib.request.Request(f"{url}/swm/api/v1/sites", headers={"Authorization": f"token {TOKEN}"})
-            with urllib.request.urlopen(request, timeout=2):
-                return proc, url, root
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"the server did not start: {(base / 'server.log').read_text()[-2000:]}")
+    extra = (f"--SwmApp.sites={sites!r}", "--SwmApp.poll_interval=0.5")
+    proc, url = bench_api.start_server(base, base / "data", extra, cwd=root)
+    return proc, url, root
 
 
 def timed(label: str, run: Any, calls: int) -> float:
