@@ -30,6 +30,8 @@ export class JobSync {
   private _loadError: SwmApiError | null = null;
   private _loadedSignal = new Signal<this, void>(this);
   private _owner = '';
+  private _allOwners: boolean | null = null;
+  private _helloChanged = new Signal<this, void>(this);
   private _otherEvent = new Signal<this, { type: string }>(this);
 
   constructor(opts: IJobSyncOptions) {
@@ -74,6 +76,16 @@ export class JobSync {
   /** The owner name of this user's jobs, as the server's hello says ('' until it has said so). */
   get owner(): string {
     return this._owner;
+  }
+
+  /** Whether this user sees every owner's jobs, as the server's hello says (null until it has said so). */
+  get allOwners(): boolean | null {
+    return this._allOwners;
+  }
+
+  /** Emitted when the server's hello changed `owner` or `allOwners`. */
+  get helloChanged(): ISignal<this, void> {
+    return this._helloChanged;
   }
 
   /** Open the websocket and load the list once. Calling again returns the same promise. */
@@ -124,12 +136,23 @@ export class JobSync {
     this._loadedSignal.emit();
   }
 
+  private _onHello(owner: unknown, allOwners: unknown): void {
+    const before = [this._owner, this._allOwners];
+    if (typeof owner === 'string') {
+      this._owner = owner;
+    }
+    if (typeof allOwners === 'boolean') {
+      this._allOwners = allOwners;
+    }
+    if (before[0] !== this._owner || before[1] !== this._allOwners) {
+      this._helloChanged.emit();
+    }
+  }
+
   private _onEvent(event: ServerEvent): void {
     switch (event.type) {
       case 'hello':
-        if (typeof event.owner === 'string') {
-          this._owner = event.owner;
-        }
+        this._onHello(event.owner, event.all_owners);
         if (typeof event.last_event_id === 'number' && this.store.lastEventId === 0) {
           this.store.setLastEventId(event.last_event_id);
         }

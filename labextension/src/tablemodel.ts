@@ -16,7 +16,7 @@ export interface IColumn {
   sort?: string;
   /** Width in px. */
   width: number;
-  /** Only on a hub (jobs of several owners). */
+  /** Only where the table shows several owners' jobs (a hub's swm admin). */
   hubOnly?: boolean;
 }
 
@@ -62,9 +62,9 @@ export class TableModel {
     }
   }
 
-  /** The columns shown (the owner column only on a hub). */
-  columns(hub: boolean): IColumn[] {
-    return COLUMNS.filter(c => !this.hidden.has(c.id) && (hub || !c.hubOnly));
+  /** The columns shown (the owner column only when `owners`: a hub's swm admin sees several). */
+  columns(owners: boolean): IColumn[] {
+    return COLUMNS.filter(c => !this.hidden.has(c.id) && (owners || !c.hubOnly));
   }
 
   /** Sort by `column`: a new column sorts ascending (newest first for Submitted), again flips it. */

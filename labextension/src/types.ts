@@ -240,6 +240,9 @@ export interface IHelloEvent {
   last_event_id: number;
   /** The name this connection's user owns jobs under (the `owner` of the jobs they submit). */
   owner?: string;
+  /** Whether this connection sees every owner's jobs (a hub's swm admin, a standalone server's
+   * own user) or only `owner`'s (a hub user). */
+  all_owners?: boolean;
 }
 
 /** All output of a subscribed job that has ended was sent. */

@@ -60,6 +60,33 @@ describe('JobSync', () => {
     expect(requests).toEqual(['jobs?sort=-submit_time&limit=1000&offset=0']);
   });
 
+  it("keeps the hello's owner and whether this user sees every owner's jobs", async () => {
+    const api = new SwmApi(async () =>
+      reply(200, { jobs: [], total: 0, counts: {}, next_cursor: null })
+    );
+    const socket = new Socket();
+    const sync = new JobSync({
+      api,
+      store: new JobStore(),
+      wsUrl: 'ws://x',
+      socketFactory: () => socket
+    });
+    let changes = 0;
+    sync.helloChanged.connect(() => changes++);
+    await sync.start();
+    socket.onopen?.({});
+    expect([sync.owner, sync.allOwners]).toEqual(['', null]);
+    socket.emit({ type: 'hello', last_event_id: 0, owner: 'alice', all_owners: false });
+    expect([sync.owner, sync.allOwners, changes]).toEqual(['alice', false, 1]);
+    socket.emit({ type: 'hello', last_event_id: 0, owner: 'alice', all_owners: false });
+    expect(changes).toBe(1); // a reconnection's same hello changes nothing
+    socket.emit({ type: 'hello', last_event_id: 0, owner: 'admin', all_owners: true });
+    expect([sync.owner, sync.allOwners, changes]).toEqual(['admin', true, 2]);
+    // An older server's hello (no all_owners) keeps what is known.
+    socket.emit({ type: 'hello', last_event_id: 0, owner: 'admin' });
+    expect([sync.owner, sync.allOwners, changes]).toEqual(['admin', true, 2]);
+  });
+
   it('routes log events to the subscribers of that job', async () => {
     const api = new SwmApi(async () =>
       reply(200, { jobs: [], total: 0, counts: {}, next_cursor: null })

@@ -22,7 +22,7 @@ from tornado.websocket import WebSocketClosedError, WebSocketHandler
 from ..core.errors import SiteUnavailable, SwmError, ValidationError
 from ..core.log_tail import STREAMS
 from ..core.manager import WorkloadManager
-from .access import may_see, visible_job
+from .access import may_see, visible_job, visible_owner
 from .base import AUTH_RESOURCE, error_reply, public_event, request_owner
 
 REPLAY_BATCH = 10_000
@@ -169,7 +169,8 @@ class EventsWebSocket(WebSocketMixin, WebSocketHandler, JupyterHandler):  # type
         self.open_sockets.add(self)
         self.queue = manager.subscribe(self._overflowed)
         newest = manager.last_event_id()
-        self.send({"type": "hello", "last_event_id": newest, "owner": request_owner(self)})
+        all_owners = visible_owner(self.current_user) is None
+        self.send({"type": "hello", "last_event_id": newest, "owner": request_owner(self), "all_owners": all_owners})
         if self.after is not None and self.after > newest:
             self.send(
                 {

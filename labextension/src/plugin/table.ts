@@ -36,8 +36,9 @@ export interface IJobsTableHandle {
 export function addJobsTable(opts: IJobsTableOptions): IJobsTableHandle {
   const { app, sync, openJob } = opts;
   const tracker = new WidgetTracker<MainAreaWidget<JobsTable>>({ namespace: 'swm-jobs-table' });
-  // A hub's single-user server knows its user; the table then shows owners and "My jobs".
-  const hub = !!PageConfig.getOption('hubUser');
+  // A hub's single-user server knows whose it is (its jobs are that user's); the table shows owners
+  // and "My jobs" there when the server says this user sees other users' jobs.
+  const hubUser = PageConfig.getOption('hubServerUser') || PageConfig.getOption('hubUser');
   let hidden = new Set<ColumnId>();
   app.commands.addCommand(OPEN_TABLE, {
     label: 'Open Sky Port jobs table',
@@ -48,7 +49,7 @@ export function addJobsTable(opts: IJobsTableOptions): IJobsTableHandle {
         app.shell.activateById(open.id);
         return open;
       }
-      const content = new JobsTable({ sync, openJob, hub });
+      const content = new JobsTable({ sync, openJob, hubUser });
       content.model.hidden = new Set(hidden);
       const widget = new MainAreaWidget({ content });
       widget.id = 'swm-jobs-table-area';

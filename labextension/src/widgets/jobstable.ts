@@ -1,6 +1,6 @@
 /**
  * The jobs table (main area): column headers that sort (on the server) and resize, filters by
- * state, name, site and, on a hub, "my jobs", pages of 50 rows read from `GET /jobs`, selection
+ * state, name, site and, for a hub's swm admin, "my jobs", pages of 50 rows read from `GET /jobs`, selection
  * as in the sidebar and actions on it. Live: a job event reloads the page shown (at most once a
  * second), and the elapsed time of running jobs ticks. A right-click on a row opens the plugin's
  * selection commands (JupyterLab's context-menu registry) on the table's selection.
@@ -24,8 +24,10 @@ const ACTIONS: JobAction[] = ['cancel', 'hold', 'release', 'requeue'];
 export interface IJobsTableOptions {
   sync: JobSync;
   openJob: (id: string) => void;
-  /** Whether the server serves several users (a hub): shows the Owner column and "My jobs". */
-  hub: boolean;
+  /** The hub user whose server this is ('' outside a hub). On a hub, a user whom the server shows
+   * other users' jobs (an swm admin: its hello says `all_owners`) gets the Owner column and "My
+   * jobs"; a user who sees only their own jobs gets neither. */
+  hubUser: string;
 }
 
 export class JobsTable extends Widget {
@@ -53,6 +55,7 @@ export class JobsTable extends Widget {
   private _prev: HTMLButtonElement;
   private _next: HTMLButtonElement;
   private _mine: HTMLInputElement;
+  private _mineLabel: HTMLLabelElement;
   private _siteSelect: HTMLSelectElement;
   private _buttons = new Map<JobAction, HTMLButtonElement>();
 
@@ -100,15 +103,17 @@ export class JobsTable extends Widget {
       this.model.setFilter({ site: this._siteSelect.value });
       void this.load();
     });
-    const mineLabel = el('label', 'swm-TableMine');
+    const mineLabel = (this._mineLabel = el('label', 'swm-TableMine'));
     this._mine = el('input', '');
     this._mine.type = 'checkbox';
     this._mine.addEventListener('change', () => {
-      this.model.setFilter({ owner: this._mine.checked ? this._sync.owner : '' });
+      // The owner the server records this user's jobs under (its hello), else the hub's name.
+      const owner = this._sync.owner || this._opts.hubUser;
+      this.model.setFilter({ owner: this._mine.checked ? owner : '' });
       void this.load();
     });
     mineLabel.append(this._mine, document.createTextNode(' My jobs'));
-    mineLabel.hidden = !opts.hub;
+    mineLabel.title = "Only the jobs you submitted, not other users'";
     this._selection = el('span', 'swm-Selection');
     bar.append(search, state, this._siteSelect, mineLabel, this._selection);
     for (const action of ACTIONS) {
@@ -148,8 +153,10 @@ export class JobsTable extends Widget {
     foot.append(this._prev, this._range, this._next);
 
     this.node.append(bar, scroller, this._message, foot);
+    this._renderOwners();
     this._renderHead();
     this._sync.store.changed.connect(this._onStoreChanged, this);
+    this._sync.helloChanged.connect(this._onHello, this);
     this._ticker = window.setInterval(() => {
       if (this.isVisible && this._jobs.some(j => j.state === 'running')) {
         this._renderBody();
@@ -160,6 +167,7 @@ export class JobsTable extends Widget {
 
   /** Draw the table again (after a change of the columns shown or of the time format). */
   redraw(): void {
+    this._renderOwners();
     this._renderHead();
     this._renderBody();
   }
@@ -298,6 +306,7 @@ export class JobsTable extends Widget {
     window.clearInterval(this._ticker);
     window.clearTimeout(this._reloadTimer);
     this._sync.store.changed.disconnect(this._onStoreChanged, this);
+    this._sync.helloChanged.disconnect(this._onHello, this);
     super.dispose();
   }
 
@@ -318,8 +327,33 @@ export class JobsTable extends Widget {
     void this.load();
   }
 
+  /** Whether this table shows owners: on a hub, to a user who sees other users' jobs. */
+  get showsOwners(): boolean {
+    return !!this._opts.hubUser && this._sync.allOwners === true;
+  }
+
   private _columns(): IColumn[] {
-    return this.model.columns(this._opts.hub);
+    return this.model.columns(this.showsOwners);
+  }
+
+  /** Show "My jobs" only with the Owner column; without it, drop its filter. */
+  private _renderOwners(): void {
+    const shows = this.showsOwners;
+    this._mineLabel.hidden = !shows;
+    if (!shows && this._mine.checked) {
+      this._mine.checked = false;
+      this.model.setFilter({ owner: '' });
+    }
+  }
+
+  private _onHello(): void {
+    const filtered = !!this.model.filter.owner;
+    this._renderOwners();
+    if (filtered && !this.model.filter.owner) {
+      void this.load();
+    } else {
+      this.redraw();
+    }
   }
 
   private _renderSites(): void {

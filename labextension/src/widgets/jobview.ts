@@ -8,7 +8,7 @@ import { Dialog, Notification, showDialog } from '@jupyterlab/apputils';
 import { PageConfig, PathExt } from '@jupyterlab/coreutils';
 import { Widget } from '@lumino/widgets';
 
-import { utf8Length } from '../api';
+import { SwmApiError, utf8Length } from '../api';
 import { errorText, formatBytes, formatDuration, formatTime } from '../format';
 import { LogBuffer } from '../logbuffer';
 import { IStoreChange } from '../store';
@@ -120,10 +120,12 @@ export class JobView extends Widget {
         action[0].toUpperCase() + action.slice(1)
       );
       b.dataset.action = action;
+      b.disabled = true; // until the job is loaded: no action on a job not known (or not yours)
       b.addEventListener('click', () => void this.runAction(action));
       this._actions.appendChild(b);
     }
     const remove = el('button', 'jp-mod-styled jp-mod-warn swm-DeleteJob', 'Delete');
+    remove.disabled = true;
     remove.title = "Delete this ended job's record and folder";
     remove.dataset.action = 'delete';
     remove.addEventListener('click', () => void this.deleteJob());
@@ -245,6 +247,12 @@ export class JobView extends Widget {
     } catch (err) {
       if (!this.isDisposed) {
         this._error.textContent = errorText(err);
+        if (err instanceof SwmApiError && err.status === 404 && !this._job) {
+          // Missing, or another user's job (the server answers the same): nothing to act on.
+          this.node.dataset.missing = 'true';
+          this._title.textContent = `No job ${this.jobId.slice(0, 8)}`;
+          this.title.label = `${this.jobId.slice(0, 8)} (no job)`;
+        }
       }
     }
   }
