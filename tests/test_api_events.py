@@ -26,6 +26,7 @@ async def test_hello_then_every_state_change(api: Any, jp_ws_fetch: Any, swm_sta
     ws = await jp_ws_fetch(*EVENTS)
     hello = await receive(ws)
     assert hello["type"] == "hello" and isinstance(hello["last_event_id"], int)
+    assert hello["all_owners"] is True, hello  # the server's own user sees every job (standalone)
     response = await api("jobs", json_body={"command": ["sleep", "0.3"]})
     job_id = body(response)["id"]
     states: list[str] = []

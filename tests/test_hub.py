@@ -154,6 +154,12 @@ def test_users_see_and_act_on_their_own_jobs_admins_on_all(hub: Hub) -> None:
         hub, f"{SERVICE_API}/events", bob, 0, lambda m: any(e.get("job", {}).get("id") == bobs["id"] for e in m)
     )
     assert {e["job"]["owner"] for e in replay if e["type"] == "job"} == {"bob"}, replay
+    # the hello says whose jobs a connection sees (the jobs table shows owners only to who sees several):
+    # alice through her own server (client mode) only hers, admin every user's
+    first = events(hub, f"{user_api('alice')}/events", alice, None, bool)[0]
+    assert first["type"] == "hello" and first["owner"] == "alice" and first["all_owners"] is False, first
+    first = events(hub, f"{SERVICE_API}/events", admin, None, bool)[0]
+    assert first["owner"] == "admin" and first["all_owners"] is True, first
     status, job = hub.call("GET", job_path, token=alice)
     assert status == 200 and job["state"] not in ("canceled",), job
     # nor can alice learn of bob's job by depending on it: the same 400 as for a job that does not exist
