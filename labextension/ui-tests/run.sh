@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # One entry for CI: install the npm dependencies, run the jest tests, then the UI tests against
-# a real `jupyter lab` (started by ui-tests/global-setup.ts) in Debian's Chromium.
+# a real `jupyter lab` (started by ui-tests/global-setup.ts) in Debian's Chromium, then (as root)
+# the hub UI tests against a real JupyterHub (ui-tests/hub.config.ts).
 # Needs: node >= 18 and npm, /usr/bin/chromium (or $SWM_CHROMIUM), and a Python environment with
-# swm-jupyter installed (its `jupyter` found as $SWM_JUPYTER, $VIRTUAL_ENV/bin/jupyter or on PATH).
+# swm-jupyter installed (its `jupyter` found as $SWM_JUPYTER, $VIRTUAL_ENV/bin/jupyter or on PATH;
+# its Python as $SWM_PYTHON or $VIRTUAL_ENV/bin/python, with the `test` extra: JupyterHub and
+# configurable-http-proxy, as `SWM_EXTRAS=test bash .ci/setup.sh` installs them).
 # Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,3 +25,15 @@ JUPYTER="${SWM_JUPYTER:-${VIRTUAL_ENV:+$VIRTUAL_ENV/bin/}jupyter}"
 
 echo "== UI tests (playwright, ${SWM_CHROMIUM:-/usr/bin/chromium})"
 npx playwright test --config ui-tests/playwright.config.ts "$@"
+
+# The jobs table on a real JupyterHub (ui-tests/hub.config.ts): real OS users log in through the
+# hub's login page, so like the hub itself (and tests/test_hub*.py) it needs root; CI runs as root.
+# SWM_SKIP_HUB_UI=1 leaves it out.
+if [ "${SWM_SKIP_HUB_UI:-0}" = 1 ]; then
+  echo "== hub UI tests skipped (SWM_SKIP_HUB_UI=1)"
+elif [ "$(id -u)" != 0 ]; then
+  echo "== hub UI tests skipped: they need root (the hub adds OS users and starts servers as them)"
+else
+  echo "== hub UI tests (playwright against a real JupyterHub)"
+  npx playwright test --config ui-tests/hub.config.ts
+fi
