@@ -18,7 +18,13 @@ import pytest
 from nbclient import NotebookClient
 
 from swm_jupyter.executor import Executor, ResultTooLarge, VersionMismatch
-from swm_jupyter.executor.serialization import RESULT_FILE, load_result, mismatch_message, split_header
+from swm_jupyter.executor.serialization import (
+    RESULT_FILE,
+    dump_call,
+    load_result,
+    mismatch_message,
+    split_header,
+)
 
 from . import other_python
 from .conftest import ServerProcess
@@ -331,6 +337,23 @@ def test_kernel_refuses_a_result_of_the_other_python_before_unpickling(
     assert str(err.value).startswith(expected), err.value
 
 
+@pytest.mark.slurm
+def test_a_kernel_outside_the_servers_root_sends_the_call_in_the_job_script(lab: Lab, tmp_path: Path) -> None:
+    """A kernel whose folder the server cannot read (here: outside its root) sends each call inside the
+    job's script, on the local site and through sbatch; nothing is staged in its folder."""
+    outside = tmp_path / "outside-the-root"
+    outside.mkdir()
+    out = lab.run(
+        f"import os\nos.chdir({str(outside)!r})\nfrom swm_jupyter import Executor\n"
+        "here, hpc = Executor(site='local'), Executor(site='cluster', walltime='00:10:00')\n"
+        "print(here.submit(lambda: 'far').result(120), list(here.map(abs, [-1, -2], timeout=120)), "
+        "hpc.submit(pow, 3, 4).result(120))\n"
+        "specs = [here.client.job_data(j)['spec'] for j in here.client.session_jobs]\n"
+        "print([('swm_unpack' in s['script'], bool(s.get('input_files'))) for s in specs], os.listdir('.'))",
+    )
+    assert out[0] == "far [1, 2] 81\n" + str([(True, False)] * 3) + " []\n", out
+
+
 # --- the runner and the result file, without a server -----------------------------------------------------
 
 
@@ -406,3 +429,21 @@ def test_result_file_goes_with_the_purged_record(server_process: Any) -> None:
     assert not Path(folder).exists()  # the result file went with the record
     with pytest.raises(JobNotFoundError):
         Executor.attach(job_id, client=client)
+
+
+def test_inline_script_unpacks_the_call_and_runs_it(tmp_path: Path) -> None:
+    """The script of an inline call writes the runner and the call into its folder and runs them."""
+    from swm_jupyter.executor.inline import MAX_INLINE_CALL_BYTES, inline_script
+
+    call = dump_call(lambda x: x + 1, [((1,), {}), ((41,), {})], chunked=False, max_result_bytes=1 << 20)
+    script = inline_script(sys.executable, RUNNER.read_bytes(), "swm_runner.py", call, "swm-call.pickle")
+    assert not any(line.upper().startswith("#SWM") for line in script.splitlines())  # no directive by accident
+    (tmp_path / "job.sh").write_text(script)
+    proc = subprocess.run(
+        ["bash", "job.sh"], cwd=tmp_path, capture_output=True, env={**os.environ, "SWM_ARRAY_TASK_ID": "1"}
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert load_result((tmp_path / RESULT_FILE).read_bytes(), site_name="s", max_result_bytes=1 << 20).value == 42
+    assert (tmp_path / "swm-call.pickle").read_bytes() == call
+    with pytest.raises(ValueError, match="travels inside the job's script"):
+        inline_script("python3", b"", "r.py", b"x" * (MAX_INLINE_CALL_BYTES + 1), "c.pickle")

@@ -12,6 +12,7 @@ the queue (its inputs are copied into its job folder) or ended.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import shlex
 import shutil
 import threading
@@ -270,6 +271,8 @@ class Executor(concurrent.futures.Executor):
                 folder, run = self._stage(data, interpreter)
             except (SwmError, OSError):  # outside the server's root, or not writable: the server cannot read it
                 send_inline(self.client)
+                with contextlib.suppress(OSError):
+                    (Path.cwd() / STAGING_FOLDER).rmdir()  # if this kernel made it for nothing
             else:
                 try:
                     return folder, self.client.submit(self._spec({**fields, **run}))
@@ -278,6 +281,8 @@ class Executor(concurrent.futures.Executor):
                     if not inputs_unreadable(exc):
                         raise
                 send_inline(self.client)  # the server cannot read the kernel's folder: nothing was stored
+                with contextlib.suppress(OSError):
+                    folder.parent.rmdir()  # the staging folder, if this kernel made it for nothing
         runner = files(__package__).joinpath("runner.py").read_bytes()
         script = inline_script(interpreter, runner, RUNNER_FILE, data, CALL_FILE)
         return None, self.client.submit(self._spec({**fields, "script": script}))

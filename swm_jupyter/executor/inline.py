@@ -15,10 +15,10 @@ import shlex
 
 from ..client.errors import SwmError
 
-#: The largest pickled call sent inside a script (bytes): the script is stored with the job and
-#: travels in its documents; base64 makes it a third larger, and the server's request limit
-#: (``SwmApp.max_body_bytes``, 16 MiB by default) must hold it.
-MAX_INLINE_CALL_BYTES = 8 * 1024 * 1024
+#: The largest pickled call sent inside a script (bytes). The script is stored with the job and
+#: base64 makes the call a third larger; Slurm refuses batch scripts over 4 MB by default
+#: (``max_script_size``), the server requests over ``SwmApp.max_body_bytes`` (16 MiB).
+MAX_INLINE_CALL_BYTES = 2 * 1024 * 1024
 
 
 def inputs_unreadable(exc: BaseException) -> bool:
