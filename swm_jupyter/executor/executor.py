@@ -6,7 +6,8 @@ the kernel (``.swm-executor/<id>/``, below the server's root), and submits a job
 them into the job folder (and to remote sites) like any input. The runner writes the result file
 into the job folder, which the gates bring back like any output. ``map`` submits one array job,
 whose task ``i`` runs call ``i``. The staging folder is removed once every job of the call has left
-the queue (its inputs are copied into its job folder) or ended.
+the queue (its inputs are copied into its job folder) or ended. When the server cannot read that
+folder, the call travels inside the job's script instead (:mod:`.inline`).
 """
 
 from __future__ import annotations
