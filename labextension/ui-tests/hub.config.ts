@@ -13,7 +13,7 @@ export default defineConfig({
   expect: { timeout: 30000 },
   workers: 1,
   fullyParallel: false,
-  retries: 0,
+  retries: 1, // as playwright.config.ts: a test that passes on its retry is reported as flaky
   reporter: [['list']],
   globalSetup: require.resolve('./hub-setup'),
   globalTeardown: require.resolve('./hub-teardown'),

@@ -24,16 +24,25 @@ JUPYTER="${SWM_JUPYTER:-${VIRTUAL_ENV:+$VIRTUAL_ENV/bin/}jupyter}"
 "$JUPYTER" labextension list 2>&1 | grep -E "swm-jupyter-labextension .*enabled.*OK"
 
 echo "== UI tests (playwright, ${SWM_CHROMIUM:-/usr/bin/chromium})"
-npx playwright test --config ui-tests/playwright.config.ts "$@"
+# The server's log is kept, and its end printed when a test fails, so a CI failure can be read.
+if ! SWM_KEEP_LAB_LOG=1 npx playwright test --config ui-tests/playwright.config.ts "$@"; then
+  echo "== UI tests failed; the end of the jupyter lab log:"
+  tail -n 120 ui-tests/test-results/server.json.log 2>/dev/null || echo "(no log kept)"
+  exit 1
+fi
 
 # The jobs table on a real JupyterHub (ui-tests/hub.config.ts): real OS users log in through the
 # hub's login page, so like the hub itself (and tests/test_hub*.py) it needs root; CI runs as root.
-# SWM_SKIP_HUB_UI=1 leaves it out.
+# SWM_SKIP_HUB_UI=1 leaves it out. The hub's log is kept in ui-tests/test-results/hub.log.
 if [ "${SWM_SKIP_HUB_UI:-0}" = 1 ]; then
   echo "== hub UI tests skipped (SWM_SKIP_HUB_UI=1)"
 elif [ "$(id -u)" != 0 ]; then
   echo "== hub UI tests skipped: they need root (the hub adds OS users and starts servers as them)"
 else
   echo "== hub UI tests (playwright against a real JupyterHub)"
-  npx playwright test --config ui-tests/hub.config.ts
+  if ! npx playwright test --config ui-tests/hub.config.ts; then
+    echo "== hub UI tests failed; the end of the hub's log:"
+    tail -n 120 ui-tests/test-results/hub.log 2>/dev/null || echo "(no log kept)"
+    exit 1
+  fi
 fi
