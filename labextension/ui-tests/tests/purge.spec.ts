@@ -36,8 +36,10 @@ test('the table shows failed jobs with the failed filter, answered by the server
   const table = page.locator('.swm-JobsTable');
   await table.locator('.swm-TableState').selectOption('failed');
   await expect(table.locator('.swm-TableRow', { hasText: 'table-fails' })).toBeVisible();
-  const failed = await table
-    .locator('.swm-TableRow')
-    .evaluateAll(rows => rows.map(r => (r as HTMLElement).dataset.failed));
-  expect(new Set(failed)).toEqual(new Set(['true']));
+  // Polled: the unfiltered page (which shows table-fails too) may still be there for a moment.
+  const failed = () =>
+    table
+      .locator('.swm-TableRow')
+      .evaluateAll(rows => [...new Set(rows.map(r => (r as HTMLElement).dataset.failed))]);
+  await expect.poll(failed).toEqual(['true']);
 });
