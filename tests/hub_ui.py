@@ -110,23 +110,22 @@ def start(state_file: Path) -> dict[str, Any]:
     try:
         hub.start()
         assert hub.proc is not None
-        state.update(pid=hub.proc.pid, proxy_api_port=hub.proxy_api_port)
+        # The swm admin's token: the test reads jobs' states with it, `stop` cancels the jobs with it.
+        state.update(pid=hub.proc.pid, proxy_api_port=hub.proxy_api_port, admin_token=hub.user_token("admin"))
+        state["jobs"] = jobs = {}
         state_file.write_text(json.dumps(state))  # from here on, `stop` can clean up
         with ThreadPoolExecutor(len(USERS)) as pool:
             list(pool.map(hub.start_server, USERS))
-        jobs: dict[str, dict[str, str]] = {}
         for user, specs in JOBS.items():
             token = hub.user_token(user)
             for name, command, hold in specs:
                 job = submit(hub, token, name, command, hold)
                 jobs[job["id"]] = {"name": name, "owner": job["owner"], "user": user}
+                state_file.write_text(json.dumps(state))
                 if name.endswith("-long"):
                     wait_state(hub, token, job["id"], {"running"})
                 elif not hold:
                     wait_state(hub, token, job["id"], {"finished", "error"})
-        state["jobs"] = jobs
-        state["admin_token"] = hub.user_token("admin")  # the swm admin's: the test reads jobs' states with it
-        state_file.write_text(json.dumps(state))
     except BaseException:
         stop(state_file)
         raise
@@ -140,6 +139,8 @@ def stop(state_file: Path) -> None:
     state = json.loads(state_file.read_text())
     root = Path(state["root"])
     pid = int(state.get("pid") or 0)
+    if pid and state.get("admin_token"):
+        cancel_jobs(state)
     if pid:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGTERM)
@@ -158,6 +159,25 @@ def stop(state_file: Path) -> None:
             shutil.rmtree(folder, ignore_errors=True)
     shutil.rmtree(root, ignore_errors=True)
     state_file.unlink()
+
+
+def cancel_jobs(state: dict[str, Any], timeout: float = 20) -> None:
+    """Cancel the test's jobs (they would outlive the hub: jobs do) and wait until they ended."""
+    hub = Hub(Path(state["root"]))
+    hub.url, token = state["url"], state["admin_token"]
+    ids = list(state.get("jobs") or ())
+    with contextlib.suppress(OSError):
+        hub.call("POST", f"{SERVICE_API}/jobs/actions/cancel", token=token, body={"ids": ids})
+
+    def ended(job_id: str) -> bool:
+        status, job = hub.call("GET", f"{SERVICE_API}/jobs/{job_id}", token=token)
+        return status != 200 or job.get("state") in ("finished", "error", "canceled")
+
+    deadline = time.monotonic() + timeout
+    while ids and time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            ids = [i for i in ids if not ended(i)]
+        time.sleep(0.3)
 
 
 def _alive(pid: int) -> bool:
