@@ -14,7 +14,7 @@ async function openTable(page: Page): Promise<void> {
 }
 
 function tableRow(page: Page, name: string) {
-  return page.locator('.swm-JobsTable .swm-TableRow', { hasText: name });
+  return page.locator('.swm-JobsTable .swm-TableRow', { hasText: name }).first();
 }
 
 test('a job deleted through the REST API leaves the sidebar, the table and the job view of every page', async ({
