@@ -121,7 +121,16 @@ export class JobSync {
     this._loaded = true;
     const buffered = this._buffer;
     this._buffer = [];
-    this.store.upsert(buffered.map(e => e.job));
+    // In order: a job's newest account over the pages' snapshots; a deletion after them.
+    this.store.batch(() => {
+      for (const e of buffered) {
+        if (e.type === 'job_deleted') {
+          this.store.remove([e.job.id]);
+        } else {
+          this.store.upsert([e.job]);
+        }
+      }
+    });
     this._loadedSignal.emit();
   }
 
