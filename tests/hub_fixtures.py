@@ -93,6 +93,15 @@ class Hub:
     def write_config(self) -> Path:
         """The test config: the example, moved to free ports and this folder, plus a test service."""
         config = self.root / "hub_test_config.py"
+        # Each user's servers write their runtime files (jpserver-*.json) here, not in the user's home:
+        # the hubs of other tests (and of other checkouts on this machine) start servers for the same
+        # OS users, and `swm` in a server's environment would otherwise find those servers' files too.
+        # In :attr:`shared`: the users cannot enter pytest's own folders.
+        runtime = self.shared / "runtime"
+        for user in USERS:
+            (runtime / user).mkdir(parents=True, exist_ok=True)
+            shutil.chown(runtime / user, user)
+            (runtime / user).chmod(0o700)
         config.write_text(
             f"""
 c = get_config()  # noqa
@@ -101,7 +110,10 @@ c.JupyterHub.bind_url = "http://127.0.0.1:{self.port}"
 c.JupyterHub.hub_bind_url = "http://127.0.0.1:{self.hub_port}"
 c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{self.proxy_api_port}"
 c.JupyterHub.last_activity_interval = 5
-c.Spawner.environment = {{"PYTHONPATH": {str(REPO)!r}}}
+c.Spawner.environment = {{
+    "PYTHONPATH": {str(REPO)!r},
+    "JUPYTER_RUNTIME_DIR": lambda spawner: {str(runtime)!r} + "/" + spawner.user.name,
+}}
 c.Spawner.http_timeout = 60
 c.Spawner.start_timeout = 90
 swm = c.JupyterHub.services[0]

@@ -106,14 +106,20 @@ def start(state_file: Path) -> dict[str, Any]:
     root.chmod(0o755)
     hub = UiHub(root)
     state: dict[str, Any] = {"root": str(root), "url": hub.url, "password": password, "users": list(USERS)}
+    state["shared"] = str(hub.shared)
     state_file.parent.mkdir(parents=True, exist_ok=True)
+    state_file.write_text(json.dumps(state))  # from here on, `stop` can clean up
     try:
         hub.start()
         assert hub.proc is not None
         # The swm admin's token: the test reads jobs' states with it, `stop` cancels the jobs with it.
-        state.update(pid=hub.proc.pid, proxy_api_port=hub.proxy_api_port, admin_token=hub.user_token("admin"))
+        state.update(
+            pid=hub.proc.pid,
+            proxy_api_port=hub.proxy_api_port,
+            admin_token=hub.user_token("admin"),
+        )
         state["jobs"] = jobs = {}
-        state_file.write_text(json.dumps(state))  # from here on, `stop` can clean up
+        state_file.write_text(json.dumps(state))
         with ThreadPoolExecutor(len(USERS)) as pool:
             list(pool.map(hub.start_server, USERS))
         for user, specs in JOBS.items():
@@ -127,7 +133,8 @@ def start(state_file: Path) -> dict[str, Any]:
                 elif not hold:
                     wait_state(hub, token, job["id"], {"finished", "error"})
     except BaseException:
-        stop(state_file)
+        stop(state_file)  # cancels the jobs, stops the hub, removes the folders
+        hub.stop()  # and the hub's process group if it started before its pid was written down
         raise
     return state
 
@@ -158,6 +165,8 @@ def stop(state_file: Path) -> None:
         if folder.parent.parts[-2:] == (".swm", "jobs"):  # run_as_owner folders, in the users' homes
             shutil.rmtree(folder, ignore_errors=True)
     shutil.rmtree(root, ignore_errors=True)
+    if state.get("shared"):
+        shutil.rmtree(state["shared"], ignore_errors=True)
     state_file.unlink()
 
 
