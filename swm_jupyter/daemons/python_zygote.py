@@ -31,9 +31,7 @@ When the supervisor closes the socket, this process waits for its forked process
 Standard library only (it is run by path, like the runner; nothing of swm-jupyter is imported).
 """
 
-from __future__ import annotations
-
-import os
+import os  # no "from __future__ import annotations": a spawned runner imports __future__ itself
 import sys
 
 if not sys.flags.safe_path:
@@ -220,6 +218,8 @@ def _run_main(script: str) -> None:
         status = _exit_status(exc.code)
     except BaseException as exc:  # what the interpreter prints, then exit status 1
         interrupted = isinstance(exc, KeyboardInterrupt)
+        if exc.__traceback__ is not None and exc.__traceback__.tb_frame is sys._getframe():
+            exc.__traceback__ = exc.__traceback__.tb_next  # the script's frames only, as the interpreter shows
         try:
             sys.excepthook(type(exc), exc, exc.__traceback__)
         except BaseException:
