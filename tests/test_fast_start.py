@@ -302,3 +302,50 @@ def _parent_pid(pid: int) -> int:
 @pytest.mark.parametrize("name", [RUNNER_FILE])
 def test_the_runner_file_name_is_the_executors(name: str) -> None:
     assert fast_start.RUNNER_FILE == name
+
+
+def _call_state(tag: str) -> tuple[str, str, str, str]:
+    """What an executor call reports of its process (module-level: pickled by reference, like in a kernel)."""
+    print(f"printed by {tag}", flush=True)
+    with open(f"/proc/{os.getppid()}/cmdline", "rb") as handle:
+        parent = handle.read().decode().replace("\0", " ")
+    return os.environ.get("MY_VAR", ""), os.getcwd(), parent, os.environ["SWM_JOB_ID"]
+
+
+def _fails() -> None:
+    raise KeyError("from the call")
+
+
+def test_executor_calls_through_a_real_server(
+    server_process: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Env, folder, outputs and exceptions of calls started from the warm interpreter; a site with a
+    'python' option never uses it."""
+    from swm_jupyter import Executor
+    from swm_jupyter.client import Client
+
+    wrapper = tmp_path / "python-wrapper"
+    wrapper.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+    wrapper.chmod(0o755)
+    sites = {"local": {"gate": "local", "cpus": 2}, "own": {"gate": "local", "cpus": 2, "python": str(wrapper)}}
+    server = server_process(sites=sites).start()
+    monkeypatch.chdir(server.root)
+    client = Client(server.url, server.token)
+    with Executor(site="local", env={"MY_VAR": "given"}, client=client) as ex:
+        for _ in range(40):
+            future = ex.submit(_call_state, "fast")
+            var, cwd, parent, job_id = future.result(60)
+            if "python_zygote.py" in parent:
+                break
+            time.sleep(0.25)
+        assert "python_zygote.py" in parent, "no call was forked by the warm interpreter"
+        data = client.job_data(job_id)
+        assert (var, cwd, data["exit_code"]) == ("given", data["folder"], 0)
+        assert Path(data["folder"], "stdout").read_text() == "printed by fast\n"
+        with pytest.raises(KeyError, match="from the call"):
+            ex.submit(_fails).result(60)
+        assert list(ex.map(abs, range(-20, 0))) == list(range(20, 0, -1))
+    with Executor(site="own", client=client) as ex:
+        for _ in range(3):
+            _, _, parent, _ = ex.submit(_call_state, "own").result(60)
+            assert "local_supervisor" in parent
