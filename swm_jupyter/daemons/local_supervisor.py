@@ -22,7 +22,8 @@ client names. It writes no file through a symlink.
 Protocol: one JSON object per line.
 
 - ``{"op": "spawn", "id", "pool", "capacity", "cpus", "order", "argv", "cwd", "env", "stdout",
-  "stderr", "status_file"}`` (``order``: a list; smaller starts first) is answered
+  "stderr", "status_file", "fast_start"}`` (``order``: a list; smaller starts first; ``fast_start``,
+  default true: an executor call may start from a warm interpreter, :mod:`.fast_start`) is answered
   ``{"op", "reply": id, "pid", "started"}`` if the job started at once, ``{"op", "reply": id,
   "queued": true}`` if it waits for cpus, or ``{"op", "reply": id, "error"}``. Spawning a job the
   supervisor already has, or one that already has a status record, starts nothing: the answer says
