@@ -59,6 +59,8 @@ STARTUP_PYTHON_VARS = frozenset(
 )
 #: Other variables the interpreter reads while it starts (user site, locale, time zone).
 STARTUP_VARS = frozenset({"HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ"})
+#: The largest message a zygote sends (its first, with its start-up environment and modules, is a few kB).
+MESSAGE_SIZE = 1 << 16
 #: Seconds a zygote has to answer a fork request before it is given up.
 REPLY_TIMEOUT = 5.0
 #: Seconds a zygote has to start (import cloudpickle) before it is given up.
@@ -208,14 +210,17 @@ class FastStarter:
         news, zygote.news = zygote.news, []
         while True:
             try:
-                data = zygote.sock.recv(1 << 20)
+                data = zygote.sock.recv(MESSAGE_SIZE)
             except (BlockingIOError, InterruptedError):
                 return news, False
             except OSError:
                 data = b""
             if not data:
                 return news, True
-            message = json.loads(data)
+            try:
+                message = json.loads(data)
+            except ValueError:
+                return news, True  # not a zygote's words: given up like one that went away
             if "exit" in message:
                 news.append((int(message["exit"]), int(message["status"])))
             elif "ready" in message:
@@ -238,28 +243,33 @@ class FastStarter:
         except OSError as exc:
             raise ZygoteError(f"the warm Python does not take requests ({exc})") from None
         deadline = time.monotonic() + REPLY_TIMEOUT
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise ZygoteError("the warm Python did not answer")
-            ready, _, _ = select.select([zygote.sock], [], [], left)
-            if not ready:
-                continue
-            try:
-                data = zygote.sock.recv(1 << 20)
-            except (BlockingIOError, InterruptedError):
-                continue
-            except OSError:
-                data = b""
-            if not data:
-                raise ZygoteError("the warm Python went away")
-            message = json.loads(data)
-            if "exit" in message:
-                zygote.news.append((int(message["exit"]), int(message["status"])))
-            elif "pid" in message:
-                return int(message["pid"])
-            elif "error" in message:
-                raise ZygoteError(f"the warm Python could not fork: {message['error']}")
+        try:
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise ZygoteError("the warm Python did not answer")
+                ready, _, _ = select.select([zygote.sock], [], [], left)
+                if not ready:
+                    continue
+                try:
+                    data = zygote.sock.recv(MESSAGE_SIZE)
+                except (BlockingIOError, InterruptedError):
+                    continue
+                if not data:
+                    raise ZygoteError("the warm Python went away")
+                message = json.loads(data)
+                if "exit" in message:  # handed to the supervisor by its next turn (see pending)
+                    zygote.news.append((int(message["exit"]), int(message["status"])))
+                elif "pid" in message:
+                    return int(message["pid"])
+                elif "error" in message:
+                    raise ZygoteError(f"the warm Python could not fork: {message['error']}")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ZygoteError(f"the warm Python answered badly ({exc!r})") from None
+
+    def pending(self) -> list[Zygote]:
+        """Zygotes with ends of jobs read (while waiting for a fork's answer) but not yet reported."""
+        return [z for z in self.by_fd.values() if z.news]
 
     def discard(self, zygote: Zygote, broken: bool = False) -> None:
         """Stop using ``zygote``: close its socket (it leaves once its processes have ended) and reap it.

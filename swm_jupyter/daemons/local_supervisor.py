@@ -214,6 +214,9 @@ class Supervisor:
                     self._zygote_news(key.data)
                 else:
                     self._exited(key.data)
+            while pending := self.fast.pending():  # ends read while a fork's answer was awaited
+                for zygote in pending:
+                    self._zygote_news(zygote)
             self._send_outbox()
             self._finish_kills()
             self.fast.reap()
@@ -516,6 +519,11 @@ class Supervisor:
 
     def _zygote_gone(self, zygote: Zygote) -> None:
         """The jobs of a zygote that is gone: their ends are watched here, reported as lost."""
+        news, zygote.news = zygote.news, []
+        for pid, status in news:  # ends it told before it went
+            job = zygote.jobs.pop(pid, None)
+            if job is not None:
+                self._ended(job, status)
         for pid, job in list(zygote.jobs.items()):
             del zygote.jobs[pid]
             job["lost"] = True
