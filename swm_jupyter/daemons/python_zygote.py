@@ -23,7 +23,8 @@ job's working folder, exactly the job's environment, descriptors 0 - 2 and no ot
 as the interpreter ends (non-daemon threads joined, ``atexit`` functions, streams flushed; exit
 status 1 and the traceback for an uncaught exception; SIGINT for an uncaught
 KeyboardInterrupt). Signal dispositions and mask are this process's, which are those a spawned
-job gets (this process changes none). Differences left: the hash seed of ``str`` is this
+job gets (this process changes none). Differences left: its parent is this process, its
+command line (``/proc/<pid>/cmdline``, ``ps``) is this process's, the hash seed of ``str`` is this
 process's (as with multiprocessing's forkserver), objects still alive at the end are not
 finalized, and modules this file imported for its own work are dropped from ``sys.modules``.
 
