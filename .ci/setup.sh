@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up a machine for swm-jupyter: Debian packages (with --system-packages), a virtual environment
 # in .venv (or $SWM_VENV) with swm-jupyter and the extras named in $SWM_EXTRAS, the front end built,
-# and (with the test or hub extra) JupyterHub's configurable-http-proxy from npm inside that environment.
+# (with the test or hub extra) JupyterHub's configurable-http-proxy from npm inside that environment,
+# and (with the test extra) another CPython with an older cloudpickle for the executor's tests.
 # Idempotent: a second run only checks. Used by .ci/lab.sh and .ci/test.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,5 +38,15 @@ case ",${SWM_EXTRAS:-lab}," in
       echo "== npm install configurable-http-proxy into $venv (JupyterHub's proxy, found there by the example hub)"
       npm install -g --prefix "$venv" --no-audit --no-fund --loglevel=error "configurable-http-proxy@5"
     fi
+    ;;
+esac
+
+case ",${SWM_EXTRAS:-lab}," in
+  *,test,*)
+    # The executor's version-mismatch tests run calls on another CPython (another minor version,
+    # found on PATH or through pyenv; this Python if there is none) with cloudpickle 2.2.1 from
+    # PyPI, in a venv inside $venv. Made once; a second run only checks it (well under a second).
+    echo "== other Python for the executor's mismatch tests (tests/other_python.py)"
+    "$venv/bin/python" tests/other_python.py
     ;;
 esac

@@ -22,7 +22,15 @@ PATH=/nonexistent .venv-wheel/bin/jupyter labextension list 2>&1 \
 PATH=/nonexistent .venv-wheel/bin/jupyter server extension list 2>&1 | grep -E "swm_jupyter.*enabled"
 
 echo "== front end: lint, jest, and the UI tests in Chromium against the wheel's JupyterLab"
-SWM_JUPYTER="$PWD/.venv-wheel/bin/jupyter" bash labextension/ui-tests/run.sh
+# A failure here does not stop the run: pytest runs too, and the run fails at the end.
+ui_status=0
+SWM_JUPYTER="$PWD/.venv-wheel/bin/jupyter" bash labextension/ui-tests/run.sh || ui_status=$?
 
 echo "== pytest"
-pytest -q -W error::jupyter_server.utils.JupyterServerAuthWarning -p no:cacheprovider "$@" tests
+pytest_status=0
+pytest -q -W error::jupyter_server.utils.JupyterServerAuthWarning -p no:cacheprovider "$@" tests || pytest_status=$?
+
+if [ "$ui_status" != 0 ] || [ "$pytest_status" != 0 ]; then
+  echo "== FAILED: front end and UI tests exit $ui_status, pytest exit $pytest_status"
+  exit 1
+fi

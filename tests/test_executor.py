@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import subprocess
 import sys
 import time
@@ -17,8 +18,15 @@ import pytest
 from nbclient import NotebookClient
 
 from swm_jupyter.executor import Executor, ResultTooLarge, VersionMismatch
-from swm_jupyter.executor.serialization import RESULT_FILE, load_result, mismatch_message
+from swm_jupyter.executor.serialization import (
+    RESULT_FILE,
+    dump_call,
+    load_result,
+    mismatch_message,
+    split_header,
+)
 
+from . import other_python
 from .conftest import ServerProcess
 from .notebook_fixtures import notebook, outputs_text
 from .skyport_gate_standin import SkyPortGateStandin
@@ -63,7 +71,7 @@ class Lab:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory, services: dict[str, str]) -> Iterator[Lab]:
-    """One real Jupyter server with the sites local, cluster (Slurm), host (SSH), cloud (stand-in) and oldcp."""
+    """One real Jupyter server with the sites local, cluster (Slurm), host (SSH), cloud (stand-in) and oldpy."""
     ssh_options = {
         "host": services["SWM_TEST_SSH_HOST"],
         "port": int(services["SWM_TEST_SSH_PORT"]),
@@ -73,9 +81,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory, services: dict[str, str]) -> I
         "use_agent": 0,  # not False: the command line reads the sites with ast.literal_eval, where JSON's false fails
     }
     base = tmp_path_factory.mktemp("executor")
-    fake = base / "old-cloudpickle" / "cloudpickle"
-    fake.mkdir(parents=True)
-    (fake / "__init__.py").write_text('__version__ = "2.2.1"\n')
+    other = other_python.ensure()
     standin = SkyPortGateStandin(pem_data=PEM).start()
     python = sys.executable
     sites = {
@@ -113,8 +119,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory, services: dict[str, str]) -> I
             "poll_interval": 0.2,
             "idle_poll_interval": 0.5,
         },
-        # An interpreter that has another cloudpickle than the kernel's.
-        "oldcp": {"gate": "local", "cpus": 2, "python": f"PYTHONPATH={fake.parent} {python}"},
+        # A real other CPython (another minor version where the machine has one) with cloudpickle 2.2.1.
+        "oldpy": {"gate": "local", "cpus": 2, "python": str(other.python)},
     }
     server = ServerProcess(base / "root", base / "data", sites=sites).start()
     try:
@@ -210,7 +216,7 @@ def test_local_site_and_option_errors(lab: Lab) -> None:
     assert errors[1].startswith("Executor(slurm=...) must be a dict")
     assert errors[2] == "Executor(max_result_bytes=...) must be a positive number of bytes"
     assert "more than max_result_bytes=1,000" in out[8], out[8]
-    assert out[12].startswith("no site 'nowhere'; configured sites: local, cluster, host, cloud, oldcp"), out[12]
+    assert out[12].startswith("no site 'nowhere'; configured sites: local, cluster, host, cloud, oldpy"), out[12]
     assert out[13] == "[]\n", out[13]
 
 
@@ -259,15 +265,93 @@ def test_attach_after_a_kernel_restart(lab: Lab) -> None:
     assert second[2] == "JobNotFoundError\n"
 
 
-def test_site_with_another_cloudpickle_gives_the_mismatch_error(lab: Lab) -> None:
+def kernel_versions() -> tuple[str, str]:
+    """This interpreter's (and the kernels') Python major.minor and short cloudpickle version."""
+    return other_python.this_version(), ".".join(cloudpickle.__version__.split(".")[:2])
+
+
+def test_site_with_another_python_gives_the_mismatch_error(lab: Lab) -> None:
+    """A real other CPython with a real cloudpickle 2.2.1 on the site: the runner refuses, nothing runs."""
+    other = other_python.ensure()
+    assert other.cloudpickle == "2.2.1" and other.cloudpickle != cloudpickle.__version__
     out = lab.run(
-        "from swm_jupyter import Executor\nfrom swm_jupyter.executor import VersionMismatch\n"
-        "try:\n    Executor(site='oldcp').submit(len, 'abc').result(120)\nexcept VersionMismatch as e:\n    print(e)"
+        "import os\nfrom swm_jupyter import Executor\nfrom swm_jupyter.executor import VersionMismatch\n"
+        "ex = Executor(site='oldpy')\n"
+        "try:\n    ex.submit(len, 'abc').result(120)\nexcept VersionMismatch as e:\n    print(e)",
+        # notebook code that would leave a mark if it ran, one call and a map: each refused, none run
+        "here = os.getcwd()\n"
+        "def mark(x):\n    open(os.path.join(here, f'ran-{x}'), 'w').close()\n    return x\n"
+        "f = ex.submit(mark, 'one')\nprint(type(f.exception(120)).__name__, f.job.refresh().state, "
+        "f.job.data['exit_code'])\n"
+        "try:\n    list(ex.map(mark, range(3), timeout=120))\nexcept VersionMismatch as e:\n"
+        "    print('map', type(e).__name__)\n"
+        "print(sorted(n for n in os.listdir('.') if n.startswith('ran-')))\n"
+        "print(ex.client.log(f.job_id, 'stderr', 0)[0].strip())",
+        # the kernel is fine afterwards: the same function runs on a site with the kernel's Python
+        "print(Executor(site='local').submit(mark, 'local').result(120), os.path.exists('ran-local'))",
     )
-    mine = ".".join(cloudpickle.__version__.split(".")[:2])
-    py = f"{sys.version_info[0]}.{sys.version_info[1]}"
-    expected = f"site oldcp runs Python {py} with cloudpickle 2.2; this kernel runs {py} with {mine}."
+    py, mine = kernel_versions()
+    expected = f"site oldpy runs Python {other.version} with cloudpickle 2.2; this kernel runs {py} with {mine}."
     assert out[0].startswith(expected), out
+    if not other.same_python:  # the machine has another CPython: the sentence names two Pythons
+        assert other.version != py
+    lines = out[1].splitlines()
+    assert lines[:3] == ["VersionMismatch finished 3", "map VersionMismatch", "[]"], out[1]
+    assert lines[3] == (
+        f"swm executor: this site runs Python {other.version} with cloudpickle 2.2.1; "
+        f"the kernel runs {py} with {cloudpickle.__version__}: nothing was run"
+    ), out[1]
+    assert out[2] == "local True\n", out[2]
+
+
+def test_kernel_refuses_a_result_of_the_other_python_before_unpickling(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A result file written by the runner under the other CPython is refused here before unpickling."""
+    other = other_python.ensure()
+    # The other interpreter pickles a call for itself, and its runner runs it: a real result file of it.
+    make_call = (
+        "import json, sys, cloudpickle\n"
+        "head = {'python': '%d.%d' % sys.version_info[:2], 'cloudpickle': cloudpickle.__version__}\n"
+        "body = cloudpickle.dumps({'fn': pow, 'calls': [((2, 10), {})], 'chunked': False}, protocol=4)\n"
+        "sys.stdout.buffer.write(json.dumps(head).encode() + b'\\n' + body)"
+    )
+    call = tmp_path / "call.pickle"
+    call.write_bytes(subprocess.run([other.python, "-c", make_call], capture_output=True, check=True).stdout)
+    ran = subprocess.run([other.python, str(RUNNER), str(call)], cwd=tmp_path, capture_output=True, timeout=60)
+    assert ran.returncode == 0, ran.stderr
+    data = (tmp_path / RESULT_FILE).read_bytes()
+    head, body = split_header(data)
+    assert (head["ok"], head["python"], head["cloudpickle"]) == (True, other.version, other.cloudpickle)
+    assert pickle.loads(body) == 1024  # this kernel could read it: only the version check stops it
+
+    def trap(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the result was unpickled")
+
+    monkeypatch.setattr(cloudpickle, "loads", trap)
+    monkeypatch.setattr(pickle, "loads", trap)
+    with pytest.raises(VersionMismatch) as err:
+        load_result(data, site_name="oldpy", max_result_bytes=1 << 20)
+    py, mine = kernel_versions()
+    expected = f"site oldpy runs Python {other.version} with cloudpickle 2.2; this kernel runs {py} with {mine}."
+    assert str(err.value).startswith(expected), err.value
+
+
+@pytest.mark.slurm
+def test_a_kernel_outside_the_servers_root_sends_the_call_in_the_job_script(lab: Lab, tmp_path: Path) -> None:
+    """A kernel whose folder the server cannot read (here: outside its root) sends each call inside the
+    job's script, on the local site and through sbatch; nothing is staged in its folder."""
+    outside = tmp_path / "outside-the-root"
+    outside.mkdir()
+    out = lab.run(
+        f"import os\nos.chdir({str(outside)!r})\nfrom swm_jupyter import Executor\n"
+        "here, hpc = Executor(site='local'), Executor(site='cluster', walltime='00:10:00')\n"
+        "print(here.submit(lambda: 'far').result(120), list(here.map(abs, [-1, -2], timeout=120)), "
+        "hpc.submit(pow, 3, 4).result(120))\n"
+        "specs = [here.client.job_data(j)['spec'] for j in here.client.session_jobs]\n"
+        "print([('swm_unpack' in s['script'], bool(s.get('input_files'))) for s in specs], os.listdir('.'))",
+    )
+    assert out[0] == "far [1, 2] 81\n" + str([(True, False)] * 3) + " []\n", out
 
 
 # --- the runner and the result file, without a server -----------------------------------------------------
@@ -345,3 +429,21 @@ def test_result_file_goes_with_the_purged_record(server_process: Any) -> None:
     assert not Path(folder).exists()  # the result file went with the record
     with pytest.raises(JobNotFoundError):
         Executor.attach(job_id, client=client)
+
+
+def test_inline_script_unpacks_the_call_and_runs_it(tmp_path: Path) -> None:
+    """The script of an inline call writes the runner and the call into its folder and runs them."""
+    from swm_jupyter.executor.inline import MAX_INLINE_CALL_BYTES, inline_script
+
+    call = dump_call(lambda x: x + 1, [((1,), {}), ((41,), {})], chunked=False, max_result_bytes=1 << 20)
+    script = inline_script(sys.executable, RUNNER.read_bytes(), "swm_runner.py", call, "swm-call.pickle")
+    assert not any(line.upper().startswith("#SWM") for line in script.splitlines())  # no directive by accident
+    (tmp_path / "job.sh").write_text(script)
+    proc = subprocess.run(
+        ["bash", "job.sh"], cwd=tmp_path, capture_output=True, env={**os.environ, "SWM_ARRAY_TASK_ID": "1"}
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert load_result((tmp_path / RESULT_FILE).read_bytes(), site_name="s", max_result_bytes=1 << 20).value == 42
+    assert (tmp_path / "swm-call.pickle").read_bytes() == call
+    with pytest.raises(ValueError, match="travels inside the job's script"):
+        inline_script("python3", b"", "r.py", b"x" * (MAX_INLINE_CALL_BYTES + 1), "c.pickle")

@@ -296,7 +296,7 @@ export class JobStore {
 
   private _put(job: IJobSummary, live: boolean): boolean {
     const old = this._jobs.get(job.id);
-    if (old && sameSummary(old, job)) {
+    if (old && (olderAccount(job, old) || sameSummary(old, job))) {
       return false;
     }
     if (old) {
@@ -343,6 +343,15 @@ function matches(job: IJobSummary, text: string): boolean {
     job.id.toLowerCase().includes(text) ||
     job.site.toLowerCase().includes(text) ||
     (job.native_id ?? '').toLowerCase().includes(text)
+  );
+}
+
+/** True when `job` is an older account of the job than `known` (fewer state changes). */
+function olderAccount(job: IJobSummary, known: IJobSummary): boolean {
+  return (
+    typeof job.changes === 'number' &&
+    typeof known.changes === 'number' &&
+    job.changes < known.changes
   );
 }
 

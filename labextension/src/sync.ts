@@ -120,7 +120,7 @@ export class JobSync {
     this._loaded = true;
     const buffered = this._buffer;
     this._buffer = [];
-    this.store.applyEvents(buffered, false);
+    this.store.upsert(buffered.map(e => e.job));
     this._loadedSignal.emit();
   }
 
@@ -138,7 +138,12 @@ export class JobSync {
         if (this._loaded) {
           this.store.applyEvent(event);
         } else {
-          this._buffer.push(event);
+          // Shown at once (a job submitted while a long list loads must not look stuck), and
+          // applied again after the load, over any older snapshot a page brought meanwhile.
+          if (typeof event.id !== 'number' || event.id > this.store.lastEventId) {
+            this._buffer.push(event);
+          }
+          this.store.applyEvent(event, false);
         }
         break;
       case 'resync':

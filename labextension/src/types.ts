@@ -133,6 +133,8 @@ export interface IJobSummary {
   array_index?: number | null;
   priority: number;
   owner: string;
+  /** How many state changes the job has had: only grows, so a smaller count is an older account. */
+  changes?: number;
   submit_time: number;
   start_time: number | null;
   end_time: number | null;

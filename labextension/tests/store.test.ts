@@ -35,6 +35,22 @@ describe('JobStore', () => {
     expect(store.counts().waiting).toBe(1);
   });
 
+  it('keeps the newer account of a job: fewer state changes is older, whatever arrives last', () => {
+    const store = new JobStore();
+    const a = job({ state: 'waiting', changes: 2 });
+    store.upsert([a]);
+    // The answer of the submit (or a list page) read before the job started comes in late.
+    store.applyEvent(event(7, { ...a, changes: 3 }, 'running'));
+    store.upsert([{ ...a, state: 'queued', state_code: 'Q', changes: 1 }]);
+    expect(store.get(a.id)?.state).toBe('running');
+    expect(store.counts()).toMatchObject({ queued: 0, waiting: 0, running: 1 });
+    // Same count, other details (a site's note while running): taken.
+    store.upsert([
+      { ...a, state: 'running', state_code: 'R', changes: 3, state_details: 'node n1' }
+    ]);
+    expect(store.get(a.id)?.state_details).toBe('node n1');
+  });
+
   it('filters by state, site and text', () => {
     const store = new JobStore();
     const jobs = [

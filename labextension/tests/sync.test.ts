@@ -23,8 +23,9 @@ class Socket implements IWebSocketLike {
 }
 
 describe('JobSync', () => {
-  it('applies events that arrive during the first load after the load', async () => {
-    const a = job({ state: 'queued' });
+  it('shows events that arrive during the first load at once, and keeps them over the older pages', async () => {
+    // `a` carries `changes` (the server's count of state changes); `b` does not (an older server).
+    const a = job({ state: 'queued', changes: 1 });
     const b = job({ state: 'running' });
     let release: () => void = () => undefined;
     const gate = new Promise<void>(r => (release = r));
@@ -32,6 +33,7 @@ describe('JobSync', () => {
     const api = new SwmApi(async path => {
       requests.push(path);
       await gate;
+      // The page was read before the events below: older accounts of both jobs.
       return reply(200, { jobs: [a, b], total: 2, counts: {}, next_cursor: null });
     });
     const socket = new Socket();
@@ -45,16 +47,18 @@ describe('JobSync', () => {
     const done = sync.start();
     socket.onopen?.({});
     socket.emit({ type: 'hello', last_event_id: 10 });
-    socket.emit(event(9, a, 'canceled')); // older than hello: a replay, skipped
-    socket.emit(event(11, a, 'running'));
+    socket.emit(event(9, { ...a, changes: 4 }, 'canceled')); // older than hello: a replay, skipped
+    socket.emit(event(11, { ...a, changes: 3 }, 'running'));
     socket.emit(event(12, b, 'finished'));
-    expect(store.size).toBe(0);
+    // Shown while the list is still loading (a long list must not hide a job's progress).
+    expect(store.get(a.id)?.state).toBe('running');
+    expect(store.get(b.id)?.state).toBe('finished');
     release();
     await done;
     expect(store.get(a.id)?.state).toBe('running');
     expect(store.get(b.id)?.state).toBe('finished');
     expect(store.lastEventId).toBe(12);
-    socket.emit(event(13, a, 'finished'));
+    socket.emit(event(13, { ...a, changes: 4 }, 'finished'));
     expect(store.get(a.id)?.state).toBe('finished');
     // Only the one list request: live updates need no polling.
     expect(requests).toEqual(['jobs?sort=-submit_time&limit=1000&offset=0']);

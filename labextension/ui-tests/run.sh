@@ -21,4 +21,9 @@ JUPYTER="${SWM_JUPYTER:-${VIRTUAL_ENV:+$VIRTUAL_ENV/bin/}jupyter}"
 "$JUPYTER" labextension list 2>&1 | grep -E "swm-jupyter-labextension .*enabled.*OK"
 
 echo "== UI tests (playwright, ${SWM_CHROMIUM:-/usr/bin/chromium})"
-npx playwright test --config ui-tests/playwright.config.ts "$@"
+# The server's log is kept, and its end printed when a test fails, so a CI failure can be read.
+if ! SWM_KEEP_LAB_LOG=1 npx playwright test --config ui-tests/playwright.config.ts "$@"; then
+  echo "== UI tests failed; the end of the jupyter lab log:"
+  tail -n 120 ui-tests/test-results/server.json.log 2>/dev/null || echo "(no log kept)"
+  exit 1
+fi

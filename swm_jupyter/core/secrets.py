@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from fnmatch import fnmatchcase
+from fnmatch import translate
+from functools import lru_cache
 from typing import Any
 
 #: What a hidden value is replaced with.
@@ -57,10 +58,23 @@ def _normal(name: str) -> str:
     return name.upper().replace("-", "_").replace(".", "_")
 
 
+@lru_cache(maxsize=64)
+def _name_matcher(extra_patterns: tuple[str, ...]) -> re.Pattern[str]:
+    """One regular expression for the default patterns and ``extra_patterns`` (each a glob, as
+    ``fnmatch.fnmatchcase`` reads it)."""
+    globs = (*DEFAULT_SECRET_PATTERNS, *extra_patterns)
+    return re.compile("|".join(translate(_normal(p)) for p in globs))
+
+
+@lru_cache(maxsize=4096)
+def _is_secret_normal(normal: str, extra_patterns: tuple[str, ...]) -> bool:
+    return _name_matcher(extra_patterns).match(normal) is not None
+
+
 def is_secret_name(name: str, extra_patterns: Iterable[str] = ()) -> bool:
     """True if values named ``name`` are secret: it matches a default pattern or one of ``extra_patterns``."""
-    normal = _normal(name)
-    return any(fnmatchcase(normal, _normal(p)) for p in (*DEFAULT_SECRET_PATTERNS, *extra_patterns))
+    # Names repeat (the same fields and variables in every job): the answer is cached.
+    return _is_secret_normal(_normal(name), tuple(extra_patterns))
 
 
 def redact_url(value: str) -> str:

@@ -6,12 +6,14 @@ the kernel (``.swm-executor/<id>/``, below the server's root), and submits a job
 them into the job folder (and to remote sites) like any input. The runner writes the result file
 into the job folder, which the gates bring back like any output. ``map`` submits one array job,
 whose task ``i`` runs call ``i``. The staging folder is removed once every job of the call has left
-the queue (its inputs are copied into its job folder) or ended.
+the queue (its inputs are copied into its job folder) or ended. When the server cannot read that
+folder, the call travels inside the job's script instead (:mod:`.inline`).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import shlex
 import shutil
 import threading
@@ -25,6 +27,7 @@ from typing import Any
 from ..client.api import build_spec
 from ..client.errors import SwmError
 from .future import Future, ResultWatcher, on_all_launched
+from .inline import inline_script, inputs_unreadable
 from .serialization import CALL_FILE, RESULT_FILE, dump_call
 
 #: Default largest pickled result brought back (bytes): 100 MiB.
@@ -57,6 +60,20 @@ _watchers_lock = threading.Lock()
 
 
 _default: list[Any] = []
+#: Clients (by id, with the client to tell a reused id) whose server cannot read this kernel's folder.
+_inline_clients: dict[int, Any] = {}
+
+
+def sends_inline(client: Any) -> bool:
+    """True once the server of ``client`` was found unable to read this kernel's folder."""
+    with _watchers_lock:
+        return _inline_clients.get(id(client)) is client
+
+
+def send_inline(client: Any) -> None:
+    """From now on, send the calls of ``client`` inside their job scripts."""
+    with _watchers_lock:
+        _inline_clients[id(client)] = client
 
 
 def default_client() -> Any:
@@ -167,14 +184,9 @@ class Executor(concurrent.futures.Executor):
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
         """Run ``fn(*args, **kwargs)`` as one job; returns its :class:`Future` at once."""
         self._check_open()
-        folder, spec = self._prepare(fn, [(args, kwargs)], chunked=False, label=_label(fn))
         watcher = watcher_of(self.client)  # listening before the job exists
         since = time.monotonic()
-        try:
-            handle = self.client.submit(spec)
-        except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)
-            raise
+        folder, handle = self._submit(fn, [(args, kwargs)], chunked=False)
         future = Future(watcher, site=handle.site, max_result_bytes=self.max_result_bytes, job_id=handle.id)
         future._handle = handle
         self._keep([future], folder)
@@ -199,15 +211,9 @@ class Executor(concurrent.futures.Executor):
             return iter(())
         chunked = chunksize > 1
         calls: list[Any] = [items[i : i + chunksize] for i in range(0, len(items), chunksize)] if chunked else items
-        folder, spec = self._prepare(fn, calls, chunked=chunked, label=_label(fn))
-        spec["array"] = f"0-{len(calls) - 1}"
         watcher = watcher_of(self.client)
         since = time.monotonic()
-        try:
-            parent = self.client.submit(spec)
-        except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)
-            raise
+        folder, parent = self._submit(fn, calls, chunked=chunked, array=f"0-{len(calls) - 1}")
         futures = [
             Future(
                 watcher,
@@ -247,12 +253,43 @@ class Executor(concurrent.futures.Executor):
             if not future.done():
                 future._cancel_here()
 
-    def _prepare(
-        self, fn: Callable[..., Any], calls: list[Any], *, chunked: bool, label: str
-    ) -> tuple[Path, dict[str, Any]]:
-        """Write the call file and the runner into a new staging folder; return it and the job spec."""
+    def _submit(
+        self, fn: Callable[..., Any], calls: list[Any], *, chunked: bool, array: str | None = None
+    ) -> tuple[Path | None, Any]:
+        """Submit the job of ``calls``; returns its staging folder (None if the call is in the script) and handle.
+
+        The call goes as input files of a staging folder, unless the server cannot read that folder
+        (it is outside the server's root, or the server refuses the files): then, and for every
+        later call of this client, it goes inside the job's script (:mod:`.inline`).
+        """
         interpreter = self.interpreter()
         data = dump_call(fn, calls, chunked=chunked, max_result_bytes=self.max_result_bytes)
+        fields: dict[str, Any] = {"name": self.name or _label(fn), "output_files": [RESULT_FILE]}
+        if array:
+            fields["array"] = array
+        if not sends_inline(self.client):
+            try:
+                folder, run = self._stage(data, interpreter)
+            except (SwmError, OSError):  # outside the server's root, or not writable: the server cannot read it
+                send_inline(self.client)
+                with contextlib.suppress(OSError):
+                    (Path.cwd() / STAGING_FOLDER).rmdir()  # if this kernel made it for nothing
+            else:
+                try:
+                    return folder, self.client.submit(self._spec({**fields, **run}))
+                except BaseException as exc:
+                    shutil.rmtree(folder, ignore_errors=True)
+                    if not inputs_unreadable(exc):
+                        raise
+                send_inline(self.client)  # the server cannot read the kernel's folder: nothing was stored
+                with contextlib.suppress(OSError):
+                    folder.parent.rmdir()  # the staging folder, if this kernel made it for nothing
+        runner = files(__package__).joinpath("runner.py").read_bytes()
+        script = inline_script(interpreter, runner, RUNNER_FILE, data, CALL_FILE)
+        return None, self.client.submit(self._spec({**fields, "script": script}))
+
+    def _stage(self, data: bytes, interpreter: str) -> tuple[Path, dict[str, Any]]:
+        """Write the call file and the runner into a new staging folder; return it and the job's run fields."""
         relative = Path(STAGING_FOLDER) / uuid.uuid4().hex
         folder = Path.cwd() / relative  # removed later by this path, whatever the folder then
         folder.mkdir(parents=True)
@@ -270,23 +307,25 @@ class Executor(concurrent.futures.Executor):
             if len(words) == 1
             else {"script": f"#!/bin/bash\n{interpreter} {shlex.quote(runner)} {shlex.quote(call)}\n"}
         )
-        spec: dict[str, Any] = build_spec(
-            {"name": self.name or label, **run, "input_files": [runner, call], "output_files": [RESULT_FILE]},
-            **self._fields,
-        )
+        return folder, {**run, "input_files": [runner, call]}
+
+    def _spec(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """The job spec of ``fields`` with this executor's resources, options and site."""
+        spec: dict[str, Any] = build_spec(fields, **self._fields)
         if self.site:
             spec["site"] = self.site
-        return folder, spec
+        return spec
 
-    def _keep(self, futures: list[Future], folder: Path, parent_id: str | None = None) -> None:
-        """Track ``futures`` until done; remove the staging ``folder`` once every job has copied it."""
+    def _keep(self, futures: list[Future], folder: Path | None, parent_id: str | None = None) -> None:
+        """Track ``futures`` until done; remove the staging ``folder`` (if any) once every job has copied it."""
         with self._lock:
             self._futures.update(futures)
             if parent_id:
                 self._arrays[parent_id] = futures
 
         def launched() -> None:  # every job copied its inputs (or ended): the staging folder may go
-            shutil.rmtree(folder, ignore_errors=True)
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
 
         def done(_: Any) -> None:
             with self._lock:
