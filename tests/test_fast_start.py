@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,8 @@ from swm_jupyter.executor.executor import RUNNER_FILE
 from swm_jupyter.gates.job_cgroup import JobCgroups
 
 from .core_helpers import run, with_manager
+from .test_local_run_as_owner import owners, python_for_owners  # noqa: F401 (fixtures)
+from .test_run_as_owner import data_roots, os_users  # noqa: F401 (fixtures)
 
 #: What the probe records of its own process: everything a job can see of how it was started.
 PROBE_HEAD = r"""
@@ -349,3 +353,35 @@ def test_executor_calls_through_a_real_server(
         for _ in range(3):
             _, _, parent, _ = ex.submit(_call_state, "own").result(60)
             assert "local_supervisor" in parent
+
+
+def test_a_forked_call_of_an_owner_runs_as_that_owner(owners: dict[str, Any], tmp_path: Path) -> None:  # noqa: F811
+    """With run_as_owner, the owner's supervisor (started through sudo) starts the owner's zygote."""
+    from .test_run_as_owner import ALICE
+
+    data = tmp_path / "data"
+    calls = Path(tempfile.mkdtemp(prefix="swm-fast-owner-"))  # readable by the owner (the test's tmp is not)
+    calls.chmod(0o755)
+    script = calls / RUNNER_FILE
+    script.write_text(
+        PROBE_HEAD + "with open('ids', 'w') as handle:\n    handle.write(f'{os.getuid()} {os.geteuid()}')\n"
+    )
+    script.chmod(0o644)
+    spec = {"command": [sys.executable, str(script), "x"]}
+
+    async def body(wm: WorkloadManager) -> None:
+        for _ in range(40):
+            job = await wm.wait((await wm.submit(dict(spec), owner=ALICE)).id, 60)
+            assert job.exit_code == 0, job.state_details
+            if "python_zygote.py" in Path(job.folder, "parent").read_text():
+                break
+            await asyncio.sleep(0.25)
+        assert "python_zygote.py" in Path(job.folder, "parent").read_text(), "no run was forked"
+        uid = owners[ALICE].pw_uid
+        assert Path(job.folder, "ids").read_text() == f"{uid} {uid}"
+        assert Path(job.folder, "ids").stat().st_uid == uid
+
+    try:
+        run(with_manager(data, body, sites={"local": {"gate": "local", "run_as_owner": True}}), timeout=240)
+    finally:
+        shutil.rmtree(calls, ignore_errors=True)
