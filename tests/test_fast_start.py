@@ -385,3 +385,72 @@ def test_a_forked_call_of_an_owner_runs_as_that_owner(owners: dict[str, Any], tm
         run(with_manager(data, body, sites={"local": {"gate": "local", "run_as_owner": True}}), timeout=240)
     finally:
         shutil.rmtree(calls, ignore_errors=True)
+
+
+def test_an_end_read_while_a_fork_is_answered_is_reported_at_once(tmp_path: Path) -> None:
+    """A call that ends while the supervisor waits for the zygote to fork the next one is reported in
+    that turn, not when the zygote next speaks (here: when the long next call ends, 5 s later)."""
+    import socket
+    import threading
+
+    from swm_jupyter.core.jsoncodec import parse, to_bytes
+    from swm_jupyter.daemons.local_supervisor import Supervisor
+
+    quick = _probe(tmp_path / "quick", "")
+    slow = _probe(tmp_path / "slow", "import time\ntime.sleep(5)\n")
+    with tempfile.TemporaryDirectory(prefix="swm-sup-") as folder:
+        supervisor = Supervisor(f"{folder}/s")
+        supervisor.listen()
+        threading.Thread(target=supervisor.run, daemon=True).start()
+        client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        client.connect(f"{folder}/s")
+        client.settimeout(30)
+        buffer = b""
+        news: list[tuple[float, dict[str, Any]]] = []
+
+        def request(job_id: str, argv: list[str]) -> dict[str, Any]:
+            job = tmp_path / "jobs" / job_id
+            job.mkdir(parents=True)
+            return {
+                "op": "spawn",
+                "id": job_id,
+                "pool": "p",
+                "capacity": 100,
+                "cpus": 1,
+                "argv": argv,
+                "cwd": str(job),
+                "env": dict(os.environ),
+                "stdout": str(job / "stdout"),
+                "stderr": str(job / "stderr"),
+                "status_file": str(job / ".swm-status"),
+            }
+
+        def ended(job_id: str) -> float:
+            nonlocal buffer
+            while not any(m.get("exit") == job_id for _, m in news):
+                data = client.recv(1 << 16)
+                assert data, "the supervisor closed"
+                buffer += data
+                *lines, buffer = buffer.split(b"\n")
+                news.extend((time.monotonic(), parse(line)) for line in lines)
+            return next(t for t, m in news if m.get("exit") == job_id)
+
+        try:
+            for attempt in range(40):  # until the zygote is ready and forks the quick call
+                client.sendall(to_bytes(request(f"warm-{attempt}", [sys.executable, str(quick), "s"])) + b"\n")
+                ended(f"warm-{attempt}")
+                if "python_zygote.py" in (tmp_path / "jobs" / f"warm-{attempt}" / "parent").read_text():
+                    break
+                time.sleep(0.25)
+            # The quick call, then 40 spawns that keep the supervisor busy while it ends, then the slow call.
+            batch = [request("quick", [sys.executable, str(quick), "s"])]
+            batch += [request(f"busy-{i}", ["true"]) for i in range(40)]
+            batch += [request("slow", [sys.executable, str(slow), "s"])]
+            began = time.monotonic()
+            client.sendall(b"".join(to_bytes(r) + b"\n" for r in batch))
+            assert ended("quick") - began < 3, "the quick call's end waited for the zygote's next message"
+            assert ended("slow") - began > 4
+            for job_id in ("quick", "slow"):
+                assert "python_zygote.py" in (tmp_path / "jobs" / job_id / "parent").read_text()
+        finally:
+            client.close()
