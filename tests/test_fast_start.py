@@ -43,6 +43,8 @@ def parent():
 
 with open("parent", "w") as handle:
     handle.write(parent())
+with open("zygote", "w") as handle:
+    handle.write(str(os.getppid()))
 """
 
 PROBE_STATE = r"""
@@ -454,3 +456,29 @@ def test_an_end_read_while_a_fork_is_answered_is_reported_at_once(tmp_path: Path
                 assert "python_zygote.py" in (tmp_path / "jobs" / job_id / "parent").read_text()
         finally:
             client.close()
+
+
+def test_a_zygote_whose_packages_changed_is_replaced(tmp_path: Path) -> None:
+    """A folder of the zygote's sys.path that changes (a package installed) retires it: a new one forks."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    script = _probe(tmp_path / "calls", "")
+    env = {"PYTHONPATH": f"{lib}:{os.environ.get('PYTHONPATH', '')}"}
+
+    async def zygote_of(wm: WorkloadManager) -> int:
+        job = await _forked(wm, script, env=env)
+        return int(Path(job.folder, "zygote").read_text())
+
+    async def body(wm: WorkloadManager) -> None:
+        first = await zygote_of(wm)
+        assert await zygote_of(wm) == first  # the same warm interpreter serves the next call
+        (lib / "newpackage.py").write_text("")  # the folder changes: a new interpreter would see it
+        second = await zygote_of(wm)
+        assert second != first
+        for _ in range(100):  # the retired one leaves once it has no call left
+            if not _alive(first):
+                break
+            await asyncio.sleep(0.05)
+        assert not _alive(first)
+
+    run(with_manager(tmp_path / "data", body, sites=SITES), timeout=240)
