@@ -35,7 +35,7 @@ Standard library only (it is run by path, like the runner; nothing of swm-jupyte
 import os  # no "from __future__ import annotations": a spawned runner imports __future__ itself
 import sys
 
-if not sys.flags.safe_path:
+if not getattr(sys.flags, "safe_path", False):
     del sys.path[0]  # this file's folder: a job gets its script's folder there instead
 
 import json  # noqa: E402  (the runner's imports, made once here)
@@ -160,7 +160,7 @@ def _child(fds: list[int]) -> None:
     script = argv[1]
     sys.argv = argv[1:]
     sys.orig_argv = list(argv)
-    if not sys.flags.safe_path:
+    if not getattr(sys.flags, "safe_path", False):
         sys.path.insert(0, os.path.dirname(os.path.realpath(script)))
     _run_main(script)
 
