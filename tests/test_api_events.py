@@ -154,3 +154,90 @@ async def test_stop_hook_closes_sockets(jp_serverapp: Any, jp_ws_fetch: Any, swm
     await receive(ws)
     await jp_serverapp.extension_manager.stop_all_extensions()
     assert await asyncio.wait_for(ws.read_message(), 5) is None
+
+
+async def next_of(ws: Any, kind: str, timeout: float = 20) -> dict[str, Any]:
+    """The next message of type ``kind`` (others are skipped)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        message = await receive(ws, max(0.1, deadline - time.monotonic()))
+        if message["type"] == kind:
+            return message
+
+
+async def test_a_purged_job_is_a_job_deleted_event_live_and_on_replay(
+    api: Any, jp_ws_fetch: Any, swm_started: Any
+) -> None:
+    done = body(await api("jobs", json_body={"command": ["true"], "name": "to-delete"}))
+    kept = body(await api("jobs", json_body={"command": ["true"], "name": "kept", "hold": True}))
+    await swm_started.wait(done["id"], timeout=30)
+    live = await jp_ws_fetch(*EVENTS)
+    before = (await receive(live))["last_event_id"]
+    purged = await api("jobs", done["id"], method="DELETE", params={"purge": "1"})
+    assert purged.code == 200
+    deleted = await next_of(live, "job_deleted")
+    assert deleted["id"] == before + 1 and isinstance(deleted["time"], float)
+    assert deleted["job"] == {"id": done["id"], "name": "to-delete", "owner": done["owner"], "array_parent": None}
+    live.close()
+
+    # A client that reconnects with the id it had before the deletion is told of it.
+    again = await jp_ws_fetch(*EVENTS, params={"last_event_id": str(before)})
+    assert (await receive(again))["last_event_id"] == before + 1
+    replayed = await receive(again)
+    assert replayed == deleted
+    again.close()
+    # From the start: the deleted job's own events are gone, its deletion is there, the other job's are kept.
+    everything = await jp_ws_fetch(*EVENTS, params={"last_event_id": "0"})
+    await receive(everything)
+    replay: list[dict[str, Any]] = []
+    while len(replay) < len(swm_started.events_after(0)):
+        message = await receive(everything)
+        if "id" in message:  # not the "reload" that says events were deleted
+            replay.append(message)
+    everything.close()
+    about = [(e["type"], e["job"]["id"]) for e in replay]
+    assert ("job_deleted", done["id"]) in about
+    assert ("job", done["id"]) not in about and ("job", kept["id"]) in about
+
+
+async def test_retention_and_array_purges_publish_job_deleted(api: Any, jp_ws_fetch: Any, swm_started: Any) -> None:
+    array = body(await api("jobs", json_body={"command": ["true"], "array": "0-2", "name": "arr"}))
+    old = body(await api("jobs", json_body={"command": ["true"], "name": "old"}))
+    await swm_started.wait(array["id"], timeout=60)
+    await swm_started.wait(old["id"], timeout=30)
+    ws = await jp_ws_fetch(*EVENTS)
+    await receive(ws)
+    assert body(await api("jobs", array["id"], method="DELETE", params={"purge": "1"}))["jobs"] == 4
+    event = await next_of(ws, "job_deleted")
+    assert event["job"]["id"] == array["id"], "one event for the array; its tasks go with it"
+    swm_started.job_retention_days = 1e-9  # every ended job is past it
+    _, jobs = await swm_started.apply_retention()
+    assert jobs >= 1
+    event = await next_of(ws, "job_deleted")
+    assert event["job"]["id"] == old["id"] and event["job"]["name"] == "old"
+    ws.close()
+
+
+def test_job_deleted_events_go_only_to_who_may_see_the_job(tmp_path: Any) -> None:
+    from types import SimpleNamespace
+
+    from swm_jupyter.core.store import JobStore
+    from swm_jupyter.handlers.base import public_event
+    from swm_jupyter.handlers.events import EventsWebSocket
+    from tests.test_store_search import make_job
+
+    store = JobStore(tmp_path / "s.sqlite")
+    job = make_job(0, "bobs")
+    job.owner = "bob"
+    store.insert_jobs([job])
+    count, events = store.delete_jobs([job.id, "no-such-job"])
+    assert count == 1 and [e["type"] for e in events] == ["job_deleted"], "one event per job that existed"
+    assert store.events_after(0)[-1] == events[0], "stored, so it is replayed"
+    event = public_event(events[0])
+
+    def sees(user: Any) -> bool:
+        return bool(EventsWebSocket.may_see_event(SimpleNamespace(current_user=user), event))
+
+    assert sees(SimpleNamespace(username="bob", swm_sees_all=False))
+    assert not sees(SimpleNamespace(username="alice", swm_sees_all=False))
+    assert sees(SimpleNamespace(username="admin", swm_sees_all=True))

@@ -133,3 +133,22 @@ def test_timeline_draws_session_jobs(client: Client) -> None:
     assert "<svg" in timeline._repr_mimebundle_()["text/html"]
     assert gantt_svg([]) == "<i>no jobs in this session yet</i>"
     timeline.close()
+
+
+def test_a_deleted_job_leaves_the_monitor_and_its_handle_says_so(client: Client) -> None:
+    monitor = JobMonitor(client, name="gone-")
+    try:
+        job = client.submit(command=["true"], name="gone-1")
+        job.wait(timeout=30, progress=False)
+        until(lambda: job.id in monitor.visible)
+        seen: list[dict] = []
+        client.events().add_listener(seen.append)
+        # As `swm rm` does, from another client: this one learns it from the events stream only.
+        with Client(client.url, client.token) as other:
+            other._connection.request("DELETE", f"jobs/{job.id}", params={"purge": "1"})
+        until(lambda: job.id not in monitor.visible)
+        assert job.id not in monitor.jobs
+        until(lambda: job.deleted)
+        assert any(m.get("type") == "job_deleted" and m["job"]["id"] == job.id for m in seen)
+    finally:
+        monitor.stop()

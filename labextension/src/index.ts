@@ -137,13 +137,14 @@ const plugin: JupyterFrontEndPlugin<void> = {
       statusBar.registerStatusItem('swm-jupyter:status', { item: status, align: 'left', rank: 50 });
     }
     if (settingRegistry) {
-      followSettings(settingRegistry, PLUGIN_ID, settings, s => {
+      const save = followSettings(settingRegistry, PLUGIN_ID, settings, s => {
         setTimeFormat(s.timeFormat);
         jobs.setGroupBy(s.groupBy);
         jobs.list.refresh();
         table.setColumns(s.tableColumns);
         table.redraw();
       });
+      table.saveColumns(columns => save('tableColumns', columns));
     }
     if (PageConfig.getOption('exposeAppInBrowser') === 'true') {
       (window as unknown as Record<string, unknown>).swmJupyter = {

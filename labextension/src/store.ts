@@ -7,8 +7,9 @@ import { ISignal, Signal } from '@lumino/signaling';
 
 import {
   FINAL_STATES,
-  IJobEvent,
+  IJobDeletedEvent,
   IJobSummary,
+  JobListEvent,
   JobStateName,
   STATES,
   isFailed,
@@ -46,10 +47,12 @@ export interface IJobRow {
 export type Row = IGroupRow | IJobRow;
 
 export interface IStoreChange {
-  /** Ids of jobs added or changed. */
+  /** Ids of jobs added, changed or removed. */
   changed: string[];
   /** Jobs that moved from a non-final to a final state by a live event. */
   ended: IJobSummary[];
+  /** Ids of jobs removed (deleted on the server); they are in `changed` too. */
+  removed: string[];
 }
 
 const STATE_RANK: Record<string, number> = Object.fromEntries(STATES.map((s, i) => [s, i]));
@@ -76,6 +79,8 @@ function compareBy(sort: SortKey): (a: IJobSummary, b: IJobSummary) => number {
 export class JobStore {
   private _jobs = new Map<string, IJobSummary>();
   private _counts = new Map<JobStateName, number>();
+  /** The ids of the known tasks of each array (so that an array's deletion takes them). */
+  private _tasks = new Map<string, Set<string>>();
   private _lastEventId = 0;
   private _version = 0;
   private _cache = new Map<string, { version: number; jobs: IJobSummary[] }>();
@@ -159,10 +164,10 @@ export class JobStore {
   }
 
   /**
-   * Apply one websocket job event. Events at or below `lastEventId` (replays) are ignored.
-   * Returns true when the store changed.
+   * Apply one websocket job event (`job`: a job changed; `job_deleted`: forget it, an array with its
+   * tasks). Events at or below `lastEventId` (replays) are ignored. Returns true when the store changed.
    */
-  applyEvent(event: IJobEvent, live = true): boolean {
+  applyEvent(event: JobListEvent, live = true): boolean {
     if (typeof event.id === 'number') {
       if (event.id <= this._lastEventId) {
         return false;
@@ -171,13 +176,13 @@ export class JobStore {
     }
     let changed = false;
     this.batch(() => {
-      changed = this._put(event.job, live);
+      changed = event.type === 'job_deleted' ? this._delete(event) : this._put(event.job, live);
     });
     return changed;
   }
 
   /** Apply many events with one `changed` signal. */
-  applyEvents(events: IJobEvent[], live = true): number {
+  applyEvents(events: JobListEvent[], live = true): number {
     let n = 0;
     this.batch(() => {
       for (const e of events) {
@@ -189,18 +194,32 @@ export class JobStore {
     return n;
   }
 
-  /** Forget these jobs (deleted on the server). */
+  /** Forget these jobs (deleted on the server), and the tasks of those that are arrays. */
   remove(ids: string[]): void {
     const gone: string[] = [];
-    for (const id of ids) {
+    const forget = (id: string): void => {
       const old = this._jobs.get(id);
       if (old) {
         this._jobs.delete(id);
         this._counts.set(old.state, (this._counts.get(old.state) ?? 1) - 1);
+        if (old.array_parent) {
+          this._tasks.get(old.array_parent)?.delete(id);
+        }
         gone.push(id);
       }
+    };
+    for (const id of ids) {
+      forget(id);
+      for (const task of this._tasks.get(id) ?? []) {
+        forget(task);
+      }
+      this._tasks.delete(id);
     }
     if (gone.length) {
+      const removed = new Set(gone);
+      const pending = this._pendingChange();
+      pending.removed.push(...gone);
+      pending.ended = pending.ended.filter(j => !removed.has(j.id));
       this._bump(gone);
     }
   }
@@ -209,6 +228,7 @@ export class JobStore {
   clear(): void {
     this._jobs.clear();
     this._counts.clear();
+    this._tasks.clear();
     this._bump([]);
   }
 
@@ -304,6 +324,14 @@ export class JobStore {
     }
     this._jobs.set(job.id, job);
     this._counts.set(job.state, (this._counts.get(job.state) ?? 0) + 1);
+    if (job.array_parent && !old) {
+      let tasks = this._tasks.get(job.array_parent);
+      if (!tasks) {
+        tasks = new Set();
+        this._tasks.set(job.array_parent, tasks);
+      }
+      tasks.add(job.id);
+    }
     const pending = this._pendingChange();
     pending.changed.push(job.id);
     if (live && old && !FINAL_STATES.has(old.state) && isFinal(job.state)) {
@@ -312,9 +340,16 @@ export class JobStore {
     return true;
   }
 
+  /** A `job_deleted` event: the job goes, with its tasks if it is an array. */
+  private _delete(event: IJobDeletedEvent): boolean {
+    const before = this._jobs.size;
+    this.remove([event.job.id]);
+    return this._jobs.size !== before;
+  }
+
   private _pendingChange(): IStoreChange {
     if (!this._pending) {
-      this._pending = { changed: [], ended: [] };
+      this._pending = { changed: [], ended: [], removed: [] };
     }
     return this._pending;
   }

@@ -1,14 +1,15 @@
 /**
  * JobSync keeps a JobStore in step with the server: one full load over REST (page by page),
  * then live updates from the events websocket. No per-job polling: after the load, only
- * websocket events change the store (plus the answers of the user's own submits and actions).
+ * websocket events change the store (plus the answers of the user's own submits and actions);
+ * a `job_deleted` event removes the job (another tab, `swm rm` or retention deleted it).
  */
 import { ISignal, Signal } from '@lumino/signaling';
 
 import { SwmApi, SwmApiError } from './api';
 import { ConnectionStatus, EventsConnection, SocketFactory } from './events';
 import { JobStore } from './store';
-import type { IJobEvent, LogStreamEvent, ServerEvent } from './types';
+import type { JobListEvent, LogStreamEvent, ServerEvent } from './types';
 
 export interface IJobSyncOptions {
   api: SwmApi;
@@ -24,7 +25,7 @@ export class JobSync {
   private _events: EventsConnection;
   private _loaded = false;
   private _loading: Promise<void> | null = null;
-  private _buffer: IJobEvent[] = [];
+  private _buffer: JobListEvent[] = [];
   private _logListeners = new Map<string, Set<(e: LogStreamEvent) => void>>();
   private _statusChanged = new Signal<this, ConnectionStatus>(this);
   private _loadError: SwmApiError | null = null;
@@ -120,7 +121,16 @@ export class JobSync {
     this._loaded = true;
     const buffered = this._buffer;
     this._buffer = [];
-    this.store.upsert(buffered.map(e => e.job));
+    // In order: a job's newest account over the pages' snapshots; a deletion after them.
+    this.store.batch(() => {
+      for (const e of buffered) {
+        if (e.type === 'job_deleted') {
+          this.store.remove([e.job.id]);
+        } else {
+          this.store.upsert([e.job]);
+        }
+      }
+    });
     this._loadedSignal.emit();
   }
 
@@ -135,6 +145,7 @@ export class JobSync {
         }
         break;
       case 'job':
+      case 'job_deleted':
         if (this._loaded) {
           this.store.applyEvent(event);
         } else {

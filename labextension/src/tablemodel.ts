@@ -1,6 +1,6 @@
 /**
- * The jobs table's model: its columns, their widths, the sort and the filters, and the page
- * shown. The server sorts, filters and pages (`GET /jobs`), so a table over 100,000 jobs reads
+ * The jobs table's model: its columns, their order and widths, the sort and the filters, and
+ * the page shown. The server sorts, filters and pages (`GET /jobs`), so a table over 100,000 jobs reads
  * one page at a time; this module only says which page to ask for. No JupyterLab imports.
  */
 import type { IJobQuery } from './api';
@@ -32,6 +32,25 @@ export const COLUMNS: ReadonlyArray<IColumn> = [
 
 export const MIN_WIDTH = 40;
 
+const COLUMN_IDS: ReadonlyArray<ColumnId> = COLUMNS.map(c => c.id);
+
+/**
+ * The columns a `tableColumns` setting names, in its order (the order of the table), without
+ * unknown names or repeats; anything but a list means every column in the default order.
+ */
+export function columnsOf(value: unknown): ColumnId[] {
+  if (!Array.isArray(value)) {
+    return [...COLUMN_IDS];
+  }
+  const out: ColumnId[] = [];
+  for (const v of value) {
+    if (COLUMN_IDS.includes(v as ColumnId) && !out.includes(v as ColumnId)) {
+      out.push(v as ColumnId);
+    }
+  }
+  return out;
+}
+
 /** What the table filters on (the server's `GET /jobs` parameters). */
 export interface ITableFilter {
   /** A state name, `failed`, `active` (not final) or '' for all. */
@@ -52,8 +71,11 @@ export class TableModel {
   filter: ITableFilter = { state: '', name: '', site: '', owner: '' };
   offset = 0;
   widths: Record<string, number> = {};
-  /** Hidden columns (from the settings). */
-  hidden = new Set<ColumnId>();
+  /**
+   * The columns shown, in their order (the `tableColumns` setting); Owner among them shows only
+   * on a hub but keeps its place.
+   */
+  order: ColumnId[] = [...COLUMN_IDS];
 
   constructor(pageSize = 50) {
     this.pageSize = pageSize;
@@ -62,9 +84,51 @@ export class TableModel {
     }
   }
 
-  /** The columns shown (the owner column only on a hub). */
+  /** The columns shown, in order (the owner column only on a hub). */
   columns(hub: boolean): IColumn[] {
-    return COLUMNS.filter(c => !this.hidden.has(c.id) && (hub || !c.hubOnly));
+    const out: IColumn[] = [];
+    for (const id of this.order) {
+      const c = COLUMNS.find(col => col.id === id);
+      if (c && (hub || !c.hubOnly)) {
+        out.push(c);
+      }
+    }
+    return out;
+  }
+
+  /** Show these columns in this order (a `tableColumns` setting; see `columnsOf`). */
+  setOrder(columns: unknown): void {
+    this.order = columnsOf(columns);
+  }
+
+  /**
+   * Move `column` just before or after `target` (a header dropped on another one's left or right
+   * half). Returns whether the order changed; unknown or equal columns change nothing.
+   */
+  moveColumn(column: ColumnId, target: ColumnId, place: 'before' | 'after'): boolean {
+    if (column === target || !this.order.includes(column) || !this.order.includes(target)) {
+      return false;
+    }
+    const rest = this.order.filter(id => id !== column);
+    const at = rest.indexOf(target) + (place === 'after' ? 1 : 0);
+    rest.splice(at, 0, column);
+    const changed = rest.some((id, i) => id !== this.order[i]);
+    this.order = rest;
+    return changed;
+  }
+
+  /**
+   * Move `column` one place left (-1) or right (+1) among the columns shown (the header's
+   * "Move column left/right"); false at either end.
+   */
+  shiftColumn(column: ColumnId, step: -1 | 1, hub: boolean): boolean {
+    const shown = this.columns(hub).map(c => c.id);
+    const i = shown.indexOf(column);
+    const neighbour = shown[i + step];
+    if (i < 0 || !neighbour) {
+      return false;
+    }
+    return this.moveColumn(column, neighbour, step < 0 ? 'before' : 'after');
   }
 
   /** Sort by `column`: a new column sorts ascending (newest first for Submitted), again flips it. */

@@ -228,6 +228,17 @@ export interface IJobEvent {
   job: IJobSummary;
 }
 
+/**
+ * A job's record was deleted (purge, `swm rm`, retention): forget it, and an array's tasks with it.
+ * Stored and numbered like job events, so a client that reconnects with `last_event_id` gets it.
+ */
+export interface IJobDeletedEvent {
+  id: number;
+  type: 'job_deleted';
+  time: number;
+  job: { id: string; name: string; owner: string; array_parent: string | null };
+}
+
 /** New output of a subscribed job; `offset` is the byte offset after `data` (as sent by the server). */
 export interface ILogEvent {
   type: 'log';
@@ -281,7 +292,17 @@ export interface IReloadEvent {
 /** What log subscribers receive. */
 export type LogStreamEvent = ILogEvent | ILogEndEvent | IErrorEvent;
 
+/** The events that change the job list (stored, numbered, replayed). */
+export type JobListEvent = IJobEvent | IJobDeletedEvent;
+
 export type ServerEvent =
-  IJobEvent | ILogEvent | IHelloEvent | ILogEndEvent | IErrorEvent | IResyncEvent | IReloadEvent;
+  | IJobEvent
+  | IJobDeletedEvent
+  | ILogEvent
+  | IHelloEvent
+  | ILogEndEvent
+  | IErrorEvent
+  | IResyncEvent
+  | IReloadEvent;
 
 export type JobAction = 'cancel' | 'hold' | 'release' | 'requeue';

@@ -1,4 +1,4 @@
-import type { IJobEvent, IJobSummary, JobStateName } from '../src/types';
+import type { IJobDeletedEvent, IJobEvent, IJobSummary, JobStateName } from '../src/types';
 import { STATE_CODES } from '../src/types';
 
 let counter = 0;
@@ -31,6 +31,16 @@ export function event(id: number, j: IJobSummary, state?: JobStateName): IJobEve
     type: 'job',
     time: 1764070000 + id,
     job: { ...j, state: s, state_code: STATE_CODES[s] }
+  };
+}
+
+/** The `job_deleted` event of `j` (its record was deleted on the server). */
+export function deletion(id: number, j: IJobSummary): IJobDeletedEvent {
+  return {
+    id,
+    type: 'job_deleted',
+    time: 1764070000 + id,
+    job: { id: j.id, name: j.name, owner: j.owner, array_parent: j.array_parent ?? null }
   };
 }
 

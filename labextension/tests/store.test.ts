@@ -1,5 +1,5 @@
-import { JobStore } from '../src/store';
-import { event, job } from './helpers';
+import { IStoreChange, JobStore } from '../src/store';
+import { deletion, event, job } from './helpers';
 
 describe('JobStore', () => {
   it('keeps one summary per job and sorts newest first by default', () => {
@@ -165,5 +165,45 @@ describe('JobStore', () => {
       }
     }
     expect(dt).toBeLessThan(250);
+  });
+
+  it('forgets a deleted job, with its tasks, once, and says which went', () => {
+    const store = new JobStore();
+    const array = job({ state: 'finished' });
+    const tasks = [0, 1].map(i =>
+      job({ state: 'finished', array_parent: array.id, array_index: i })
+    );
+    const other = job({ state: 'running' });
+    store.upsert([array, ...tasks, other]);
+    const changes: IStoreChange[] = [];
+    store.changed.connect((_, c) => changes.push(c));
+    expect(store.applyEvent(deletion(7, array))).toBe(true);
+    expect(store.size).toBe(1);
+    expect(store.has(array.id) || tasks.some(t => store.has(t.id))).toBe(false);
+    expect(store.counts()).toMatchObject({ finished: 0, running: 1 });
+    expect(store.lastEventId).toBe(7);
+    expect(changes).toHaveLength(1);
+    expect(new Set(changes[0].removed)).toEqual(new Set([array.id, ...tasks.map(t => t.id)]));
+    expect(store.view().map(j => j.id)).toEqual([other.id]);
+    // A replay of the deletion, or of an older event, changes nothing.
+    expect(store.applyEvent(deletion(7, array))).toBe(false);
+    expect(store.applyEvent(event(6, array, 'finished'))).toBe(false);
+    expect(store.has(array.id)).toBe(false);
+    // Deleting a job not held moves the event id on and signals nothing.
+    expect(store.applyEvent(deletion(8, job()))).toBe(false);
+    expect(store.lastEventId).toBe(8);
+    expect(changes).toHaveLength(1);
+  });
+
+  it('does not report a job deleted in the same batch as ended', () => {
+    const store = new JobStore();
+    const a = job({ state: 'running' });
+    store.upsert([a]);
+    const changes: IStoreChange[] = [];
+    store.changed.connect((_, c) => changes.push(c));
+    store.applyEvents([event(1, a, 'finished'), deletion(2, a)]);
+    expect(changes).toHaveLength(1);
+    expect(changes[0].ended).toEqual([]);
+    expect(changes[0].removed).toEqual([a.id]);
   });
 });

@@ -2,7 +2,7 @@ import { SwmApi } from '../src/api';
 import { IWebSocketLike } from '../src/events';
 import { JobStore } from '../src/store';
 import { JobSync } from '../src/sync';
-import { event, job, reply } from './helpers';
+import { deletion, event, job, reply } from './helpers';
 
 class Socket implements IWebSocketLike {
   readyState = 1;
@@ -101,5 +101,33 @@ describe('JobSync', () => {
     });
     await sync.start();
     expect(sync.loadError?.message).toBe('store is locked by another server');
+  });
+
+  it('drops a job deleted elsewhere, live or while the list loads', async () => {
+    const a = job({ state: 'finished' });
+    const b = job({ state: 'finished' });
+    const c = job({ state: 'canceled' });
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>(r => (release = r));
+    const api = new SwmApi(async () => {
+      await gate;
+      return reply(200, { jobs: [a, b, c], total: 3, counts: {}, next_cursor: null });
+    });
+    const socket = new Socket();
+    const store = new JobStore();
+    const sync = new JobSync({ api, store, wsUrl: 'ws://x', socketFactory: () => socket });
+    const done = sync.start();
+    socket.onopen?.({});
+    socket.emit({ type: 'hello', last_event_id: 20 });
+    // Deleted while the first page was on its way (the page still has it): applied after the load.
+    socket.emit(deletion(21, a));
+    release();
+    await done;
+    expect(store.has(a.id)).toBe(false);
+    expect(store.size).toBe(2);
+    socket.emit(deletion(22, b));
+    expect(store.has(b.id)).toBe(false);
+    expect(store.lastEventId).toBe(22); // a reconnection asks for what came after it
+    expect(store.has(c.id)).toBe(true);
   });
 });

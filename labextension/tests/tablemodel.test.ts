@@ -1,4 +1,4 @@
-import { COLUMNS, MIN_WIDTH, TableModel, cellText } from '../src/tablemodel';
+import { COLUMNS, MIN_WIDTH, TableModel, cellText, columnsOf } from '../src/tablemodel';
 import { job } from './helpers';
 
 describe('TableModel', () => {
@@ -71,5 +71,44 @@ describe('TableModel', () => {
     expect(cellText(ended, 'elapsed', 5000)).toBe('10s');
     expect(cellText(ended, 'exit')).toBe('3');
     expect(cellText(job({ exit_code: null }), 'exit')).toBe('');
+  });
+
+  it("shows the setting's columns in the setting's order", () => {
+    const m = new TableModel();
+    m.setOrder(['exit', 'name', 'owner', 'state']);
+    expect(m.columns(false).map(c => c.id)).toEqual(['exit', 'name', 'state']);
+    expect(m.columns(true).map(c => c.id)).toEqual(['exit', 'name', 'owner', 'state']);
+    // Unknown names and repeats are dropped; anything but a list is every column, as by default.
+    expect(columnsOf(['name', 'bogus', 'name', 'site'])).toEqual(['name', 'site']);
+    expect(columnsOf(undefined)).toEqual(COLUMNS.map(c => c.id));
+    expect(columnsOf('name')).toEqual(COLUMNS.map(c => c.id));
+  });
+
+  it('moves a dragged column before or after the header it is dropped on', () => {
+    const m = new TableModel();
+    m.setOrder(['state', 'name', 'site', 'submitted', 'exit']);
+    expect(m.moveColumn('exit', 'name', 'before')).toBe(true);
+    expect(m.order).toEqual(['state', 'exit', 'name', 'site', 'submitted']);
+    expect(m.moveColumn('state', 'submitted', 'after')).toBe(true);
+    expect(m.order).toEqual(['exit', 'name', 'site', 'submitted', 'state']);
+    // Dropped where it already is, on itself, or a column not shown: nothing changes.
+    expect(m.moveColumn('name', 'site', 'before')).toBe(false);
+    expect(m.moveColumn('name', 'name', 'after')).toBe(false);
+    expect(m.moveColumn('elapsed', 'name', 'before')).toBe(false);
+    expect(m.moveColumn('name', 'elapsed', 'before')).toBe(false);
+    expect(m.order).toEqual(['exit', 'name', 'site', 'submitted', 'state']);
+  });
+
+  it('moves a column one place left or right among those shown, keeping Owner in place', () => {
+    const m = new TableModel();
+    m.setOrder(['state', 'owner', 'name', 'site']);
+    // Not on a hub Owner is not shown: Name's left neighbour is State.
+    expect(m.shiftColumn('name', -1, false)).toBe(true);
+    expect(m.order).toEqual(['name', 'state', 'owner', 'site']);
+    expect(m.columns(false).map(c => c.id)).toEqual(['name', 'state', 'site']);
+    expect(m.shiftColumn('name', -1, false)).toBe(false);
+    expect(m.shiftColumn('site', 1, false)).toBe(false);
+    expect(m.shiftColumn('state', 1, true)).toBe(true);
+    expect(m.order).toEqual(['name', 'owner', 'state', 'site']);
   });
 });

@@ -319,8 +319,13 @@ class _Api:
         return self._events
 
     def _on_event(self, message: dict[str, Any]) -> None:
-        if message.get("type") == "job" and isinstance(message.get("job"), dict):
+        kind = message.get("type")
+        if kind == "job" and isinstance(message.get("job"), dict):
             self._merge(message["job"])
+        elif kind == "job_deleted" and isinstance(message.get("job"), dict):
+            handle = self._handles.get(str(message["job"].get("id")))
+            if handle is not None:
+                handle.deleted = True
 
     def _merge(self, data: dict[str, Any]) -> dict[str, Any]:
         handle = self._handles.get(str(data.get("id")))
@@ -397,6 +402,8 @@ class _JobBase:
         self.id: str = data["id"]
         self.data: dict[str, Any] = dict(data)
         self._seen = time.monotonic()
+        #: True once the events stream said the job's record was deleted (``swm rm``, retention).
+        self.deleted = False
 
     def _update(self, data: dict[str, Any]) -> None:
         """Take a newer account of the job; an older one (fewer ``changes``: a late event) is ignored."""

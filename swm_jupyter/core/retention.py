@@ -3,7 +3,8 @@
 A mixin of :class:`~swm_jupyter.core.manager.WorkloadManager`. Every ``retention_interval``
 seconds the manager keeps the newest ``event_retention`` events, and (with ``job_retention_days``)
 deletes final jobs that ended longer ago than that: their rows, their events and their job
-folders. A job that a live job depends on is kept, and so is a job the manager still holds in
+folders. Every deletion is published as a ``job_deleted`` event (:meth:`JobRetention.delete_jobs`),
+so that clients drop the job. A job that a live job depends on is kept, and so is a job the manager still holds in
 memory; an array goes with all its tasks, once all of them have ended. Work is done in batches with
 a pause for the event loop between them, so a large backlog never blocks the server.
 
@@ -17,6 +18,7 @@ import asyncio
 import os
 import shutil
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidTransition, StoreFull
@@ -50,6 +52,9 @@ class JobRetention:
         raise NotImplementedError
 
     def _flush(self, *, retry_now: bool = False) -> bool:  # pragma: no cover - the manager's
+        raise NotImplementedError
+
+    def _publish(self, events: list[dict[str, Any]]) -> None:  # pragma: no cover - the manager's
         raise NotImplementedError
 
     async def _retention_loop(self) -> None:
@@ -102,7 +107,7 @@ class JobRetention:
                 return deleted
             # Folders first: if the server stops in between, the next pass deletes the rows.
             await asyncio.to_thread(_remove_folders, batch)
-            deleted += store.delete_jobs(job_id for job_id, _ in batch)
+            deleted += self.delete_jobs(job_id for job_id, _ in batch)
             await asyncio.sleep(0)
         return deleted
 
@@ -131,7 +136,16 @@ class JobRetention:
         if reason:
             raise InvalidTransition(reason, [{"field": "state", "message": reason}])
         await asyncio.to_thread(_remove_folders, [(job.id, job.folder)])
-        return store.delete_jobs([job.id])
+        return self.delete_jobs([job.id])
+
+    def delete_jobs(self, job_ids: Iterable[str]) -> int:
+        """Delete the records of these jobs (an array: with its tasks) and their events, and publish a
+        ``job_deleted`` event for each, in the same ordered and replayable sequence as job events.
+        Returns how many jobs were deleted. Folders are the caller's (delete them first).
+        """
+        count, events = self._require_store().delete_jobs(job_ids)
+        self._publish(events)
+        return count
 
     def _jobs_depended_on(self) -> set[str]:
         """Ids of the jobs that a live job (one the manager holds) depends on."""

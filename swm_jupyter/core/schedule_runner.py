@@ -401,8 +401,8 @@ class ScheduleRunner(LoggingConfigurable):
                 return
             jobs = [(job_id, folder) for _, job_id, folder in old if job_id and job_id not in self.wm.jobs]
             await asyncio.to_thread(_remove_folders, jobs)
+            self.wm.delete_jobs(job_id for job_id, _ in jobs)
             store = self.wm._require_store()
-            store.delete_jobs(job_id for job_id, _ in jobs)
             store.write(_no_events(runs_db.delete_runs, [seq for seq, _, _ in old]))
             self.log.info(
                 "swm: schedule %s: pruned %d old runs (keep_last %d)", schedule.id, len(old), schedule.keep_last

@@ -581,20 +581,30 @@ class JobStore:
             ).fetchone()[0]
         )
 
-    def delete_jobs(self, job_ids: Iterable[str]) -> int:
-        """Delete jobs, their array tasks and all their events in one transaction; return how many jobs."""
+    def delete_jobs(self, job_ids: Iterable[str]) -> tuple[int, list[dict[str, Any]]]:
+        """Delete jobs, their array tasks and all their events in one transaction, and store one
+        ``job_deleted`` event for each of ``job_ids`` that existed (an array's tasks go with it,
+        without events of their own). Returns ``(how many jobs were deleted, the new events)``.
+        """
         ids = to_text(list(job_ids))
         with self.transaction():
+            gone = self.db.execute(
+                "SELECT id, name, owner, array_parent FROM jobs WHERE id IN (SELECT value FROM json_each(?1))",
+                (ids,),
+            ).fetchall()
             self.db.execute(
                 "DELETE FROM events WHERE job_id IN (SELECT value FROM json_each(?1)) OR job_id IN "
                 "(SELECT id FROM jobs WHERE array_parent IN (SELECT value FROM json_each(?1)))",
                 (ids,),
             )
-            return self.db.execute(
+            count = self.db.execute(
                 "DELETE FROM jobs WHERE id IN (SELECT value FROM json_each(?1)) "
                 "OR array_parent IN (SELECT value FROM json_each(?1))",
                 (ids,),
             ).rowcount
+            now = time.time()
+            events = self._insert_events([(row[0], _deletion_payload(*row, now)) for row in gone])
+            return int(count), events
 
     # -- reads -------------------------------------------------------------------------------------
 
@@ -861,6 +871,15 @@ def _event_payload(job: Job, step: HistoryEntry | None, now: float) -> dict[str,
     if step is not None and step.state is not job.state:
         summary.update(state=step.state.value, state_code=step.state.code, state_details=step.details)
     return {"type": "job", "time": now, "job": summary}
+
+
+def _deletion_payload(job_id: str, name: str, owner: str, array_parent: str | None, now: float) -> dict[str, Any]:
+    """The ``job_deleted`` event of a job whose record was deleted: who may see it follows ``owner``."""
+    return {
+        "type": "job_deleted",
+        "time": now,
+        "job": {"id": job_id, "name": name, "owner": owner, "array_parent": array_parent},
+    }
 
 
 _NO_COST = {"estimate": None, "actual": None}

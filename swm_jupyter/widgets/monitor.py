@@ -208,6 +208,12 @@ class JobMonitor(SwmWidget):
                 merged[job["id"]] = {**merged.get(job["id"], {}), **job}
                 self.jobs = merged
                 self._redraw()
+        elif kind == "job_deleted" and isinstance(message.get("job"), dict):
+            gone = message["job"].get("id")
+            with self._lock:
+                if gone in self.jobs:
+                    self.jobs = {i: j for i, j in self.jobs.items() if i != gone and j.get("array_parent") != gone}
+                    self._redraw()
         elif kind == "tick":
             now = time.time()
             with self._lock:

@@ -3,7 +3,7 @@ import { ISettingRegistry } from '@jupyterlab/settingregistry';
 
 import { TimeFormat } from '../format';
 import { GroupBy } from '../store';
-import { COLUMNS, ColumnId } from '../tablemodel';
+import { COLUMNS, ColumnId, columnsOf } from '../tablemodel';
 import { NotifyWhen } from './notifications';
 
 export interface ISwmSettings {
@@ -34,18 +34,22 @@ export function defaultSettings(): ISwmSettings {
   };
 }
 
+/** Store one user setting (e.g. `tableColumns` after a column was moved). */
+export type SaveSetting = (key: keyof ISwmSettings, value: ReadonlyArray<string> | string) => void;
+
 /**
  * Load the settings of `pluginId` into `settings` and keep them current; `applied` runs after
  * each load or change. A registry that cannot load them leaves the defaults (and says so).
+ * Returns how to store a setting (it reaches `applied` through the registry's change signal).
  */
 export function followSettings(
   registry: ISettingRegistry,
   pluginId: string,
   settings: ISwmSettings,
   applied: (settings: ISwmSettings) => void
-): void {
-  registry
-    .load(pluginId)
+): SaveSetting {
+  const loaded = registry.load(pluginId);
+  loaded
     .then(s => {
       const apply = (): void => {
         settings.defaultSite = (s.get('defaultSite').composite as string) ?? '';
@@ -53,14 +57,16 @@ export function followSettings(
         settings.groupBy = ((s.get('groupBy').composite as string) ?? 'none') as GroupBy;
         const format = s.get('timeFormat').composite;
         settings.timeFormat = format === 'iso' || format === 'relative' ? format : 'local';
-        const columns = s.get('tableColumns').composite;
-        settings.tableColumns = Array.isArray(columns)
-          ? COLUMNS.map(c => c.id).filter(id => columns.includes(id))
-          : COLUMNS.map(c => c.id);
+        settings.tableColumns = columnsOf(s.get('tableColumns').composite);
         applied(settings);
       };
       apply();
       s.changed.connect(apply);
     })
     .catch(err => console.warn('swm-jupyter: cannot load settings', err));
+  return (key, value) => {
+    loaded
+      .then(s => s.set(key, value as string[]))
+      .catch(err => console.warn(`swm-jupyter: cannot save the setting ${key}`, err));
+  };
 }

@@ -1,5 +1,6 @@
 /**
- * The jobs table (main area): column headers that sort (on the server) and resize, filters by
+ * The jobs table (main area): column headers that sort (on the server), resize and move (drag a
+ * header; the order is the `tableColumns` setting), filters by
  * state, name, site and, on a hub, "my jobs", pages of 50 rows read from `GET /jobs`, selection
  * as in the sidebar and actions on it. Live: a job event reloads the page shown (at most once a
  * second), and the elapsed time of running jobs ticks. A right-click on a row opens the plugin's
@@ -26,6 +27,8 @@ export interface IJobsTableOptions {
   openJob: (id: string) => void;
   /** Whether the server serves several users (a hub): shows the Owner column and "My jobs". */
   hub: boolean;
+  /** Called with the new column order after the user moved a column (to keep it in the settings). */
+  columnsMoved?: (order: ColumnId[]) => void;
 }
 
 export class JobsTable extends Widget {
@@ -55,6 +58,11 @@ export class JobsTable extends Widget {
   private _mine: HTMLInputElement;
   private _siteSelect: HTMLSelectElement;
   private _buttons = new Map<JobAction, HTMLButtonElement>();
+  /** The column whose header is being dragged. */
+  private _dragColumn: ColumnId | null = null;
+  /** A column edge is being dragged (a resize, not a move). */
+  private _resizing = false;
+  private _contextColumn: ColumnId | null = null;
 
   constructor(opts: IJobsTableOptions) {
     super();
@@ -177,6 +185,25 @@ export class JobsTable extends Widget {
   /** The job of the row last right-clicked (for the context menu's commands). */
   get contextJob(): string | null {
     return this._contextJob;
+  }
+
+  /** The column whose header was last right-clicked (for "Move column left/right"). */
+  get contextColumn(): ColumnId | null {
+    return this._contextColumn;
+  }
+
+  /** Whether `column` can move one place left (-1) or right (+1) among the columns shown. */
+  canMoveColumn(column: ColumnId, step: -1 | 1): boolean {
+    const shown = this._columns().map(c => c.id);
+    const i = shown.indexOf(column);
+    return i >= 0 && i + step >= 0 && i + step < shown.length;
+  }
+
+  /** Move `column` one place left or right; the new order is drawn and kept (`columnsMoved`). */
+  moveColumn(column: ColumnId, step: -1 | 1): void {
+    if (this.model.shiftColumn(column, step, this._opts.hub)) {
+      this._columnsChanged();
+    }
   }
 
   /** Whether jobs are selected and all of them have ended (only those may be deleted). */
@@ -344,6 +371,9 @@ export class JobsTable extends Widget {
 
   private _renderHead(): void {
     const columns = this._columns();
+    // A header with the keyboard focus keeps it through the redraw (e.g. after moving its column).
+    const focused = (document.activeElement as HTMLElement | null)?.closest?.('th');
+    const focusColumn = focused && this._head.contains(focused) ? focused.dataset.column : null;
     this._colgroup.textContent = '';
     const check = el('col', '');
     check.style.width = '28px';
@@ -382,14 +412,100 @@ export class JobsTable extends Widget {
       grip.title = 'Drag to resize';
       grip.addEventListener('mousedown', ev => this._startResize(ev, c.id));
       th.appendChild(grip);
+      this._makeMovable(th, c);
       tr.appendChild(th);
     }
     this._head.appendChild(tr);
+    if (focusColumn) {
+      this._head.querySelector<HTMLElement>(`th[data-column="${focusColumn}"]`)?.focus();
+    }
+  }
+
+  /**
+   * A header moves its column: drag it onto another header (dropped on that header's left half:
+   * before it; right half: after it), or, focused, Alt+Shift+←/→ (the header's context menu has
+   * "Move column left/right" too). Enter or Space on a focused sortable header sorts.
+   */
+  private _makeMovable(th: HTMLTableCellElement, c: IColumn): void {
+    th.draggable = true;
+    th.tabIndex = 0;
+    th.setAttribute('aria-description', 'Drag, or Alt+Shift+Left/Right, to move this column');
+    const clearMarks = (): void => {
+      th.classList.remove('swm-mod-drop-before', 'swm-mod-drop-after');
+    };
+    const placeAt = (x: number): 'before' | 'after' => {
+      const box = th.getBoundingClientRect();
+      return x < box.left + box.width / 2 ? 'before' : 'after';
+    };
+    th.addEventListener('dragstart', ev => {
+      if (this._resizing) {
+        ev.preventDefault();
+        return;
+      }
+      this._dragColumn = c.id;
+      if (ev.dataTransfer) {
+        ev.dataTransfer.effectAllowed = 'move';
+        ev.dataTransfer.setData('text/plain', c.label);
+      }
+      th.classList.add('swm-mod-dragging');
+    });
+    th.addEventListener('dragover', ev => {
+      if (!this._dragColumn || this._dragColumn === c.id) {
+        return;
+      }
+      ev.preventDefault();
+      if (ev.dataTransfer) {
+        ev.dataTransfer.dropEffect = 'move';
+      }
+      const place = placeAt(ev.clientX);
+      th.classList.toggle('swm-mod-drop-before', place === 'before');
+      th.classList.toggle('swm-mod-drop-after', place === 'after');
+    });
+    th.addEventListener('dragleave', clearMarks);
+    th.addEventListener('drop', ev => {
+      ev.preventDefault();
+      clearMarks();
+      const from = this._dragColumn;
+      this._dragColumn = null;
+      if (from && this.model.moveColumn(from, c.id, placeAt(ev.clientX))) {
+        this._columnsChanged();
+      }
+    });
+    th.addEventListener('dragend', () => {
+      this._dragColumn = null;
+      th.classList.remove('swm-mod-dragging');
+    });
+    th.addEventListener('contextmenu', () => {
+      this._contextColumn = c.id;
+    });
+    th.addEventListener('keydown', ev => {
+      const step = ev.key === 'ArrowLeft' ? -1 : ev.key === 'ArrowRight' ? 1 : 0;
+      if (step && ev.altKey && ev.shiftKey) {
+        this.moveColumn(c.id, step);
+      } else if ((ev.key === 'Enter' || ev.key === ' ') && c.sort) {
+        this.model.sortBy(c.id);
+        void this.load().then(() =>
+          this._head.querySelector<HTMLElement>(`th[data-column="${c.id}"]`)?.focus()
+        );
+      } else {
+        return;
+      }
+      ev.preventDefault();
+      ev.stopPropagation();
+    });
+  }
+
+  /** The columns' order changed: draw it, and hand it to whoever keeps it. */
+  private _columnsChanged(): void {
+    this._renderHead();
+    this._renderBody();
+    this._opts.columnsMoved?.([...this.model.order]);
   }
 
   private _startResize(ev: MouseEvent, column: ColumnId): void {
     ev.preventDefault();
     ev.stopPropagation();
+    this._resizing = true;
     const startX = ev.clientX;
     const startWidth = this.model.widths[column];
     const col = this._colgroup.querySelector<HTMLElement>(`col[data-column="${column}"]`);
@@ -400,6 +516,7 @@ export class JobsTable extends Widget {
       }
     };
     const up = (): void => {
+      this._resizing = false;
       document.removeEventListener('mousemove', move);
       document.removeEventListener('mouseup', up);
     };

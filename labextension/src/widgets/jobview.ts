@@ -2,7 +2,7 @@
  * The job view (main area): header with actions, the spec as a table, state history as a
  * timeline, the live log viewer (stdout/stderr, follow mode, search, wrap, download), output files
  * and the executed notebook. It refreshes the full job only when a websocket event says this job
- * changed.
+ * changed; when the job is deleted (here, in another tab or client) it says so and offers no action.
  */
 import { Dialog, Notification, showDialog } from '@jupyterlab/apputils';
 import { PageConfig, PathExt } from '@jupyterlab/coreutils';
@@ -93,6 +93,8 @@ export class JobView extends Widget {
   private _filesList: HTMLElement;
   private _notebookButton: HTMLButtonElement;
   private _error: HTMLElement;
+  private _notice: HTMLElement;
+  private _deleted = false;
   private _tabs = new Map<Stream, HTMLButtonElement>();
   private _search: HTMLInputElement;
   private _searchInfo: HTMLElement;
@@ -131,6 +133,9 @@ export class JobView extends Widget {
     head.append(this._badge, this._title, this._actions);
     this._meta = el('div', 'swm-JobView-meta');
     this._error = el('div', 'swm-JobView-error');
+    this._notice = el('div', 'swm-JobView-deleted');
+    this._notice.setAttribute('role', 'status');
+    this._notice.hidden = true;
 
     const logSection = el('section', 'swm-JobView-log');
     const logBar = el('div', 'swm-LogBar');
@@ -217,7 +222,7 @@ export class JobView extends Widget {
 
     const body = el('div', 'swm-JobView-body');
     body.append(logSection, side);
-    this.node.append(head, this._meta, this._error, body);
+    this.node.append(head, this._notice, this._meta, this._error, body);
 
     this._sync.store.changed.connect(this._onStoreChanged, this);
     this._unsubscribe = this._sync.subscribeLogs(this.jobId, e => this._onLogEvent(e));
@@ -231,6 +236,9 @@ export class JobView extends Widget {
 
   /** Fetch the job, its files and any log bytes not yet read. */
   async refresh(): Promise<void> {
+    if (this._deleted) {
+      return;
+    }
     try {
       const job = await this._sync.api.getJob(this.jobId);
       if (this.isDisposed) {
@@ -329,8 +337,35 @@ export class JobView extends Widget {
     super.dispose();
   }
 
+  /** Whether the job's record was deleted on the server (this tab, another one, `swm rm`, retention). */
+  get deleted(): boolean {
+    return this._deleted;
+  }
+
+  /** The job was deleted: say so, keep what is shown, and allow nothing more. */
+  private _markDeleted(): void {
+    if (this._deleted) {
+      return;
+    }
+    this._deleted = true;
+    this.node.dataset.deleted = 'true';
+    this._unsubscribe?.();
+    this._unsubscribe = null;
+    const name = this._job?.name ?? this.jobId;
+    this._notice.textContent = `Job ${name} was deleted: its record, log and folder are gone. What is shown here is what was known before.`;
+    this._notice.hidden = false;
+    this.title.label = `${name} (deleted)`;
+    for (const b of this._actions.querySelectorAll('button')) {
+      b.disabled = true;
+    }
+  }
+
   private _onStoreChanged(_: unknown, change: IStoreChange): void {
-    if (change.changed.includes(this.jobId)) {
+    if (change.removed.includes(this.jobId)) {
+      this._markDeleted();
+      return;
+    }
+    if (change.changed.includes(this.jobId) && !this._deleted) {
       const summary = this._sync.store.get(this.jobId);
       if (
         !this._job ||
@@ -484,7 +519,7 @@ export class JobView extends Widget {
     if (!job) {
       return;
     }
-    this.title.label = job.name;
+    this.title.label = this._deleted ? `${job.name} (deleted)` : job.name;
     this.title.caption = `${job.name} (${job.id})`;
     this.node.dataset.state = job.state;
     const look = badgeOf(job);
@@ -518,7 +553,8 @@ export class JobView extends Widget {
         (a === 'hold' && job.state !== 'queued') ||
         (a === 'release' && job.state !== 'held') ||
         (a === 'requeue' && !final) ||
-        (a === 'delete' && !final);
+        (a === 'delete' && !final) ||
+        this._deleted;
     }
     this._timeline.textContent = '';
     const history = job.history ?? [];

@@ -104,5 +104,6 @@ test('settings: ISO times in the list, the columns of the table', async ({ page 
   );
   await page.locator('#swm-sidebar .swm-OpenTable').click();
   const table = page.locator('.swm-JobsTable');
-  await expect(table.locator('th .swm-TableHeader-label')).toHaveText(['State', 'Name', 'Exit']);
+  // The setting's order is the columns' order.
+  await expect(table.locator('th .swm-TableHeader-label')).toHaveText(['Name', 'State', 'Exit']);
 });

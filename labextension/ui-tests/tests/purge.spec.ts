@@ -35,9 +35,13 @@ test('the table shows failed jobs with the failed filter, answered by the server
   await page.locator('#swm-sidebar .swm-OpenTable').click();
   const table = page.locator('.swm-JobsTable');
   await table.locator('.swm-TableState').selectOption('failed');
-  await expect(table.locator('.swm-TableRow', { hasText: 'table-fails' })).toBeVisible();
-  const failed = await table
-    .locator('.swm-TableRow')
-    .evaluateAll(rows => rows.map(r => (r as HTMLElement).dataset.failed));
-  expect(new Set(failed)).toEqual(new Set(['true']));
+  await expect(table.locator('.swm-TableRow', { hasText: 'table-fails' }).first()).toBeVisible();
+  // The newest job is on the unfiltered first page too: wait for the filtered page.
+  await expect
+    .poll(async () =>
+      table
+        .locator('.swm-TableRow')
+        .evaluateAll(rows => [...new Set(rows.map(r => (r as HTMLElement).dataset.failed))])
+    )
+    .toEqual(['true']);
 });
