@@ -8,7 +8,10 @@ Every contender computes ``lambda x: x * x`` over ``range(calls)``, end to end (
 submits until the last value is in this process), in the same run:
 
 - swm-jupyter ``Executor(site="local").map`` against a real ``jupyter server`` whose local site
-  runs as many jobs at once as there are cores;
+  runs as many jobs at once as there are cores; its calls start from the local supervisor's warm
+  interpreter (forked with cloudpickle imported, see docs/executor.md, "Warm start on the local
+  site"), and the same site with ``fast_python_start`` off (a new interpreter per call) is
+  measured beside it;
 - the floor: ``calls`` ``python -c`` processes, as many at once as there are cores (one process
   per call, nothing else), and the same processes each importing cloudpickle (what any call
   pickled by value must at least cost: the executor's own floor);
@@ -146,7 +149,10 @@ def main() -> None:
             if key == "SLURM_CONF":
                 os.environ["SLURM_CONF"] = value
     base = Path(tempfile.mkdtemp(prefix="bench-executor-"))
-    sites: dict[str, Any] = {"local": {"gate": "local", "cpus": cores()}}
+    sites: dict[str, Any] = {
+        "local": {"gate": "local", "cpus": cores()},
+        "local-spawn": {"gate": "local", "cpus": cores(), "fast_python_start": False},
+    }
     if slurm:
         sites["cluster"] = {
             "gate": "slurm",
@@ -168,6 +174,9 @@ def main() -> None:
             results["swm_local"] = timed(
                 "swm-jupyter Executor.map, local site", lambda: swm_map(url, root, "local", calls), calls
             )
+            results["swm_spawn"] = timed(
+                "the same, fast_python_start off (spawned)", lambda: swm_map(url, root, "local-spawn", calls), calls
+            )
             timed(
                 "swm-jupyter Executor.map, local, chunksize=10",
                 lambda: swm_map(url, root, "local", calls, chunksize=10),
@@ -186,6 +195,7 @@ def main() -> None:
         print()
         if local:
             print(f"local: swm / floor = {results['swm_local'] / results['floor']:.2f}x (goal <= 1.5x)")
+            print(f"local: spawned (fast_python_start off) / floor = {results['swm_spawn'] / results['floor']:.2f}x")
             floor_cp = results["swm_local"] / results["floor_cloudpickle"]
             print(f"local: swm / the floor importing cloudpickle = {floor_cp:.2f}x")
             print(f"local: swm / submitit LocalExecutor = {results['swm_local'] / results['submitit_local']:.3f}x")

@@ -22,7 +22,8 @@ client names. It writes no file through a symlink.
 Protocol: one JSON object per line.
 
 - ``{"op": "spawn", "id", "pool", "capacity", "cpus", "order", "argv", "cwd", "env", "stdout",
-  "stderr", "status_file"}`` (``order``: a list; smaller starts first) is answered
+  "stderr", "status_file", "fast_start"}`` (``order``: a list; smaller starts first; ``fast_start``,
+  default true: an executor call may start from a warm interpreter, :mod:`.fast_start`) is answered
   ``{"op", "reply": id, "pid", "started"}`` if the job started at once, ``{"op", "reply": id,
   "queued": true}`` if it waits for cpus, or ``{"op", "reply": id, "error"}``. Spawning a job the
   supervisor already has, or one that already has a status record, starts nothing: the answer says
@@ -69,6 +70,7 @@ from ..gates.job_cgroup import JobCgroups
 from ..gates.local_runtime import UnsafeFolder, open_append, open_private_folder, peer_uid
 from ..gates.process_tree import job_processes, process_info, signal_processes
 from ..gates.status_record import STATUS_FILE, StatusRecord, read_job_file, read_status_file
+from .fast_start import FastStarter, Zygote, ZygoteError
 
 IDLE_SECONDS = 20.0
 #: How long the supervisor waits for a client that does not read its news before dropping it
@@ -168,6 +170,8 @@ class Supervisor:
         self.lingering: set[str] = set()
         if self.cgroups is not None:
             self.lingering.update(self.cgroups.leftovers())
+        #: Warm interpreters that start executor calls (:mod:`.fast_start`).
+        self.fast = FastStarter(self.selector)
 
     def listen(self) -> None:
         """Bind the socket (replacing a stale one) with permissions for this user only.
@@ -206,14 +210,24 @@ class Supervisor:
                     self._accept()
                 elif key.data == "client":
                     self._read(key.fileobj)  # type: ignore[arg-type]
+                elif isinstance(key.data, Zygote):
+                    self._zygote_news(key.data)
                 else:
                     self._exited(key.data)
+            while pending := self.fast.pending():  # ends read while a fork's answer was awaited
+                for zygote in pending:
+                    self._zygote_news(zygote)
             self._send_outbox()
             self._finish_kills()
-            if self.kills or self.children or self.clients or any(p.queue or p.held for p in self.pools.values()):
+            self.fast.reap()
+            for zygote in self.fast.idle_zygotes():
+                self.fast.discard(zygote)
+            busy = self.kills or self.children or self.clients or any(z.jobs for z in self.fast.by_fd.values())
+            if busy or any(p.queue or p.held for p in self.pools.values()):
                 self.idle_since = time.monotonic()
             elif time.monotonic() - self.idle_since > IDLE_SECONDS:
                 break
+        self.fast.close()
         self.selector.unregister(self.listener)
         self.listener.close()
         with contextlib.suppress(FileNotFoundError):
@@ -400,22 +414,11 @@ class Supervisor:
             stage = "spawn"
             try:
                 started = time.time()
-                in_group = self._enter_job_cgroup(str(request["id"]))
-                try:
-                    pid = os.posix_spawn(
-                        program,
-                        argv,
-                        env,
-                        file_actions=[
-                            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-                            (os.POSIX_SPAWN_OPEN, 1, request["stdout"], _OUTPUT_FLAGS, 0o644),
-                            (os.POSIX_SPAWN_OPEN, 2, request["stderr"], _OUTPUT_FLAGS, 0o644),
-                        ],
-                        setsid=True,
-                    )
-                finally:
-                    if in_group:
-                        self._leave_job_cgroup()
+                forked = self._fast_start(request, argv, env) if request.get("fast_start", True) else None
+                if forked is not None:
+                    pid, zygote = forked
+                else:
+                    pid, zygote = self._spawn(request, program, argv, env), None
             finally:
                 os.chdir(here)
         except (OSError, ValueError, TypeError) as exc:  # ValueError: e.g. a NUL character in an argument
@@ -426,14 +429,111 @@ class Supervisor:
             return {"error": self._start_error(exc, stage, argv[0], cwd, request)}
         with contextlib.suppress(OSError):  # a full disk must not take the supervisor down
             os.write(status_fd, f"start {started:.3f} {pid}\n".encode())
-        pidfd = os.pidfd_open(pid)
         info = process_info(pid)
         job = {"id": str(request["id"]), "pool": pool_name, "cpus": cpus, "status_fd": status_fd, "pid": pid}
-        self.children[pidfd] = job
+        if zygote is not None:
+            zygote.jobs[pid] = job  # its end comes from the zygote, its parent
+        else:
+            pidfd = os.pidfd_open(pid)
+            self.children[pidfd] = job
+            self.selector.register(pidfd, selectors.EVENT_READ, pidfd)
         self.running[job["id"]] = (pid, info.start if info is not None else started)
         self.pools[pool_name].used += cpus
-        self.selector.register(pidfd, selectors.EVENT_READ, pidfd)
         return {"pid": pid, "started": started}
+
+    def _spawn(self, request: dict[str, Any], program: str, argv: list[str], env: dict[str, str]) -> int:
+        """posix_spawn the job (in this process's folder, which is the job's), in its cgroup; its pid."""
+        in_group = self._enter_job_cgroup(str(request["id"]))
+        try:
+            return os.posix_spawn(
+                program,
+                argv,
+                env,
+                file_actions=[
+                    (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                    (os.POSIX_SPAWN_OPEN, 1, request["stdout"], _OUTPUT_FLAGS, 0o644),
+                    (os.POSIX_SPAWN_OPEN, 2, request["stderr"], _OUTPUT_FLAGS, 0o644),
+                ],
+                setsid=True,
+            )
+        finally:
+            if in_group:
+                self._leave_job_cgroup()
+
+    def _fast_start(self, request: dict[str, Any], argv: list[str], env: dict[str, str]) -> tuple[int, Zygote] | None:
+        """Start an executor call from a warm interpreter (:mod:`.fast_start`); None: spawn it instead.
+
+        Runs in the job's folder. The job's files are opened here as posix_spawn opens them (an
+        OSError there is the job's own, raised as the spawn's would be); the forked process gets
+        them, and the job's argv and environment through a pipe once it is in the job's cgroup.
+        """
+        key = self.fast.key(argv, env)
+        zygote = self.fast.zygote_for(key) if key is not None else None
+        if zygote is None or self.fast.shadowed(zygote, argv[1]):
+            return None
+        fds: list[int] = []
+        try:
+            fds.append(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
+            fds.append(os.open(request["stdout"], _OUTPUT_FLAGS | os.O_CLOEXEC, 0o644))
+            fds.append(os.open(request["stderr"], _OUTPUT_FLAGS | os.O_CLOEXEC, 0o644))
+            fds.append(os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC))
+            details, writer = os.pipe()
+            fds.insert(0, details)
+            try:
+                pid = self.fast.fork(zygote, fds)
+            except ZygoteError as exc:
+                os.close(writer)
+                self.fast.warn("fork", str(exc))
+                self.fast.discard(zygote, broken=True)
+                self._zygote_gone(zygote)
+                return None
+        finally:
+            for fd in fds:
+                os.close(fd)
+        try:
+            if self.cgroups is not None:
+                with contextlib.suppress(OSError, ValueError):  # as when entering it fails: no cgroup
+                    self.cgroups.place(str(request["id"]), pid)
+            payload = to_bytes({"argv": argv, "env": {**env, **zygote.additions()}})
+            with os.fdopen(writer, "wb", closefd=False) as pipe:
+                pipe.write(payload)
+        except OSError as exc:  # it never runs anything without its details: spawn the job
+            self.fast.warn("details", f"a warm Python's process did not take its job ({exc})")
+            return None
+        finally:
+            os.close(writer)
+        return pid, zygote
+
+    def _zygote_news(self, zygote: Zygote) -> None:
+        """Jobs a zygote saw end; if it went away, its running jobs are watched until they end."""
+        news, gone = self.fast.read(zygote)
+        for pid, status in news:
+            job = zygote.jobs.pop(pid, None)
+            if job is not None:
+                self._ended(job, status)
+        if gone:
+            if not zygote.retired:
+                self.fast.warn("gone", "a warm Python that starts executor calls went away")
+            self.fast.discard(zygote, broken=not zygote.retired)
+            self._zygote_gone(zygote)
+
+    def _zygote_gone(self, zygote: Zygote) -> None:
+        """The jobs of a zygote that is gone: their ends are watched here, reported as lost."""
+        news, zygote.news = zygote.news, []
+        for pid, status in news:  # ends it told before it went
+            job = zygote.jobs.pop(pid, None)
+            if job is not None:
+                self._ended(job, status)
+        for pid, job in list(zygote.jobs.items()):
+            del zygote.jobs[pid]
+            job["lost"] = True
+            try:
+                pidfd = os.pidfd_open(pid)
+            except OSError:
+                self._ended(job, None)
+                continue
+            self.children[pidfd] = job
+            self.selector.register(pidfd, selectors.EVENT_READ, pidfd)
 
     def _enter_job_cgroup(self, job_id: str) -> bool:
         """Enter the job's own cgroup (what is spawned next is born there), if this supervisor makes them."""
@@ -493,18 +593,29 @@ class Supervisor:
         self.selector.unregister(pidfd)
         os.close(pidfd)
         job = self.children.pop(pidfd)
+        if job.get("lost"):  # a zygote's job whose zygote went away: not this process's child
+            self._ended(job, None)
+            return
         _, status = os.waitpid(job["pid"], 0)
+        self._ended(job, status)
+
+    def _ended(self, job: dict[str, Any], status: int | None) -> None:
+        """Record and report the end of ``job`` (``status``: its raw wait status; None if lost)."""
         end = time.time()
         news: dict[str, Any] = {"exit": job["id"], "end": end}
-        if os.WIFSIGNALED(status):  # killed by signal N: reported as such, with 128 + N as shells do
+        line = ""
+        if status is None:
+            news.update(rc=255, error="the job's exit status was lost: the warm Python that started it went away")
+        elif os.WIFSIGNALED(status):  # killed by signal N: reported as such, with 128 + N as shells do
             signum = os.WTERMSIG(status)
             news.update(rc=128 + signum, signal=signum)
             line = f"signal {signum} {end:.3f}\n"
         else:
             news["rc"] = os.waitstatus_to_exitcode(status)
             line = f"exit {news['rc']} {end:.3f}\n"
-        with contextlib.suppress(OSError):
-            os.write(job["status_fd"], line.encode())
+        if line:
+            with contextlib.suppress(OSError):
+                os.write(job["status_fd"], line.encode())
         os.close(job["status_fd"])
         self.running.pop(job["id"], None)
         if self.cgroups is not None and not self.cgroups.remove(job["id"]):

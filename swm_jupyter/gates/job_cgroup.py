@@ -101,6 +101,14 @@ class JobCgroups:
             os.mkdir(folder, 0o755)
         _write(os.path.join(folder, "cgroup.procs"), "0")
 
+    def place(self, job_id: str, pid: int) -> None:
+        """Move process ``pid`` (one of this user's, in this process's own cgroup) into job
+        ``job_id``'s cgroup (created if need be). Raises OSError or ValueError if it cannot."""
+        folder = self.folder(job_id)
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(folder, 0o755)
+        _write(os.path.join(folder, "cgroup.procs"), str(pid))
+
     def leave(self) -> None:
         """Move this process back into its own cgroup. Raises OSError if it cannot."""
         _write(os.path.join(self.home, "cgroup.procs"), "0")

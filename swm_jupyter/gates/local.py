@@ -39,7 +39,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from traitlets import Float, Int, Unicode, default
+from traitlets import Bool, Float, Int, Unicode, default
 
 from ..core.accounts import OwnerAccount
 from ..core.errors import GateError, SiteUnavailable, ValidationError
@@ -127,6 +127,13 @@ class LocalGate(Gate):
         "submission). 0 hands a job over only when its cpus are free. Default: 4 x cpus; 0 with run_as_owner, "
         "which allows no other value (each account has its own supervisor: the site's cpus are counted by "
         "the scheduler alone)."
+    ).tag(config=True)
+    fast_python_start = Bool(
+        True,
+        help="Start Executor calls that use the site's default interpreter (no 'python' option) by forking a "
+        "warm Python that has already imported cloudpickle, instead of a new interpreter each (about 3 ms "
+        "instead of 40 ms of CPU per call; the job sees the same environment, folder, files, session and "
+        "cgroup). False: always start a new interpreter. Default: True.",
     ).tag(config=True)
     supervisor_socket = Unicode(
         help="UNIX socket of the local supervisor that starts jobs. Default: one per job store, in "
@@ -543,6 +550,7 @@ class LocalGate(Gate):
             "stdout": os.path.join(folder, STDOUT_FILE),
             "stderr": os.path.join(folder, STDERR_FILE),
             "status_file": os.path.join(folder, STATUS_FILE),
+            "fast_start": self.fast_python_start,
         }
 
     async def submit(self, job: Job, dependencies: Sequence[tuple[str, str]] = ()) -> GateStatus:
