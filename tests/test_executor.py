@@ -354,6 +354,36 @@ def test_a_kernel_outside_the_servers_root_sends_the_call_in_the_job_script(lab:
     assert out[0] == "far [1, 2] 81\n" + str([(True, False)] * 3) + " []\n", out
 
 
+
+@pytest.mark.ssh
+@pytest.mark.parametrize("site", ["host", "cloud"])
+def test_a_kernel_outside_the_servers_root_sends_the_call_in_the_script_to_remote_sites(
+    lab: Lab, tmp_path: Path, site: str
+) -> None:
+    """The same on the SSH host and the cloud (stand-in) site: the script carries the call to the remote
+    job folder, a map is one array job, an exception comes back with its remote traceback."""
+    outside = tmp_path / "outside-the-root"
+    outside.mkdir()
+    out = lab.run(
+        f"import os\nos.chdir({str(outside)!r})\nfrom swm_jupyter import Executor\n"
+        f"ex = Executor(site={site!r}, walltime='00:10:00')\n"
+        "def boom(x):\n    raise KeyError(f'no {x}')\n"
+        "print(ex.submit(lambda: 'far').result(120), list(ex.map(lambda x: x * x, range(5), timeout=240)))\n"
+        "try:\n    ex.submit(boom, 'key').result(120)\nexcept KeyError as e:\n"
+        "    print(type(e).__name__, e, type(e.__cause__).__name__, 'in boom' in str(e.__cause__))\n"
+        "specs = [ex.client.job_data(j)['spec'] for j in ex.client.session_jobs]\n"
+        "print([('swm_unpack' in s['script'], bool(s.get('input_files'))) for s in specs], os.listdir('.'))\n"
+        "print(ex.client.session_jobs[1])",
+    )
+    assert out[0].splitlines()[:3] == [
+        "far [0, 1, 4, 9, 16]",
+        "KeyError 'no key' RemoteTraceback True",
+        str([(True, False)] * 3) + " []",
+    ], out
+    parent = out[0].splitlines()[3]
+    tasks = lab.get("jobs", array_parent=parent, limit=100)
+    assert tasks["total"] == 5 and {t["site"] for t in tasks["jobs"]} == {site}, tasks
+
 # --- the runner and the result file, without a server -----------------------------------------------------
 
 
