@@ -337,6 +337,21 @@ def test_kernel_refuses_a_result_of_the_other_python_before_unpickling(
     assert str(err.value).startswith(expected), err.value
 
 
+def test_cancel_after_the_canceled_event_already_completed_the_future(lab: Lab) -> None:
+    """``cancel()`` whose job's ``canceled`` event completes the future (on the watcher's thread) before the
+    server's answer to the cancel request returns: the usual order on a fast site, forced here."""
+    out = lab.run(
+        "import time\nfrom swm_jupyter import Executor\nex = Executor(site='local')\n"
+        "slow = ex.submit(time.sleep, 120)\n"
+        "real = ex.client.cancel\n"
+        "def cancel_then_let_the_event_in(job_id):\n    answer = real(job_id)\n    end = time.monotonic() + 30\n"
+        "    while not slow.cancelled() and time.monotonic() < end:\n        time.sleep(0.05)\n    return answer\n"
+        "ex.client.cancel = cancel_then_let_the_event_in\n"
+        "print(slow.cancel(), slow.cancelled(), slow.cancel())",
+    )
+    assert out[0] == "True True True\n", out
+
+
 @pytest.mark.slurm
 def test_a_kernel_outside_the_servers_root_sends_the_call_in_the_job_script(lab: Lab, tmp_path: Path) -> None:
     """A kernel whose folder the server cannot read (here: outside its root) sends each call inside the
@@ -352,7 +367,6 @@ def test_a_kernel_outside_the_servers_root_sends_the_call_in_the_job_script(lab:
         "print([('swm_unpack' in s['script'], bool(s.get('input_files'))) for s in specs], os.listdir('.'))",
     )
     assert out[0] == "far [1, 2] 81\n" + str([(True, False)] * 3) + " []\n", out
-
 
 
 @pytest.mark.ssh
@@ -375,14 +389,15 @@ def test_a_kernel_outside_the_servers_root_sends_the_call_in_the_script_to_remot
         "print([('swm_unpack' in s['script'], bool(s.get('input_files'))) for s in specs], os.listdir('.'))\n"
         "print(ex.client.session_jobs[1])",
     )
-    assert out[0].splitlines()[:3] == [
+    *lines, parent = out[0].splitlines()
+    assert lines == [
         "far [0, 1, 4, 9, 16]",
         "KeyError 'no key' RemoteTraceback True",
         str([(True, False)] * 3) + " []",
     ], out
-    parent = out[0].splitlines()[3]
     tasks = lab.get("jobs", array_parent=parent, limit=100)
     assert tasks["total"] == 5 and {t["site"] for t in tasks["jobs"]} == {site}, tasks
+
 
 # --- the runner and the result file, without a server -----------------------------------------------------
 

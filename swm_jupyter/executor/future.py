@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Generator, Iterable
+from concurrent.futures._base import CANCELLED  # the state a cancelled, not yet notified future is in
 from typing import Any
 
 from ..client import render
@@ -99,7 +100,11 @@ class Future(concurrent.futures.Future):  # type: ignore[type-arg]
         if not concurrent.futures.Future.cancel(self):
             return False
         # As an executor's worker does: wait() and as_completed() count only notified cancellations.
-        self.set_running_or_notify_cancel()
+        # Once only: the kernel's cancel() and the watcher that sees the job's ``canceled`` event both
+        # come here, in either order, and a second notification raises "Future in unexpected state".
+        with self._condition:
+            if self._state == CANCELLED:
+                self.set_running_or_notify_cancel()
         return True
 
     # completion (worker threads) --------------------------------------------------------------------
