@@ -307,7 +307,7 @@ def purge(hub: Hub, base: str, token: str, job_id: str) -> None:
 
 def test_job_deleted_events_reach_only_who_may_see_the_job(hub: Hub) -> None:
     """alice and bob each purge an ended job: alice's socket (through her server) gets hers, not bob's, live
-    and on replay; an swm admin's socket gets both."""
+    and on replay after last_event_id; an swm admin's socket gets both, live and on replay."""
     alice, bob, admin = hub.user_token("alice"), hub.user_token("bob"), hub.user_token("admin")
     hub.start_server("alice")
     mine = user_api("alice")
@@ -338,3 +338,6 @@ def test_job_deleted_events_reach_only_who_may_see_the_job(hub: Hub) -> None:
     assert replay[0]["type"] == "hello" and deletions(replay) == [alices["id"]], replay
     assert next(m for m in replay if m.get("type") == "job_deleted") == deleted
     assert not any(bobs["id"] in json.dumps(m) for m in replay), replay
+    # the admin's replay holds both
+    replay = events(hub, f"{SERVICE_API}/events", admin, before["last_event_id"], lambda m: len(deletions(m)) == 2)
+    assert deletions(replay) == [bobs["id"], alices["id"]], replay
