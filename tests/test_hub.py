@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from websockets.sync.client import connect
+from websockets.sync.client import ClientConnection, connect
 
 from tests.hub_fixtures import *  # noqa: F403 - the hub and hub_users fixtures
 from tests.hub_fixtures import BIN, Hub
@@ -53,21 +53,31 @@ def wait_final(hub: Hub, token: str, ids: list[str], timeout: float = 90) -> dic
     return jobs
 
 
-def events(hub: Hub, path: str, token: str, last_event_id: int | None, until: Any, timeout: float = 20) -> list[Any]:
-    """Messages of an events websocket (``path`` under the proxy) until ``until(messages)`` holds."""
+def open_events(hub: Hub, path: str, token: str, last_event_id: int | None = None) -> ClientConnection:
+    """An events websocket (``path`` under the proxy) of ``token``'s user, replaying after ``last_event_id``."""
     url = "ws" + hub.url[4:] + path + (f"?last_event_id={last_event_id}" if last_event_id is not None else "")
+    return connect(url, additional_headers={"Authorization": f"token {token}"}, open_timeout=20)
+
+
+def read_until(socket: ClientConnection, until: Any, timeout: float = 20) -> list[Any]:
+    """Messages of an open events websocket until ``until(messages)`` holds."""
     messages: list[Any] = []
     deadline = time.monotonic() + timeout
-    with connect(url, additional_headers={"Authorization": f"token {token}"}, open_timeout=20) as socket:
-        while not until(messages):
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"events did not arrive in {timeout}s; got {messages}")
-            try:
-                messages.append(json.loads(socket.recv(timeout=left)))
-            except TimeoutError:
-                continue
+    while not until(messages):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"events did not arrive in {timeout}s; got {messages}")
+        try:
+            messages.append(json.loads(socket.recv(timeout=left)))
+        except TimeoutError:
+            continue
     return messages
+
+
+def events(hub: Hub, path: str, token: str, last_event_id: int | None, until: Any, timeout: float = 20) -> list[Any]:
+    """Messages of an events websocket (``path`` under the proxy) until ``until(messages)`` holds."""
+    with open_events(hub, path, token, last_event_id) as socket:
+        return read_until(socket, until, timeout)
 
 
 def hello(hub: Hub, path: str, token: str) -> int:
@@ -274,3 +284,60 @@ def test_service_killed_mid_burst_is_restarted_and_loses_or_repeats_nothing(hub:
     ran = runs.read_text().split()
     assert sorted(set(ran)) == sorted(ran), "a job ran twice"
     assert set(acknowledged) <= set(ran), set(acknowledged) - set(ran)
+
+
+def deletions(messages: list[Any]) -> list[str]:
+    """The ids of the jobs whose ``job_deleted`` events are among ``messages``, in order."""
+    return [m["job"]["id"] for m in messages if m.get("type") == "job_deleted"]
+
+
+def purge(hub: Hub, base: str, token: str, job_id: str) -> None:
+    """Delete an ended job's record (``DELETE ?purge=1``), retrying while it is still being wound up (409)."""
+    answers: list[Any] = []
+
+    def purged() -> bool:
+        status, answer = hub.call("DELETE", f"{base}/jobs/{job_id}?purge=1", token=token)
+        answers.append((status, answer))
+        assert status in (200, 409), (status, answer)
+        return status == 200
+
+    hub.wait_for(purged, 30, f"job {job_id} to be purged")
+    assert answers[-1][1]["deleted"] == job_id, answers[-1]
+
+
+def test_job_deleted_events_reach_only_who_may_see_the_job(hub: Hub) -> None:
+    """alice and bob each purge an ended job: alice's socket (through her server) gets hers, not bob's, live
+    and on replay after last_event_id; an swm admin's socket gets both, live and on replay."""
+    alice, bob, admin = hub.user_token("alice"), hub.user_token("bob"), hub.user_token("admin")
+    hub.start_server("alice")
+    mine = user_api("alice")
+    alices = submit(hub, mine, alice, {"name": "alice-gone", "command": ["true"]})
+    bobs = submit(hub, SERVICE_API, bob, {"name": "bob-gone", "command": ["true"]})
+    wait_final(hub, admin, [alices["id"], bobs["id"]])
+
+    with (
+        open_events(hub, f"{mine}/events", alice) as alice_live,
+        open_events(hub, f"{SERVICE_API}/events", admin) as admin_live,
+    ):
+        before = read_until(alice_live, bool)[0]
+        assert before["type"] == "hello" and before["owner"] == "alice", before
+        assert read_until(admin_live, bool)[0]["all_owners"] is True
+        # bob's deletion first: events are sent in order, so once alice has hers she would have had bob's
+        purge(hub, SERVICE_API, bob, bobs["id"])
+        purge(hub, mine, alice, alices["id"])
+        seen_by_alice = read_until(alice_live, lambda m: alices["id"] in deletions(m))
+        seen_by_admin = read_until(admin_live, lambda m: alices["id"] in deletions(m))
+    assert deletions(seen_by_alice) == [alices["id"]], seen_by_alice
+    assert deletions(seen_by_admin) == [bobs["id"], alices["id"]], seen_by_admin
+    deleted = next(m for m in seen_by_alice if m.get("type") == "job_deleted")
+    assert deleted["job"] == {"id": alices["id"], "name": "alice-gone", "owner": "alice", "array_parent": None}
+    assert not any(bobs["id"] in json.dumps(m) for m in seen_by_alice), seen_by_alice
+
+    # reconnecting with the id of her hello, alice is told of her deletion only (the same event)
+    replay = events(hub, f"{mine}/events", alice, before["last_event_id"], lambda m: alices["id"] in deletions(m))
+    assert replay[0]["type"] == "hello" and deletions(replay) == [alices["id"]], replay
+    assert next(m for m in replay if m.get("type") == "job_deleted") == deleted
+    assert not any(bobs["id"] in json.dumps(m) for m in replay), replay
+    # the admin's replay holds both
+    replay = events(hub, f"{SERVICE_API}/events", admin, before["last_event_id"], lambda m: len(deletions(m)) == 2)
+    assert deletions(replay) == [bobs["id"], alices["id"]], replay
