@@ -24,6 +24,21 @@ export async function openLab(page: Page, query = ''): Promise<void> {
   await expect(page.locator('#swm-sidebar .swm-ConnStatus')).toHaveAttribute('data-status', 'live');
 }
 
+/** Run a JupyterLab command in the page (as the palette or a menu would), and wait for it. */
+export async function runCommand(page: Page, command: string, args: unknown = {}): Promise<void> {
+  await page.evaluate(
+    ([c, a]) =>
+      (
+        window as unknown as {
+          jupyterapp: { commands: { execute: (id: string, args: unknown) => Promise<unknown> } };
+        }
+      ).jupyterapp.commands
+        .execute(c as string, a)
+        .then(() => undefined),
+    [command, args]
+  );
+}
+
 /** The sidebar's row of the (newest) job named `name`. */
 export function row(page: Page, name: string): Locator {
   return page.locator(`#swm-sidebar .swm-JobRow:has(.swm-JobRow-name:text-is("${name}"))`).first();

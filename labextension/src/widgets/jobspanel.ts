@@ -13,7 +13,7 @@ import { GroupBy, IJobFilter, IStoreChange, Row, SortKey } from '../store';
 import { JobSync } from '../sync';
 import { JobAction, JobStateName, STATES, STATE_CODES, badgeOf, isFailed } from '../types';
 import { confirmAction } from './confirm';
-import { el } from './dom';
+import { el, fillSiteSelect } from './dom';
 import { FrameScheduler } from './frame';
 import { RowList } from './rowlist';
 
@@ -81,7 +81,6 @@ export class JobsPanel extends Widget {
   private _actionButtons = new Map<JobAction, HTMLButtonElement>();
   private _selectionLabel: HTMLElement;
   private _clearButton: HTMLButtonElement;
-  private _knownSites = '';
 
   constructor(opts: IJobsPanelOptions) {
     super();
@@ -333,22 +332,7 @@ export class JobsPanel extends Widget {
     this._summary.innerHTML = parts.length ? parts.join(' ') : '';
     this.node.dataset.total = String(store.size);
     this.node.dataset.visible = String(rows.length);
-    const sites = store.sites();
-    const key = sites.join('\n');
-    if (key !== this._knownSites) {
-      this._knownSites = key;
-      const current = this._siteSelect.value;
-      this._siteSelect.textContent = '';
-      const all = el('option', '', 'All sites');
-      all.value = '';
-      this._siteSelect.appendChild(all);
-      for (const s of sites) {
-        const o = el('option', '', s);
-        o.value = s;
-        this._siteSelect.appendChild(o);
-      }
-      this._siteSelect.value = sites.includes(current) ? current : '';
-    }
+    fillSiteSelect(this._siteSelect, store.sites());
     const n = this._selected.size;
     this._selectionLabel.textContent = n ? `${n} selected` : '';
     this._clearButton.hidden = n === 0;

@@ -15,7 +15,7 @@ import { JobSync } from '../sync';
 import { ColumnId, IColumn, TableModel, cellText } from '../tablemodel';
 import { IJobSummary, JobAction, STATES, STATE_CODES, badgeOf, isFailed, isFinal } from '../types';
 import { confirmAction } from './confirm';
-import { el } from './dom';
+import { el, fillSiteSelect } from './dom';
 
 /** Shortest time between two reloads of the page caused by job events (ms). */
 const RELOAD_INTERVAL = 1000;
@@ -384,23 +384,7 @@ export class JobsTable extends Widget {
   }
 
   private _renderSites(): void {
-    const sites = this._sync.store.sites();
-    const key = sites.join('\n');
-    if (this._siteSelect.dataset.sites === key) {
-      return;
-    }
-    this._siteSelect.dataset.sites = key;
-    const current = this._siteSelect.value;
-    this._siteSelect.textContent = '';
-    const all = el('option', '', 'All sites');
-    all.value = '';
-    this._siteSelect.appendChild(all);
-    for (const s of sites) {
-      const o = el('option', '', s);
-      o.value = s;
-      this._siteSelect.appendChild(o);
-    }
-    this._siteSelect.value = sites.includes(current) ? current : '';
+    fillSiteSelect(this._siteSelect, this._sync.store.sites());
   }
 
   private _renderHead(): void {

@@ -4,19 +4,11 @@
  */
 import { expect, Page, test } from '@playwright/test';
 
-import { openLab, row } from '../helpers';
+import { openLab, row, runCommand } from '../helpers';
 
 /** Close every main-area tab and clear the file browser's selection: nothing to submit. */
 async function nothingOpen(page: Page): Promise<void> {
-  await page.evaluate(() =>
-    (
-      window as unknown as {
-        jupyterapp: { commands: { execute: (id: string) => Promise<unknown> } };
-      }
-    ).jupyterapp.commands
-      .execute('application:close-all')
-      .then(() => undefined)
-  );
+  await runCommand(page, 'application:close-all');
   // JupyterLab shows its Launcher when nothing else is open: no document to submit.
   await expect(page.locator('#jp-main-dock-panel .lm-TabBar-tab')).toHaveText(['Launcher']);
 }

@@ -3,26 +3,12 @@
  * (running, failed, finished, held, canceled, an array), in the light and the dark theme.
  * Run alone for clean pictures: `npx playwright test ... screenshots.spec.ts`.
  */
-import { expect, Page, test } from '@playwright/test';
+import { expect, test } from '@playwright/test';
 import * as path from 'path';
 
-import { bulk, openLab, submitJobs, waitJob } from '../helpers';
+import { bulk, openLab, runCommand, submitJobs, waitJob } from '../helpers';
 
 const IMG = path.resolve(__dirname, '..', '..', '..', 'docs', 'img');
-
-async function run(page: Page, command: string, args: unknown = {}): Promise<void> {
-  await page.evaluate(
-    ([c, a]) =>
-      (
-        window as unknown as {
-          jupyterapp: { commands: { execute: (id: string, args: unknown) => Promise<unknown> } };
-        }
-      ).jupyterapp.commands
-        .execute(c as string, a)
-        .then(() => undefined),
-    [command, args]
-  );
-}
 
 test('the jobs table with a realistic mix, light and dark', async ({ page }) => {
   const done = await submitJobs([
@@ -61,13 +47,13 @@ test('the jobs table with a realistic mix, light and dark', async ({ page }) => 
   // Let the elapsed times move on a little.
   await page.waitForTimeout(2500);
   await page.screenshot({ path: path.join(IMG, 'jobs-table-light.png') });
-  await run(page, 'apputils:change-theme', { theme: 'JupyterLab Dark' });
+  await runCommand(page, 'apputils:change-theme', { theme: 'JupyterLab Dark' });
   try {
     await expect(page.locator('body')).toHaveAttribute('data-jp-theme-light', 'false');
     await page.waitForTimeout(500);
     await page.screenshot({ path: path.join(IMG, 'jobs-table-dark.png') });
   } finally {
-    await run(page, 'apputils:change-theme', { theme: 'JupyterLab Light' });
+    await runCommand(page, 'apputils:change-theme', { theme: 'JupyterLab Light' });
     await bulk('cancel', { name: 'sweep-lr' });
     await bulk('cancel', { name: 'train-' });
     await bulk('cancel', { state: 'held', name: 'report' });

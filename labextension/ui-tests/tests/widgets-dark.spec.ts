@@ -5,7 +5,7 @@
  */
 import { expect, Page, test } from '@playwright/test';
 
-import { openLab, putFile, submitJobs, waitJob } from '../helpers';
+import { openLab, putFile, runCommand, submitJobs, waitJob } from '../helpers';
 
 function notebook(cells: string[]): string {
   return JSON.stringify({
@@ -55,32 +55,18 @@ test('bug 8: the Timeline and JobMonitor are readable in the dark theme', async 
     ])
   );
   await openLab(page);
-  await run(page, 'apputils:change-theme', { theme: 'JupyterLab Dark' });
+  await runCommand(page, 'apputils:change-theme', { theme: 'JupyterLab Dark' });
   try {
     await checkWidgets(page);
   } finally {
     // The theme is a user setting of this run's JupyterLab: the other tests want the light one.
-    await run(page, 'apputils:change-theme', { theme: 'JupyterLab Light' });
+    await runCommand(page, 'apputils:change-theme', { theme: 'JupyterLab Light' });
   }
 });
 
-async function run(page: Page, command: string, args: unknown = {}): Promise<void> {
-  await page.evaluate(
-    ([c, a]) =>
-      (
-        window as unknown as {
-          jupyterapp: { commands: { execute: (id: string, args: unknown) => Promise<unknown> } };
-        }
-      ).jupyterapp.commands
-        .execute(c as string, a)
-        .then(() => undefined),
-    [command, args]
-  );
-}
-
 async function checkWidgets(page: Page): Promise<void> {
   await expect(page.locator('body')).toHaveAttribute('data-jp-theme-light', 'false');
-  await run(page, 'docmanager:open', { path: 'dark.ipynb' });
+  await runCommand(page, 'docmanager:open', { path: 'dark.ipynb' });
   // A notebook made through the contents API asks for its kernel.
   const choose = page.locator('.jp-Dialog .jp-Dialog-button.jp-mod-accept');
   await choose.waitFor({ timeout: 15000 }).then(
@@ -91,7 +77,7 @@ async function checkWidgets(page: Page): Promise<void> {
   await expect(nb.locator('.jp-Notebook-ExecutionIndicator[data-status="idle"]')).toHaveCount(1, {
     timeout: 60000
   });
-  await run(page, 'notebook:run-all-cells');
+  await runCommand(page, 'notebook:run-all-cells');
 
   // The Timeline's labels and axis against the notebook's background.
   const label = nb.locator('svg.swm-timeline text').first();
